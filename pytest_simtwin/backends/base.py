@@ -1,0 +1,188 @@
+"""The small protocol every simulator backend implements (embedded, process, attach, docker).
+
+A backend is a context manager: ``with backend: ...`` starts the simulator, waits until it is
+ready (the first message on ``config.ready_topic`` arrived, never a fixed sleep) and stops it on
+every exit path. ``tests/test_backend_conformance.py`` runs the same checks against each backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ConfigError, SimulatorStartError
+
+if TYPE_CHECKING:
+    from ..domains import DomainLease
+    from ..ros import RosSession
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate and how; the same for every backend (a backend ignores what it cannot do)."""
+
+    world: Path | None = None  # None: the built-in arena
+    robot: Path | None = None  # None: the built-in robot (or the robot the world includes)
+    rtf: float = 1.0  # real-time factor; 0 = as fast as possible
+    seed: int = 0
+    paused: bool = False
+    lockstep: bool = False
+    cmd_vel_type: str = "twist"  # "twist" | "twist_stamped"
+    start_timeout: float = 30.0
+    ready_topic: str = "/odom"
+    ready_type: str = "nav_msgs/msg/Odometry"
+    extra_args: tuple[str, ...] = ()
+    # process backend: a command template with {world}, {robot}, {domain_id}, {partition}, {seed}, {rtf}
+    command: str | None = None
+    # docker backend
+    image: str | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    # attach backend: the domain the already running simulator uses
+    attach_domain: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> SimConfig:
+        return replace(self, **changes)
+
+
+def resolve_msg_type(name: str) -> type:
+    """``"nav_msgs/msg/Odometry"`` -> the rclpy message class (imports lazily)."""
+    try:
+        pkg, kind, cls = name.split("/")
+    except ValueError:
+        raise ConfigError(f"message type {name!r}: expected 'package/msg/Type'") from None
+    try:
+        module = importlib.import_module(f"{pkg}.{kind}")
+        return getattr(module, cls)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            f"message type {name!r} is not installed: pip install ros-kilted-{pkg.replace('_', '-')}"
+        ) from None
+
+
+class Backend(abc.ABC):
+    """One simulator instance on one leased domain."""
+
+    name: ClassVar[str] = "abstract"
+    #: True when the simulator answers the /simtwin control services (step, reset, spawn, ...).
+    supports_control: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        lease: DomainLease | None,
+        ros: RosSession,
+        env: Mapping[str, str],
+        workdir: Path,
+    ) -> None:
+        self.config = config
+        self.lease = lease
+        self.ros = ros
+        self.env = dict(env)
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def domain_id(self) -> int:
+        return self.ros.domain_id
+
+    # -- to implement ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Launch the simulator without waiting for it."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop it and everything it started; idempotent, never raises."""
+
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """False once the simulator exited (attach: once it stopped publishing is not checked here)."""
+
+    @abc.abstractmethod
+    def returncode(self) -> int | None:
+        """Exit code once it exited, else None."""
+
+    @abc.abstractmethod
+    def log_tail(self, lines: int = 30) -> list[str]:
+        """The last lines of the simulator's log (stdout and stderr)."""
+
+    def log_path(self) -> Path | None:
+        """A file holding the whole log, when there is one (attached to reports and bundles)."""
+        return None
+
+    def describe(self) -> str:
+        """One line naming the simulator for error messages."""
+        return f"{self.name} simulator on ROS_DOMAIN_ID {self.domain_id}"
+
+    # -- shared behaviour ------------------------------------------------------------------------
+    def death_reason(self) -> str | None:
+        if self.is_alive():
+            return None
+        return f"the {self.describe()} exited with code {self.returncode()}"
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for the first ``ready_topic`` message; fail early if the simulator exits."""
+        from ..errors import WaitTimeout
+        from ..waiting import wait_until
+
+        limit = self.config.start_timeout if timeout is None else timeout
+        msg_type = resolve_msg_type(self.config.ready_type)
+        buf = self.ros.subscribe(self.config.ready_topic, msg_type)
+        start_count = buf.count
+        try:
+            wait_until(
+                lambda: buf.count > start_count or buf.latest() is not None,
+                limit,
+                what=f"the first {self.config.ready_type} on {self.config.ready_topic} from the {self.describe()}",
+                abort=self.death_reason,
+                describe=lambda: f"publishers on {self.config.ready_topic}: {self.ros.count_publishers(self.config.ready_topic)}",
+            )
+        except WaitTimeout as exc:
+            raise SimulatorStartError(
+                f"{exc}. Expected the simulator to publish {self.config.ready_topic} within {limit:.1f} s; "
+                f"check the world/robot files and the log below, or raise --simtwin-timeout.",
+                log_tail=self.log_tail(),
+            ) from None
+
+    def __enter__(self) -> Backend:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+#: name -> "module:Class", imported only when chosen (docker pulls in the docker SDK).
+BACKENDS: dict[str, str] = {
+    "embedded": "pytest_simtwin.backends.embedded:EmbeddedBackend",
+    "process": "pytest_simtwin.backends.process:ProcessBackend",
+    "attach": "pytest_simtwin.backends.attach:AttachBackend",
+    "docker": "pytest_simtwin.backends.docker:DockerBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown simulator backend {name!r}: expected one of {', '.join(sorted(BACKENDS))}"
+        ) from None
+    module_name, cls_name = target.split(":")
+    cls: type[Backend] = getattr(importlib.import_module(module_name), cls_name)
+    return cls

@@ -1,0 +1,250 @@
+"""A private rclpy context for the test process, kept alive for the whole session.
+
+The plugin never touches rclpy's default context (users' own tests call ``rclpy.init()`` on it) and
+creates nothing at import or session start. One node stays alive per session because the next node
+of a context whose last node was destroyed needs 2-3 s to match; with one alive it takes ~25 ms.
+Spinning happens in a background executor thread: ``spin_once`` from the test thread costs ~140 µs
+a call and starves subscriptions.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .errors import ControlError, WaitTimeout
+from .rosenv import apply_environment
+from .waiting import wait_until
+
+if TYPE_CHECKING:
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+_counter = itertools.count()
+
+
+@dataclass
+class Received:
+    """One message with the wall-clock (monotonic) time it arrived in this process."""
+
+    msg: Any
+    t: float
+
+
+class TopicBuffer:
+    """Thread-safe record of the messages a subscription received (bounded)."""
+
+    def __init__(self, topic: str, msg_type: type, maxlen: int = 100_000) -> None:
+        self.topic = topic
+        self.msg_type = msg_type
+        self._items: collections.deque[Received] = collections.deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self.count = 0  # total received, unaffected by maxlen and clear()
+
+    def _callback(self, msg: Any) -> None:
+        with self._lock:
+            self._items.append(Received(msg, time.monotonic()))
+            self.count += 1
+
+    def latest(self) -> Any | None:
+        with self._lock:
+            return self._items[-1].msg if self._items else None
+
+    def since(self, t: float) -> list[Received]:
+        with self._lock:
+            return [r for r in self._items if r.t >= t]
+
+    def messages(self) -> list[Any]:
+        with self._lock:
+            return [r.msg for r in self._items]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def sensor_qos(depth: int = 50) -> Any:
+    """Best-effort QoS: matches both reliable and best-effort publishers (a reliable reader would not)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+class RosSession:
+    """A private rclpy context + one long-lived node + a background executor on one domain."""
+
+    def __init__(self, domain_id: int, env: Mapping[str, str] | None = None, name: str = "simtwin_test") -> None:
+        self.domain_id = domain_id
+        self._env = env
+        self._name = name
+        self.context: Context | None = None
+        self.node: Node | None = None
+        self._executor: Any = None
+        self._thread: threading.Thread | None = None
+        self._buffers: dict[tuple[str, str], TopicBuffer] = {}
+        self._publishers: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> RosSession:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        if self._env is not None:
+            # Fast DDS reads the profile when the participant is created: set it before init.
+            apply_environment(self._env)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=self.domain_id)
+        self.node = rclpy.create_node(f"{self._name}_{next(_counter)}", context=self.context)
+        self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"simtwin-ros-{self.domain_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        with contextlib.suppress(ExternalShutdownException, Exception):
+            self._executor.spin()
+
+    def close(self) -> None:
+        """Shut the context down, then join the spin thread (the other order aborts the process)."""
+        import rclpy
+
+        if self.context is None:
+            return
+        ctx, self.context = self.context, None
+        with contextlib.suppress(Exception):
+            rclpy.shutdown(context=ctx)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        with contextlib.suppress(Exception):
+            self._executor.shutdown(timeout_sec=1.0)
+        with contextlib.suppress(Exception):
+            if self.node is not None:
+                self.node.destroy_node()
+        self.node = None
+        self._buffers.clear()
+        self._publishers.clear()
+        self._clients.clear()
+
+    def __enter__(self) -> RosSession:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def active(self) -> bool:
+        return self.context is not None and self.context.ok()
+
+    def _require_node(self) -> Node:
+        if self.node is None:
+            raise RuntimeError("RosSession is not started")
+        return self.node
+
+    # -- topics ------------------------------------------------------------------------------
+    def subscribe(self, topic: str, msg_type: type, qos: Any = None) -> TopicBuffer:
+        """Subscribe once per (topic, type) and return the buffer that records what arrives."""
+        key = (topic, f"{msg_type.__module__}.{msg_type.__name__}")
+        with self._lock:
+            buf = self._buffers.get(key)
+            if buf is None:
+                buf = TopicBuffer(topic, msg_type)
+                self._require_node().create_subscription(
+                    msg_type, topic, buf._callback, qos if qos is not None else sensor_qos()
+                )
+                self._buffers[key] = buf
+            return buf
+
+    def publisher(self, topic: str, msg_type: type, qos: Any = None) -> Any:
+        key = (topic, f"{msg_type.__module__}.{msg_type.__name__}")
+        with self._lock:
+            pub = self._publishers.get(key)
+            if pub is None:
+                pub = self._require_node().create_publisher(msg_type, topic, qos if qos is not None else 10)
+                self._publishers[key] = pub
+            return pub
+
+    def wait_for_message(
+        self,
+        topic: str,
+        msg_type: type,
+        timeout: float = 5.0,
+        predicate: Callable[[Any], bool] | None = None,
+        *,
+        since: float | None = None,
+        context: str = "",
+    ) -> Any:
+        """Wait for a message on ``topic`` that arrives after ``since`` (default: now) and matches."""
+        buf = self.subscribe(topic, msg_type)
+        start = time.monotonic() if since is None else since
+        seen: list[int] = [0]
+
+        def probe() -> Any | None:
+            items = buf.since(start)
+            seen[0] = len(items)
+            for r in items:
+                if predicate is None or predicate(r.msg):
+                    return r.msg
+            return None
+
+        def describe() -> str:
+            parts = [f"domain {self.domain_id}", f"{seen[0]} message(s) arrived on {topic}"]
+            if seen[0] and predicate is not None:
+                parts.append(f"none matched the predicate; last: {buf.latest()!r:.300}")
+            if not seen[0]:
+                parts.append(f"publishers on {topic}: {self.count_publishers(topic)}")
+            if context:
+                parts.append(context)
+            return "; ".join(parts)
+
+        return wait_until(
+            probe, timeout, what=f"a {msg_type.__name__} on {topic}", describe=describe
+        )
+
+    def count_publishers(self, topic: str) -> int:
+        return int(self._require_node().count_publishers(topic))
+
+    def topic_types(self) -> dict[str, list[str]]:
+        return {name: list(types) for name, types in self._require_node().get_topic_names_and_types()}
+
+    # -- services ----------------------------------------------------------------------------
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0) -> Any:
+        """Call a service and wait for the reply; raises :class:`ControlError` on timeout."""
+        key = (name, f"{srv_type.__module__}.{srv_type.__name__}")
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._require_node().create_client(srv_type, name)
+                self._clients[key] = client
+        deadline = time.monotonic() + timeout
+        try:
+            wait_until(
+                lambda: client.service_is_ready(),
+                timeout,
+                what=f"service {name} on domain {self.domain_id}",
+            )
+        except WaitTimeout as exc:
+            raise ControlError(str(exc)) from None
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(max(deadline - time.monotonic(), 0.05)):
+            with contextlib.suppress(Exception):
+                client.remove_pending_request(future)
+            raise ControlError(f"service {name} on domain {self.domain_id} did not answer within {timeout:.1f} s")
+        if future.exception() is not None:
+            raise ControlError(f"service {name} failed: {future.exception()}")
+        return future.result()

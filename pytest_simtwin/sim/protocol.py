@@ -1,0 +1,91 @@
+"""The simulator control protocol: ROS 2 service names, payloads and default topics.
+
+The names and semantics mirror the ROS 2 ``simulation_interfaces`` standard (StepSimulation,
+ResetSimulation, SpawnEntity, ...). Its message package is not installable from PyPI, so every
+service uses one standard type, ``diagnostic_msgs/srv/AddDiagnostics``: the request's
+``load_namespace`` string carries a JSON object and the response carries ``success`` and a JSON
+``message``. Any ROS 2 tool can call them, e.g.::
+
+    ros2 service call /simtwin/step_simulation diagnostic_msgs/srv/AddDiagnostics \
+        "{load_namespace: '{\"steps\": 100}'}"
+
+Payloads (all optional keys have defaults):
+
+=========================  ===================================================  ============================
+service                    request JSON                                         response JSON (on success)
+=========================  ===================================================  ============================
+get_simulator_features     {}                                                   {"name", "version", "features": [..]}
+get_simulation_state       {}                                                   STATE (below)
+set_simulation_state       {"state": "playing"|"paused"|"quitting"}             STATE
+step_simulation            {"steps": int} or {"duration": sec}                  STATE (only while paused)
+reset_simulation           {"scope": "all"|"time"|"state"|"spawned"}            STATE
+get_entities               {}                                                   {"entities": [name, ..]}
+get_entity_state           {"name": str}                                        {"name", "pose": POSE, "twist": TWIST}
+set_entity_state           {"name": str, "pose": POSE, "twist"?: TWIST}          {"name", "pose", "twist"}
+spawn_entity               {"name", "shape": "box"|"cylinder"|"sphere",          {"name"}
+                            "size": [..], "pose": POSE, "static": bool,
+                            "mass"?: kg, "allow_renaming"?: bool}
+delete_entity              {"name": str}                                        {"name"}
+=========================  ===================================================  ============================
+
+STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": s, "rtf_target": x,
+"rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool}
+POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys keep their value)
+TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
+A size is [x, y, z] for a box (full lengths), [radius, length] for a cylinder, [radius] for a sphere.
+
+On failure ``success`` is false and ``message`` is {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SERVICE_TYPE = "diagnostic_msgs/srv/AddDiagnostics"
+NAMESPACE = "/simtwin"
+
+SERVICES = (
+    "get_simulator_features",
+    "get_simulation_state",
+    "set_simulation_state",
+    "step_simulation",
+    "reset_simulation",
+    "get_entities",
+    "get_entity_state",
+    "set_entity_state",
+    "spawn_entity",
+    "delete_entity",
+)
+
+#: Default topic names (the DiffDrive / lidar plugin parameters of the robot override them).
+CMD_VEL = "/cmd_vel"
+ODOM = "/odom"
+SCAN = "/scan"
+JOINT_STATES = "/joint_states"
+CLOCK = "/clock"
+#: nav_msgs/Odometry with the true base pose and twist in the world frame ("world" -> child frame).
+GROUND_TRUTH = "/simtwin/ground_truth"
+
+STATES = ("playing", "paused", "quitting")
+RESET_SCOPES = ("all", "time", "state", "spawned")
+SHAPES = ("box", "cylinder", "sphere")
+
+
+def service_name(name: str, namespace: str = NAMESPACE) -> str:
+    if name not in SERVICES:
+        raise ValueError(f"unknown simtwin service {name!r}; expected one of {', '.join(SERVICES)}")
+    return f"{namespace.rstrip('/')}/{name}"
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True)
+
+
+def decode(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
