@@ -14,7 +14,7 @@ Payloads (all optional keys have defaults):
 =========================  ===================================================  ============================
 service                    request JSON                                         response JSON (on success)
 =========================  ===================================================  ============================
-get_simulator_features     {}                                                   {"name", "version", "features": [..]}
+get_simulator_features     {}                                                   {"name", "version", "features": [..], "topics": TOPICS}
 get_simulation_state       {}                                                   STATE (below)
 set_simulation_state       {"state": "playing"|"paused"|"quitting"}             STATE
 step_simulation            {"steps": int} or {"duration": sec}                  STATE (only while paused)
@@ -32,6 +32,8 @@ STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": 
 "rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool}
 POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys keep their value)
 TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
+TOPICS = {"cmd_vel", "cmd_vel_type" ("twist"|"twist_stamped"), "odom", "scan" (or null), "joint_states", "clock",
+"ground_truth", "frame_id", "child_frame_id", "max_linear_velocity", "max_angular_velocity"}: what the robot uses.
 A size is [x, y, z] for a box (full lengths), [radius, length] for a cylinder, [radius] for a sphere.
 
 On failure ``success`` is false and ``message`` is {"error": "..."}.
