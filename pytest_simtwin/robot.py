@@ -1,0 +1,572 @@
+"""The ``robot`` fixture's helper: drive a simulated robot in sim time and read its state.
+
+Commands to the simulator's own velocity topic are timed with the control services (pause,
+publish, confirm through ``cmd_count``, step), so motion lasts exactly the requested sim time and
+gives the same result at any real-time factor, as fast as the simulator can step. Commands to any
+other topic (a node under test) or to a simulator without control services are re-published at a
+fixed rate while the simulator runs, until ``/clock`` advanced by the requested duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ConfigError, ControlError, WaitTimeout
+from .sim import protocol
+from .waiting import wait_until
+
+if TYPE_CHECKING:
+    from .results import TestRecord
+    from .ros import RosSession, TopicBuffer
+
+STEP_CHUNK = 0.05  # sim seconds per step while waiting for a condition in a paused simulator
+SETTLE_LIMIT = 2.0  # sim seconds allowed for the robot to come to rest after a stop command
+REST_LINEAR = 0.01  # m/s
+REST_ANGULAR = 0.02  # rad/s
+REPUBLISH_HZ = 20.0  # rate of the command stream to foreign topics
+
+
+class Pose2D(NamedTuple):
+    x: float
+    y: float
+    yaw: float
+
+
+class Velocity(NamedTuple):
+    vx: float
+    wz: float
+
+
+class ControlLike(Protocol):
+    """The part of ``sim.control.ControlClient`` the robot helper uses."""
+
+    def state(self) -> dict[str, Any]: ...
+    def pause(self) -> dict[str, Any]: ...
+    def play(self) -> dict[str, Any]: ...
+    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]: ...
+    def get_entity_state(self, name: str) -> dict[str, Any]: ...
+    def set_entity_state(self, name: str, pose: Any = None, twist: Any = None) -> dict[str, Any]: ...
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Yaw (rotation about z) of a full quaternion, valid also when roll/pitch are not zero."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def stamp_seconds(stamp: Any) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def pose_of(odom: Any) -> Pose2D:
+    p = odom.pose.pose
+    q = p.orientation
+    return Pose2D(float(p.position.x), float(p.position.y), yaw_from_quaternion(q.x, q.y, q.z, q.w))
+
+
+def twist_type(name: str) -> type:
+    from geometry_msgs.msg import Twist, TwistStamped
+
+    if name == "twist":
+        return Twist  # type: ignore[no-any-return]
+    if name == "twist_stamped":
+        return TwistStamped  # type: ignore[no-any-return]
+    raise ConfigError(f"cmd_vel type must be 'twist' or 'twist_stamped', found {name!r}")
+
+
+class Robot:
+    """Drive the robot and observe odometry, ground truth, lidar and the recorded trajectory."""
+
+    def __init__(
+        self,
+        ros: RosSession,
+        control: ControlLike | None,
+        topics: Mapping[str, Any],
+        *,
+        record: TestRecord | None = None,
+        log_tail: Callable[[], list[str]] | None = None,
+        abort: Callable[[], str | None] | None = None,
+        cmd_vel_type: str | None = None,
+    ) -> None:
+        from nav_msgs.msg import Odometry
+        from rosgraph_msgs.msg import Clock
+
+        self.ros = ros
+        self.control = control
+        self.topics = dict(topics)
+        self.record = record
+        self._log_tail = log_tail
+        self._abort = abort
+        self.cmd_vel_topic = str(self.topics.get("cmd_vel") or protocol.CMD_VEL)
+        self.cmd_vel_type = cmd_vel_type or str(self.topics.get("cmd_vel_type") or "twist")
+        twist_type(self.cmd_vel_type)  # validate early
+        self.frame_id = str(self.topics.get("child_frame_id") or "base_link")
+        self._odom = ros.subscribe(str(self.topics.get("odom") or protocol.ODOM), Odometry)
+        self._clock = ros.subscribe(str(self.topics.get("clock") or protocol.CLOCK), Clock)
+        gt = self.topics.get("ground_truth")
+        self._gt = ros.subscribe(str(gt), Odometry) if gt else None
+        self._scan: TopicBuffer | None = None
+        self._entity: str | None = None
+        self._t0 = time.monotonic()
+        self._cmd_log: list[tuple[float, float, float]] = []
+        self.reset_odometry_origin()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> Robot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write the recorded trajectory and commands into the test's record."""
+        if self.record is None:
+            return
+        traj = self.trajectory
+        self.record.trajectory = {k: [float(v) for v in arr] for k, arr in traj.items()}
+        if not self.record.sim_duration and len(traj["t"]) > 1:
+            self.record.sim_duration = float(traj["t"][-1] - traj["t"][0])
+
+    # -- errors and time -----------------------------------------------------------------------
+    def _error(self, message: str) -> WaitTimeout:
+        tail = self._log_tail() if self._log_tail is not None else None
+        return WaitTimeout(f"{message} [ROS_DOMAIN_ID {self.ros.domain_id}]", log_tail=tail)
+
+    def _wait(
+        self, probe: Callable[[], Any], timeout: float, what: str, describe: Callable[[], str] | None = None
+    ) -> Any:
+        return wait_until(probe, timeout, what=what, describe=describe, error=self._error, abort=self._abort)
+
+    def sim_time(self) -> float | None:
+        """The simulator's time: from the control services when available, else the last /clock."""
+        if self.control is not None:
+            return float(self.control.state()["sim_time"])
+        msg = self._clock.latest()
+        return stamp_seconds(msg.clock) if msg is not None else None
+
+    def _clock_time(self) -> float | None:
+        msg = self._clock.latest()
+        return stamp_seconds(msg.clock) if msg is not None else None
+
+    def real_time_factor(self) -> float:
+        """Measured sim/wall speed (control state, else from recent /clock messages); 1.0 if unknown."""
+        if self.control is not None:
+            st = self.control.state()
+            for key in ("rtf_measured", "rtf_target"):
+                value = float(st.get(key) or 0.0)
+                if value > 0:
+                    return value
+        items = self._clock.since(time.monotonic() - 2.0)
+        if len(items) >= 2 and items[-1].t - items[0].t > 0.2:
+            d_sim = stamp_seconds(items[-1].msg.clock) - stamp_seconds(items[0].msg.clock)
+            if d_sim > 0:
+                return d_sim / (items[-1].t - items[0].t)
+        return 1.0
+
+    def _wall_budget(self, sim_seconds: float) -> float:
+        return sim_seconds / max(self.real_time_factor(), 0.05) * 1.5 + 5.0
+
+    def _paused(self) -> bool:
+        return self.control is not None and self.control.state().get("state") == "paused"
+
+    def _entity_name(self) -> str:
+        if self.control is None:
+            raise ControlError("this simulator has no control services: the robot's entity cannot be addressed")
+        if self._entity is None:
+            self._entity = str(self.control.state().get("robot") or "")
+            if not self._entity:
+                raise ControlError("the simulator's state names no robot entity ('robot' is empty)")
+        return self._entity
+
+    # -- odometry ------------------------------------------------------------------------------
+    def latest_odom(self) -> Any | None:
+        return self._odom.latest()
+
+    def wait_for_odom(self, timeout: float = 5.0) -> Any:
+        """Wait (sim seconds, stepping a paused simulator) for an odometry message newer than now."""
+        before = self._odom.count
+        self.wait_for_condition(lambda: self._odom.count > before, timeout, what=f"odometry on {self._odom.topic}")
+        return self._odom.latest()
+
+    def _odom_or_wait(self) -> Any:
+        msg = self._odom.latest()
+        return msg if msg is not None else self.wait_for_odom()
+
+    def _await_odom_at(self, sim_t: float) -> None:
+        """After stepping to ``sim_t``, wait until the odometry published during the step arrived."""
+        stamps = [stamp_seconds(m.header.stamp) for m in self._odom.messages()[-2:]]
+        period = min(max(stamps[-1] - stamps[-2], 1e-3), 0.5) if len(stamps) == 2 else 0.1
+
+        def fresh() -> bool:
+            msg = self._odom.latest()
+            return msg is not None and stamp_seconds(msg.header.stamp) >= sim_t - period - 1e-6
+
+        self._wait(fresh, 5.0, f"odometry stamped at sim time >= {sim_t - period:.3f} s on {self._odom.topic}")
+
+    @property
+    def pose(self) -> Pose2D:
+        """(x, y, yaw) from odometry; yaw from the full quaternion."""
+        return pose_of(self._odom_or_wait())
+
+    @property
+    def yaw(self) -> float:
+        return self.pose.yaw
+
+    @property
+    def velocity(self) -> Velocity:
+        t = self._odom_or_wait().twist.twist
+        return Velocity(float(t.linear.x), float(t.angular.z))
+
+    @property
+    def ground_truth(self) -> Pose2D:
+        """The true pose: from the control services, else the ground-truth topic."""
+        if self.control is not None:
+            p = self.control.get_entity_state(self._entity_name())["pose"]
+            return Pose2D(float(p["x"]), float(p["y"]), float(p["yaw"]))
+        if self._gt is None:
+            raise ConfigError("the simulator publishes no ground truth topic and has no control services")
+        msg = self._gt.latest() or self.ros.wait_for_message(self._gt.topic, self._gt.msg_type, 5.0)
+        return pose_of(msg)
+
+    def reset_odometry_origin(self) -> None:
+        """Measure ``distance_travelled`` and ``displacement`` from here on."""
+        self._origin_t = time.monotonic()
+        self._origin_pose = pose_of(self._odom.latest()) if self._odom.latest() is not None else None
+
+    def _path(self) -> list[Pose2D]:
+        poses = [pose_of(r.msg) for r in self._odom.since(self._origin_t)]
+        if self._origin_pose is not None:
+            poses.insert(0, self._origin_pose)
+        return poses
+
+    @property
+    def distance_travelled(self) -> float:
+        """Path length (odometry) since the test started or ``reset_odometry_origin()``."""
+        p = self._path()
+        return float(sum(math.hypot(b.x - a.x, b.y - a.y) for a, b in itertools.pairwise(p)))
+
+    @property
+    def displacement(self) -> float:
+        """Straight-line distance (odometry) from the origin pose to the current pose."""
+        p = self._path()
+        return math.hypot(p[-1].x - p[0].x, p[-1].y - p[0].y) if p else 0.0
+
+    # -- waiting in sim time -------------------------------------------------------------------
+    def wait_for_condition(self, probe: Callable[[], bool], timeout: float, *, what: str) -> None:
+        """Wait up to ``timeout`` sim seconds for ``probe()``; a paused simulator is stepped."""
+        if probe():
+            return
+        if self._paused():
+            assert self.control is not None
+            elapsed = 0.0
+            while elapsed < timeout - 1e-9:
+                chunk = min(STEP_CHUNK, timeout - elapsed)
+                st = self.control.step(duration=chunk)
+                elapsed += chunk
+                self._await_odom_at(float(st["sim_time"]))
+                if probe():
+                    return
+            raise self._error(f"{what} did not happen within {timeout:g} s sim time (stepped the paused simulator)")
+        start = self._clock_time()
+        wall0 = time.monotonic()
+
+        def check() -> str | None:
+            if probe():
+                return "ok"
+            now = self._clock_time()
+            if now is not None and start is not None:
+                return "late" if now - start >= timeout else None
+            return "late" if time.monotonic() - wall0 >= timeout else None  # no /clock: wall time
+
+        budget = self._wall_budget(timeout)
+        if self._wait(check, budget, what, describe=self._describe_clock) == "late":
+            raise self._error(f"{what} did not happen within {timeout:g} s sim time; {self._describe_clock()}")
+
+    def _describe_clock(self) -> str:
+        now = self._clock_time()
+        return f"/clock at {now:.3f} s" if now is not None else f"no message on {self._clock.topic}"
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` of sim time pass (steps a paused simulator, else waits for /clock)."""
+        if seconds <= 0:
+            return
+        if self._paused():
+            assert self.control is not None
+            st = self.control.step(duration=seconds)
+            self._await_odom_at(float(st["sim_time"]))
+            return
+        with contextlib.suppress(WaitTimeout):
+            self.wait_for_condition(lambda: False, seconds, what=f"{seconds:g} s of sim time")
+
+    # -- commands ------------------------------------------------------------------------------
+    def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
+        msg_type = twist_type(type_name)
+        msg = msg_type()
+        twist = msg.twist if type_name == "twist_stamped" else msg
+        twist.linear.x = float(vx)
+        twist.angular.z = float(wz)
+        if type_name == "twist_stamped":
+            clock = self._clock.latest()
+            if clock is not None:
+                msg.header.stamp = clock.clock
+            msg.header.frame_id = self.frame_id
+        return msg
+
+    def _publisher(self, topic: str, type_name: str) -> Any:
+        pub = self.ros.publisher(topic, twist_type(type_name))
+
+        def describe() -> str:
+            types = self.ros.topic_types().get(topic)
+            if types and f"geometry_msgs/msg/{twist_type(type_name).__name__}" not in types:
+                return (
+                    f"{topic} exists with type {', '.join(types)}, not {twist_type(type_name).__name__}: "
+                    f"set --simtwin-cmd-vel-type (twist | twist_stamped) to match"
+                )
+            return f"{topic} has no subscriber; check the simulator (or node under test) subscribes to it"
+
+        self._wait(
+            lambda: pub.get_subscription_count() > 0, 5.0, f"a subscriber of {topic} ({type_name})", describe=describe
+        )
+        return pub
+
+    def send_velocity(
+        self,
+        linear: float,
+        angular: float = 0.0,
+        duration: float = 1.0,
+        *,
+        stop: bool = True,
+        topic: str | None = None,
+        topic_type: str | None = None,
+    ) -> None:
+        """Command (linear m/s, angular rad/s) for ``duration`` sim seconds, then stop (``stop=True``)."""
+        for name, value in (("linear", linear), ("angular", angular), ("duration", duration)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"send_velocity: {name} must be a finite number, found {value!r}")
+        if duration < 0:
+            raise ConfigError(f"send_velocity: duration must be >= 0 sim seconds, found {duration!r}")
+        own = topic is None or topic == self.cmd_vel_topic
+        if own and self.control is not None:
+            self._drive_stepped(float(linear), float(angular), float(duration), stop)
+        else:
+            self._drive_clocked(
+                float(linear),
+                float(angular),
+                float(duration),
+                stop,
+                topic or self.cmd_vel_topic,
+                topic_type or self.cmd_vel_type,
+            )
+
+    def stop(self) -> None:
+        """Command zero velocity and wait (bounded) until the robot is at rest."""
+        self.send_velocity(0.0, 0.0, 0.0, stop=True)
+
+    def _confirm_command(self, vx: float, wz: float) -> dict[str, Any]:
+        """Publish to the simulator until its ``cmd_count`` shows it received the command."""
+        assert self.control is not None
+        before = int(self.control.state()["cmd_count"])
+        pub = self._publisher(self.cmd_vel_topic, self.cmd_vel_type)
+        msg = self._command(self.cmd_vel_topic, self.cmd_vel_type, vx, wz)
+        last = [-math.inf]
+        seen = [before]
+
+        def received() -> dict[str, Any] | None:
+            now = time.monotonic()
+            if now - last[0] >= 0.25:  # a message sent before the reader matched is lost: resend
+                pub.publish(msg)
+                last[0] = now
+            st = self.control.state()  # type: ignore[union-attr]
+            seen[0] = int(st["cmd_count"])
+            return st if seen[0] > before else None
+
+        st: dict[str, Any] = self._wait(
+            received,
+            5.0,
+            f"the simulator to receive ({vx:g} m/s, {wz:g} rad/s) on {self.cmd_vel_topic}",
+            describe=lambda: f"cmd_count stayed at {seen[0]}",
+        )
+        self._cmd_log.append((float(st["sim_time"]), vx, wz))
+        return st
+
+    def _at_rest(self) -> bool:
+        assert self.control is not None
+        tw = self.control.get_entity_state(self._entity_name()).get("twist") or {}
+        speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
+        return speed < REST_LINEAR and abs(float(tw.get("wz", 0.0))) < REST_ANGULAR
+
+    def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool) -> None:
+        assert self.control is not None
+        was_playing = self.control.state().get("state") == "playing"
+        if was_playing:
+            self.control.pause()
+        try:
+            st = self._confirm_command(vx, wz)
+            if duration > 0:
+                st = self.control.step(duration=duration)
+            if stop:
+                st = self._confirm_command(0.0, 0.0)
+                settled = 0.0
+                while settled < SETTLE_LIMIT and not self._at_rest():
+                    st = self.control.step(duration=STEP_CHUNK)
+                    settled += STEP_CHUNK
+            self._await_odom_at(float(st["sim_time"]))
+        except BaseException:
+            if stop:
+                with contextlib.suppress(Exception):
+                    self.ros.publisher(self.cmd_vel_topic, twist_type(self.cmd_vel_type)).publish(
+                        self._command(self.cmd_vel_topic, self.cmd_vel_type, 0.0, 0.0)
+                    )
+            if was_playing:
+                with contextlib.suppress(Exception):
+                    self.control.play()
+            raise
+        if was_playing:
+            self.control.play()
+
+    def _drive_clocked(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
+        paused = self._paused()
+        if paused:
+            assert self.control is not None
+            self.control.play()
+        try:
+            pub = self._publisher(topic, type_name)
+            with contextlib.suppress(WaitTimeout):  # no /clock at all: fall back to wall time below
+                wait_until(lambda: self._clock.latest() is not None, 2.0, what="/clock")
+            start = self._clock_time()
+            self._cmd_log.append((start if start is not None else math.nan, vx, wz))
+            halt = threading.Event()
+
+            def stream() -> None:
+                while not halt.is_set():
+                    with contextlib.suppress(Exception):
+                        pub.publish(self._command(topic, type_name, vx, wz))
+                    halt.wait(1.0 / REPUBLISH_HZ)
+
+            thread = threading.Thread(target=stream, name="simtwin-cmd-stream", daemon=True)
+            thread.start()
+            try:
+                if duration > 0:
+                    with contextlib.suppress(WaitTimeout):
+                        self.wait_for_condition(lambda: False, duration, what=f"{duration:g} s of sim time")
+            finally:
+                halt.set()
+                thread.join(timeout=2.0)
+            if stop:
+                pub.publish(self._command(topic, type_name, 0.0, 0.0))
+                now = self._clock_time()
+                self._cmd_log.append((now if now is not None else math.nan, 0.0, 0.0))
+                with contextlib.suppress(WaitTimeout):  # bounded: the assertions judge the outcome
+                    self.wait_for_condition(self._odom_at_rest, SETTLE_LIMIT, what="the robot to come to rest")
+        finally:
+            if paused:
+                assert self.control is not None
+                self.control.pause()
+
+    def _odom_at_rest(self) -> bool:
+        msg = self._odom.latest()
+        if msg is None:
+            return False
+        t = msg.twist.twist
+        return bool(abs(t.linear.x) < REST_LINEAR and abs(t.angular.z) < REST_ANGULAR)
+
+    def set_pose(self, x: float, y: float, yaw: float = 0.0) -> None:
+        """Teleport the robot (true pose, zero twist) through the control services."""
+        self.control_required("set_pose").set_entity_state(
+            self._entity_name(),
+            pose={"x": float(x), "y": float(y), "yaw": float(yaw)},
+            twist={"vx": 0.0, "vy": 0.0, "vz": 0.0, "wx": 0.0, "wy": 0.0, "wz": 0.0},
+        )
+
+    def control_required(self, action: str) -> ControlLike:
+        if self.control is None:
+            raise ControlError(
+                f"{action} needs the simulator's control services (/simtwin/*); this backend has none "
+                f"(attach/process backends without simtwin control)"
+            )
+        return self.control
+
+    # -- lidar ---------------------------------------------------------------------------------
+    def _scan_buffer(self) -> TopicBuffer:
+        if self._scan is None:
+            from sensor_msgs.msg import LaserScan
+
+            topic = self.topics.get("scan")
+            if not topic:
+                raise ConfigError("the simulated robot has no lidar: the simulator's features list no 'scan' topic")
+            self._scan = self.ros.subscribe(str(topic), LaserScan)
+        return self._scan
+
+    def wait_for_scan(self, timeout: float = 5.0) -> Any:
+        """Wait (sim seconds) for a LaserScan newer than now and return it."""
+        buf = self._scan_buffer()
+        before = buf.count
+        self.wait_for_condition(lambda: buf.count > before, timeout, what=f"a LaserScan on {buf.topic}")
+        return buf.latest()
+
+    def min_range(self, sector: tuple[float, float] = (-180.0, 180.0), scan: Any = None) -> float:
+        """Closest valid reading (m) in ``sector`` (degrees, 0 = straight ahead, counter-clockwise).
+
+        REP-117: +/-inf and NaN readings and values outside [range_min, range_max] are ignored;
+        returns ``inf`` when nothing valid lies in the sector. ``sector=(170, -170)`` wraps behind.
+        """
+        if scan is None:
+            scan = self._scan_buffer().latest() or self.wait_for_scan()
+        return min_range_of(scan, sector)
+
+    # -- trajectory ----------------------------------------------------------------------------
+    @property
+    def trajectory(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Odometry (t, x, y, yaw, vx, wz), ground truth at the same stamps, and the commands."""
+        msgs = [r.msg for r in self._odom.since(self._t0)]
+        t = np.array([stamp_seconds(m.header.stamp) for m in msgs], dtype=float)
+        poses = [pose_of(m) for m in msgs]
+        out: dict[str, npt.NDArray[np.float64]] = {
+            "t": t,
+            "x": np.array([p.x for p in poses], dtype=float),
+            "y": np.array([p.y for p in poses], dtype=float),
+            "yaw": np.array([p.yaw for p in poses], dtype=float),
+            "vx": np.array([m.twist.twist.linear.x for m in msgs], dtype=float),
+            "wz": np.array([m.twist.twist.angular.z for m in msgs], dtype=float),
+        }
+        gt = [r.msg for r in self._gt.since(self._t0)] if self._gt is not None else []
+        if gt and len(t):
+            gt_t = np.array([stamp_seconds(m.header.stamp) for m in gt], dtype=float)
+            order = np.argsort(gt_t, kind="stable")
+            gx = np.array([m.pose.pose.position.x for m in gt], dtype=float)[order]
+            gy = np.array([m.pose.pose.position.y for m in gt], dtype=float)[order]
+            out["gt_x"] = np.interp(t, gt_t[order], gx)
+            out["gt_y"] = np.interp(t, gt_t[order], gy)
+        else:
+            out["gt_x"] = np.array([], dtype=float)
+            out["gt_y"] = np.array([], dtype=float)
+        out["cmd_t"] = np.array([c[0] for c in self._cmd_log], dtype=float)
+        out["cmd_vx"] = np.array([c[1] for c in self._cmd_log], dtype=float)
+        out["cmd_wz"] = np.array([c[2] for c in self._cmd_log], dtype=float)
+        return out
+
+
+def min_range_of(scan: Any, sector: tuple[float, float] = (-180.0, 180.0)) -> float:
+    """``Robot.min_range`` on a given LaserScan (pure; see there)."""
+    ranges = np.asarray(scan.ranges, dtype=float)
+    if ranges.size == 0:
+        return math.inf
+    angles = scan.angle_min + scan.angle_increment * np.arange(ranges.size)
+    deg = (np.degrees(angles) + 180.0) % 360.0 - 180.0  # normalised to [-180, 180)
+    lo, hi = float(sector[0]), float(sector[1])
+    if hi - lo >= 360.0:
+        inside = np.ones(ranges.size, dtype=bool)
+    else:
+        lo_n = (lo + 180.0) % 360.0 - 180.0
+        hi_n = (hi + 180.0) % 360.0 - 180.0
+        inside = (deg >= lo_n) & (deg <= hi_n) if lo_n <= hi_n else (deg >= lo_n) | (deg <= hi_n)
+    valid = inside & np.isfinite(ranges) & (ranges >= scan.range_min) & (ranges <= scan.range_max)
+    return float(ranges[valid].min()) if valid.any() else math.inf
