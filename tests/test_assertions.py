@@ -107,7 +107,7 @@ def test_assert_metric_uses_standard_tolerances_and_records(rec: TestRecord) -> 
     assert str(info.value) == (
         "metric velocity_tracking: actual 0.08 ratio, expected <= 0.05 ratio (tolerance 0.05 ratio); misses by 0.03 ratio"
     )
-    with pytest.raises(AssertionError, match="sensor_latency: actual 0.011 s, expected <= 0.01 s"):
+    with pytest.raises(AssertionError, match=r"sensor_latency: actual 0\.011 s, expected <= 0\.01 s"):
         assert_metric("sensor_latency", 0.011)
     assert_metric("collision_detection", 0.03, tolerance=0.05)
     by_name = {m.name: m for m in rec.metrics}
@@ -120,7 +120,7 @@ def test_assert_metric_uses_standard_tolerances_and_records(rec: TestRecord) -> 
 def test_assert_metric_custom_and_directions(rec: TestRecord) -> None:
     score = ValidationMetric("twin_score", 0.9, "", "higher")
     assert_metric(score, 0.95)
-    with pytest.raises(AssertionError, match="expected >= 0.9"):
+    with pytest.raises(AssertionError, match=r"expected >= 0\.9"):
         assert_metric(score, 0.5)
     assert_metric("heading_bias", -0.01, 0.02, unit="rad", direction="two-sided")
     with pytest.raises(AssertionError, match=r"expected \|value\| <= 0.02 rad"):
