@@ -1,0 +1,318 @@
+"""``simtwin-sim``: the embedded headless simulator as a command (also ``python -m pytest_simtwin.sim``).
+
+Start-up is on the critical path of every test session, so the two slow imports overlap: MuJoCo
+loads in a thread while the main thread parses the world and brings up rclpy and the node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ModelError, SimTwinError
+from . import protocol
+
+if TYPE_CHECKING:
+    from .model import Pose, WorldSpec
+    from .runner import Runner
+
+log = logging.getLogger("simtwin.sim")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # bad input: world/robot/bridge file, options
+
+EPILOG = """\
+environment:
+  ROS_DOMAIN_ID     DDS domain the simulator talks on (default 0); logged at start.
+  GZ_PARTITION      logged for parity with Gazebo (the embedded simulator has no gz-transport).
+  RMW_IMPLEMENTATION, FASTDDS_DEFAULT_PROFILES_FILE
+                    as for any ROS 2 process; pytest-simtwin sets the packaged fast-discovery
+                    profile for every process of a test domain.
+
+topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by --bridge):
+  <DiffDrive topic>      geometry_msgs/Twist (or TwistStamped with --cmd-vel-type twist_stamped)
+  <DiffDrive odom_topic> nav_msgs/Odometry, wheel odometry at odom_publish_frequency (sim time)
+  <lidar topic>          sensor_msgs/LaserScan at the lidar update_rate (REP-117 +inf/-inf)
+  /joint_states          sensor_msgs/JointState with the odometry
+  /clock                 rosgraph_msgs/Clock, at most 100 Hz of sim time
+  NS/ground_truth        nav_msgs/Odometry, true base pose, twist in the world frame
+
+control services NS/<name> (diagnostic_msgs/srv/AddDiagnostics, JSON payloads; NS = --namespace):
+  get_simulator_features get_simulation_state set_simulation_state step_simulation
+  reset_simulation get_entities get_entity_state set_entity_state spawn_entity delete_entity
+  e.g. ros2 service call /simtwin/step_simulation diagnostic_msgs/srv/AddDiagnostics \\
+         "{load_namespace: '{\\"steps\\": 100}'}"
+
+exit codes: 0 stopped (SIGINT/SIGTERM, quit request, --duration, parent gone), 1 internal error,
+2 bad input (world/robot/bridge file or option).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="simtwin-sim",
+        description="Headless MuJoCo simulator of a differential-drive robot behind real ROS 2 topics "
+        "(a drop-in for `gz sim -s` + ros_gz_bridge in tests).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("world", nargs="?", type=Path, help="SDF world file (default: the built-in arena)")
+    p.add_argument(
+        "--robot", type=Path, help="robot SDF or URDF to add (default: the world's robot, else the built-in one)"
+    )
+    p.add_argument(
+        "--robot-pose",
+        metavar="X,Y,YAW",
+        help="pose of an added robot in the world (m, m, rad); X,Y,Z,R,P,Y also works",
+    )
+    p.add_argument(
+        "--rtf",
+        type=float,
+        help="real-time factor: 1 = real time, 0 = as fast as possible (default: the world's "
+        "<real_time_factor>, else 1)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sensor noise (default 0)")
+    p.add_argument("--paused", action="store_true", help="start paused (resume with set_simulation_state playing)")
+    p.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="time advances only on step_simulation requests: same seed + same commands -> bit-identical odometry",
+    )
+    p.add_argument("--step-size", type=float, help="physics step in seconds (default: the world's <max_step_size>)")
+    p.add_argument(
+        "--cmd-vel-type",
+        choices=("twist", "twist_stamped"),
+        help="message type of the velocity command topic (default: the --bridge entry's type, else twist)",
+    )
+    p.add_argument(
+        "--bridge", type=Path, help="ros_gz_bridge YAML: rename gz topic names to ROS names like the bridge would"
+    )
+    p.add_argument(
+        "--namespace",
+        default=protocol.NAMESPACE,
+        help=f"namespace of the control services and ground truth (default {protocol.NAMESPACE})",
+    )
+    p.add_argument("--duration", type=float, help="exit after this many seconds of sim time")
+    p.add_argument(
+        "--parent-pid", type=int, help="exit when this process ends (pytest-simtwin passes its worker's pid)"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="load the world, print the model summary and warnings, exit (no ROS)"
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="stderr log level (default info)",
+    )
+    return p
+
+
+def parse_pose(text: str) -> Pose:
+    from .model import Pose
+
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--robot-pose {text!r}: expected numbers X,Y,YAW (metres, radians), e.g. 1.0,-0.5,1.57"
+        ) from None
+    if len(values) == 3:
+        return Pose(values[0], values[1], 0.0, 0.0, 0.0, values[2])
+    if len(values) == 6:
+        return Pose(*values)
+    raise ConfigError(
+        f"--robot-pose {text!r}: expected 3 numbers X,Y,YAW or 6 X,Y,Z,ROLL,PITCH,YAW, found {len(values)}"
+    )
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d simtwin-sim %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("simtwin")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class _Stop:
+    """Signal state shared by start-up and the runner: a signal before the runner exists still stops cleanly."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.runner: Runner | None = None
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
+        self.reason = f"signal {signal.Signals(signum).name}"
+        if self.runner is not None:
+            self.runner.request_stop(self.reason)
+
+
+def _set_pdeathsig() -> None:
+    """Ask the kernel to SIGTERM us when our parent dies (instant; the --parent-pid poll is the fallback)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _load(args: argparse.Namespace) -> WorldSpec:
+    from .sdf import load_world
+
+    pose = parse_pose(args.robot_pose) if args.robot_pose else None
+    if args.robot_pose and not args.robot:
+        raise ConfigError("--robot-pose needs --robot: it places the robot that --robot adds to the world")
+    for label, path in (("world", args.world), ("robot", args.robot), ("bridge", args.bridge)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{label} file {path} does not exist (cwd {os.getcwd()}); expected a readable file")
+    world = load_world(args.world, args.robot, pose)
+    if args.step_size is not None:
+        if not 0 < args.step_size <= 0.05:
+            raise ConfigError(f"--step-size {args.step_size}: expected seconds in (0, 0.05], e.g. 0.002")
+        world.step_size = args.step_size
+    return world
+
+
+def _summary(world: WorldSpec, topics: Any) -> str:
+    robot = world.robot
+    dd = robot.diff_drive
+    lines = [
+        f"world {world.name!r} from {world.source or 'built-in arena'}: step {world.step_size:g} s, "
+        f"real_time_factor {world.real_time_factor:g}, {len(world.models)} model(s)",
+    ]
+    for m in world.models:
+        tag = " (robot)" if m is robot else " (static)" if m.static else ""
+        lines.append(f"  model {m.name}{tag}: {len(m.links)} link(s), {len(m.joints)} joint(s) at {m.pose}")
+    if dd is not None:
+        lines.append(
+            f"  DiffDrive: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "
+            f"max {dd.max_linear_velocity:g} m/s / {dd.max_angular_velocity:g} rad/s, odom {dd.odom_publish_frequency:g} Hz"
+        )
+    for lidar in robot.lidars:
+        lines.append(
+            f"  lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
+            f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
+        )
+    t = topics
+    lines.append(
+        f"  topics: cmd {t.cmd_vel} ({t.cmd_vel_type}), odom {t.odom} ({t.frame_id} -> {t.child_frame_id}), "
+        f"scan {t.scan or '-'}, {t.joint_states}, {t.clock}, {t.ground_truth}"
+    )
+    return "\n".join(lines)
+
+
+def _import_physics(box: dict[str, Any]) -> None:
+    try:
+        from . import physics
+
+        box["module"] = physics
+    except BaseException as exc:
+        box["error"] = exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    stop = _Stop()
+    # Handlers first: a SIGTERM during start-up must still end in an orderly exit 0.
+    signal.signal(signal.SIGTERM, stop.handler)
+    signal.signal(signal.SIGINT, stop.handler)
+    t0 = time.monotonic()
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    if args.parent_pid is not None and args.parent_pid == os.getppid():
+        _set_pdeathsig()
+    box: dict[str, Any] = {}
+    importer = threading.Thread(target=_import_physics, args=(box,), name="simtwin-import-mujoco", daemon=True)
+    importer.start()
+    node = None
+    try:
+        world = _load(args)
+        from .node import load_bridge, resolve_topics
+
+        bridge = load_bridge(args.bridge) if args.bridge else []
+        topics = resolve_topics(world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace)
+        if world.warnings:
+            log.warning(
+                "unsupported or ignored in %s:\n%s",
+                world.source or "the built-in world",
+                "\n".join(f"  - {w}" for w in world.warnings),
+            )
+        for note in topics.notes:
+            log.warning("%s", note)
+        if args.check:
+            importer.join()
+            if "error" in box:
+                raise box["error"]
+            box["module"].Physics(world, seed=args.seed)  # compiles the model: catches what parsing cannot
+            print(_summary(world, topics))
+            return EXIT_OK
+        log.info(
+            "ROS_DOMAIN_ID=%s GZ_PARTITION=%s RMW=%s profile=%s",
+            os.environ.get("ROS_DOMAIN_ID", "0 (unset)"),
+            os.environ.get("GZ_PARTITION", "(unset)"),
+            os.environ.get("RMW_IMPLEMENTATION", "(default)"),
+            os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "(none)"),
+        )
+        from .node import SimNode
+
+        lidar = world.robot.lidars[0] if world.robot.lidars else None
+        node = SimNode(topics, namespace=args.namespace, lidar=lidar)
+        importer.join()
+        if "error" in box:
+            raise box["error"]
+        physics = box["module"].Physics(world, seed=args.seed)
+        from .runner import Runner
+
+        rtf = args.rtf if args.rtf is not None else world.real_time_factor
+        runner = Runner(
+            physics,
+            node,
+            world,
+            rtf=rtf,
+            paused=args.paused,
+            lockstep=args.lockstep,
+            seed=args.seed,
+            duration=args.duration,
+            parent_pid=args.parent_pid,
+        )
+        stop.runner = runner
+        if stop.reason is not None:
+            runner.request_stop(stop.reason)
+        log.info(
+            "ready in %.3f s: world %r, robot %r; cmd %s (%s), odom %s, scan %s; services %s/*",
+            time.monotonic() - t0,
+            world.name,
+            world.robot.name,
+            topics.cmd_vel,
+            topics.cmd_vel_type,
+            topics.odom,
+            topics.scan or "-",
+            args.namespace.rstrip("/"),
+        )
+        return runner.run()
+    except (ModelError, ConfigError) as exc:
+        print(f"simtwin-sim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SimTwinError as exc:
+        print(f"simtwin-sim: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:
+        log.exception("simtwin-sim failed")
+        return EXIT_ERROR
+    finally:
+        if node is not None:
+            node.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Python client of the simulator control services (pause, step, reset, entities), used by the plugin.
+
+It speaks the JSON-over-``AddDiagnostics`` protocol of :mod:`pytest_simtwin.sim.protocol` through a
+:class:`~pytest_simtwin.ros.RosSession`, so it works against any simulator that serves those
+services (the embedded one, or a wrapper around Gazebo). Refusals raise :class:`ControlError` with
+the simulator's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ControlError, WaitTimeout
+from ..waiting import wait_until
+from . import protocol
+
+if TYPE_CHECKING:
+    from ..ros import RosSession
+
+
+class ControlClient:
+    """``ControlClient(ros, namespace="/simtwin", timeout=10.0)``: one method per control service."""
+
+    def __init__(self, ros: RosSession, namespace: str = protocol.NAMESPACE, timeout: float = 10.0) -> None:
+        self.ros = ros
+        self.namespace = namespace
+        self.timeout = timeout
+
+    def call(self, name: str, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
+        """Call service ``name`` with a JSON payload; return the decoded reply or raise ControlError."""
+        from diagnostic_msgs.srv import AddDiagnostics
+
+        service = protocol.service_name(name, self.namespace)
+        request = AddDiagnostics.Request()
+        request.load_namespace = protocol.encode({k: v for k, v in payload.items() if v is not None})
+        response = self.ros.call(AddDiagnostics, service, request, timeout=self.timeout if timeout is None else timeout)
+        try:
+            body = protocol.decode(response.message)
+        except ValueError as exc:
+            raise ControlError(
+                f"{service} answered with a message that is not a JSON object ({exc}): {response.message!r:.200}; "
+                "expected a simtwin-compatible simulator"
+            ) from None
+        if not response.success:
+            raise ControlError(f"simulator refused {name}: {body.get('error', body)}")
+        return body
+
+    # -- simulation state ------------------------------------------------------------------------
+    def features(self) -> dict[str, Any]:
+        return self.call("get_simulator_features")
+
+    def state(self) -> dict[str, Any]:
+        return self.call("get_simulation_state")
+
+    def pause(self) -> dict[str, Any]:
+        return self.call("set_simulation_state", state="paused")
+
+    def play(self) -> dict[str, Any]:
+        return self.call("set_simulation_state", state="playing")
+
+    def quit(self) -> dict[str, Any]:
+        return self.call("set_simulation_state", state="quitting")
+
+    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]:
+        """Advance exactly ``steps`` physics steps or ``duration`` sim seconds (only while paused)."""
+        if (steps is None) == (duration is None):
+            raise ValueError("give exactly one of steps= or duration=")
+        # The reply comes when the steps are done: allow for a slow (CPU-starved) simulator.
+        timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
+        return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration)
+
+    def reset(self, scope: str = "all") -> dict[str, Any]:
+        return self.call("reset_simulation", scope=scope)
+
+    def wait_for_commands(self, count: int, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait until the simulator has received at least ``count`` velocity commands (state cmd_count).
+
+        The deterministic-command recipe: pause, publish, ``wait_for_commands(before + 1)``, step.
+        """
+        last: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            last.update(self.state())
+            return dict(last) if int(last.get("cmd_count", 0)) >= count else None
+
+        try:
+            return wait_until(
+                probe,
+                timeout,
+                what=f"the simulator to receive velocity command #{count}",
+                describe=lambda: f"cmd_count is {last.get('cmd_count')}; check the command topic and its message type",
+            )
+        except WaitTimeout as exc:
+            raise ControlError(str(exc)) from None
+
+    # -- entities --------------------------------------------------------------------------------
+    def entities(self) -> list[str]:
+        return list(self.call("get_entities").get("entities", []))
+
+    def get_entity_state(self, name: str) -> dict[str, Any]:
+        return self.call("get_entity_state", name=name)
+
+    def set_entity_state(
+        self, name: str, pose: Mapping[str, float] | None = None, twist: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        return self.call(
+            "set_entity_state",
+            name=name,
+            pose=dict(pose) if pose else None,
+            twist=dict(twist) if twist is not None else None,
+        )
+
+    def spawn(
+        self,
+        name: str,
+        shape: str = "box",
+        size: tuple[float, ...] | list[float] = (0.2, 0.2, 0.2),
+        pose: Mapping[str, float] | None = None,
+        static: bool = True,
+        mass: float | None = None,
+        allow_renaming: bool = False,
+    ) -> str:
+        """Add a simple obstacle; returns its name (renamed when ``allow_renaming`` and taken)."""
+        reply = self.call(
+            "spawn_entity",
+            name=name,
+            shape=shape,
+            size=[float(v) for v in size],
+            pose=dict(pose or {}),
+            static=static,
+            mass=mass,
+            allow_renaming=allow_renaming,
+        )
+        return str(reply.get("name", name))
+
+    def delete(self, name: str) -> None:
+        self.call("delete_entity", name=name)

@@ -1,0 +1,505 @@
+"""The simulator's ROS 2 side: topic resolution, publishers, the cmd_vel subscription, control services.
+
+Everything here is plain rclpy with standard messages. The node lives in a private context and is
+spun by a background executor thread; the runner's loop (the only thread touching physics) calls
+the ``publish_*`` methods and drains :attr:`SimNode.requests`, which the service callbacks fill.
+Message objects are created once and refilled: allocating them costs more than the physics step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import queue
+import threading
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from . import protocol
+
+if TYPE_CHECKING:
+    from .model import WorldSpec
+
+log = logging.getLogger("simtwin.sim")
+
+CMD_VEL_TYPES = {"twist": "geometry_msgs/msg/Twist", "twist_stamped": "geometry_msgs/msg/TwistStamped"}
+
+# Odometry covariances (row-major 6x6): planar wheel odometry knows x, y, yaw; z, roll and pitch are
+# not observed, which robot_localization and nav2 read from a large variance.
+_POSE_COV = (1e-4, 1e-4, 1e6, 1e6, 1e6, 1e-3)
+_TWIST_COV = (1e-4, 1e-4, 1e6, 1e6, 1e6, 1e-3)
+
+
+def _diag(values: Sequence[float]) -> list[float]:
+    out = [0.0] * 36
+    for i, v in enumerate(values):
+        out[i * 7] = v
+    return out
+
+
+def _abs(name: str) -> str:
+    """gz treats topic names without a leading slash as absolute; so do we (namespaces don't apply)."""
+    name = name.strip()
+    return name if name.startswith("/") else "/" + name
+
+
+# -- ros_gz_bridge YAML -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BridgeEntry:
+    ros_topic_name: str
+    gz_topic_name: str
+    ros_type_name: str
+    gz_type_name: str
+    direction: str
+
+
+_DIRECTIONS = ("BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ")
+
+
+def load_bridge(path: Path) -> list[BridgeEntry]:
+    """Read a ros_gz_bridge YAML file (a list of topic entries); ConfigError names the file and entry."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"bridge file {path}: cannot read it ({exc.strerror}); expected a ros_gz_bridge YAML"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"bridge file {path}: not valid YAML ({exc}); fix the syntax") from None
+    if not isinstance(data, list):
+        raise ConfigError(
+            f"bridge file {path}: expected a YAML list of entries with ros_topic_name, gz_topic_name, "
+            f"ros_type_name, gz_type_name, direction; found {type(data).__name__}"
+        )
+    entries = []
+    for i, raw in enumerate(data, 1):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"bridge file {path}, entry {i}: expected a mapping, found {raw!r:.80}")
+        if "topic_name" in raw:  # the shorthand form: same name on both sides
+            raw = {"ros_topic_name": raw["topic_name"], "gz_topic_name": raw["topic_name"], **raw}
+        missing = [k for k in ("ros_topic_name", "gz_topic_name", "ros_type_name") if not raw.get(k)]
+        if missing:
+            raise ConfigError(
+                f"bridge file {path}, entry {i}: missing {', '.join(missing)} (found keys {', '.join(map(str, raw))})"
+            )
+        direction = str(raw.get("direction", "BIDIRECTIONAL")).upper()
+        if direction not in _DIRECTIONS:
+            raise ConfigError(
+                f"bridge file {path}, entry {i}: direction {direction!r}, expected one of {', '.join(_DIRECTIONS)}"
+            )
+        entries.append(
+            BridgeEntry(
+                _abs(str(raw["ros_topic_name"])),
+                _abs(str(raw["gz_topic_name"])),
+                str(raw["ros_type_name"]),
+                str(raw.get("gz_type_name", "")),
+                direction,
+            )
+        )
+    return entries
+
+
+# -- topic names ------------------------------------------------------------------------------------
+@dataclass
+class Topics:
+    """The ROS names and frames the simulator serves (reported by get_simulator_features)."""
+
+    cmd_vel: str
+    cmd_vel_type: str
+    odom: str
+    scan: str | None
+    joint_states: str
+    clock: str
+    ground_truth: str
+    frame_id: str
+    child_frame_id: str
+    lidar_frame_id: str | None
+    max_linear_velocity: float | None
+    max_angular_velocity: float | None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cmd_vel": self.cmd_vel,
+            "cmd_vel_type": self.cmd_vel_type,
+            "odom": self.odom,
+            "scan": self.scan,
+            "joint_states": self.joint_states,
+            "clock": self.clock,
+            "ground_truth": self.ground_truth,
+            "frame_id": self.frame_id,
+            "child_frame_id": self.child_frame_id,
+            "max_linear_velocity": self.max_linear_velocity,
+            "max_angular_velocity": self.max_angular_velocity,
+        }
+
+
+def resolve_topics(
+    world: WorldSpec,
+    *,
+    cmd_vel_type: str | None = None,
+    bridge: Sequence[BridgeEntry] = (),
+    namespace: str = protocol.NAMESPACE,
+) -> Topics:
+    """ROS topic names from the DiffDrive/lidar parameters, renamed through a bridge file like ros_gz_bridge."""
+    robot = world.robot
+    dd = robot.diff_drive
+    if dd is None:  # load_world guarantees a robot with a DiffDrive; keep the message clear anyway
+        raise ConfigError(f"world {world.name!r}: the robot {robot.name!r} has no DiffDrive plugin")
+    by_gz = {e.gz_topic_name: e for e in bridge}
+    used: set[str] = set()
+    notes: list[str] = []
+
+    def ros_name(gz: str, want: str, types: Sequence[str]) -> tuple[str, BridgeEntry | None]:
+        entry = by_gz.get(_abs(gz))
+        if entry is None:
+            return _abs(gz), None
+        used.add(entry.gz_topic_name)
+        if entry.ros_type_name not in types:
+            raise ConfigError(
+                f"bridge entry for {entry.gz_topic_name}: ros_type_name {entry.ros_type_name}, expected "
+                f"{' or '.join(types)} for the robot's {want} topic"
+            )
+        return entry.ros_topic_name, entry
+
+    cmd_topic, cmd_entry = ros_name(dd.topic or f"/model/{robot.name}/cmd_vel", "command", list(CMD_VEL_TYPES.values()))
+    if cmd_vel_type is None:
+        # The bridge says which type the ROS side uses; the gz-style default is plain Twist.
+        cmd_vel_type = "twist_stamped" if cmd_entry and cmd_entry.ros_type_name.endswith("TwistStamped") else "twist"
+    elif cmd_entry and CMD_VEL_TYPES[cmd_vel_type] != cmd_entry.ros_type_name:
+        notes.append(
+            f"--cmd-vel-type {cmd_vel_type} overrides the bridge's ros_type_name {cmd_entry.ros_type_name} "
+            f"for {cmd_topic}"
+        )
+    odom_topic, _ = ros_name(dd.odom_topic or f"/model/{robot.name}/odometry", "odometry", ["nav_msgs/msg/Odometry"])
+    scan_topic = None
+    lidar_frame = None
+    if robot.lidars:
+        lidar = robot.lidars[0]
+        scan_topic, _ = ros_name(lidar.topic or "/scan", "lidar", ["sensor_msgs/msg/LaserScan"])
+        lidar_frame = lidar.frame_id or f"{robot.name}/{lidar.link}/{lidar.name}"
+        if len(robot.lidars) > 1:
+            notes.append(f"only the first lidar ({lidar.name}) is simulated; {len(robot.lidars) - 1} more ignored")
+    joint_states = protocol.JOINT_STATES
+    clock = protocol.CLOCK
+    for entry in bridge:  # the other standard bridges: joint states and the clock
+        if entry.gz_topic_name in used:
+            continue
+        if entry.ros_type_name == "sensor_msgs/msg/JointState":
+            joint_states = entry.ros_topic_name
+        elif entry.ros_type_name == "rosgraph_msgs/msg/Clock":
+            clock = entry.ros_topic_name
+        else:
+            notes.append(
+                f"bridge entry {entry.gz_topic_name} -> {entry.ros_topic_name} ({entry.ros_type_name}) is not "
+                "served by the embedded simulator"
+            )
+    return Topics(
+        cmd_vel=cmd_topic,
+        cmd_vel_type=cmd_vel_type,
+        odom=odom_topic,
+        scan=scan_topic,
+        joint_states=joint_states,
+        clock=clock,
+        ground_truth=f"{namespace.rstrip('/')}/ground_truth",
+        frame_id=dd.frame_id or f"{robot.name}/odom",
+        child_frame_id=dd.child_frame_id or f"{robot.name}/base_footprint",
+        lidar_frame_id=lidar_frame,
+        max_linear_velocity=dd.max_linear_velocity,
+        max_angular_velocity=dd.max_angular_velocity,
+        notes=notes,
+    )
+
+
+# -- requests from service callbacks to the runner loop ---------------------------------------------
+@dataclass
+class Request:
+    """One control call waiting for the runner loop; ``reply`` is (success, payload)."""
+
+    name: str
+    payload: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: tuple[bool, dict[str, Any]] = (False, {"error": "not handled"})
+
+    def finish(self, ok: bool, payload: dict[str, Any]) -> None:
+        self.reply = (ok, payload)
+        self.done.set()
+
+
+def _stamp(msg_stamp: Any, t: float) -> None:
+    sec = math.floor(t)
+    msg_stamp.sec = int(sec)
+    msg_stamp.nanosec = min(round((t - sec) * 1e9), 999_999_999)
+
+
+class SimNode:
+    """rclpy node of the simulator: publishers, cmd_vel subscription, services, background spin."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        namespace: str = protocol.NAMESPACE,
+        joint_names: Sequence[str] = (),
+        lidar: Any = None,
+        domain_id: int | None = None,
+    ) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        self.topics = topics
+        self.namespace = namespace.rstrip("/") or "/"
+        self.requests: queue.Queue[Request] = queue.Queue()
+        self._cmd_lock = threading.Lock()
+        self.cmd_count = 0
+        self._cmd: tuple[float, float] = (0.0, 0.0)
+        self._cmd_seen = 0  # cmd_count when the runner last took the command
+        self._type_errors: set[tuple[str, str]] = set()
+        self._wake: Callable[[], None] | None = None
+        self.context = rclpy.Context()
+        # No rosout publisher and no log files under ~/.ros: we log to stderr; the runner owns signals.
+        rclpy.init(
+            args=["--ros-args", "--disable-rosout-logs", "--disable-external-lib-logs"],
+            context=self.context,
+            domain_id=domain_id,
+            signal_handler_options=SignalHandlerOptions.NO,
+        )
+        try:
+            self.node = rclpy.create_node("simtwin_sim", context=self.context)
+            self._make_entities(joint_names, lidar)
+            self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+            self._executor.add_node(self.node)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                rclpy.shutdown(context=self.context)
+            raise
+        self._thread = threading.Thread(target=self._spin, name="simtwin-sim-ros", daemon=True)
+        self._thread.start()
+
+    # -- construction -----------------------------------------------------------------------------
+    def _make_entities(self, joint_names: Sequence[str], lidar: Any) -> None:
+        from diagnostic_msgs.srv import AddDiagnostics
+        from geometry_msgs.msg import Twist, TwistStamped
+        from nav_msgs.msg import Odometry
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import JointState, LaserScan
+
+        t = self.topics
+        node = self.node
+        # Reliable KEEP_LAST 10 like ros_gz_bridge: matches reliable and best-effort subscribers.
+        self.pub_odom = node.create_publisher(Odometry, t.odom, 10)
+        self.pub_truth = node.create_publisher(Odometry, t.ground_truth, 10)
+        self.pub_joints = node.create_publisher(JointState, t.joint_states, 10)
+        self.pub_clock = node.create_publisher(Clock, t.clock, 10)
+        self.pub_scan = node.create_publisher(LaserScan, t.scan, 10) if t.scan else None
+
+        self.msg_odom = Odometry()
+        self.msg_odom.header.frame_id = t.frame_id
+        self.msg_odom.child_frame_id = t.child_frame_id
+        self.msg_odom.pose.covariance = _diag(_POSE_COV)
+        self.msg_odom.twist.covariance = _diag(_TWIST_COV)
+        self.msg_truth = Odometry()
+        self.msg_truth.header.frame_id = "world"
+        self.msg_truth.child_frame_id = t.child_frame_id
+        self.msg_joints = JointState()
+        self.msg_joints.name = list(joint_names)
+        self.msg_clock = Clock()
+        self.msg_scan = LaserScan()
+        if lidar is not None:
+            s = self.msg_scan
+            s.header.frame_id = t.lidar_frame_id or ""
+            s.angle_min = float(lidar.min_angle)
+            s.angle_max = float(lidar.max_angle)
+            s.angle_increment = float((lidar.max_angle - lidar.min_angle) / max(int(lidar.samples) - 1, 1))
+            s.time_increment = 0.0
+            s.scan_time = float(1.0 / lidar.update_rate) if lidar.update_rate else 0.0
+            s.range_min = float(lidar.range_min)
+            s.range_max = float(lidar.range_max)
+
+        msg_cls = TwistStamped if t.cmd_vel_type == "twist_stamped" else Twist
+        self._cmd_group = MutuallyExclusiveCallbackGroup()
+        self._srv_group = MutuallyExclusiveCallbackGroup()
+        node.create_subscription(msg_cls, t.cmd_vel, self._on_cmd, 10, callback_group=self._cmd_group)
+        for name in protocol.SERVICES:
+            node.create_service(
+                AddDiagnostics,
+                protocol.service_name(name, self.namespace),
+                self._service_callback(name),
+                callback_group=self._srv_group,
+            )
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:  # the executor must never take the process down silently
+            log.exception("ROS executor thread failed")
+
+    # -- cmd_vel ----------------------------------------------------------------------------------
+    def _on_cmd(self, msg: Any) -> None:
+        twist = msg.twist if hasattr(msg, "twist") else msg
+        with self._cmd_lock:
+            self._cmd = (float(twist.linear.x), float(twist.angular.z))
+            self.cmd_count += 1
+        if self._wake is not None:
+            self._wake()
+
+    def take_command(self) -> tuple[float, float] | None:
+        """The latest command if one arrived since the last call (the runner applies it before stepping)."""
+        with self._cmd_lock:
+            if self.cmd_count == self._cmd_seen:
+                return None
+            self._cmd_seen = self.cmd_count
+            return self._cmd
+
+    def check_cmd_vel_types(self) -> list[str]:
+        """Errors for publishers that send another type on the command topic (DDS drops them silently)."""
+        expected = CMD_VEL_TYPES[self.topics.cmd_vel_type]
+        other = "twist" if self.topics.cmd_vel_type == "twist_stamped" else "twist_stamped"
+        errors = []
+        try:
+            infos = self.node.get_publishers_info_by_topic(self.topics.cmd_vel)
+        except Exception:  # context shutting down
+            return []
+        for info in infos:
+            if info.topic_type == expected:
+                continue
+            who = f"{info.node_namespace.rstrip('/')}/{info.node_name}".replace("//", "/")
+            key = (who, info.topic_type)
+            if key in self._type_errors:
+                continue
+            self._type_errors.add(key)
+            fix = (
+                f"start the simulator with --cmd-vel-type {other} (pytest: --simtwin-cmd-vel-type {other})"
+                if info.topic_type == CMD_VEL_TYPES[other]
+                else "publish the expected type"
+            )
+            errors.append(
+                f"node {who} publishes {info.topic_type} on {self.topics.cmd_vel}, but the simulator subscribes "
+                f"{expected} (--cmd-vel-type {self.topics.cmd_vel_type}); its commands are ignored. To fix, {fix}."
+            )
+        return errors
+
+    # -- services ---------------------------------------------------------------------------------
+    def _service_callback(self, name: str) -> Callable[[Any, Any], Any]:
+        def callback(request: Any, response: Any) -> Any:
+            try:
+                payload = protocol.decode(request.load_namespace)
+            except ValueError as exc:
+                response.success = False
+                response.message = protocol.encode(
+                    {"error": f"{name}: request is not a JSON object ({exc}); send e.g. '{{\"steps\": 10}}'"}
+                )
+                return response
+            req = Request(name, payload)
+            self.requests.put(req)
+            if self._wake is not None:
+                self._wake()
+            # The runner answers every request, also when it stops (see fail_pending).
+            while not req.done.wait(0.1):
+                if not self.context.ok():
+                    req.finish(False, {"error": "the simulator is shutting down"})
+            ok, body = req.reply
+            response.success = ok
+            response.message = protocol.encode(body)
+            return response
+
+        return callback
+
+    def fail_pending(self, reason: str) -> None:
+        while True:
+            try:
+                req = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            req.finish(False, {"error": reason})
+
+    def set_waker(self, fn: Callable[[], None]) -> None:
+        self._wake = fn
+
+    # -- publishing (runner thread) ---------------------------------------------------------------
+    def publish_clock(self, t: float) -> None:
+        _stamp(self.msg_clock.clock, t)
+        self.pub_clock.publish(self.msg_clock)
+
+    def publish_odom(self, t: float, x: float, y: float, yaw: float, vx: float, wz: float) -> None:
+        m = self.msg_odom
+        _stamp(m.header.stamp, t)
+        p = m.pose.pose
+        p.position.x = x
+        p.position.y = y
+        p.orientation.z = math.sin(yaw * 0.5)
+        p.orientation.w = math.cos(yaw * 0.5)
+        m.twist.twist.linear.x = vx  # child frame: forward speed
+        m.twist.twist.angular.z = wz
+        self.pub_odom.publish(m)
+
+    def publish_truth(self, t: float, truth: Any) -> None:
+        m = self.msg_truth
+        _stamp(m.header.stamp, t)
+        p = m.pose.pose
+        p.position.x, p.position.y, p.position.z = truth.x, truth.y, truth.z
+        o = p.orientation
+        o.x, o.y, o.z, o.w = truth.qx, truth.qy, truth.qz, truth.qw
+        tw = m.twist.twist  # world frame (documented in protocol.GROUND_TRUTH)
+        tw.linear.x, tw.linear.y, tw.linear.z = truth.vx, truth.vy, truth.vz
+        tw.angular.x, tw.angular.y, tw.angular.z = truth.wx, truth.wy, truth.wz
+        self.pub_truth.publish(m)
+
+    def publish_joints(self, t: float, positions: Sequence[float], velocities: Sequence[float]) -> None:
+        m = self.msg_joints
+        _stamp(m.header.stamp, t)
+        m.position = array("d", positions)
+        m.velocity = array("d", velocities)
+        self.pub_joints.publish(m)
+
+    def publish_scan(self, t: float, ranges: array[float]) -> None:
+        if self.pub_scan is None:
+            return
+        m = self.msg_scan
+        _stamp(m.header.stamp, t)
+        m.ranges = ranges
+        self.pub_scan.publish(m)
+
+    def subscriber_counts(self) -> tuple[int, ...]:
+        """Matched subscriptions per publisher: a change while paused triggers a re-publish for late joiners."""
+        pubs = [self.pub_odom, self.pub_truth, self.pub_joints, self.pub_clock, self.pub_scan]
+        with contextlib.suppress(Exception):
+            return tuple(p.get_subscription_count() for p in pubs if p is not None)
+        return ()
+
+    def publisher_types(self) -> Mapping[str, str]:
+        return {
+            self.topics.odom: "nav_msgs/msg/Odometry",
+            self.topics.ground_truth: "nav_msgs/msg/Odometry",
+            self.topics.joint_states: "sensor_msgs/msg/JointState",
+            self.topics.clock: "rosgraph_msgs/msg/Clock",
+            **({self.topics.scan: "sensor_msgs/msg/LaserScan"} if self.topics.scan else {}),
+        }
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """rclpy.shutdown first, then join the spin thread (the other order aborts the process)."""
+        import rclpy
+
+        self.fail_pending("the simulator is shutting down")
+        with contextlib.suppress(Exception):
+            rclpy.shutdown(context=self.context)
+        self._thread.join(timeout=2.0)
+        with contextlib.suppress(Exception):
+            self._executor.shutdown(timeout_sec=0.5)
+        self.fail_pending("the simulator is shutting down")
