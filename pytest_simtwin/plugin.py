@@ -1,3 +1,171 @@
-"""pytest entry point (``pytest11``): wires options, markers, hooks and fixtures; the work lives elsewhere."""
+"""pytest entry point (``pytest11``): wires options, markers, hooks and fixtures; the work lives elsewhere.
+
+Installing the plugin is harmless: nothing touches ROS at import or session start. The first test
+that requests ``sim`` (or ``robot``, ``ros_node``, ``launch_node``) makes the worker lease a ROS
+domain, create its private ROS context and start its simulator (see ``session.py``).
+
+Options live in ``config.OPTIONS`` (add yours there); add your hooks below in their own section.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import config as cfg
+
+if TYPE_CHECKING:
+    from .session import Sim, SimSession
+
+SETTINGS_KEY = pytest.StashKey["cfg.Settings"]()
+OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
+SESSION_KEY = pytest.StashKey["SimSession"]()  # on an item whose test uses the simulator
+
+
+# -- options, markers, configuration -------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    cfg.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", cfg.MARKER_HELP)
+    config.stash[SETTINGS_KEY] = cfg.load_settings(config)  # pytest.UsageError on a bad option
+    from .backends._process import register_reaper
+    from .domains import reap_leftovers
+
+    register_reaper()
+    if not hasattr(config, "workerinput"):
+        # Controller or plain run: clean what killed sessions left (dead holders only).
+        reap_leftovers()
+    else:
+        from .backends._process import exit_with_parent
+
+        exit_with_parent()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("simtwin") is not None:
+            item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # UsageError naming the test
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
+    """The worker's SimSession (domain lease, ROS context, simulator); opened on first use."""
+    from .session import SimSession
+
+    with SimSession(pytestconfig.stash[SETTINGS_KEY]) as session:
+        yield session
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Sim]:
+    """The running simulator of this worker, configured for this test, reset and health-checked."""
+    from .session import Sim
+
+    item = request.node
+    config, reset = cfg.effective_config(request.config.stash[SETTINGS_KEY], item.stash.get(OVERRIDES_KEY, {}))
+    simtwin_session.begin_test(config, reset, scope=item.module.__name__ if item.module else item.nodeid)
+    item.stash[SESSION_KEY] = simtwin_session
+    from .results import record_for
+
+    simtwin_session.fill_record(record_for(item))
+    yield Sim(simtwin_session)
+
+
+@pytest.fixture
+def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[Any]:
+    """The simulated robot (pytest_simtwin.robot.Robot) on this worker's simulator."""
+    from .results import record_for
+    from .robot import Robot
+
+    with Robot(
+        simtwin_session.ros_session,
+        simtwin_session.control_or_none(),
+        simtwin_session.topics(),
+        record=record_for(request.node),
+        log_tail=simtwin_session.log_tail,
+        abort=simtwin_session.death_reason,
+        cmd_vel_type=sim.config.cmd_vel_type,
+    ) as helper:
+        yield helper
+
+
+@pytest.fixture
+def ros_node(simtwin_session: SimSession) -> Any:
+    """Helpers around the worker's rclpy node on the simulation domain (``.node`` is the raw node)."""
+    from .nodes import RosNodeHelper
+
+    return RosNodeHelper(
+        simtwin_session.ros_session, log_tail=simtwin_session.log_tail, abort=simtwin_session.death_reason
+    )
+
+
+@pytest.fixture
+def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Any]:
+    """``launch_node(cmd, ...)``: start a node under test on the simulation domain; stopped after the test."""
+    from .nodes import NodeLauncher
+    from .results import record_for
+
+    with NodeLauncher(
+        simtwin_session.ros_session,
+        simtwin_session.env,
+        lease=simtwin_session.lease,
+        workdir=simtwin_session.test_dir(request.node.nodeid),
+        record=record_for(request.node),
+    ) as launcher:
+        yield launcher
+
+
+@pytest.fixture
+def record_metric(request: pytest.FixtureRequest) -> Any:
+    """``record_metric(name, value, unit="", tolerance=None, direction="lower")``: store a metric of this test."""
+    from .assertions import MetricRecorder
+    from .results import record_for
+
+    return MetricRecorder(record_for(request.node))
+
+
+# -- test lifecycle: active metric record, simulator death -> error ------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from .assertions import set_active_record
+    from .results import record_for
+
+    set_active_record(record_for(item))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from .assertions import set_active_record
+
+    set_active_record(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    session = item.stash.get(SESSION_KEY, None)
+    if call.when == "call" and session is not None:
+        reason = session.death_reason()
+        if reason:
+            # Infrastructure, not the code under test: report it as an error with the simulator's log.
+            err = session.died_error("during the test")
+            original = str(report.longrepr) if report.failed and report.longrepr else ""
+            report.longrepr = f"{type(err).__name__}: {err}" + (
+                f"\n\n--- the test's own failure (probably a consequence) ---\n{original}" if original else ""
+            )
+            report.outcome = "failed"
+            report.simtwin_infra = True  # type: ignore[attr-defined]  # survives xdist serialisation
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    if report.when == "call" and getattr(report, "simtwin_infra", False):
+        return "error", "E", ("ERROR", {"red": True})
+    return None

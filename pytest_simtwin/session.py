@@ -1,0 +1,465 @@
+"""SimSession: everything one pytest worker needs to run simulation tests, for its whole session.
+
+It owns, in order: a leased ROS domain (+ GZ_PARTITION), the ROS environment every child gets, the
+worker's private :class:`RosSession`, the simulator backend and its :class:`ControlClient`. The
+simulator starts on first use (:meth:`SimSession.ensure`), restarts when a test asks for another
+configuration or after it died, and is checked (:meth:`check_health`) before every test so an
+infrastructure problem errors the test before its body runs. ``Sim`` is the small facade the
+``sim`` fixture hands to tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import domains, rosenv
+from .backends._process import kill_partition, register_reaper
+from .backends.base import Backend, SimConfig, backend_class, resolve_msg_type
+from .errors import ControlError, SimulatorDiedError, SimulatorError, WaitTimeout
+from .ros import RosSession
+from .sim import protocol
+from .waiting import wait_until
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .sim.control import ControlClient
+
+#: Seconds the health check waits for the clock and the ready topic (capped by the start timeout).
+HEALTH_TIMEOUT = 10.0
+#: Seconds to wait for the /simtwin services of a process/attach simulator before deciding it has none.
+CONTROL_PROBE_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Who we are under xdist: ``gw3`` of 8 -> name "gw3", index 3, count 8 (plain run: master, 0, 1)."""
+
+    name: str = "master"
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerInfo:
+        env = os.environ if environ is None else environ
+        name = env.get("PYTEST_XDIST_WORKER", "master")
+        try:
+            index = int(name[2:]) if name.startswith("gw") else 0
+            count = int(env.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        except ValueError:
+            index, count = 0, 1
+        return cls(name, index, max(count, 1))
+
+    def preferred_domain(self, ids: tuple[int, ...]) -> int:
+        """Spread workers over the range so they do not all race for the first id."""
+        stride = max(len(ids) // max(self.count, 1), 1)
+        return ids[(self.index * stride) % len(ids)]
+
+
+class SimSession:
+    """Lease + environment + RosSession + backend + control for one worker (a context manager)."""
+
+    def __init__(self, settings: Settings, worker: WorkerInfo | None = None) -> None:
+        self.settings = settings
+        self.worker = worker or WorkerInfo.from_env()
+        self.workdir = settings.artifacts / self.worker.name
+        self.lease: domains.DomainLease | None = None
+        self.domain_id: int = -1
+        self.partition = ""
+        self.env: dict[str, str] = {}
+        self.ros: RosSession | None = None
+        self.backend: Backend | None = None
+        self.config: SimConfig | None = None
+        self._control: ControlClient | None = None
+        self._control_checked = False
+        self._previous_env: dict[str, str | None] | None = None
+        self.starts = 0  # simulators started by this session (restarts included)
+        self._topics: dict[str, Any] | None = None
+        self._scope: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> SimSession:
+        register_reaper()
+        try:
+            if self.settings.backend == "attach":
+                assert self.settings.attach_domain is not None
+                self.domain_id = self.settings.attach_domain
+                self.partition = os.environ.get("GZ_PARTITION") or f"simtwin_attach_{self.domain_id}"
+            else:
+                ids = self.settings.domain_ids
+                self.lease = domains.acquire_domain(
+                    ids,
+                    owner=f"pytest-simtwin {self.worker.name} pid {os.getpid()}",
+                    prefer=self.worker.preferred_domain(ids),
+                )
+                self.domain_id, self.partition = self.lease.domain_id, self.lease.partition
+            self.env = rosenv.ros_environment(self.domain_id, self.partition)
+            self._previous_env = rosenv.apply_environment(self.env)
+            self.ros = RosSession(self.domain_id, self.env, name=f"simtwin_{self.worker.name}").start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop the simulator, the ROS session and release the domain; safe to call twice."""
+        self.stop_simulator()
+        if self.ros is not None:
+            ros, self.ros = self.ros, None
+            ros.close()
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            # Anything still running in our partition (a node a test forgot) must not outlive the lease.
+            kill_partition(self.partition)
+            lease.release()
+        if self._previous_env is not None:
+            rosenv.restore_environment(self._previous_env)
+            self._previous_env = None
+
+    def __enter__(self) -> SimSession:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _require_ros(self) -> RosSession:
+        if self.ros is None:
+            raise SimulatorError("the simtwin session is not open")
+        return self.ros
+
+    @property
+    def ros_session(self) -> RosSession:
+        """The worker's private RosSession on the simulation domain."""
+        return self._require_ros()
+
+    def test_dir(self, nodeid: str) -> Path:
+        """A per-test artifacts directory under this worker's directory."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in nodeid)[-150:]
+        path = self.workdir / safe
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def fill_record(self, rec: Any) -> None:
+        """Write where this test ran into its results.TestRecord."""
+        rec.backend = self.settings.backend
+        rec.domain_id = self.domain_id
+        rec.world = str(self.config.world) if self.config and self.config.world else "builtin"
+        rec.worker = self.worker.name
+
+    # -- simulator ---------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.backend is not None and self.backend.is_alive()
+
+    def death_reason(self) -> str | None:
+        return None if self.backend is None else self.backend.death_reason()
+
+    def ensure(self, config: SimConfig) -> bool:
+        """Make the running simulator match ``config`` (start or restart). True if one was started."""
+        if self.backend is not None and self.config == config and self.backend.is_alive():
+            return False
+        self.stop_simulator()
+        ros = self._require_ros()
+        cls = backend_class(self.settings.backend)
+        backend = cls(config, lease=self.lease, ros=ros, env=self.env, workdir=self.workdir)
+        backend.__enter__()  # starts and waits for the first ready message; stops itself on failure
+        self.backend, self.config = backend, config
+        self._control, self._control_checked, self._topics = None, False, None
+        self.starts += 1
+        return True
+
+    def begin_test(self, config: SimConfig, reset: str, scope: str) -> None:
+        """Before a test: (re)start as needed, reset per policy, then check health (SimulatorError)."""
+        started = self.ensure(config)
+        if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
+            self.reset(config)
+        self._scope = scope
+        self.check_health()
+
+    def topics(self) -> dict[str, Any]:
+        """The robot's topics as the simulator reports them (protocol defaults without control)."""
+        if self._topics is None:
+            client = self.control_or_none()
+            topics: dict[str, Any] = {}
+            if client is not None:
+                topics = dict(client.features().get("topics") or {})
+            self._topics = topics or {
+                "cmd_vel": protocol.CMD_VEL,
+                "odom": protocol.ODOM,
+                "scan": protocol.SCAN,
+                "joint_states": protocol.JOINT_STATES,
+                "clock": protocol.CLOCK,
+                "ground_truth": None,
+            }
+        return self._topics
+
+    def stop_simulator(self) -> None:
+        backend, self.backend = self.backend, None
+        self.config = None
+        self._control, self._control_checked, self._topics = None, False, None
+        if backend is not None:
+            backend.stop()
+
+    def log_tail(self, lines: int = 30) -> list[str]:
+        return self.backend.log_tail(lines) if self.backend is not None else []
+
+    def died_error(self, during: str) -> SimulatorDiedError:
+        backend = self.backend
+        what = backend.describe() if backend is not None else "simulator"
+        code = backend.returncode() if backend is not None else None
+        return SimulatorDiedError(
+            f"the {what} exited with code {code} {during}. This is an infrastructure error, not a test "
+            f"failure; the next test gets a fresh simulator. Its log: {backend.log_path() if backend else None}",
+            log_tail=self.log_tail(),
+        )
+
+    # -- control -----------------------------------------------------------------------------
+    def control_or_none(self) -> ControlClient | None:
+        """The control client when the simulator answers the /simtwin services (probed once)."""
+        if self.backend is None:
+            return None
+        if not self._control_checked:
+            self._control_checked = True
+            from .sim.control import ControlClient
+
+            client = ControlClient(self._require_ros())
+            if self.settings.backend == "embedded":
+                self._control = client
+            else:
+                # A foreign simulator (gz + bridge) has no /simtwin services: find out once, quickly.
+                try:
+                    client.features()
+                    self._control = client
+                except ControlError:
+                    self._control = None
+        return self._control
+
+    @property
+    def control(self) -> ControlClient:
+        client = self.control_or_none()
+        if client is None:
+            name = self.backend.describe() if self.backend is not None else "simulator (not started)"
+            raise ControlError(
+                f"the {name} has no control: it does not answer the {protocol.NAMESPACE}/* services "
+                f"(step, reset, set pose, spawn, ...). Expected a simulator that implements them "
+                f"(e.g. simtwin-sim, --simtwin-backend embedded); use topics only with this backend."
+            )
+        return client
+
+    def reset(self, config: SimConfig) -> None:
+        """Bring the simulator back to the world's initial state (restart when it has no control)."""
+        client = self.control_or_none()
+        if client is None:
+            if self.settings.backend == "attach":
+                return  # cannot restart what we do not own; documented
+            self.stop_simulator()
+            self.ensure(config)
+            return
+        client.reset("all")
+        state = client.state()
+        want = "paused" if (config.paused or config.lockstep) else "playing"
+        if state.get("state") != want:
+            client.play() if want == "playing" else client.pause()
+
+    def check_health(self, timeout: float | None = None) -> None:
+        """Raise :class:`SimulatorError` unless the simulator is alive, its clock advances and it publishes."""
+        backend, ros = self.backend, self._require_ros()
+        if backend is None:
+            raise SimulatorError("no simulator is running (SimSession.ensure was not called)")
+        if not backend.is_alive():
+            raise self.died_error("before the test started")
+        limit = min(timeout if timeout is not None else HEALTH_TIMEOUT, self.settings.timeout)
+        client = self.control_or_none()
+        if client is not None:
+            try:
+                state = client.state()
+            except ControlError as exc:
+                raise SimulatorError(
+                    f"the {backend.describe()} does not answer its control services: {exc}", log_tail=self.log_tail()
+                ) from None
+            if state.get("state") == "paused":
+                return  # a paused simulator publishes nothing by design; it answered, that is healthy
+        since = time.monotonic()
+        config = self.config or SimConfig()
+        if ros.count_publishers(protocol.CLOCK) > 0:
+            self._wait_clock_advances(limit, since)
+        try:
+            ros.wait_for_message(config.ready_topic, resolve_msg_type(config.ready_type), timeout=limit, since=since)
+        except WaitTimeout as exc:
+            if not self.alive:
+                raise self.died_error("before the test started") from None
+            raise self._unhealthy(f"its sensors publish nothing: {exc}") from None
+
+    def _wait_clock_advances(self, limit: float, since: float) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        ros = self._require_ros()
+        buf = ros.subscribe(protocol.CLOCK, Clock)
+
+        def advanced() -> bool:
+            times = [r.msg.clock.sec + r.msg.clock.nanosec * 1e-9 for r in buf.since(since)]
+            return len(times) >= 2 and times[-1] > times[0]
+
+        try:
+            wait_until(
+                advanced,
+                limit,
+                what=f"{protocol.CLOCK} to advance on domain {self.domain_id}",
+                describe=lambda: f"{len(buf.since(since))} clock message(s) arrived, latest {buf.latest()!r:.120}",
+                abort=self.death_reason,
+            )
+        except WaitTimeout as exc:
+            if not self.alive:
+                raise self.died_error("before the test started") from None
+            raise self._unhealthy(f"its clock does not advance: {exc}") from None
+
+    def _unhealthy(self, what: str) -> SimulatorError:
+        backend = self.backend
+        name = backend.describe() if backend is not None else "simulator"
+        err = SimulatorError(
+            f"the {name} is unhealthy, {what}. Expected a running simulator whose clock advances and whose "
+            f"sensors publish; it will be restarted for the next test.",
+            log_tail=self.log_tail(),
+        )
+        self.stop_simulator()
+        return err
+
+
+class Sim:
+    """What the ``sim`` fixture gives a test: control calls, the domain and the simulator's log."""
+
+    def __init__(self, session: SimSession) -> None:
+        self._session = session
+
+    # -- where ---------------------------------------------------------------------------------
+    @property
+    def domain_id(self) -> int:
+        return self._session.domain_id
+
+    @property
+    def partition(self) -> str:
+        return self._session.partition
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for your own processes on this simulator's domain (a copy)."""
+        return dict(self._session.env)
+
+    @property
+    def ros(self) -> RosSession:
+        return self._session._require_ros()
+
+    @property
+    def config(self) -> SimConfig:
+        assert self._session.config is not None
+        return self._session.config
+
+    @property
+    def backend(self) -> str:
+        return self._session.settings.backend
+
+    @property
+    def control(self) -> ControlClient:
+        return self._session.control
+
+    @property
+    def alive(self) -> bool:
+        return self._session.alive
+
+    def log_tail(self, lines: int = 30) -> list[str]:
+        return self._session.log_tail(lines)
+
+    def log_path(self) -> Path | None:
+        return self._session.backend.log_path() if self._session.backend is not None else None
+
+    # -- control -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return self.control.state()
+
+    @property
+    def sim_time(self) -> float:
+        return float(self.state()["sim_time"])
+
+    @property
+    def rtf(self) -> float:
+        """Measured real-time factor."""
+        return float(self.state()["rtf_measured"])
+
+    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]:
+        return self.control.step(steps=steps, duration=duration)
+
+    def pause(self) -> dict[str, Any]:
+        return self.control.pause()
+
+    def play(self) -> dict[str, Any]:
+        return self.control.play()
+
+    def reset(self, scope: str = "all") -> dict[str, Any]:
+        return self.control.reset(scope)
+
+    def features(self) -> dict[str, Any]:
+        return self.control.features()
+
+    def entities(self) -> list[str]:
+        return list(self.control.entities())
+
+    def robot_name(self) -> str:
+        return str(self.state()["robot"])
+
+    def get_pose(self, name: str | None = None) -> dict[str, float]:
+        return dict(self.control.get_entity_state(name or self.robot_name())["pose"])
+
+    def set_pose(
+        self,
+        name: str | None = None,
+        *,
+        x: float | None = None,
+        y: float | None = None,
+        z: float | None = None,
+        yaw: float | None = None,
+        roll: float | None = None,
+        pitch: float | None = None,
+    ) -> dict[str, Any]:
+        """Move an entity (default: the robot); omitted coordinates keep their value."""
+        pose = {
+            k: v
+            for k, v in (("x", x), ("y", y), ("z", z), ("roll", roll), ("pitch", pitch), ("yaw", yaw))
+            if v is not None
+        }
+        return self.control.set_entity_state(name or self.robot_name(), pose=pose)
+
+    def ground_truth(self, name: str | None = None) -> dict[str, Any]:
+        """True pose and twist (world frame) of an entity, default the robot."""
+        return dict(self.control.get_entity_state(name or self.robot_name()))
+
+    def spawn_obstacle(
+        self,
+        name: str,
+        shape: str = "box",
+        size: tuple[float, ...] = (0.2, 0.2, 0.5),
+        *,
+        x: float = 0.0,
+        y: float = 0.0,
+        z: float | None = None,
+        yaw: float = 0.0,
+        static: bool = True,
+        mass: float | None = None,
+    ) -> str:
+        """Add an obstacle (sizes as in the protocol; z defaults to resting on the ground)."""
+        if z is None:
+            z = size[2] / 2 if shape == "box" and len(size) > 2 else (size[1] / 2 if shape == "cylinder" else size[0])
+        pose = {"x": x, "y": y, "z": z, "yaw": yaw}
+        return self.control.spawn(name, shape, list(size), pose, static=static, mass=mass)
+
+    def remove_obstacle(self, name: str) -> None:
+        self.control.delete(name)
+
+    def __repr__(self) -> str:
+        return f"<Sim {self.backend} domain={self.domain_id} alive={self.alive}>"
