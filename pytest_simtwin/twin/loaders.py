@@ -1,0 +1,208 @@
+"""Load a recorded run: rosbag2 (MCAP or sqlite3, directory or single file), ROS 1 ``.bag``, or JSON.
+
+Bags are read with ``rosbags.highlevel.AnyReader`` (pure Python, no ROS install needed); types
+come from the bag's own definitions, falling back to the ROS 2 Kilted / ROS 1 Noetic type stores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .data import Trajectory, fill_missing_velocities, from_json_dict, yaw_from_quaternion
+
+ODOM_TYPES = ("nav_msgs/msg/Odometry",)
+CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
+JOINT_TYPES = ("sensor_msgs/msg/JointState",)
+BAG_SUFFIXES = (".bag", ".mcap", ".db3")
+
+#: progress(done_fraction) callback for long files
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names to read; ``cmd_vel``/``joint_states`` may be absent from a recording."""
+
+    odom: str = "/odom"
+    cmd_vel: str = "/cmd_vel"
+    joint_states: str = "/joint_states"
+
+
+def load_trajectory(
+    path: str | Path,
+    *,
+    topics: Topics | None = None,
+    time_source: str = "auto",
+    source: str | None = None,
+    progress: Progress | None = None,
+) -> Trajectory:
+    """Load odometry (+ commands and joint states when present) from ``path``.
+
+    ``time_source``: ``header`` (message stamps), ``log`` (bag receive time) or ``auto`` (header
+    stamps when every used topic has them and they are set, else receive time: a plain Twist has
+    no stamp, and mixing clocks would misalign commands and odometry).
+    """
+    p = Path(path)
+    if time_source not in ("auto", "header", "log"):
+        raise DataError(f"time_source must be auto, header or log, found {time_source!r}")
+    if not p.exists():
+        raise DataError(f"{p}: no such file or directory; expected a rosbag2 directory, .mcap, .db3, .bag or .json")
+    if p.is_file() and p.suffix.lower() in (".json", ".jsonl"):
+        return load_json(p, source=source)
+    if p.is_dir() or p.suffix.lower() in BAG_SUFFIXES:
+        return load_bag(p, topics=topics or Topics(), time_source=time_source, source=source, progress=progress)
+    raise DataError(
+        f"{p}: unknown recording format {p.suffix!r}; expected a rosbag2 directory, .mcap, .db3, .bag (ROS 1) "
+        "or .json (simtwin-trajectory/1)"
+    )
+
+
+def load_json(path: Path, source: str | None = None) -> Trajectory:
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".jsonl":
+            data: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "expected the simtwin-trajectory/1 format (see `simtwin record --help`)"
+        ) from None
+    traj = from_json_dict(data, str(path), source=source)
+    traj.meta.setdefault("path", str(path))
+    return traj
+
+
+def _stamp(msg: Any) -> float | None:
+    header = getattr(msg, "header", None)
+    if header is None:
+        return None
+    st = header.stamp
+    value = float(st.sec) + float(getattr(st, "nanosec", getattr(st, "nsec", 0))) * 1e-9
+    return value if value > 0 else None
+
+
+def _default_typestore(path: Path) -> Any:
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS1_NOETIC if path.suffix == ".bag" else Stores.ROS2_KILTED)
+
+
+def _bag_error(path: Path, exc: BaseException) -> DataError:
+    return DataError(
+        f"{path}: cannot read this recording ({type(exc).__name__}: {exc}). Expected a readable rosbag2 "
+        "(MCAP or sqlite3) or ROS 1 bag; it may be truncated or still being written (a recorder killed "
+        "before closing the bag leaves no index: re-index it with `ros2 bag reindex`)."
+    )
+
+
+def load_bag(
+    path: Path,
+    *,
+    topics: Topics,
+    time_source: str = "auto",
+    source: str | None = None,
+    progress: Progress | None = None,
+) -> Trajectory:
+    from rosbags.highlevel import AnyReader
+
+    rows: dict[str, list[tuple[float, float | None, Any]]] = {"odom": [], "cmd": [], "joint": []}
+    try:
+        with AnyReader([path], default_typestore=_default_typestore(path)) as reader:
+            present = {c.topic: c.msgtype for c in reader.connections}
+            odom_conns = [c for c in reader.connections if c.topic == topics.odom]
+            if not odom_conns:
+                listing = ", ".join(f"{t} ({ty})" for t, ty in sorted(present.items())) or "none"
+                raise DataError(
+                    f"{path}: no odometry topic {topics.odom!r} in the recording; topics present: {listing}. "
+                    "Pass the right name (--odom-topic / topics.odom)."
+                )
+            bad = [c.msgtype for c in odom_conns if c.msgtype not in ODOM_TYPES]
+            if bad:
+                raise DataError(f"{path}: {topics.odom} has type {bad[0]}, expected nav_msgs/msg/Odometry")
+            wanted = {topics.odom: "odom"}
+            conns = list(odom_conns)
+            for topic, key, types in ((topics.cmd_vel, "cmd", CMD_TYPES), (topics.joint_states, "joint", JOINT_TYPES)):
+                found = [c for c in reader.connections if c.topic == topic and c.msgtype in types]
+                if found:
+                    wanted[topic] = key
+                    conns += found
+            total = max(sum(c.msgcount for c in conns), 1)
+            done = 0
+            for conn, log_ns, raw in reader.messages(connections=conns):
+                msg = reader.deserialize(raw, conn.msgtype)
+                rows[wanted[conn.topic]].append((log_ns * 1e-9, _stamp(msg), msg))
+                done += 1
+                if progress is not None and done % 2000 == 0:
+                    progress(done / total)
+    except DataError:
+        raise
+    except Exception as exc:  # rosbags raises many unrelated types for corrupt files
+        raise _bag_error(path, exc) from exc
+    if progress is not None:
+        progress(1.0)
+    if not rows["odom"]:
+        raise DataError(f"{path}: the topic {topics.odom} holds no messages; expected odometry samples")
+    used = [r for r in rows.values() if r]
+    use_header = time_source == "header" or (
+        time_source == "auto" and all(stamp is not None for r in used for _, stamp, _ in r)
+    )
+    if time_source == "header" and any(stamp is None for r in used for _, stamp, _ in r):
+        raise DataError(
+            f"{path}: time_source=header but some messages have no header stamp (plain Twist?); use auto or log"
+        )
+
+    def times(key: str) -> list[float]:
+        return [(stamp if use_header and stamp is not None else log) for log, stamp, _ in rows[key]]
+
+    odom = [m for _, _, m in rows["odom"]]
+    theta = np.unwrap(
+        [
+            yaw_from_quaternion(
+                o.pose.pose.orientation.x,
+                o.pose.pose.orientation.y,
+                o.pose.pose.orientation.z,
+                o.pose.pose.orientation.w,
+            )
+            for o in odom
+        ]
+    )
+    cmds = [m.twist if hasattr(m, "twist") else m for _, _, m in rows["cmd"]]
+    joints = [m for _, _, m in rows["joint"]]
+    names = list(joints[0].name) if joints else []
+    joints = [j for j in joints if list(j.name) == names]
+    joint_t = [t for (t, (_, _, m)) in zip(times("joint"), rows["joint"]) if list(m.name) == names]
+    traj = Trajectory(
+        source=source or path.name,
+        t=times("odom"),
+        x=[o.pose.pose.position.x for o in odom],
+        y=[o.pose.pose.position.y for o in odom],
+        theta=theta,
+        vx=[o.twist.twist.linear.x for o in odom],
+        vtheta=[o.twist.twist.angular.z for o in odom],
+        cmd_t=times("cmd"),
+        cmd_vx=[c.linear.x for c in cmds],
+        cmd_vtheta=[c.angular.z for c in cmds],
+        joint_t=joint_t,
+        joint_names=names,
+        joint_position=np.array([list(j.position) for j in joints], dtype=float).reshape(len(joints), -1),
+        joint_velocity=np.array([list(j.velocity) for j in joints], dtype=float).reshape(len(joints), -1)
+        if joints and all(len(j.velocity) == len(names) for j in joints)
+        else np.zeros((0, 0)),
+        meta={"path": str(path), "time_source": "header" if use_header else "log", "topics": vars(topics)},
+    )
+    if not np.all(np.isfinite(traj.x)) or not np.all(np.isfinite(traj.y)):
+        raise DataError(f"{path}: {topics.odom} contains non-finite positions (NaN/inf); expected finite poses")
+    if np.isnan(traj.vx).all() and len(traj) > 1:
+        traj.vx[:] = math.nan
+        fill_missing_velocities(traj)
+    return traj
