@@ -235,7 +235,7 @@ class SimSession:
             else:
                 # A foreign simulator (gz + bridge) has no /simtwin services: find out once, quickly.
                 try:
-                    client.features()
+                    client.call("get_simulator_features", timeout=CONTROL_PROBE_TIMEOUT)
                     self._control = client
                 except ControlError:
                     self._control = None

@@ -34,7 +34,7 @@ class EmbeddedBackend(SubprocessBackend):
             cfg.cmd_vel_type,
         ]
         if cfg.world is not None:
-            argv += ["--world", str(cfg.world)]
+            argv.append(str(cfg.world))
         if cfg.robot is not None:
             argv += ["--robot", str(cfg.robot)]
         if cfg.lockstep:
