@@ -93,6 +93,23 @@ OPTIONS: list[Option] = [
         "duration; every shard must use the same file",
         kind="path",
     ),
+    # report.py / baseline.py / recording.py: results, baselines, recordings
+    Option(
+        "metrics-json",
+        "write every test's outcome, durations, metrics and baseline verdicts to this JSON file",
+        kind="path",
+    ),
+    Option("baseline-dir", "folder of metric baselines (default: <rootdir>/simtwin_baselines)", kind="path"),
+    Option("update-baseline", "write the baselines of passing tests with metrics (atomic, diff-friendly)", kind="bool"),
+    Option("fail-on-regression", "fail a test whose metrics regressed against its baseline", kind="bool"),
+    Option("baseline-rtol", "relative band within which a metric counts as unchanged", kind="float", default=0.05),
+    Option(
+        "record",
+        "record the robot's topics to rosbag2 MCAP: off, failed tests only, all",
+        default="off",
+        choices=("off", "failed", "all"),
+    ),
+    Option("record-topics", "extra topics to record, one '/topic package/msg/Type' per line (ini)", metavar="LINES"),
 ]
 
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.

@@ -43,6 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .backends._process import exit_with_parent
 
         exit_with_parent()
+    # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (report.py).
+    from .report import ReportingPlugin
+
+    config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
