@@ -279,7 +279,7 @@ class SimSession:
         client = self.control_or_none()
         if client is not None:
             try:
-                state = client.state()
+                state = client.call("get_simulation_state", timeout=limit)
             except ControlError as exc:
                 raise SimulatorError(
                     f"the {backend.describe()} does not answer its control services: {exc}", log_tail=self.log_tail()
