@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .errors import SimTwinError
 
 #: Modules that register sub-commands (kept in the order they appear in --help).
-SUBCOMMANDS: tuple[str, ...] = ("pytest_simtwin.cli_merge",)
+SUBCOMMANDS: tuple[str, ...] = ("pytest_simtwin.cli_merge", "pytest_simtwin.cli_report")
 
 
 def build_parser() -> argparse.ArgumentParser:
