@@ -47,6 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from .report import ReportingPlugin
 
     config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
+    # --simtwin-shard K/N: keep one deterministic slice of the selected tests (shard.py).
+    from .shard import ShardPlugin
+
+    config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

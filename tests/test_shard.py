@@ -35,7 +35,7 @@ def test_skipped(): pass
 
 def test_slow_one(): pass
 """
-ALL = 13  # tests in SUITE
+ALL = 12  # tests in SUITE
 
 
 # -- pure functions ---------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_shards_run_every_test_exactly_once(pytester: pytest.Pytester) -> None:
     for k in (1, 2, 3):
         reprec = pytester.inline_run("-p", "no:cacheprovider", f"--simtwin-shard={k}/3")
         got = _outcomes(reprec)
-        assert 3 <= len(got) <= 5, got  # 13 tests over 3 shards: 5/4/4
+        assert 3 <= len(got) <= 5, got  # 12 tests over 3 shards: 4 each
         assert not set(got) & set(seen), "a test ran in two shards"
         assert sorted(_deselected(reprec)) == sorted(set(whole) - set(got))
         seen.update(got)
@@ -158,7 +158,7 @@ def test_shard_from_ini_and_terminal_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
     pytester.makeini("[pytest]\nsimtwin_shard = 2/2\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["simtwin shard 2/2: * of 13 selected tests (split by node id hash)", "*deselected*"])
+    result.stdout.fnmatch_lines(["simtwin shard 2/2: * of 12 selected tests (split by node id hash)", "*deselected*"])
 
 
 def test_bad_shard_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -211,7 +211,7 @@ def test_merged_shard_metrics_equal_an_unsharded_run(pytester: pytest.Pytester) 
     assert len(whole["tests"]) == ALL
     assert _stable(merged) == _stable(whole)
     assert merged["summary"] == whole["summary"]
-    assert [s["tests"] for s in merged["merged_from"]] == [5, 4, 4]
+    assert [s["tests"] for s in merged["merged_from"]] == [4, 4, 4]
     # the merged file balances the next run: each shard gets roughly the same recorded time
     reprec = pytester.inline_run(
         "-p", "no:cacheprovider", "--simtwin-shard", "1/3", "--simtwin-shard-durations", "merged.json"
