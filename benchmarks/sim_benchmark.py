@@ -1,0 +1,171 @@
+"""Benchmark of the embedded simulator: start-up latency and free-running real-time factor.
+
+Prints (and compares with the targets):
+  * process start -> first /odom received by an already running subscriber (median, p90 of N starts;
+    target < 0.5 s), started the way the plugin does (``sys.executable -m pytest_simtwin.sim``);
+  * free-running (``--rtf 0``) real-time factor with the lidar at 10 Hz on the default world, without
+    and with a Python subscriber on every topic (target >= 100x);
+  * physics alone in this process (no ROS), for reference.
+
+Usage: .venv/bin/python benchmarks/sim_benchmark.py [--starts 20] [--seconds 3]
+The machine's load average is printed too: the numbers are only comparable at similar load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros import RosSession
+from pytest_simtwin.rosenv import ros_environment
+from pytest_simtwin.sim.control import ControlClient
+from pytest_simtwin.waiting import wait_until
+
+STARTUP_TARGET = 0.5
+RTF_TARGET = 100.0
+
+
+def sim_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest_simtwin.sim", "--parent-pid", str(os.getpid()), *args]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def robot_with_lidar_rate(rate: float, directory: Path) -> Path:
+    """The built-in robot with its lidar at ``rate`` Hz (the default model runs it at 5 Hz)."""
+    src = Path(__file__).resolve().parents[1] / "pytest_simtwin/sim/defaults/models/simtwin_bot/model.sdf"
+    text = re.sub(r"<update_rate>[^<]*</update_rate>", f"<update_rate>{rate:g}</update_rate>", src.read_text())
+    out = directory / "simtwin_bot_lidar.sdf"
+    out.write_text(text)
+    return out
+
+
+def bench_startup(ros: RosSession, env: dict[str, str], starts: int, log: Path) -> list[float]:
+    from nav_msgs.msg import Odometry
+
+    buf = ros.subscribe("/odom", Odometry)
+    times = []
+    for _ in range(starts):
+        before = buf.count
+        with log.open("ab") as f:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(sim_argv("--rtf", "1"), env=env, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            wait_until(
+                lambda before=before: buf.count > before,  # type: ignore[misc]
+                20.0,
+                what="first /odom",
+                abort=lambda proc=proc: "simulator exited" if proc.poll() is not None else None,  # type: ignore[misc]
+            )
+            times.append(time.monotonic() - t0)
+        finally:
+            stop(proc)
+    return times
+
+
+def bench_rtf(ros: RosSession, env: dict[str, str], robot: Path, seconds: float, subscribe: bool, log: Path) -> float:
+    from nav_msgs.msg import Odometry
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState, LaserScan
+
+    odom = ros.subscribe("/odom", Odometry)
+    before = odom.count
+    with log.open("ab") as f:
+        proc = subprocess.Popen(
+            sim_argv("--rtf", "0", "--robot", str(robot)), env=env, stdout=f, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: odom.count > before, 20.0, what="first /odom")
+        control = ControlClient(ros)
+        scans = None
+        if subscribe:
+            scans = ros.subscribe("/scan", LaserScan)
+            ros.subscribe("/clock", Clock)
+            ros.subscribe("/joint_states", JointState)
+            ros.subscribe("/simtwin/ground_truth", Odometry)
+        s0, w0 = control.state()["sim_time"], time.monotonic()
+        n0 = scans.count if scans else 0
+        time.sleep(seconds)  # measuring an interval of wall time, not waiting for a condition
+        st = control.state()
+        w1 = time.monotonic()
+        rtf = (st["sim_time"] - s0) / (w1 - w0)
+        if scans is not None:
+            got = scans.count - n0
+            expected = (st["sim_time"] - s0) * 10
+            print(f"    subscriber received {got} of ~{expected:.0f} scans ({got / max(expected, 1):.0%})")
+        return float(rtf)
+    finally:
+        stop(proc)
+
+
+def bench_physics_only(robot: Path, seconds: float) -> float:
+    from pytest_simtwin.sim.physics import Physics
+
+    from pytest_simtwin.sim.sdf import load_world
+
+    world = load_world(None, robot)
+    physics = Physics(world, seed=0)
+    physics.set_command(0.3, 0.2)
+    scan_every = round(0.1 / physics.step_size)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        physics.step(scan_every)
+        physics.lidar_scan(0)
+        physics.odometry()
+    return float(physics.time / (time.monotonic() - t0))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--starts", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="sim_benchmark") as lease,
+    ):
+        env = ros_environment(lease.domain_id, lease.partition)
+        log = Path(tmp) / "sim.log"
+        robot = robot_with_lidar_rate(10.0, Path(tmp))
+        with RosSession(lease.domain_id, env, name="sim_benchmark") as ros:
+            times = bench_startup(ros, env, args.starts, log)
+            med = statistics.median(times)
+            p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
+            print(
+                f"start -> first /odom over {len(times)} starts: median {med:.3f} s, p90 {p90:.3f} s, "
+                f"max {max(times):.3f} s; target < {STARTUP_TARGET} s: median/target = {med / STARTUP_TARGET:.2f}, "
+                f"p90/target = {p90 / STARTUP_TARGET:.2f}"
+            )
+            for subscribe in (False, True):
+                rtf = bench_rtf(ros, env, robot, args.seconds, subscribe, log)
+                label = "with a subscriber on every topic" if subscribe else "no subscriber"
+                print(
+                    f"free-running RTF, lidar 10 Hz, {label}: {rtf:.1f}x; target >= {RTF_TARGET:.0f}x: "
+                    f"ratio {rtf / RTF_TARGET:.2f}"
+                )
+        print(
+            f"physics + lidar alone in this process (no ROS): {bench_physics_only(robot, args.seconds):.1f}x real time"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The embedded simulator as users and the plugin see it: a real ``simtwin-sim`` process on real DDS.
+
+Motion is commanded the deterministic way (pause, publish, wait for ``cmd_count``, step exactly the
+duration) so the tests run as fast as the simulator steps and do not depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simproc import SIM_COMMAND, SimProcess, wait_log
+
+from pytest_simtwin.errors import ControlError
+from pytest_simtwin.sim.model import WorldSpec
+from pytest_simtwin.waiting import wait_until
+
+
+def _world() -> WorldSpec:
+    from pytest_simtwin.sim.sdf import load_world
+
+    return load_world(None)
+
+
+def _yaw(q: Any) -> float:
+    return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+
+
+def command(sim: SimProcess, vx: float, wz: float = 0.0, stamped: bool = False) -> None:
+    """Publish one command while paused and wait until the simulator counted it."""
+    from geometry_msgs.msg import Twist, TwistStamped
+
+    before = int(sim.control.state()["cmd_count"])
+    if stamped:
+        msg: Any = TwistStamped()
+        msg.header.frame_id = "base_footprint"
+        msg.twist.linear.x, msg.twist.angular.z = vx, wz
+        pub = sim.ros.publisher("/cmd_vel", TwistStamped)
+    else:
+        msg = Twist()
+        msg.linear.x, msg.angular.z = vx, wz
+        pub = sim.ros.publisher("/cmd_vel", Twist)
+    # Publish until counted: a freshly created publisher may not be matched yet.
+    wait_until(
+        lambda: int(sim.control.state()["cmd_count"]) > before or pub.publish(msg),
+        10.0,
+        what=f"the simulator to count the command ({vx}, {wz})",
+        interval=0.05,
+    )
+
+
+def truth(sim: SimProcess) -> dict[str, Any]:
+    robot = sim.control.state()["robot"]
+    return sim.control.get_entity_state(robot)
+
+
+def latest_at(sim: SimProcess, topic: str, sim_time: float, msg_type: Any = None) -> Any:
+    """The message on ``topic`` stamped at ``sim_time`` (published by the last step)."""
+    from nav_msgs.msg import Odometry
+
+    buf = sim.ros.subscribe(topic, msg_type or Odometry)
+
+    def probe() -> Any:
+        for m in reversed(buf.messages()):
+            if abs(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 - sim_time) < 1e-6:
+                return m
+        return None
+
+    return wait_until(probe, 5.0, what=f"a message on {topic} stamped {sim_time:.3f}")
+
+
+@pytest.fixture
+def sim(sim_factory: Any) -> SimProcess:
+    s: SimProcess = sim_factory("--paused")
+    from nav_msgs.msg import Odometry
+
+    s.ros.subscribe("/simtwin/ground_truth", Odometry)
+    return s
+
+
+def test_forward_half_metre_per_second_for_two_seconds_moves_one_metre(sim: SimProcess) -> None:
+    start = truth(sim)["pose"]
+    command(sim, 0.5)
+    sim.control.step(duration=2.0)
+    command(sim, 0.0)
+    st = sim.control.step(duration=1.0)
+    end = truth(sim)["pose"]
+    dist = math.hypot(end["x"] - start["x"], end["y"] - start["y"])
+    assert dist == pytest.approx(1.0, abs=0.05)
+    # the ground truth topic agrees with the entity state, and odometry with the truth on flat ground
+    gt = latest_at(sim, "/simtwin/ground_truth", st["sim_time"])
+    assert gt.pose.pose.position.x == pytest.approx(end["x"], abs=1e-6)
+    odom = latest_at(sim, "/odom", st["sim_time"])
+    assert odom.header.frame_id == "odom" and odom.child_frame_id == "base_footprint"
+    assert odom.pose.pose.position.x == pytest.approx(end["x"] - start["x"], abs=0.02)
+    assert odom.pose.covariance[0] > 0 and odom.twist.covariance[35] > 0
+
+
+def test_rotation_half_radian_per_second_for_three_seconds_turns_one_and_a_half_radians(sim: SimProcess) -> None:
+    command(sim, 0.0, 0.5)
+    sim.control.step(duration=3.0)
+    command(sim, 0.0, 0.0)
+    st = sim.control.step(duration=1.0)
+    yaw = truth(sim)["pose"]["yaw"]
+    assert yaw == pytest.approx(1.5, abs=0.05)
+    odom = latest_at(sim, "/odom", st["sim_time"])
+    q = odom.pose.pose.orientation
+    assert q.x**2 + q.y**2 + q.z**2 + q.w**2 == pytest.approx(1.0, abs=1e-9)
+    assert _yaw(q) == pytest.approx(1.5, abs=0.05)
+
+
+def test_zero_command_stops_within_half_a_second(sim: SimProcess) -> None:
+    command(sim, 0.5)
+    st = sim.control.step(duration=1.5)
+    assert latest_at(sim, "/odom", st["sim_time"]).twist.twist.linear.x == pytest.approx(0.5, abs=0.02)
+    command(sim, 0.0)
+    st = sim.control.step(duration=0.5)
+    odom = latest_at(sim, "/odom", st["sim_time"])
+    assert abs(odom.twist.twist.linear.x) < 0.02
+    assert abs(truth(sim)["twist"]["vx"]) < 0.02
+
+
+def test_ten_metres_per_second_is_clamped_to_the_limit(sim: SimProcess) -> None:
+    limit = sim.control.features()["topics"]["max_linear_velocity"]
+    assert limit == pytest.approx(0.6)
+    sim.control.set_entity_state(sim.control.state()["robot"], pose={"x": -2.5, "y": 0.0, "yaw": 0.0})
+    command(sim, 10.0)
+    st = sim.control.step(duration=1.5)
+    odom = latest_at(sim, "/odom", st["sim_time"])
+    assert odom.twist.twist.linear.x == pytest.approx(limit, abs=0.01)
+    tw = truth(sim)["twist"]
+    assert math.hypot(tw["vx"], tw["vy"]) == pytest.approx(limit, abs=0.02)
+
+
+def test_lidar_sees_a_box_spawned_one_metre_ahead(sim: SimProcess) -> None:
+    from sensor_msgs.msg import LaserScan
+
+    robot = _world().robot
+    lidar = robot.lidars[0]
+    link = robot.link(lidar.link)
+    sensor_x = link.pose.x + lidar.pose.x  # robot at the origin facing +x, link not rotated
+    size = 0.2
+    sim.control.spawn("target", "box", [size, 0.6, 0.5], {"x": sensor_x + 1.0 + size / 2, "y": 0.0, "z": 0.25})
+    assert "target" in sim.control.entities()
+    st = sim.control.step(duration=0.4)  # at least one scan period (5 Hz)
+    scan = latest_at(sim, "/scan", st["sim_time"], LaserScan)
+    ahead = round((0.0 - scan.angle_min) / scan.angle_increment)
+    assert scan.header.frame_id == "base_scan" and len(scan.ranges) == lidar.samples
+    sigma = max(lidar.noise_stddev, 1e-3)
+    assert abs(scan.ranges[ahead] - 1.0) <= 3 * sigma + lidar.range_resolution
+    behind = round((math.pi - scan.angle_min) / scan.angle_increment)
+    assert scan.ranges[behind] > 2.0  # the corridor behind is free up to the wall
+    sim.control.delete("target")
+    assert "target" not in sim.control.entities()
+
+
+def test_full_speed_into_a_wall_stays_outside(sim: SimProcess) -> None:
+    world = _world()
+    robot = world.robot
+    # the front-most point of the robot's collision geometry, relative to the base
+    front = max(
+        link.pose.x + g.pose.x + (g.size[0] / 2 if g.kind == "box" else g.size[0])
+        for link in robot.links
+        for g in link.collisions
+    )
+    command(sim, 0.6)
+    sim.control.step(duration=8.0)  # 3 m to the east wall: it arrives and keeps pushing
+    pose = truth(sim)["pose"]
+    assert pose["x"] > 2.5, "the robot never reached the wall"
+    assert pose["x"] + front <= 3.0 + 0.01  # wall face at x = 3.0; 1 cm of soft contact allowed
+
+
+def _lockstep_run(sim: SimProcess) -> list[tuple[float, ...]]:
+    out = []
+    for vx, wz, dur in [(0.5, 0.0, 1.0), (0.3, 1.0, 0.8), (0.0, -0.7, 0.6), (0.0, 0.0, 0.5)]:
+        command(sim, vx, wz)
+        st = sim.control.step(duration=dur)
+        o = latest_at(sim, "/odom", st["sim_time"])
+        p, q, t = o.pose.pose.position, o.pose.pose.orientation, o.twist.twist
+        out.append((st["sim_time"], p.x, p.y, q.z, q.w, t.linear.x, t.angular.z))
+    return out
+
+
+def test_lockstep_same_seed_same_commands_identical_odometry(sim_factory: Any) -> None:
+    a: SimProcess = sim_factory("--lockstep", "--seed", "7", name="a")
+    b: SimProcess = sim_factory("--lockstep", "--seed", "7", name="b")
+    assert a.control.state()["lockstep"] is True
+    with pytest.raises(ControlError, match="lockstep"):
+        a.control.play()
+    run_a, run_b = _lockstep_run(a), _lockstep_run(b)
+    assert run_a == run_b  # bit-identical, not approximately equal
+    assert run_a[-1][1] > 0.4  # and the robot did move
+
+
+def test_twist_stamped_mode(sim_factory: Any) -> None:
+    sim: SimProcess = sim_factory("--paused", "--cmd-vel-type", "twist_stamped")
+    assert sim.control.features()["topics"]["cmd_vel_type"] == "twist_stamped"
+    command(sim, 0.5, stamped=True)
+    sim.control.step(duration=1.0)
+    assert truth(sim)["pose"]["x"] > 0.4
+
+
+def test_wrong_command_type_is_reported_clearly(sim_factory: Any) -> None:
+    from geometry_msgs.msg import TwistStamped
+
+    sim: SimProcess = sim_factory("--paused")
+    sim.ros.publisher("/cmd_vel", TwistStamped).publish(TwistStamped())
+    log = wait_log(sim, "geometry_msgs/msg/TwistStamped on /cmd_vel")
+    assert "geometry_msgs/msg/Twist " in log and "--cmd-vel-type twist_stamped" in log
+    assert sim.control.state()["cmd_count"] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_within_one_second_with_code_zero(sim_factory: Any, sig: int) -> None:
+    sim: SimProcess = sim_factory("--rtf", "0")
+    t0 = time.monotonic()
+    sim.proc.send_signal(sig)
+    assert sim.wait_exit(5.0) == 0, sim.log()
+    assert time.monotonic() - t0 < 1.0, sim.log()
+    assert "Traceback" not in sim.log()
+
+
+def test_bad_world_file_exits_2_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.sdf"
+    bad.write_text('<?xml version="1.0"?>\n<sdf version="1.9">\n  <world name="w">\n    <model name="m">\n</sdf>\n')
+    res = subprocess.run([SIM_COMMAND, str(bad)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2, res.stderr
+    assert "broken.sdf" in res.stderr and "line" in res.stderr
+    assert "Traceback" not in res.stderr
+    missing = subprocess.run([SIM_COMMAND, str(tmp_path / "nope.sdf")], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "nope.sdf" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_parent_death_ends_the_simulator(sim_factory: Any) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        sim: SimProcess = sim_factory("--parent-pid", str(parent.pid))
+        assert sim.proc.poll() is None
+    finally:
+        parent.kill()
+        parent.wait()
+    assert sim.wait_exit(3.0) == 0
+    assert f"parent process {parent.pid} exited" in sim.log()
+
+
+def test_bridge_file_renames_topics(sim_factory: Any, tmp_path: Path) -> None:
+    bridge = tmp_path / "bridge.yaml"
+    bridge.write_text(
+        "- ros_topic_name: /robot/cmd_vel\n  gz_topic_name: /cmd_vel\n"
+        "  ros_type_name: geometry_msgs/msg/TwistStamped\n  gz_type_name: gz.msgs.Twist\n  direction: ROS_TO_GZ\n"
+        "- ros_topic_name: /robot/odom\n  gz_topic_name: /odom\n"
+        "  ros_type_name: nav_msgs/msg/Odometry\n  gz_type_name: gz.msgs.Odometry\n  direction: GZ_TO_ROS\n"
+    )
+    sim: SimProcess = sim_factory("--paused", "--bridge", str(bridge), wait_topic="/robot/odom")
+    topics = sim.control.features()["topics"]
+    assert topics["cmd_vel"] == "/robot/cmd_vel" and topics["cmd_vel_type"] == "twist_stamped"
+    assert topics["odom"] == "/robot/odom" and topics["scan"] == "/scan"
+
+
+def test_real_time_pacing_and_state(sim_factory: Any) -> None:
+    sim: SimProcess = sim_factory()
+    s0, w0 = sim.control.state()["sim_time"], time.monotonic()
+    wait_until(lambda: time.monotonic() - w0 > 1.0, 2.0, what="1 s of wall time")
+    st = sim.control.state()
+    ratio = (st["sim_time"] - s0) / (time.monotonic() - w0)
+    assert 0.7 < ratio < 1.2
+    assert st["state"] == "playing" and st["rtf_target"] == 1.0
+    assert 0.7 < st["rtf_measured"] < 1.3
+    with pytest.raises(ControlError, match="pause it first"):
+        sim.control.step(steps=1)
+    assert sim.control.pause()["state"] == "paused"
+    t = sim.control.state()["sim_time"]
+    st = sim.control.step(steps=10)
+    assert st["sim_time"] == pytest.approx(t + 10 * st["step_size"], abs=1e-9)
+    assert sim.control.reset("time")["sim_time"] == 0.0
+
+
+def test_check_prints_summary_without_ros(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROS_")}
+    res = subprocess.run([SIM_COMMAND, "--check"], capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "DiffDrive" in res.stdout and "/cmd_vel" in res.stdout and "lidar" in res.stdout
