@@ -165,15 +165,38 @@ class SimSession:
         """Make the running simulator match ``config`` (start or restart). True if one was started."""
         if self.backend is not None and self.config == config and self.backend.is_alive():
             return False
+        self.launch(config)
+        self.await_ready()
+        return True
+
+    def launch(self, config: SimConfig) -> None:
+        """Start a simulator for ``config`` without waiting for it (pools launch many, then wait).
+
+        Call from the thread that will outlive the child: PR_SET_PDEATHSIG fires when the forking
+        thread exits.
+        """
         self.stop_simulator()
         ros = self._require_ros()
         cls = backend_class(self.settings.backend)
         backend = cls(config, lease=self.lease, ros=ros, env=self.env, workdir=self.workdir)
-        backend.__enter__()  # starts and waits for the first ready message; stops itself on failure
         self.backend, self.config = backend, config
         self._control, self._control_checked, self._topics = None, False, None
         self.starts += 1
-        return True
+        try:
+            backend.start()
+        except BaseException:
+            self.stop_simulator()
+            raise
+
+    def await_ready(self) -> None:
+        """Wait for the launched simulator's first ready message; stop it on failure."""
+        if self.backend is None:
+            raise SimulatorError("no simulator was launched (SimSession.launch was not called)")
+        try:
+            self.backend.wait_ready()
+        except BaseException:
+            self.stop_simulator()
+            raise
 
     def begin_test(self, config: SimConfig, reset: str, scope: str) -> None:
         """Before a test: (re)start as needed, reset per policy, then check health (SimulatorError)."""
