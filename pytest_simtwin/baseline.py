@@ -206,6 +206,9 @@ class BaselineStore:
             new.created = old.created
             if json.loads(new.dumps()) == json.loads(old.dumps()):
                 return path, False
+        for stale in self.directory.glob(f".{path.name}.*.tmp"):
+            # left by a killed update of this same file (one writer per test, so never a live one)
+            stale.unlink(missing_ok=True)
         try:
             atomic_write_text(path, new.dumps())
         except OSError as exc:
