@@ -58,7 +58,7 @@ def resample(traj: Trajectory, t: Array) -> dict[str, Array]:
 
 
 def uniform_grid(start: float, end: float, rate: float) -> Array:
-    n = int(math.floor((end - start) * rate + 1e-9)) + 1
+    n = math.floor((end - start) * rate + 1e-9) + 1
     return start + np.arange(n) / rate
 
 

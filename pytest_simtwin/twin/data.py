@@ -153,7 +153,7 @@ class Trajectory:
         if self.has_commands:
             out["cmd_vel"] = [
                 {"timestamp": round(float(t), 9), "vx": r(v), "vtheta": r(w)}
-                for t, v, w in zip(self.cmd_t, self.cmd_vx, self.cmd_vtheta)
+                for t, v, w in zip(self.cmd_t, self.cmd_vx, self.cmd_vtheta, strict=False)
             ]
         if self.meta:
             out["meta"] = self.meta
@@ -164,6 +164,11 @@ class Trajectory:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json_dict(digits), separators=(",", ":")) + "\n")
         return path
+
+
+def matrix(rows: Sequence[Sequence[float]]) -> Array:
+    """Rows of equal length as a 2-D float array; (0, 0) when there are none."""
+    return np.asarray(rows, dtype=float).reshape(len(rows), -1) if rows and len(rows[0]) else np.zeros((0, 0))
 
 
 def _nearest_indices(src_t: Array, dst_t: Array, tolerance: float) -> npt.NDArray[np.int64]:
@@ -256,10 +261,8 @@ def from_json_dict(data: Any, where: str, source: str | None = None) -> Trajecto
         cmd_vtheta=cmd_cols["vtheta"],
         joint_t=joint_t,
         joint_names=joint_names,
-        joint_position=np.asarray(joint_pos, dtype=float).reshape(len(joint_pos), -1),
-        joint_velocity=np.asarray(joint_vel, dtype=float).reshape(len(joint_vel), -1)
-        if joint_vel and all(joint_vel)
-        else np.zeros((0, 0)),
+        joint_position=matrix(joint_pos),
+        joint_velocity=matrix(joint_vel) if joint_vel and all(joint_vel) else np.zeros((0, 0)),
         meta=meta,
     )
     fill_missing_velocities(traj)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .data import Trajectory, fill_missing_velocities, from_json_dict, yaw_from_quaternion
+from .data import Trajectory, fill_missing_velocities, from_json_dict, matrix, yaw_from_quaternion
 
 ODOM_TYPES = ("nav_msgs/msg/Odometry",)
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
@@ -137,11 +137,9 @@ def load_bag(
                     wanted[topic] = key
                     conns += found
             total = max(sum(c.msgcount for c in conns), 1)
-            done = 0
-            for conn, log_ns, raw in reader.messages(connections=conns):
+            for done, (conn, log_ns, raw) in enumerate(reader.messages(connections=conns), 1):
                 msg = reader.deserialize(raw, conn.msgtype)
                 rows[wanted[conn.topic]].append((log_ns * 1e-9, _stamp(msg), msg))
-                done += 1
                 if progress is not None and done % 2000 == 0:
                     progress(done / total)
     except DataError:
@@ -180,7 +178,7 @@ def load_bag(
     joints = [m for _, _, m in rows["joint"]]
     names = list(joints[0].name) if joints else []
     joints = [j for j in joints if list(j.name) == names]
-    joint_t = [t for (t, (_, _, m)) in zip(times("joint"), rows["joint"]) if list(m.name) == names]
+    joint_t = [t for (t, (_, _, m)) in zip(times("joint"), rows["joint"], strict=False) if list(m.name) == names]
     traj = Trajectory(
         source=source or path.name,
         t=times("odom"),
@@ -194,8 +192,8 @@ def load_bag(
         cmd_vtheta=[c.angular.z for c in cmds],
         joint_t=joint_t,
         joint_names=names,
-        joint_position=np.array([list(j.position) for j in joints], dtype=float).reshape(len(joints), -1),
-        joint_velocity=np.array([list(j.velocity) for j in joints], dtype=float).reshape(len(joints), -1)
+        joint_position=matrix([list(j.position) for j in joints]),
+        joint_velocity=matrix([list(j.velocity) for j in joints])
         if joints and all(len(j.velocity) == len(names) for j in joints)
         else np.zeros((0, 0)),
         meta={"path": str(path), "time_source": "header" if use_header else "log", "topics": vars(topics)},

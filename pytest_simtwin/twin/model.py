@@ -44,7 +44,7 @@ def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) 
     vs = [0.0]
     u = 0.0
     ends = np.append(cmd_t[1:], max(t_end, float(cmd_t[-1])))
-    for start, end, raw in zip(cmd_t, ends, cmd):
+    for start, end, raw in zip(cmd_t, ends, cmd, strict=False):
         goal = min(max(float(raw), -vmax), vmax)
         span = float(end - start)
         if span <= 0:
@@ -81,7 +81,7 @@ def simulate(
     nom = nominal or params
     t0 = float(min(t_out[0], cmd_t[0])) if cmd_t.size else float(t_out[0])
     t1 = float(t_out[-1])
-    grid = t0 + np.arange(int(math.ceil((t1 - t0) / dt)) + 2) * dt
+    grid = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2) * dt
     if cmd_t.size:
         shifted = cmd_t + params.command_latency
         bt, bv = _limited(shifted, cmd_vx, t1 + dt, params.max_linear_velocity, params.max_linear_acceleration)

@@ -70,7 +70,7 @@ def scenario_commands(
             "stop": 0.0,
             "reverse": 0.0,
         }[kind]
-        for k in range(int(span * rate)):
+        for _k in range(int(span * rate)):
             if t >= duration:
                 break
             t_list.append(t)
@@ -82,6 +82,24 @@ def scenario_commands(
     v_list.append(0.0)
     w_list.append(0.0)
     return np.asarray(t_list), np.asarray(v_list), np.asarray(w_list)
+
+
+def scenario_trajectory(duration: float = 60.0, seed: int = 0, rate: float = 10.0) -> Trajectory:
+    """The scenario's commands as a run to replay (two odometry samples at rest bracket it)."""
+    ct, cv, cw = scenario_commands(duration, rate, seed)
+    zero = np.zeros(2)
+    return Trajectory(
+        source=f"scenario {duration:g} s (seed {seed})",
+        t=np.array([0.0, duration]),
+        x=zero,
+        y=zero,
+        theta=zero,
+        vx=zero,
+        vtheta=zero,
+        cmd_t=ct,
+        cmd_vx=cv,
+        cmd_vtheta=cw,
+    )
 
 
 def _cumtrapz(values: Array, t: Array) -> Array:
@@ -104,7 +122,7 @@ def synthesize(sim: Trajectory, params: SynthParams | None = None, source: str =
     w = np.interp(grid - p.latency, sim.t, sim.vtheta, left=0.0)
     if p.slip_fraction > 0:
         slip = np.zeros_like(grid)
-        n_ep = max(int(round(p.slip_fraction * (grid[-1] - grid[0]) / 0.5)), 1)
+        n_ep = max(round(p.slip_fraction * (grid[-1] - grid[0]) / 0.5), 1)
         for start in rng.uniform(grid[0], grid[-1] - 0.5, n_ep):
             slip[(grid >= start) & (grid < start + 0.5)] = p.slip_amount
         v = v * (1.0 - slip)

@@ -1,0 +1,197 @@
+"""Replay a real run's ``/cmd_vel`` sequence in the simulator and record its response (open loop).
+
+It goes through the same :class:`~pytest_simtwin.session.SimSession` and backends as the tests,
+and uses the robot helper's deterministic technique: with the simulator paused, publish a command,
+wait until the simulator's ``cmd_count`` shows it arrived, then step exactly to the next command's
+time. The simulated run therefore keeps the real timing in sim time and is the same at any
+real-time factor and CPU load. Repeated identical commands are merged into one longer step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ControlError, DataError, SimulatorError
+from .data import Trajectory, matrix, yaw_from_quaternion
+
+if TYPE_CHECKING:
+    from ..backends.base import SimConfig
+    from ..session import SimSession
+
+#: Longest single step (sim s): odometry arrives best-effort, a shorter burst drops nothing.
+MAX_STEP = 0.5
+
+
+def command_plan(real: Trajectory, merge: bool = True) -> list[tuple[float, float, float]]:
+    """(duration, vx, wz) segments: a lead-in at rest, then each command held until the next one."""
+    if not real.has_commands:
+        raise DataError(
+            f"{real.source}: replay needs the real /cmd_vel sequence, found no commands in the recording; "
+            "record /cmd_vel too (`simtwin record` does by default) or pass a simulated run to compare"
+        )
+    t_end = float(real.t[-1])
+    times = np.append(real.cmd_t, max(t_end, float(real.cmd_t[-1])))
+    plan: list[tuple[float, float, float]] = []
+    lead = float(real.cmd_t[0] - real.t[0])
+    if lead > 0:
+        plan.append((lead, 0.0, 0.0))
+    for i in range(real.cmd_t.size):
+        dur = float(times[i + 1] - times[i])
+        vx, wz = float(real.cmd_vx[i]), float(real.cmd_vtheta[i])
+        if dur <= 0:
+            continue
+        if merge and plan and plan[-1][1] == vx and plan[-1][2] == wz:
+            plan[-1] = (plan[-1][0] + dur, vx, wz)
+        else:
+            plan.append((dur, vx, wz))
+    return plan
+
+
+def _stamp(msg: Any) -> float:
+    return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+
+
+def replay(
+    real: Trajectory,
+    session: SimSession,
+    config: SimConfig | None = None,
+    *,
+    progress: Callable[[float], None] | None = None,
+    source: str = "simulator replay",
+) -> Trajectory:
+    """Drive the session's simulator with ``real``'s commands; returns the simulated run.
+
+    Its timestamps are sim time shifted so the first command lands on the real first command.
+    """
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import JointState
+
+    from ..robot import twist_type
+
+    plan = command_plan(real)
+    if config is not None:
+        session.ensure(config)
+    if session.backend is None:
+        raise SimulatorError("replay: no simulator is running in this session (pass a SimConfig)")
+    control = session.control  # replay needs stepping: ControlError names the backend otherwise
+    ros = session.ros
+    assert ros is not None
+    features = control.features()
+    topics = dict(features.get("topics") or {})
+    cmd_topic = str(topics.get("cmd_vel") or "/cmd_vel")
+    cmd_type = str(topics.get("cmd_vel_type") or (session.config.cmd_vel_type if session.config else "twist"))
+    odom_buf = ros.subscribe(str(topics.get("odom") or "/odom"), Odometry)
+    joint_buf = ros.subscribe(str(topics.get("joint_states") or "/joint_states"), JointState)
+    msg_cls = twist_type(cmd_type)
+    pub = ros.publisher(cmd_topic, msg_cls)
+
+    def command(vx: float, wz: float) -> Any:
+        msg = msg_cls()
+        tw = msg.twist if cmd_type == "twist_stamped" else msg
+        tw.linear.x, tw.angular.z = vx, wz
+        return msg
+
+    control.pause()
+    control.reset("all")
+    state = control.pause()
+    sim_start = float(state["sim_time"])
+    count = int(state["cmd_count"])
+    wall0 = time.monotonic()
+    odom_buf.clear()
+    joint_buf.clear()
+    total = sum(d for d, _, _ in plan)
+    done = 0.0
+    t_cmd: list[float] = []
+    applied: list[tuple[float, float]] = []
+    try:
+        sim_t = sim_start
+        for duration, vx, wz in plan:
+            msg = command(vx, wz)
+            # A message sent before the subscription matched is lost: resend until cmd_count moves.
+            last_pub = -math.inf
+
+            def arrived(target: int = count + 1, msg: Any = msg) -> dict[str, Any] | None:
+                nonlocal last_pub
+                now = time.monotonic()
+                if now - last_pub > 0.25:
+                    pub.publish(msg)
+                    last_pub = now
+                st = control.state()
+                return st if int(st["cmd_count"]) >= target else None
+
+            from ..waiting import wait_until
+
+            st = wait_until(
+                arrived,
+                5.0,
+                what=f"the simulator to receive ({vx:g}, {wz:g}) on {cmd_topic}",
+                error=ControlError,
+                abort=session.death_reason,
+            )
+            count = int(st["cmd_count"])
+            t_cmd.append(sim_t)
+            applied.append((vx, wz))
+            left = duration
+            while left > 1e-9:
+                chunk = min(left, MAX_STEP)
+                st = control.step(duration=chunk)
+                left -= chunk
+            sim_t = float(st["sim_time"])
+            done += duration
+            if progress is not None:
+                progress(done / total)
+        # stop the robot, as a recording ends
+        pub.publish(command(0.0, 0.0))
+        end_t = sim_t
+
+        def complete() -> bool:
+            latest = odom_buf.latest()
+            return latest is not None and _stamp(latest) >= end_t - 0.1
+
+        from ..waiting import wait_until as _wait
+
+        with contextlib.suppress(Exception):
+            _wait(complete, 2.0, what="the last odometry of the replay")
+    finally:
+        with contextlib.suppress(Exception):
+            control.pause()
+    odom = [m for m in odom_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
+    if len(odom) < 3:
+        raise SimulatorError(
+            f"replay: the simulator published {len(odom)} odometry messages during {sim_t - sim_start:.2f} s of sim "
+            "time; expected its odometry rate times the duration",
+            log_tail=session.log_tail(),
+        )
+    # sim time -> real clock: the first planned segment starts at real.t[0] (lead-in) or the first command
+    shift = float(real.t[0] if real.cmd_t[0] > real.t[0] else real.cmd_t[0]) - sim_start
+    t = np.array([_stamp(m) for m in odom]) + shift
+    joints = [m for m in joint_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
+    names = list(joints[0].name) if joints else []
+    joints = [j for j in joints if list(j.name) == names and len(j.velocity) == len(names)]
+    traj = Trajectory(
+        source=source,
+        t=t,
+        x=[m.pose.pose.position.x for m in odom],
+        y=[m.pose.pose.position.y for m in odom],
+        theta=np.unwrap([yaw_from_quaternion(*(getattr(m.pose.pose.orientation, k) for k in "xyzw")) for m in odom]),
+        vx=[m.twist.twist.linear.x for m in odom],
+        vtheta=[m.twist.twist.angular.z for m in odom],
+        cmd_t=np.array(t_cmd) + shift,
+        cmd_vx=[a[0] for a in applied],
+        cmd_vtheta=[a[1] for a in applied],
+        joint_t=np.array([_stamp(j) for j in joints]) + shift,
+        joint_names=names,
+        joint_position=matrix([list(j.position) for j in joints]),
+        joint_velocity=matrix([list(j.velocity) for j in joints]),
+        meta={"replay_wall_s": time.monotonic() - wall0, "sim_duration_s": sim_t - sim_start, "segments": len(plan)},
+    )
+    expected = (sim_t - sim_start) * traj.rate
+    if expected > 0 and len(traj) < 0.9 * expected:
+        traj.meta["warning"] = f"received {len(traj)} of ~{expected:.0f} odometry messages (best-effort losses)"
+    return traj
