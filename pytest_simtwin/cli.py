@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from .errors import SimTwinError
 
 #: Modules that register sub-commands (kept in the order they appear in --help).
-SUBCOMMANDS: tuple[str, ...] = ("pytest_simtwin.cli_merge", "pytest_simtwin.cli_report")
+SUBCOMMANDS: tuple[str, ...] = (
+    "pytest_simtwin.cli_merge",
+    "pytest_simtwin.cli_image",
+    "pytest_simtwin.cli_report",
+    "pytest_simtwin.cli_pool",
+    "pytest_simtwin.cli_twin",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
