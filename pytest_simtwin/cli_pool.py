@@ -50,6 +50,19 @@ def register(sub: Any) -> None:
     probe.add_argument("--domain", type=int, help="ROS_DOMAIN_ID (default: from the environment, else 0)")
     probe.set_defaults(func=run_probe)
 
+    env = sub.add_parser(
+        "env",
+        help="print the shell exports that put a process on a simulator's domain (fast discovery included)",
+        description=(
+            "Print `export` lines for ROS_DOMAIN_ID, GZ_PARTITION, RMW_IMPLEMENTATION, the packaged Fast DDS "
+            "profile and the discovery range, e.g. `eval \"$(simtwin env --domain 12)\"`. Every process of a "
+            "domain should use them: discovery is only fast when all participants share the profile."
+        ),
+    )
+    env.add_argument("--domain", type=int, required=True, help="ROS_DOMAIN_ID (0-101 or 215-232)")
+    env.add_argument("--partition", help="GZ_PARTITION (default simtwin_<domain>)")
+    env.set_defaults(func=run_env)
+
 
 def run_pool(args: argparse.Namespace) -> int:
     from .pool import PoolMember, SimPool
@@ -126,4 +139,22 @@ def run_probe(args: argparse.Namespace) -> int:
             print(f"simtwin probe: not ready: {exc}", file=sys.stderr)
             return 1
     print(f"simtwin probe: {args.topic} is publishing on domain {domain}")
+    return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .domains import MAX_DOMAIN_ID
+    from .errors import ConfigError
+    from .rosenv import ROS_KEYS, ros_environment
+
+    if not 0 <= args.domain <= MAX_DOMAIN_ID:
+        raise ConfigError(f"--domain: expected a ROS_DOMAIN_ID between 0 and {MAX_DOMAIN_ID}, found {args.domain}")
+    env = ros_environment(args.domain, args.partition or f"simtwin_{args.domain}", base={})
+    for key in ROS_KEYS:
+        if key in env:
+            print(f"export {key}={shlex.quote(env[key])}")
+        else:
+            print(f"unset {key}")
     return 0
