@@ -202,8 +202,11 @@ class Robot:
 
     def _await_odom_at(self, sim_t: float) -> None:
         """After stepping to ``sim_t``, wait until the odometry published during the step arrived."""
-        stamps = [stamp_seconds(m.header.stamp) for m in self._odom.messages()[-2:]]
-        period = min(max(stamps[-1] - stamps[-2], 1e-3), 0.5) if len(stamps) == 2 else 0.1
+        # The simulator publishes odometry every `period` sim seconds: the last one of the step is
+        # stamped in (sim_t - period, sim_t]. The smallest positive gap survives drops and resets.
+        stamps = [stamp_seconds(m.header.stamp) for m in self._odom.messages()[-10:]]
+        gaps = [b - a for a, b in itertools.pairwise(stamps) if b - a > 1e-6]
+        period = min(min(gaps), 0.5) if gaps else 0.1
 
         def fresh() -> bool:
             msg = self._odom.latest()
