@@ -1,0 +1,36 @@
+"""The lidar sees what is there: a box spawned at a known place is measured at that distance."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pytest_simtwin.assertions import assert_within_tolerance
+
+LIDAR_X = 0.02  # the lidar sits 2 cm ahead of base_footprint (models/diffbot/model.sdf)
+SIZE = 0.3  # spawned box edge (m)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "bearing_deg"),
+    [(1.5, 0.0, 0.0), (0.0, 1.2, 90.0), (-1.0, 0.0, 180.0), (1.0, -1.0, -45.0)],
+    ids=["ahead", "left", "behind", "front-right"],
+)
+def test_spawned_box_is_seen_at_its_distance(robot, sim, record_metric, x, y, bearing_deg):
+    sim.spawn_obstacle("probe", "box", (SIZE, SIZE, 0.5), x=x, y=y, yaw=math.radians(bearing_deg))
+    scan = robot.wait_for_scan()  # a scan taken after the spawn
+    # the box is turned to face the robot, so the nearest point is its face centre
+    centre = math.hypot(x - LIDAR_X, y)
+    expected = centre - SIZE / 2
+    measured = robot.min_range((bearing_deg - 3, bearing_deg + 3), scan=scan)
+
+    record_metric("lidar_range_error", abs(measured - expected), unit="m", tolerance=0.04)
+    assert_within_tolerance(measured, expected, 0.04, unit="m")  # noise sigma 0.01 m
+
+
+def test_nothing_is_seen_where_nothing_is(robot):
+    # behind-left quadrant towards the pillar at (-2, 2): only walls and the pillar, nothing within 2 m
+    assert robot.min_range((100.0, 170.0)) > 2.0
+    # straight ahead: the crate 2.8 m away (its face), within the 8 m range
+    assert robot.min_range((-3.0, 3.0)) == pytest.approx(2.8 - LIDAR_X, abs=0.04)
