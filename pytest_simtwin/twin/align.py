@@ -62,38 +62,52 @@ def uniform_grid(start: float, end: float, rate: float) -> Array:
     return start + np.arange(n) / rate
 
 
-def speed_offset_xcorr(real: Trajectory, sim: Trajectory, rate: float = 100.0, max_lag: float = 5.0) -> float:
-    """Seconds to add to ``sim`` times so its speed profile best matches ``real`` (sub-sample peak)."""
-    lo = min(real.t[0], sim.t[0])
-    hi = max(real.t[-1], sim.t[-1])
-    grid = uniform_grid(lo, hi, rate)
-    a = np.interp(grid, real.t, np.abs(real.vx), left=0.0, right=0.0)
-    b = np.interp(grid, sim.t, np.abs(sim.vx), left=0.0, right=0.0)
-    return lag_xcorr(a, b, rate, max_lag)
+def speed_offset_xcorr(real: Trajectory, sim: Trajectory, rate: float = 100.0, max_lag: float | None = None) -> float:
+    """Seconds to add to ``sim`` times so its speed profile best matches ``real`` (sub-sample peak).
+
+    Each run is sampled on its own grid from its own start, so any clock epoch works; the lag
+    search covers every shift that leaves a quarter of the shorter run overlapping.
+    """
+    a = np.abs(np.interp(uniform_grid(real.t[0], real.t[-1], rate), real.t, real.vx))
+    b = np.abs(np.interp(uniform_grid(sim.t[0], sim.t[-1], rate), sim.t, sim.vx))
+    limit = max(a.size, b.size) / rate if max_lag is None else max_lag
+    return float(real.t[0] - sim.t[0]) + lag_xcorr(a, b, rate, limit)
 
 
-def lag_xcorr(reference: Array, delayed: Array, rate: float, max_lag: float) -> float:
+def lag_xcorr(reference: Array, delayed: Array, rate: float, max_lag: float, min_overlap: float = 0.25) -> float:
     """Delay (s) of ``reference`` relative to ``delayed``: positive when ``reference`` happens later.
 
-    Parabolic interpolation of the correlation peak gives sub-sample resolution.
+    The correlation at each lag is divided by the number of overlapping samples (else short lags
+    win just by overlapping more); a parabola through the peak gives sub-sample resolution.
     """
     a = reference - reference.mean()
     b = delayed - delayed.mean()
     if not np.any(a) or not np.any(b):
         return 0.0
-    n = a.size + b.size - 1
-    nfft = 1 << (n - 1).bit_length()
+    na, nb = a.size, b.size
+    nfft = 1 << (na + nb - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(a, nfft) * np.conj(np.fft.rfft(b, nfft)), nfft)
-    max_k = min(int(max_lag * rate), a.size - 1)
-    lags = np.concatenate([np.arange(0, max_k + 1), np.arange(-max_k, 0)])
-    values = np.concatenate([corr[: max_k + 1], corr[nfft - max_k :]])
-    i = int(np.argmax(values))
-    k = float(lags[i])
-    left, right = values[i - 1] if i > 0 else None, values[(i + 1) % values.size]
-    if left is not None and lags[i - 1] == lags[i] - 1 and lags[(i + 1) % values.size] == lags[i] + 1:
-        denom = left - 2 * values[i] + right
-        if denom < 0:
-            k += 0.5 * (left - right) / denom
+    lags = np.arange(-(nb - 1), na)  # a[n] ~ b[n - k]
+    values = corr[lags % nfft]
+    overlap = np.minimum(na, nb + lags) - np.maximum(0, lags)
+    keep = (np.abs(lags) <= max_lag * rate) & (overlap >= max(min_overlap * min(na, nb), 2))
+    if not keep.any():
+        return 0.0
+    score = np.where(keep, values / np.maximum(overlap, 1), -np.inf)
+    k = float(lags[int(np.argmax(score))])
+    # Sub-sample: minimise the mean squared difference of a and b shifted by k + f (b linearly
+    # interpolated) over f in [-1, 1]; a parabola through the correlation peak is biased for ramps.
+    n = np.arange(na, dtype=float)
+    idx = np.arange(nb, dtype=float)
+
+    def mismatch(f: float) -> float:
+        pos = n - (k + f)
+        ok = (pos >= 0) & (pos <= nb - 1)
+        return float(np.mean((a[ok] - np.interp(pos[ok], idx, b)) ** 2)) if ok.sum() >= 2 else math.inf
+
+    best_f = min(np.linspace(-1.0, 1.0, 21), key=mismatch)  # coarse, then fine around the best
+    best_f = min(np.linspace(best_f - 0.1, best_f + 0.1, 21), key=mismatch)
+    k += float(best_f)
     return k / rate
 
 
