@@ -193,7 +193,11 @@ def _summary(world: WorldSpec, topics: Any) -> str:
     ]
     for m in world.models:
         tag = " (robot)" if m is robot else " (static)" if m.static else ""
-        lines.append(f"  model {m.name}{tag}: {len(m.links)} link(s), {len(m.joints)} joint(s) at {m.pose}")
+        p = m.pose
+        lines.append(
+            f"  model {m.name}{tag}: {len(m.links)} link(s), {len(m.joints)} joint(s) at "
+            f"x {p.x:g} y {p.y:g} z {p.z:g} yaw {p.yaw:g}"
+        )
     if dd is not None:
         lines.append(
             f"  DiffDrive: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "

@@ -27,8 +27,11 @@ class ControlClient:
         self.namespace = namespace
         self.timeout = timeout
 
-    def call(self, name: str, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
-        """Call service ``name`` with a JSON payload; return the decoded reply or raise ControlError."""
+    def call(self, name: str, /, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
+        """Call service ``name`` with a JSON payload; return the decoded reply or raise ControlError.
+
+        ``name`` is positional-only so a payload may carry its own ``name`` (entity services).
+        """
         from diagnostic_msgs.srv import AddDiagnostics
 
         service = protocol.service_name(name, self.namespace)

@@ -87,6 +87,10 @@ class Runner:
         self._last_scan: array[float] | None = None
         names, _pos, _vel = physics.joint_states()
         node.msg_joints.name = list(names)
+        odom = physics.odometry()  # the physics knows its odometry's uncertainty
+        if hasattr(odom, "pose_covariance"):
+            node.msg_odom.pose.covariance = [float(v) for v in odom.pose_covariance]
+            node.msg_odom.twist.covariance = [float(v) for v in odom.twist_covariance]
         # real-time factor measurement over a sliding window of (wall, sim) samples while playing
         self._rtf_samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
         self._anchor: tuple[float, float] | None = None  # (wall, sim) where real-time pacing started
@@ -113,38 +117,50 @@ class Runner:
         )
         next_check = 0.0
         next_status = time.monotonic() + 10.0
+        dt = float(self.physics.step_size)
+        # Free-running, one loop turn advances a quantum of sim time (several publication events):
+        # the per-turn bookkeeping then costs nothing next to physics. Paced, a turn ends at the next event.
+        quantum = max(1, round(0.05 / dt))
+        end_steps = None if self.duration is None else round(self.duration / dt)
         while self.stop_reason is None:
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 0.2
                 self._housekeeping(now)
-            if now >= next_status:
-                next_status = now + 10.0
-                log.info(
-                    "sim time %.3f s, rtf %.2f, %d command(s)", self.physics.time, self._rtf(), self.node.cmd_count
-                )
-            self._drain_requests()
-            if self.stop_reason is not None:
-                break
+                if now >= next_status:
+                    next_status = now + 10.0
+                    log.info(
+                        "sim time %.3f s, rtf %.2f, %d command(s)", self.physics.time, self._rtf(), self.node.cmd_count
+                    )
+            if self._wake.is_set():
+                self._wake.clear()  # before draining: a request arriving meanwhile sets it again
+                self._drain_requests()
+                if self.stop_reason is not None:
+                    break
             if self.paused:
-                self._wait(0.05)
+                self._wake.wait(0.05)
                 continue
             cmd = self.node.take_command()
             if cmd is not None:
                 self.physics.set_command(*cmd)
             if self.rtf > 0:
-                wall, sim = time.monotonic(), self.physics.time
+                sim = self.physics.time
                 if self._anchor is None:
-                    self._anchor = (wall, sim)
-                ahead = self._anchor[0] + (sim - self._anchor[1]) / self.rtf - wall
+                    self._anchor = (now, sim)
+                ahead = self._anchor[0] + (sim - self._anchor[1]) / self.rtf - now
                 if ahead > 0.0005:
-                    self._wait(min(ahead, 0.1))
+                    self._wake.wait(min(ahead, 0.1))
                     continue
                 if ahead < -0.25:  # fell far behind (CPU starved): restart pacing instead of racing to catch up
-                    self._anchor = (wall, sim)
-            self._advance(self._steps_to_next_event(), apply_commands=False)
+                    self._anchor = (now, sim)
+                steps = self._steps_to_next_event()
+            else:
+                steps = quantum
+            if end_steps is not None:
+                steps = min(steps, max(end_steps - int(self.physics.steps), 0))
+            self._advance(steps)
             self._rtf_samples.append((time.monotonic(), self.physics.time))
-            if self.duration is not None and self.physics.time >= self.duration - 1e-9:
+            if end_steps is not None and self.physics.steps >= end_steps:
                 self.request_stop(f"--duration {self.duration:g} s of sim time reached")
         log.info("stopping: %s (sim time %.3f s)", self.stop_reason, self.physics.time)
         self.node.fail_pending(f"the simulator is stopping: {self.stop_reason}")
@@ -153,18 +169,27 @@ class Runner:
     # -- stepping and publishing ----------------------------------------------------------------
     def _steps_to_next_event(self) -> int:
         s = int(self.physics.steps)
-        periods = [self._odom_every, self._clock_every] + ([self._scan_every] if self._scan_every else [])
-        return min(p - s % p for p in periods)
+        n = self._clock_every - s % self._clock_every
+        k = self._odom_every - s % self._odom_every
+        if k < n:
+            n = k
+        if self._scan_every:
+            k = self._scan_every - s % self._scan_every
+            if k < n:
+                n = k
+        return n
 
-    def _advance(self, steps: int, *, apply_commands: bool) -> None:
-        """Step ``steps`` physics steps, publishing whatever falls due (as fast as possible)."""
+    def _advance(self, steps: int) -> None:
+        """Step ``steps`` physics steps, publishing whatever falls due (as fast as possible).
+
+        The command is not re-read inside: a request's result depends only on what was commanded
+        before it (lockstep determinism); the free-running loop reads it every turn.
+        """
         remaining = steps
         while remaining > 0:
-            if apply_commands:
-                cmd = self.node.take_command()
-                if cmd is not None:
-                    self.physics.set_command(*cmd)
-            n = min(remaining, self._steps_to_next_event())
+            n = self._steps_to_next_event()
+            if remaining < n:
+                n = remaining
             self.physics.step(n)
             remaining -= n
             self._publish_due()
@@ -172,34 +197,40 @@ class Runner:
     def _publish_due(self) -> None:
         s = int(self.physics.steps)
         t = float(self.physics.time)
-        if s % self._clock_every == 0:
-            self.node.publish_clock(t)
+        node = self.node
+        if s % self._clock_every == 0 and node.pub_clock.get_subscription_count():
+            node.publish_clock(t)
         if s % self._odom_every == 0:
             self._publish_odom(t)
         if self._scan_every and s % self._scan_every == 0:
+            # Always computed, published only when someone listens: the noise sequence must not
+            # depend on who subscribed.
             self._last_scan = self.physics.lidar_scan(0)
-            self.node.publish_scan(t, self._last_scan)
+            if node.pub_scan is not None and node.pub_scan.get_subscription_count():
+                node.publish_scan(t, self._last_scan)
 
-    def _publish_odom(self, t: float) -> None:
-        o = self.physics.odometry()
-        self.node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz)
-        _names, pos, vel = self.physics.joint_states()
-        self.node.publish_joints(t, pos, vel)
-        self.node.publish_truth(t, self.physics.ground_truth())
+    def _publish_odom(self, t: float, always: bool = False) -> None:
+        # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics
+        # (a matched-subscriber query costs ~3 µs).
+        node = self.node
+        if always or node.pub_odom.get_subscription_count():
+            o = self.physics.odometry()
+            node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz)
+        if always or node.pub_joints.get_subscription_count():
+            _names, pos, vel = self.physics.joint_states()
+            node.publish_joints(t, pos, vel)
+        if always or node.pub_truth.get_subscription_count():
+            node.publish_truth(t, self.physics.ground_truth())
 
     def publish_all(self, *, scan: bool = False) -> None:
         """Publish the current state now (start, reset, teleport, late joiners while paused)."""
         t = float(self.physics.time)
         self.node.publish_clock(t)
-        self._publish_odom(t)
+        self._publish_odom(t, always=True)
         if self.node.pub_scan is not None:
             if scan or self._last_scan is None:
                 self._last_scan = self.physics.lidar_scan(0)
             self.node.publish_scan(t, self._last_scan)
-
-    def _wait(self, timeout: float) -> None:
-        self._wake.wait(timeout)
-        self._wake.clear()
 
     def _housekeeping(self, now: float) -> None:
         if self.parent_pid is not None and not process_alive(self.parent_pid):
@@ -298,7 +329,10 @@ class Runner:
             self.paused = True
             self._republish_at = []
         else:
-            self.request_stop("quit requested through set_simulation_state")
+            # Stop a moment later: the reply must leave before the context shuts down.
+            timer = threading.Timer(0.25, self.request_stop, args=("quit requested through set_simulation_state",))
+            timer.daemon = True
+            timer.start()
         return {**self.state(), "state": "quitting" if want == "quitting" else self.state()["state"]}
 
     def _srv_step_simulation(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -321,7 +355,7 @@ class Runner:
         cmd = self.node.take_command()
         if cmd is not None:
             self.physics.set_command(*cmd)
-        self._advance(int(steps), apply_commands=False)
+        self._advance(int(steps))
         if self.duration is not None and self.physics.time >= self.duration - 1e-9:
             self.request_stop(f"--duration {self.duration:g} s of sim time reached")
         return self.state()
