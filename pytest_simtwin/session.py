@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import domains, rosenv
-from .backends._process import kill_partition, register_reaper
+from .backends._process import SubprocessBackend, kill_partition, register_reaper
 from .backends.base import Backend, SimConfig, backend_class, resolve_msg_type
 from .errors import ControlError, SimulatorDiedError, SimulatorError, WaitTimeout
 from .ros import RosSession
@@ -223,12 +223,19 @@ class SimSession:
             }
         return self._topics
 
-    def stop_simulator(self) -> None:
+    def stop_simulator(self, grace: float | None = None) -> None:
+        """Stop the simulator; ``grace`` shortens the wait for an orderly exit (unhealthy ones)."""
         backend, self.backend = self.backend, None
         self.config = None
         self._control, self._control_checked, self._topics = None, False, None
         if backend is not None:
-            backend.stop()
+            if grace is not None and isinstance(backend, SubprocessBackend):
+                backend.stop(grace=grace)
+            else:
+                backend.stop()
+            # Helpers must not read the previous simulator's messages as if they were new.
+            for buf in getattr(self.ros, "_buffers", {}).values():
+                buf.clear()
 
     def log_tail(self, lines: int = 30) -> list[str]:
         return self.backend.log_tail(lines) if self.backend is not None else []
@@ -304,9 +311,9 @@ class SimSession:
             try:
                 state = client.call("get_simulation_state", timeout=limit)
             except ControlError as exc:
-                raise SimulatorError(
-                    f"the {backend.describe()} does not answer its control services: {exc}", log_tail=self.log_tail()
-                ) from None
+                if not backend.is_alive():
+                    raise self.died_error("before the test started") from None
+                raise self._unhealthy(f"it does not answer its control services ({exc})") from None
             if state.get("state") == "paused":
                 return  # a paused simulator publishes nothing by design; it answered, that is healthy
         since = time.monotonic()
@@ -351,7 +358,7 @@ class SimSession:
             f"sensors publish; it will be restarted for the next test.",
             log_tail=self.log_tail(),
         )
-        self.stop_simulator()
+        self.stop_simulator(grace=0.5)
         return err
 
 

@@ -5,6 +5,7 @@ Every test leases its ROS domain through domains.acquire_domain (shared state di
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -177,7 +178,8 @@ def test_frozen_simulator_fails_the_health_check(embedded: SimSession) -> None:
         assert time.monotonic() - t0 < 6.0
         assert "does not answer" in str(info.value) or "does not advance" in str(info.value)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
     embedded.ensure(cfg)  # the unhealthy simulator was stopped: a fresh one starts
     embedded.check_health()
     assert embedded.backend._proc.pid != pid  # type: ignore[union-attr]

@@ -266,9 +266,9 @@ class SubprocessBackend(Backend):
             argv, env=self.env, log_path=self._log_path, kind=self.kind, lease=self.lease, shell=shell
         ).start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
         if self._proc is not None:
-            self._proc.stop()
+            self._proc.stop(grace)
 
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()

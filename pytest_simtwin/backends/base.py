@@ -87,6 +87,7 @@ class Backend(abc.ABC):
         self.ros = ros
         self.env = dict(env)
         self.workdir = workdir
+        self._ready_count: int | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -136,14 +137,18 @@ class Backend(abc.ABC):
         limit = self.config.start_timeout if timeout is None else timeout
         msg_type = resolve_msg_type(self.config.ready_type)
         buf = self.ros.subscribe(self.config.ready_topic, msg_type)
-        start_count = buf.count
+        start_count = self._ready_count if self._ready_count is not None else buf.count
         try:
             wait_until(
-                lambda: buf.count > start_count or buf.latest() is not None,
+                # Only a message that arrived after start() counts: the buffer may still hold the
+                # previous simulator's messages after a restart.
+                lambda: buf.count > start_count,
                 limit,
                 what=f"the first {self.config.ready_type} on {self.config.ready_topic} from the {self.describe()}",
                 abort=self.death_reason,
-                describe=lambda: f"publishers on {self.config.ready_topic}: {self.ros.count_publishers(self.config.ready_topic)}",
+                describe=lambda: (
+                    f"publishers on {self.config.ready_topic}: {self.ros.count_publishers(self.config.ready_topic)}"
+                ),
             )
         except WaitTimeout as exc:
             raise SimulatorStartError(
@@ -154,6 +159,10 @@ class Backend(abc.ABC):
 
     def __enter__(self) -> Backend:
         try:
+            # Count ready messages from before start(): anything newer comes from this simulator.
+            self._ready_count = self.ros.subscribe(
+                self.config.ready_topic, resolve_msg_type(self.config.ready_type)
+            ).count
             self.start()
             self.wait_ready()
         except BaseException:
