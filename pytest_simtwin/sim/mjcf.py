@@ -4,7 +4,7 @@ Settings follow the measurements in /work/shared/README.md: the ``discrete`` int
 1-4 ms with velocity-servoed wheels, where implicit integrators made wheels hop), stiff contacts
 (solimp 0.99 0.99 0.001: wheels sink 0.06 % of their radius instead of 0.5 %), driven wheels that
 collide as spheres (cylinder rims give two edge contacts that scrub when turning in place), velocity
-actuators with kv ~0.3 and a torque limit scaled to the robot.
+actuators with kv ~0.3 scaled to the robot mass and wheel radius.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .model import GeomSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 
@@ -24,8 +25,8 @@ ENV_BITS = (1, 3)  # contype, conaffinity
 ROBOT_BITS = (2, 1)
 SOLIMP = "0.99 0.99 0.001"
 DEFAULT_FRICTION = 1.0
-#: Reference robot of the measurements: kv 0.3 and +-0.5 N m for 1 kg on r = 0.033 m wheels, 2 wheels.
-KV_REF, TORQUE_REF, MR2_REF, MR_REF = 0.3, 0.5, 1.0 * 0.033**2, 1.0 * 0.033
+#: Reference robot of the measurements: kv 0.3 for 1 kg on r = 0.033 m wheels, one wheel per side.
+KV_REF, MR2_REF = 0.3, 1.0 * 0.033**2
 
 
 @dataclass
@@ -114,7 +115,12 @@ class _Builder:
             key = (str(geom.mesh), size)
             if key not in self.meshes:
                 self.meshes[key] = f"mesh{len(self.meshes)}"
-                ET.SubElement(self.asset, "mesh", name=self.meshes[key], file=str(geom.mesh), scale=_fmt(size))
+                mesh = ET.SubElement(self.asset, "mesh", name=self.meshes[key], scale=_fmt(size))
+                vertices = ascii_stl_vertices(geom.mesh)
+                if vertices is None:
+                    mesh.set("file", str(geom.mesh))
+                else:  # MuJoCo reads binary STL only; a vertex cloud gives the same convex hull
+                    mesh.set("vertex", " ".join(vertices))
             g.set("type", "mesh")
             g.set("mesh", self.meshes[key])
         _place(g, pose)
@@ -235,21 +241,40 @@ class _Builder:
         assert dd is not None
         lay = self.layout
         lay.robot, lay.robot_body = model.name, body_name(model.name, root)
-        total = sum(link.mass if link.inertial else 1.0 for link in model.links)
+        # Massless frame links count nothing; links without <inertial> get the SDF default 1 kg.
+        total = sum(link.mass if link.inertial else (1.0 if link.collisions else 0.0) for link in model.links)
         per_side = max(len(dd.left_joints), len(dd.right_joints))
-        # Keep the servo's time constant and torque headroom of the measured reference robot.
+        # kv keeps the servo time constant of the measured reference robot (kv 0.3 for 1 kg on r 0.033 m).
+        # No torque limit: Gazebo's DiffDrive sets wheel velocities as unlimited joint velocity commands,
+        # and a clamped MuJoCo actuator loses the discrete integrator's implicit damping (the wheel then
+        # flips by F*dt/I each step and the robot hops). Wheel traction stays bounded by ground friction.
         kv = KV_REF * total * dd.wheel_radius**2 / MR2_REF / per_side
-        torque = max(TORQUE_REF * total * dd.wheel_radius / MR_REF / per_side, 0.3)
         for side, names, acts in (("left", dd.left_joints, lay.left_actuators), ("right", dd.right_joints, lay.right_actuators)):  # fmt: skip
             for joint in names:
                 act = f"{model.name}::{joint}::{side}_servo"
-                ET.SubElement(
-                    self.actuators, "velocity", name=act, joint=f"{model.name}::{joint}", kv=repr(kv),
-                    forcerange=_fmt((-torque, torque)),
-                )  # fmt: skip
+                ET.SubElement(self.actuators, "velocity", name=act, joint=f"{model.name}::{joint}", kv=repr(kv))
                 acts.append(act)
                 (lay.left_joints if side == "left" else lay.right_joints).append(f"{model.name}::{joint}")
         lay.lidar_sites = [f"{model.name}::{lidar.link}::{lidar.name}" for lidar in model.lidars]
+
+
+def ascii_stl_vertices(path: Path) -> list[str] | None:
+    """The vertex coordinates of an ASCII STL file, or None for binary STL and other formats."""
+    if path.suffix.lower() != ".stl":
+        return None
+    with path.open("rb") as f:
+        head = f.read(84)
+    size = path.stat().st_size
+    if len(head) == 84 and 84 + 50 * int.from_bytes(head[80:84], "little") == size:
+        return None  # binary: the triangle count matches the file size
+    if not head.lstrip().lower().startswith(b"solid"):
+        return None
+    out: list[str] = []
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0].lower() == "vertex":
+            out.extend(parts[1:])
+    return out
 
 
 def to_mjcf(world: WorldSpec) -> tuple[str, Layout]:

@@ -99,6 +99,8 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             origin=element.where,
         )
         _limits(element, spec)
+    # gz-transport resolves relative topic names against "/"; keep them absolute for ROS.
+    spec.topic, spec.odom_topic = (t if t.startswith("/") else f"/{t}" for t in (spec.topic, spec.odom_topic))
     if spec.odom_publish_frequency <= 0:
         raise ModelError(
             f"{element.where}: odom_publish_frequency must be positive; found {spec.odom_publish_frequency}."
