@@ -30,13 +30,15 @@ def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI)
+    # fixed margins: constrained/tight layout costs more than drawing the plot itself
+    fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.12, hspace=0.3)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
@@ -90,7 +92,7 @@ def trajectory_png(
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.7)
     ax.set_title(title or "trajectory", fontsize=9)
     return _png(fig)
 
@@ -107,13 +109,16 @@ def velocity_png(rec: TestRecord) -> bytes | None:
     ax2 = fig.add_subplot(2, 1, 2, sharex=ax1)
     for ax, meas, cmd, label, unit in ((ax1, vx, cvx, "linear", "m/s"), (ax2, wz, cwz, "angular", "rad/s")):
         if ct and cmd:
-            ax.step(ct[: len(cmd)], cmd[: len(ct)], where="post", color="tab:orange", lw=1.4, label="commanded")
+            cx, cy = list(ct[: len(cmd)]), list(cmd[: len(ct)])
+            if t and t[-1] > cx[-1]:  # the last command holds until the end of the recording
+                cx, cy = [*cx, t[-1]], [*cy, cy[-1]]
+            ax.step(cx, cy, where="post", color="tab:orange", lw=1.4, label="commanded")
         if t and meas:
             n = min(len(t), len(meas))
             ax.plot(t[:n], meas[:n], color="tab:blue", lw=1.2, label="measured")
         ax.set_ylabel(f"{label} [{unit}]", fontsize=8)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.7)
     ax2.set_xlabel("sim time [s]")
     ax1.set_title("commanded vs measured velocity", fontsize=9)
     return _png(fig)

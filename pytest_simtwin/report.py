@@ -346,7 +346,8 @@ class ReportingPlugin:
         if take is not None:
             rec.recorded = take.counts()
         images: dict[str, bytes] = {}
-        if session is not None and (failed or self.record_mode == "all" or _html_enabled(self.config)):
+        # plots are drawn on the worker (in parallel); needed for the HTML report and failure bundles
+        if rec.trajectory and (_html_enabled(self.config) or (failed and session is not None)):
             images = plots.figures(rec, rec.baseline_trajectory or None)
         try:
             self._write_artifacts(item, rec, session, take, images, failed)
