@@ -103,18 +103,28 @@ def calibrate(
     if unknown:
         raise ConfigError(f"cannot fit {unknown}: expected some of {', '.join(FITTABLE)}")
     start = initial or nominal
+    if initial is None and "command_latency" in fit:
+        # Start the latency at the cross-correlation estimate: from zero the fit barely feels it.
+        from .scoring import command_latency
+
+        lr, lm = command_latency(real), command_latency(predict(real, nominal, nominal))
+        if lr is not None and lm is not None:
+            start = start.with_(command_latency=min(max(lr - lm, 0.0), 0.5))
     # Infinite limits cannot be optimised: start from a value the data can move.
     guesses = {"max_linear_acceleration": 2.0, "max_angular_acceleration": 5.0}
-    x0 = np.array([getattr(start, n) if math.isfinite(getattr(start, n)) else guesses[n] for n in fit], dtype=float)
-    lower = np.array([_bounds(n, nominal)[0] for n in fit])
-    upper = np.array([_bounds(n, nominal)[1] for n in fit])
-    x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
+    p0 = np.array([getattr(start, n) if math.isfinite(getattr(start, n)) else guesses[n] for n in fit], dtype=float)
+    # Optimise dimensionless values (parameter / typical size): radius in m and latency in s
+    # differ by orders of magnitude, and finite-difference steps must suit each.
+    typical = np.array([max(abs(v), 0.01) for v in p0])
+    lower = np.array([_bounds(n, nominal)[0] for n in fit]) / typical
+    upper = np.array([_bounds(n, nominal)[1] for n in fit]) / typical
+    x0 = np.clip(p0 / typical, lower + 1e-9, upper - 1e-9)
     t, cmd = real.t, (real.cmd_t, real.cmd_vx, real.cmd_vtheta)
     start_pose = (float(real.x[0]), float(real.y[0]), float(real.theta[0]))
     theta_real = np.unwrap(real.theta)
 
     def params_of(x: Array) -> DiffDriveParams:
-        return start.with_(**{n: float(v) for n, v in zip(fit, x, strict=True)})
+        return start.with_(**{n: float(v) for n, v in zip(fit, x * typical, strict=True)})
 
     def residuals(x: Array) -> Array:
         out = simulate(*cmd, t, params_of(x), nominal, start_pose=start_pose)
@@ -128,13 +138,13 @@ def calibrate(
             ]
         ) / math.sqrt(t.size)
 
-    sol = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac", diff_step=1e-4, max_nfev=200)
+    sol = least_squares(residuals, x0, bounds=(lower, upper), diff_step=1e-3, max_nfev=200)
     fitted = params_of(sol.x)
     return CalibrationResult(
         nominal=nominal,
         fitted=fitted,
         fitted_names=tuple(fit),
-        before=errors_of(real, start if initial is None else nominal, nominal),
+        before=errors_of(real, nominal, nominal),
         after=errors_of(real, fitted, nominal),
         cost=float(sol.cost),
         success=bool(sol.success),

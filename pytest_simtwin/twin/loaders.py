@@ -56,7 +56,10 @@ def load_trajectory(
     if not p.exists():
         raise DataError(f"{p}: no such file or directory; expected a rosbag2 directory, .mcap, .db3, .bag or .json")
     if p.is_file() and p.suffix.lower() in (".json", ".jsonl"):
-        return load_json(p, source=source)
+        traj = load_json(p, source=source)
+        if progress is not None:
+            progress(1.0)
+        return traj
     if p.is_dir() or p.suffix.lower() in BAG_SUFFIXES:
         return load_bag(p, topics=topics or Topics(), time_source=time_source, source=source, progress=progress)
     raise DataError(

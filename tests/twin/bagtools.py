@@ -43,7 +43,7 @@ def write_bag(
     T = store.types
 
     def header(t: float, frame: str) -> Any:
-        stamp = T["builtin_interfaces/msg/Time"](sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+        stamp = T["builtin_interfaces/msg/Time"](sec=int(t), nanosec=round((t - int(t)) * 1e9))
         if ros1:
             return T["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id=frame)
         return T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
@@ -83,14 +83,11 @@ def write_bag(
     cmd_type = "geometry_msgs/msg/TwistStamped" if stamped_cmd else "geometry_msgs/msg/Twist"
     events: list[tuple[int, str, Any, str]] = []
     events += [
-        (int(round(traj.t[i] * 1e9)) + 1_000_000, odom_topic, odom(i), "nav_msgs/msg/Odometry")
-        for i in range(len(traj))
+        (round(traj.t[i] * 1e9) + 1_000_000, odom_topic, odom(i), "nav_msgs/msg/Odometry") for i in range(len(traj))
     ]
+    events += [(round(traj.cmd_t[i] * 1e9) + 1_000_000, cmd_topic, cmd(i), cmd_type) for i in range(traj.cmd_t.size)]
     events += [
-        (int(round(traj.cmd_t[i] * 1e9)) + 1_000_000, cmd_topic, cmd(i), cmd_type) for i in range(traj.cmd_t.size)
-    ]
-    events += [
-        (int(round(traj.joint_t[i] * 1e9)) + 1_000_000, joint_topic, joint(i), "sensor_msgs/msg/JointState")
+        (round(traj.joint_t[i] * 1e9) + 1_000_000, joint_topic, joint(i), "sensor_msgs/msg/JointState")
         for i in range(traj.joint_t.size)
     ]
     events.sort(key=lambda e: e[0])
