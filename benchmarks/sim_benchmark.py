@@ -38,6 +38,12 @@ def sim_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest_simtwin.sim", "--parent-pid", str(os.getpid()), *args]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all threads): a load-independent cost."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -57,11 +63,11 @@ def robot_with_lidar_rate(rate: float, directory: Path) -> Path:
     return out
 
 
-def bench_startup(ros: RosSession, env: dict[str, str], starts: int, log: Path) -> list[float]:
+def bench_startup(ros: RosSession, env: dict[str, str], starts: int, log: Path) -> tuple[list[float], list[float]]:
     from nav_msgs.msg import Odometry
 
     buf = ros.subscribe("/odom", Odometry)
-    times = []
+    times, cpu = [], []
     for _ in range(starts):
         before = buf.count
         with log.open("ab") as f:
@@ -75,12 +81,16 @@ def bench_startup(ros: RosSession, env: dict[str, str], starts: int, log: Path) 
                 abort=lambda proc=proc: "simulator exited" if proc.poll() is not None else None,  # type: ignore[misc]
             )
             times.append(time.monotonic() - t0)
+            cpu.append(cpu_seconds(proc.pid))
         finally:
             stop(proc)
-    return times
+    return times, cpu
 
 
-def bench_rtf(ros: RosSession, env: dict[str, str], robot: Path, seconds: float, subscribe: bool, log: Path) -> float:
+def bench_rtf(
+    ros: RosSession, env: dict[str, str], robot: Path, seconds: float, subscribe: bool, log: Path
+) -> tuple[float, float]:
+    """(sim seconds per wall second, sim seconds per CPU second of the simulator process)."""
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState, LaserScan
@@ -100,24 +110,24 @@ def bench_rtf(ros: RosSession, env: dict[str, str], robot: Path, seconds: float,
             ros.subscribe("/clock", Clock)
             ros.subscribe("/joint_states", JointState)
             ros.subscribe("/simtwin/ground_truth", Odometry)
-        s0, w0 = control.state()["sim_time"], time.monotonic()
+        s0, w0, c0 = control.state()["sim_time"], time.monotonic(), cpu_seconds(proc.pid)
         n0 = scans.count if scans else 0
         time.sleep(seconds)  # measuring an interval of wall time, not waiting for a condition
         st = control.state()
-        w1 = time.monotonic()
+        w1, c1 = time.monotonic(), cpu_seconds(proc.pid)
         rtf = (st["sim_time"] - s0) / (w1 - w0)
+        per_cpu = (st["sim_time"] - s0) / max(c1 - c0, 1e-3)
         if scans is not None:
             got = scans.count - n0
             expected = (st["sim_time"] - s0) * 10
             print(f"    subscriber received {got} of ~{expected:.0f} scans ({got / max(expected, 1):.0%})")
-        return float(rtf)
+        return float(rtf), float(per_cpu)
     finally:
         stop(proc)
 
 
 def bench_physics_only(robot: Path, seconds: float) -> float:
     from pytest_simtwin.sim.physics import Physics
-
     from pytest_simtwin.sim.sdf import load_world
 
     world = load_world(None, robot)
@@ -137,7 +147,7 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (numbers are only comparable at similar load)")
     with (
         tempfile.TemporaryDirectory() as tmp,
         acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="sim_benchmark") as lease,
@@ -146,20 +156,21 @@ def main() -> int:
         log = Path(tmp) / "sim.log"
         robot = robot_with_lidar_rate(10.0, Path(tmp))
         with RosSession(lease.domain_id, env, name="sim_benchmark") as ros:
-            times = bench_startup(ros, env, args.starts, log)
+            times, cpu = bench_startup(ros, env, args.starts, log)
             med = statistics.median(times)
             p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
             print(
                 f"start -> first /odom over {len(times)} starts: median {med:.3f} s, p90 {p90:.3f} s, "
                 f"max {max(times):.3f} s; target < {STARTUP_TARGET} s: median/target = {med / STARTUP_TARGET:.2f}, "
-                f"p90/target = {p90 / STARTUP_TARGET:.2f}"
+                f"p90/target = {p90 / STARTUP_TARGET:.2f}; CPU time used by then: median {statistics.median(cpu):.3f} s"
             )
             for subscribe in (False, True):
-                rtf = bench_rtf(ros, env, robot, args.seconds, subscribe, log)
+                rtf, per_cpu = bench_rtf(ros, env, robot, args.seconds, subscribe, log)
                 label = "with a subscriber on every topic" if subscribe else "no subscriber"
                 print(
                     f"free-running RTF, lidar 10 Hz, {label}: {rtf:.1f}x; target >= {RTF_TARGET:.0f}x: "
-                    f"ratio {rtf / RTF_TARGET:.2f}"
+                    f"ratio {rtf / RTF_TARGET:.2f}; per CPU second of the simulator: {per_cpu:.1f}x "
+                    f"(ratio {per_cpu / RTF_TARGET:.2f})"
                 )
         print(
             f"physics + lidar alone in this process (no ROS): {bench_physics_only(robot, args.seconds):.1f}x real time"
