@@ -1,0 +1,344 @@
+"""World and robot loading: SDF worlds with includes, URDF/xacro robots, and every bad input's message."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.model import Pose
+from pytest_simtwin.sim.physics import Physics
+from pytest_simtwin.sim.sdf import load_world
+
+DATA = Path(__file__).parent / "data"
+MODELS = DATA / "models"
+INCLUDES = DATA / "worlds" / "includes.sdf"
+URDF = DATA / "robots" / "diffbot.urdf"
+XACRO = DATA / "robots" / "diffbot.urdf.xacro"
+
+
+@pytest.fixture
+def resources(monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("GZ_SIM_RESOURCE_PATH", "IGN_GAZEBO_RESOURCE_PATH", "SDF_PATH", "GAZEBO_MODEL_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", f"/nonexistent/models:{MODELS}")
+    return MODELS
+
+
+def drive(p: Physics, vx: float, wz: float, seconds: float) -> None:
+    p.set_command(vx, wz)
+    p.step(round(seconds / p.step_size))
+
+
+def yaw(p: Physics) -> float:
+    t = p.ground_truth()
+    return math.atan2(2 * (t.qw * t.qz + t.qx * t.qy), 1 - 2 * (t.qy**2 + t.qz**2))
+
+
+# -- valid inputs ---------------------------------------------------------------------------------
+
+
+def test_default_world_and_builtin_robot() -> None:
+    world = load_world(None)
+    assert world.name == "simtwin_arena" and world.source is None
+    assert world.step_size == 0.004 and world.gravity == (0.0, 0.0, -9.81)
+    assert world.warnings == []
+    names = [m.name for m in world.models]
+    assert {"ground_plane", "walls", "simtwin_bot"} <= set(names) and len(names) >= 6
+    robot = world.robot
+    dd = robot.diff_drive
+    assert dd is not None
+    assert (dd.wheel_radius, dd.wheel_separation, dd.odom_publish_frequency) == (0.033, 0.16, 30.0)
+    assert (dd.topic, dd.odom_topic, dd.frame_id, dd.child_frame_id) == ("/cmd_vel", "/odom", "odom", "base_footprint")
+    assert dd.max_linear_velocity == 0.6 and dd.min_linear_velocity == -0.6
+    assert math.isinf(dd.max_linear_jerk)
+    assert robot.pose == Pose() and robot.canonical_link == "base_footprint"
+    (lidar,) = robot.lidars
+    assert (lidar.samples, lidar.range_min, lidar.range_max, lidar.update_rate) == (360, 0.12, 3.5, 5.0)
+    assert lidar.noise_stddev == 0.01 and lidar.min_angle == 0.0
+    assert lidar.angle_increment == pytest.approx(math.radians(1.0))
+    assert (lidar.topic, lidar.frame_id) == ("/scan", "base_scan")
+    static = [m for m in world.models if m is not robot]
+    assert all(m.static for m in static), "arena obstacles are static"
+
+
+def test_builtin_arena_keeps_the_corridor_ahead_free() -> None:
+    world = load_world(None)
+    for model in world.models:
+        if model.diff_drive is not None or model.name in ("ground_plane", "walls"):
+            continue
+        assert not (-0.3 < model.pose.x < 3.0 and abs(model.pose.y) < 0.9), f"{model.name} blocks the spawn corridor"
+
+
+def test_world_with_includes_through_gz_sim_resource_path(resources: Path) -> None:
+    world = load_world(INCLUDES)
+    assert world.name == "include_test" and world.source == INCLUDES
+    assert (world.step_size, world.real_time_factor, world.gravity) == (0.002, 0.0, (0.0, 0.0, -9.8))
+    models = {m.name: m for m in world.models}
+    assert set(models) == {"ground", "test_bot", "crate_a", "crate_b", "mesh_post", "frames"}
+    assert not models["crate_a"].static and models["crate_b"].static, "<static> in <include> overrides"
+    assert models["crate_a"].pose == Pose(2, 0, 0.15)
+    b = models["crate_b"].pose  # relative_to="crate_a": 1 m to the side of crate_a, turned 90 degrees
+    assert (b.x, b.y, b.z, b.yaw) == pytest.approx((2.0, 1.0, 0.15, math.pi / 2))
+    post = models["mesh_post"]  # model.config lists two <sdf> versions: the newest file is used
+    meshes = post.links[0].collisions
+    assert [g.kind for g in meshes] == ["mesh", "mesh"]
+    assert meshes[0].mesh == (MODELS / "mesh_post" / "meshes" / "post.stl").resolve()
+    assert meshes[1].mesh == (MODELS / "mesh_post" / "meshes" / "post.obj").resolve() and meshes[1].size == (1, 1, 0.5)
+    frames = models["frames"]
+    assert frames.link("base").pose == Pose(1, 0, 0.5)
+    assert frames.link("top").pose == Pose(1, 0, 1.1)
+
+
+def test_robot_from_an_included_world_model_uses_gazebo_defaults(resources: Path) -> None:
+    robot = load_world(INCLUDES).robot
+    dd = robot.diff_drive
+    assert robot.name == "test_bot" and dd is not None
+    assert dd.topic == "/model/test_bot/cmd_vel" and dd.odom_topic == "/model/test_bot/odometry"
+    assert dd.frame_id == "test_bot/odom" and dd.child_frame_id == "test_bot/chassis"
+    assert dd.odom_publish_frequency == 50.0
+    assert (dd.max_linear_velocity, dd.min_angular_velocity, dd.max_angular_velocity) == (1.0, -1.0, 1.5)
+    assert (dd.max_linear_acceleration, dd.min_angular_acceleration) == (2.0, -2.0)
+    (lidar,) = robot.lidars
+    assert lidar.topic == "/world/include_test/model/test_bot/link/chassis/sensor/front_lidar/scan"
+    assert lidar.frame_id == "chassis" and lidar.samples == 181 and lidar.noise_stddev == 0.0
+    joint = next(j for j in robot.joints if j.name == "left_wheel_joint")
+    assert joint.axis == pytest.approx((0, 0, 1)) and joint.limits is None
+
+
+def test_unsupported_elements_are_reported_once(resources: Path) -> None:
+    warnings = "\n".join(load_world(INCLUDES).warnings)
+    for expected in ("camera", "imu", "pose-publisher", "lights are ignored", "wind-effects", "convex hull"):
+        assert expected in warnings
+    for provided in ("joint-state-publisher", "physics-system", "sensors-system", "post.dae"):
+        assert provided not in warnings
+    assert len(set(load_world(INCLUDES).warnings)) == len(load_world(INCLUDES).warnings)
+
+
+def test_world_with_includes_simulates(resources: Path) -> None:
+    p = Physics(load_world(INCLUDES), seed=1)
+    assert p.step_size == 0.002
+    drive(p, 0.5, 0.0, 2.0)
+    drive(p, 0.0, 0.0, 1.0)
+    assert p.ground_truth().x == pytest.approx(1.0, abs=0.05)
+    assert p.odometry().x == pytest.approx(p.ground_truth().x, abs=0.01)
+    assert p.entity_state("crate_a")["pose"]["z"] == pytest.approx(0.15, abs=0.005), "dynamic crate rests on ground"
+    p.set_entity_state("test_bot", pose={"x": 0.0, "y": 0.0, "yaw": math.pi})
+    scan = p.lidar_scan()
+    # lidar 0.15 m ahead of the chassis origin, now at x = -0.15; mesh post's +x face at x = -1.9
+    assert scan[90] == pytest.approx(1.9 - 0.15, abs=0.02), "STL mesh collides and is seen by rays"
+
+
+@pytest.mark.parametrize("robot_file", [URDF, XACRO], ids=["urdf", "xacro"])
+def test_urdf_and_xacro_robots(robot_file: Path) -> None:
+    world = load_world(None, robot_file, Pose(0.5, 0.0, 0.0, 0.0, 0.0, 0.0))
+    robot = world.robot
+    dd = robot.diff_drive
+    assert robot.name == "diffbot" and robot.canonical_link == "base_footprint" and dd is not None
+    assert (dd.wheel_radius, dd.wheel_separation, dd.odom_publish_frequency) == (0.05, 0.3, 20.0)
+    assert (dd.topic, dd.odom_topic, dd.child_frame_id) == ("/cmd_vel", "/odom", "base_footprint")
+    assert (dd.max_linear_velocity, dd.max_linear_jerk) == (0.8, 20.0)
+    assert robot.link("left_wheel").pose == Pose(0.05, 0.15, 0.05)
+    assert robot.link("left_wheel").collisions[0].friction == 1.2 and robot.link("caster").collisions[0].friction == 0
+    (lidar,) = robot.lidars
+    assert (lidar.link, lidar.frame_id, lidar.topic, lidar.samples) == ("laser", "laser", "/scan", 720)
+    assert any("ros2_control" in w for w in world.warnings)
+    p = Physics(world)
+    drive(p, 0.5, 0.0, 2.0)
+    drive(p, 0.0, 0.0, 1.5)
+    assert p.ground_truth().x - 0.5 == pytest.approx(1.0, abs=0.05)
+    assert p.odometry().x == pytest.approx(p.ground_truth().x - 0.5, abs=0.01)
+    drive(p, 0.0, 0.5, 3.0)
+    drive(p, 0.0, 0.0, 1.0)
+    assert yaw(p) == pytest.approx(1.5, abs=0.05)
+
+
+def test_xacro_and_urdf_give_the_same_model() -> None:
+    a, b = load_world(None, URDF).robot, load_world(None, XACRO).robot
+    for link in a.links + b.links:  # file:line of each geometry differs between the two files
+        for geom in link.collisions:
+            geom.origin = ""
+    assert a.links == b.links and a.joints == b.joints
+    assert a.diff_drive is not None and b.diff_drive is not None
+    assert a.diff_drive.left_joints == b.diff_drive.left_joints == ["left_wheel_joint"]
+
+
+def test_sdf_robot_file_at_a_pose() -> None:
+    world = load_world(None, MODELS / "test_bot" / "model.sdf", Pose(1.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    assert world.robot.name == "test_bot" and world.robot.pose == Pose(1.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    assert "simtwin_bot" not in [m.name for m in world.models]
+
+
+def test_classic_gazebo_ros_diff_drive_plugin(tmp_path: Path) -> None:
+    text = (MODELS / "test_bot" / "model.sdf").read_text()
+    start, end = text.index('<plugin filename="gz-sim-diff'), text.index("</plugin>") + len("</plugin>")
+    classic = """<plugin name="diff_drive" filename="libgazebo_ros_diff_drive.so">
+      <ros><namespace>/tb3</namespace><remapping>cmd_vel:=cmd</remapping></ros>
+      <left_joint>left_wheel_joint</left_joint><right_joint>right_wheel_joint</right_joint>
+      <wheel_separation>0.36</wheel_separation><wheel_diameter>0.2</wheel_diameter>
+      <odometry_frame>odom</odometry_frame><robot_base_frame>base_link</robot_base_frame><update_rate>30</update_rate>
+    </plugin>"""
+    path = tmp_path / "classic.sdf"
+    path.write_text(text[:start] + classic + text[end:])
+    dd = load_world(None, path).robot.diff_drive
+    assert dd is not None
+    assert (dd.wheel_radius, dd.topic, dd.odom_topic, dd.child_frame_id) == (0.1, "/tb3/cmd", "/tb3/odom", "base_link")
+
+
+# -- bad inputs -----------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text.strip() + "\n")
+    return path
+
+
+def world_with(body: str) -> str:
+    return f'<?xml version="1.0"?>\n<sdf version="1.9">\n<world name="w">\n{body}\n</world>\n</sdf>'
+
+
+def robot_with(link_extra: str = "", plugin: str | None = None, joint: str = "wheel_joint") -> str:
+    if plugin is None:
+        plugin = f"""<plugin filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive">
+  <left_joint>{joint}</left_joint><right_joint>wheel_joint</right_joint>
+  <wheel_separation>0.2</wheel_separation><wheel_radius>0.05</wheel_radius></plugin>"""
+    return f"""<?xml version="1.0"?>
+<sdf version="1.9">
+<model name="r">
+<link name="base">{link_extra}</link>
+<link name="wheel"><collision name="c"><geometry><sphere><radius>0.05</radius></sphere></geometry></collision></link>
+<joint name="wheel_joint" type="revolute"><parent>base</parent><child>wheel</child></joint>
+{plugin}
+</model>
+</sdf>"""
+
+
+def expect(match: str, *args: object) -> str:
+    with pytest.raises(ModelError) as info:
+        load_world(*args)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert match in message, message
+    return message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    expect(f"model file {tmp_path / 'nope.sdf'} does not exist", tmp_path / "nope.sdf")
+    expect("does not exist", None, tmp_path / "nope.urdf")
+
+
+def test_malformed_xml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.sdf", world_with("<model name='m'>\n<link name='l'>\n</model>"))
+    message = expect(f"{path}:6: malformed XML", path)
+    assert "mismatched tag" in message
+
+
+def test_bad_number_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "w.sdf", world_with("<model name='m'>\n<pose>0 0 abc 0 0 0</pose>\n</model>"))
+    expect(f"{path}:5: <pose> pose (x y z roll pitch yaw) must be numbers; found '0 0 abc 0 0 0'", path)
+
+
+def test_unknown_geometry(tmp_path: Path) -> None:
+    body = "<model name='m'><static>true</static><link name='l'><collision name='c'><geometry>\n<heightmap/>\n</geometry></collision></link></model>"
+    path = write(tmp_path, "w.sdf", world_with(body))
+    message = expect(f"{path}:5: unknown geometry <heightmap> in collision 'c'", path)
+    assert "box, cylinder, sphere" in message
+
+
+def test_dae_mesh_is_refused_with_a_conversion_hint(tmp_path: Path) -> None:
+    (tmp_path / "m.dae").write_text("<COLLADA/>")
+    body = "<model name='m'><static>true</static><link name='l'><collision name='c'><geometry>\n<mesh><uri>m.dae</uri></mesh></geometry></collision></link></model>"
+    path = write(tmp_path, "w.sdf", world_with(body))
+    message = expect(f"{path}:5: mesh m.dae is .dae; only STL and OBJ meshes are supported", path)
+    assert "assimp export m.dae m.obj" in message
+
+
+def test_missing_mesh_file(tmp_path: Path) -> None:
+    body = "<model name='m'><static>true</static><link name='l'><collision name='c'><geometry>\n<mesh><uri>meshes/gone.stl</uri></mesh></geometry></collision></link></model>"
+    path = write(tmp_path, "w.sdf", world_with(body))
+    expect(f"{path}:5: 'meshes/gone.stl' does not exist (looked for {tmp_path / 'meshes' / 'gone.stl'})", path)
+
+
+def test_unresolvable_model_uri_lists_the_searched_paths(tmp_path: Path, resources: Path) -> None:
+    path = write(tmp_path, "w.sdf", world_with("<include>\n<uri>model://no_such_model</uri></include>"))
+    message = expect(f"{path}:4: cannot resolve <uri>model://no_such_model</uri>", path)
+    for searched in ("/nonexistent/models", str(resources), str(tmp_path)):
+        assert f"    {searched}\n" in message
+    assert "GZ_SIM_RESOURCE_PATH" in message
+
+
+def test_network_uri_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "w.sdf", world_with("<include><uri>https://fuel.gazebosim.org/1.0/x/models/y</uri></include>")
+    )
+    expect("points to the network (Gazebo Fuel)", path)
+
+
+def test_robot_without_diff_drive(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.sdf", robot_with(plugin=""))
+    expect(f"{path}: robot model 'r' has no DiffDrive plugin", None, path)
+
+
+def test_robot_with_a_missing_wheel_joint(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.sdf", robot_with(joint="left_wheel_joint"))
+    message = expect(f"{path}:7: DiffDrive wheel joint 'left_wheel_joint' is not a joint of model 'r'", None, path)
+    assert "expected one of: wheel_joint" in message
+
+
+def test_diff_drive_without_wheel_radius(tmp_path: Path) -> None:
+    plugin = """<plugin filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive">
+  <left_joint>wheel_joint</left_joint><right_joint>wheel_joint</right_joint><wheel_separation>0.2</wheel_separation></plugin>"""
+    expect("needs a positive <wheel_radius>", None, write(tmp_path, "r.sdf", robot_with(plugin=plugin)))
+
+
+def test_lidar_with_zero_samples(tmp_path: Path) -> None:
+    sensor = """<sensor name="scan" type="gpu_lidar"><lidar><scan><horizontal>
+<samples>0</samples></horizontal></scan><range><min>0.1</min><max>5</max></range></lidar></sensor>"""
+    path = write(tmp_path, "r.sdf", robot_with(link_extra=sensor))
+    expect(f"{path}:4: lidar 'scan' has 0 horizontal samples; expected a positive count", None, path)
+
+
+def test_two_robots_in_a_world(tmp_path: Path, resources: Path) -> None:
+    body = (
+        "<include><uri>model://test_bot</uri></include><include><name>bot2</name><uri>model://test_bot</uri></include>"
+    )
+    message = expect("found 2 models with a DiffDrive plugin", write(tmp_path, "w.sdf", world_with(body)))
+    assert "'test_bot'" in message and "'bot2'" in message
+
+
+def test_robot_file_for_a_world_that_has_a_robot(resources: Path) -> None:
+    expect("the world already contains robot 'test_bot'", INCLUDES, URDF)
+
+
+def test_duplicate_model_names(tmp_path: Path) -> None:
+    body = "<model name='a'><static>true</static></model>\n<model name='a'><static>true</static></model>"
+    expect("a second model named 'a'", write(tmp_path, "w.sdf", world_with(body)))
+
+
+def test_unknown_relative_to_frame(tmp_path: Path) -> None:
+    body = "<model name='a'><static>true</static><link name='l'>\n<pose relative_to='nowhere'>0 0 0 0 0 0</pose></link></model>"
+    path = write(tmp_path, "w.sdf", world_with(body))
+    expect(f"{path}:4: relative_to='nowhere' names no frame here", path)
+
+
+def test_model_file_given_as_world(tmp_path: Path) -> None:
+    expect(
+        "expected <sdf> with a <world>; found <model> (a model file: pass it as the robot)",
+        MODELS / "test_bot" / "model.sdf",
+    )
+    expect("expected an SDF world, found a URDF robot", URDF)
+
+
+def test_urdf_joint_with_an_undefined_link(tmp_path: Path) -> None:
+    text = URDF.read_text().replace('<child link="caster"/>', '<child link="castor"/>')
+    path = write(tmp_path, "r.urdf", text)
+    expect("joint 'caster_joint' child link 'castor' is not defined", None, path)
+
+
+def test_broken_xacro(tmp_path: Path) -> None:
+    text = XACRO.read_text().replace("${wheel_radius}", "${wheel_radius_typo}", 1)
+    path = write(tmp_path, "r.urdf.xacro", text)
+    message = expect(f"{path}: xacro failed", None, path)
+    assert "wheel_radius_typo" in message
