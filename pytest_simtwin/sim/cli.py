@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--robot-pose",
         metavar="X,Y,YAW",
-        help="pose of an added robot in the world (m, m, rad); X,Y,Z,R,P,Y also works",
+        help="place the robot at this pose in the world (m, m, rad); X,Y,Z,ROLL,PITCH,YAW also works",
     )
     p.add_argument(
         "--rtf",
@@ -171,8 +171,6 @@ def _load(args: argparse.Namespace) -> WorldSpec:
     from .sdf import load_world
 
     pose = parse_pose(args.robot_pose) if args.robot_pose else None
-    if args.robot_pose and not args.robot:
-        raise ConfigError("--robot-pose needs --robot: it places the robot that --robot adds to the world")
     for label, path in (("world", args.world), ("robot", args.robot), ("bridge", args.bridge)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{label} file {path} does not exist (cwd {os.getcwd()}); expected a readable file")
@@ -235,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     if args.parent_pid is not None and args.parent_pid == os.getppid():
         _set_pdeathsig()
+    # We never render: without this, importing mujoco loads GLFW and X11 libraries (~0.1-0.5 s).
+    os.environ.setdefault("MUJOCO_GL", "disable")
     box: dict[str, Any] = {}
     importer = threading.Thread(target=_import_physics, args=(box,), name="simtwin-import-mujoco", daemon=True)
     importer.start()
     node = None
     try:
         world = _load(args)
+        log.debug("world loaded at %.3f s", time.monotonic() - t0)
         from .node import load_bridge, resolve_topics
 
         bridge = load_bridge(args.bridge) if args.bridge else []
@@ -267,11 +268,16 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get("RMW_IMPLEMENTATION", "(default)"),
             os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "(none)"),
         )
+        if stop.reason is not None:  # stopped during start-up: nothing to clean up yet
+            log.info("stopping before start: %s", stop.reason)
+            return EXIT_OK
         from .node import SimNode
 
         lidar = world.robot.lidars[0] if world.robot.lidars else None
         node = SimNode(topics, namespace=args.namespace, lidar=lidar)
+        log.debug("node up at %.3f s", time.monotonic() - t0)
         importer.join()
+        log.debug("mujoco imported at %.3f s", time.monotonic() - t0)
         if "error" in box:
             raise box["error"]
         physics = box["module"].Physics(world, seed=args.seed)

@@ -6,6 +6,7 @@ duration) so the tests run as fast as the simulator steps and do not depend on t
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -295,3 +296,36 @@ def test_check_prints_summary_without_ros(tmp_path: Path) -> None:
     res = subprocess.run([SIM_COMMAND, "--check"], capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0, res.stderr
     assert "DiffDrive" in res.stdout and "/cmd_vel" in res.stdout and "lidar" in res.stdout
+
+
+def test_clock_joint_states_and_refusals(sim: SimProcess) -> None:
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+
+    clock = sim.ros.subscribe("/clock", Clock)
+    joints = sim.ros.subscribe("/joint_states", JointState)
+    command(sim, 0.5)
+    st = sim.control.step(duration=1.0)
+    js = latest_at(sim, "/joint_states", st, JointState)
+    assert set(js.name) >= {"wheel_left_joint", "wheel_right_joint"}
+    left = js.velocity[js.name.index("wheel_left_joint")]
+    assert left == pytest.approx(0.5 / 0.033, rel=0.05)  # rad/s of a 0.033 m wheel at 0.5 m/s
+    stamps = [m.clock.sec + m.clock.nanosec * 1e-9 for m in clock.messages()]
+    assert stamps and max(stamps) <= st["sim_time"] + 1e-9
+    gaps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
+    assert gaps and min(gaps) >= 0.01 - 1e-9  # at most 100 Hz of sim time
+    assert joints.count > 0
+    # refusals carry the simulator's explanation
+    with pytest.raises(ControlError, match="no entity named 'ghost'"):
+        sim.control.get_entity_state("ghost")
+    with pytest.raises(ControlError, match="scope 'everything'"):
+        sim.control.reset("everything")
+    sim.control.spawn("crate", "box", [0.2, 0.2, 0.2], {"x": -1.0, "y": 0.0, "z": 0.1})
+    with pytest.raises(ControlError, match="'crate' exists"):
+        sim.control.spawn("crate", "box", [0.2, 0.2, 0.2], {"x": -1.0})
+    assert sim.control.spawn("crate", "box", [0.2, 0.2, 0.2], {"x": -1.5}, allow_renaming=True) == "crate_1"
+    with pytest.raises(ControlError, match="size"):
+        sim.control.spawn("bad", "sphere", [0.1, 0.2], {"x": 1.0})
+    assert sim.control.reset("all")["sim_time"] == 0.0
+    assert "crate" not in sim.control.entities()
+    assert truth(sim)["pose"]["x"] == pytest.approx(0.0, abs=1e-6)
