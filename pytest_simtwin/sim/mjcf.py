@@ -149,8 +149,6 @@ class _Builder:
                     gname = f"{model.name}::{link.name}::{geom.name}"
                     self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False)
             self.layout.entities[model.name] = EntityLayout(model.name, model.name, True)
-            if is_robot:
-                raise ValueError(f"robot model {model.name!r} is static; a robot must be able to move")
             return
         children: dict[str, list[tuple[str, str]]] = {}
         has_parent: set[str] = set()
@@ -196,11 +194,6 @@ class _Builder:
         elif not link.collisions or all(g.kind == "plane" for g in link.collisions):
             # Massless frame links (URDF base_footprint): tiny inertia so MuJoCo accepts a free root.
             inertial = ET.SubElement(body, "inertial", pos="0 0 0", mass="0.001", diaginertia="1e-6 1e-6 1e-6")
-        else:
-            self.world.warn(
-                f"{model.source or model.name}: link {model.name}/{name} has no <inertial>; using the SDF "
-                "default mass 1 kg with inertia from its collision shapes"
-            )
         massive = [g for g in link.collisions if g.kind != "plane"]
         for geom in link.collisions:
             gname = f"{model.name}::{name}::{geom.name}"

@@ -82,7 +82,27 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         robots[0].pose = robot_pose
     if robots[0] not in world.models:
         _add_model(world, robots[0], None)
+    _check_dynamics(world)
     return world
+
+
+def _check_dynamics(world: WorldSpec) -> None:
+    """The robot must move; links without <inertial> get defaults (said once, at load time)."""
+    robot = world.robot
+    if robot.static or any(j.parent == "world" for j in robot.joints):
+        raise ModelError(
+            f"{robot.source or world.source}: robot model {robot.name!r} is static or jointed to the world; "
+            "expected a free-moving model (remove <static>true</static> or the joint to 'world')."
+        )
+    for model in world.models:
+        if model.static:
+            continue
+        for link in model.links:
+            if link.inertial is None and any(g.kind != "plane" for g in link.collisions):
+                world.warn(
+                    f"{model.source or model.name}: link {model.name}/{link.name} has no <inertial>; using the "
+                    "SDF default mass 1 kg with inertia from its collision shapes"
+                )
 
 
 def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:

@@ -342,3 +342,14 @@ def test_broken_xacro(tmp_path: Path) -> None:
     path = write(tmp_path, "r.urdf.xacro", text)
     message = expect(f"{path}: xacro failed", None, path)
     assert "wheel_radius_typo" in message
+
+
+def test_static_robot_is_refused(tmp_path: Path) -> None:
+    text = robot_with().replace('<model name="r">', '<model name="r"><static>true</static>')
+    expect("robot model 'r' is static or jointed to the world", None, write(tmp_path, "r.sdf", text))
+
+
+def test_links_without_inertial_are_warned_at_load_time(tmp_path: Path) -> None:
+    world = load_world(None, write(tmp_path, "r.sdf", robot_with()))
+    assert any("r/wheel has no <inertial>" in w for w in world.warnings)
+    Physics(world)  # and the defaults simulate

@@ -288,3 +288,15 @@ def test_print_physics_cost_per_simulated_second(physics: Physics) -> None:
         f"(RTF {1 / physics_cost:.0f}x physics only); lidar scan {scan_cost * 1e6:.0f} us; spawn (recompile) "
         f"{spawn_cost * 1e3:.1f} ms"
     )
+
+
+def test_lidar_scans_do_not_perturb_the_physics(world) -> None:  # type: ignore[no-untyped-def]
+    quiet, scanned = Physics(world, seed=5), Physics(world, seed=5)
+    for p, scan in ((quiet, False), (scanned, True)):
+        for _ in range(20):
+            run(p, 0.5, 0.4, 0.1)
+            if scan:
+                p.lidar_scan()
+                p.joint_states()
+                p.entity_state("simtwin_bot")
+    assert quiet.odometry() == scanned.odometry() and quiet.ground_truth() == scanned.ground_truth()
