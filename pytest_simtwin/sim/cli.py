@@ -174,6 +174,8 @@ def _load(args: argparse.Namespace) -> WorldSpec:
     for label, path in (("world", args.world), ("robot", args.robot), ("bridge", args.bridge)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{label} file {path} does not exist (cwd {os.getcwd()}); expected a readable file")
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration}: expected a positive number of sim seconds")
     world = load_world(args.world, args.robot, pose)
     if args.step_size is not None:
         if not 0 < args.step_size <= 0.05:

@@ -271,6 +271,14 @@ def test_bridge_file_renames_topics(sim_factory: Any, tmp_path: Path) -> None:
     topics = sim.control.features()["topics"]
     assert topics["cmd_vel"] == "/robot/cmd_vel" and topics["cmd_vel_type"] == "twist_stamped"
     assert topics["odom"] == "/robot/odom" and topics["scan"] == "/scan"
+    from geometry_msgs.msg import TwistStamped
+
+    msg = TwistStamped()
+    msg.twist.linear.x = 0.5
+    pub = sim.ros.publisher("/robot/cmd_vel", TwistStamped)
+    wait_until(lambda: sim.control.state()["cmd_count"] > 0 or pub.publish(msg), 10.0, what="command counted")
+    st = sim.control.step(duration=1.0)
+    assert latest_at(sim, "/robot/odom", st).pose.pose.position.x > 0.4
 
 
 def test_real_time_pacing_and_state(sim_factory: Any) -> None:
