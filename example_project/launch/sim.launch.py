@@ -52,9 +52,14 @@ def generate_launch_description() -> LaunchDescription:
             # The node under test; the bridge subscribes /cmd_vel, teleop or a planner publishes /cmd_vel_in.
             ExecuteProcess(
                 cmd=[
-                    "python3", "-m", "safety_stop", "--ros-args",
-                    "--params-file", str(PROJECT / "config" / "safety_stop.yaml"),
-                    "-p", ["stop_distance:=", LaunchConfiguration("stop_distance")],
+                    "python3",
+                    "-m",
+                    "safety_stop",
+                    "--ros-args",
+                    "--params-file",
+                    str(PROJECT / "config" / "safety_stop.yaml"),
+                    "-p",
+                    ["stop_distance:=", LaunchConfiguration("stop_distance")],
                 ],
                 additional_env={"PYTHONPATH": str(PROJECT / "src")},
                 output="screen",

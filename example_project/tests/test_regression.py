@@ -21,13 +21,28 @@ def test_square_path(robot, record_metric):
 
     truth = robot.ground_truth
     odom = robot.pose
-    record_metric("closure_error", math.hypot(truth.x, truth.y), unit="m", tolerance=0.05,
-                  description="distance from the start after driving the square (ground truth)")
+    record_metric(
+        "closure_error",
+        math.hypot(truth.x, truth.y),
+        unit="m",
+        tolerance=0.05,
+        description="distance from the start after driving the square (ground truth)",
+    )
     record_metric("heading_error", abs(math.remainder(truth.yaw, math.tau)), unit="rad", tolerance=0.05)
-    record_metric("odometry_drift", math.hypot(odom.x - truth.x, odom.y - truth.y), unit="m", tolerance=0.02,
-                  description="wheel odometry vs ground truth at the end")
-    record_metric("path_length", robot.distance_travelled, unit="m", direction="two-sided",
-                  description="odometry path length (4 x 0.8 m expected)")
+    record_metric(
+        "odometry_drift",
+        math.hypot(odom.x - truth.x, odom.y - truth.y),
+        unit="m",
+        tolerance=0.02,
+        description="wheel odometry vs ground truth at the end",
+    )
+    record_metric(
+        "path_length",
+        robot.distance_travelled,
+        unit="m",
+        direction="two-sided",
+        description="odometry path length (4 x 0.8 m expected)",
+    )
 
     traj = robot.trajectory
     moving = np.abs(traj["vx"]) > 0.05

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from safety_stop import gate, min_range_ahead
 
 STEP = math.radians(1.0)

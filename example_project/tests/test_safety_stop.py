@@ -28,9 +28,15 @@ def test_stops_short_of_the_crate(robot, sim, safety_stop, record_metric):
     gap = CRATE_FACE - (truth.x + LIDAR_X)  # lidar to crate face, from the true pose
     # collision_detection: how far from the configured distance the robot actually stopped
     metric = record_metric(
-        "collision_detection", abs(gap - STOP_DISTANCE), unit="m", tolerance=0.10,
+        "collision_detection",
+        abs(gap - STOP_DISTANCE),
+        unit="m",
+        tolerance=0.10,
         description="|stop gap - stop_distance| (lidar 10 Hz at 0.4 m/s + 4 cm braking)",
     )
+    # The gap depends on where between two scans (10 Hz) the robot crosses the limit: +/-4 cm from
+    # run to run. Only a change beyond that is a regression against the baseline.
+    metric.extra["baseline_atol"] = 0.04
     assert truth.x + CHASSIS_FRONT < CRATE_FACE, "the robot touched the crate"
     assert gap <= STOP_DISTANCE + 0.01, f"stopped {gap:.3f} m from the crate: before the obstacle was in range"
     assert metric.passed, f"stopped {gap:.3f} m from the crate, expected {STOP_DISTANCE} m - 0.10 m at most"
@@ -45,5 +51,8 @@ def test_turning_away_is_still_allowed(robot, sim, safety_stop):
     robot.send_velocity(0.3, 0.0, 1.0, topic="/cmd_vel_in")
     assert robot.ground_truth.x == pytest.approx(2.0, abs=0.01), "drove forward while blocked"
 
-    robot.send_velocity(0.0, 1.0, 1.5, topic="/cmd_vel_in")  # turning passes through
-    assert robot.ground_truth.yaw == pytest.approx(1.5, abs=0.15)
+    robot.send_velocity(0.0, 1.0, 1.0, topic="/cmd_vel_in")  # turning passes through
+    truth = robot.ground_truth
+    # ~1 rad; the exact angle depends on how fast the node relays the final zero (wall-clock latency)
+    assert 0.6 < truth.yaw < 1.6, f"turned {truth.yaw:.2f} rad for a 1 rad turn command"
+    assert truth.x == pytest.approx(2.0, abs=0.02), "turning in place moved the robot"
