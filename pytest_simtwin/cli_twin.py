@@ -64,6 +64,12 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sim-command", help="process backend: simulator command template")
     g.add_argument("--domain-range", default=None, help="ROS_DOMAIN_IDs to lease from (default 1-101,215-232)")
     g.add_argument("--timeout", type=float, default=30.0, help="simulator start timeout (s)")
+    g.add_argument(
+        "--sim-pose",
+        choices=("ground_truth", "odom"),
+        default="ground_truth",
+        help="simulated pose to compare: true motion (default; wheel odometry cannot see a wrong wheel radius) or /odom",
+    )
 
 
 def register(sub: Any) -> None:
@@ -196,7 +202,7 @@ def run_replay(real: Any, args: argparse.Namespace, progress: Callable[[float], 
         artifacts=Path(args.out if hasattr(args, "out") and args.out else "twin-validation") / "sim",
     )
     with SimSession(settings) as session:
-        return replay(real, session, sim_cfg, progress=progress)
+        return replay(real, session, sim_cfg, progress=progress, pose=args.sim_pose)
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from ..backends.base import SimConfig
     from ..session import SimSession
 
-#: Longest single step (sim s): odometry arrives best-effort, a shorter burst drops nothing.
-MAX_STEP = 0.5
+#: Longest single step (sim s): the pose arrives best-effort, and bursts of more than a few
+#: messages lose some under CPU load; after each step we wait for its last message.
+MAX_STEP = 0.1
 
 
 def command_plan(real: Trajectory, merge: bool = True) -> list[tuple[float, float, float]]:
@@ -57,6 +58,18 @@ def _stamp(msg: Any) -> float:
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
 
 
+def _await_stamp(buf: Any, sim_t: float, timeout: float = 1.0) -> None:
+    """Wait (bounded, no error: a lost message is tolerated) until a pose stamped >= ``sim_t`` arrived."""
+    from ..waiting import wait_until
+
+    def arrived() -> bool:
+        latest = buf.latest()
+        return latest is not None and _stamp(latest) >= sim_t
+
+    with contextlib.suppress(Exception):
+        wait_until(arrived, timeout, what=f"a pose stamped at sim time {sim_t:.3f} s", max_interval=0.002)
+
+
 def replay(
     real: Trajectory,
     session: SimSession,
@@ -64,11 +77,17 @@ def replay(
     *,
     progress: Callable[[float], None] | None = None,
     source: str = "simulator replay",
+    pose: str = "ground_truth",
 ) -> Trajectory:
     """Drive the session's simulator with ``real``'s commands; returns the simulated run.
 
-    Its timestamps are sim time shifted so the first command lands on the real first command.
+    ``pose``: ``ground_truth`` (the simulator's true base motion, body-frame speeds; what an
+    external tracker would see on the real robot) or ``odom`` (the simulated wheel odometry,
+    which, like the real one, cannot see a wrong wheel radius). Timestamps are sim time shifted
+    so the plan starts where the real run does.
     """
+    if pose not in ("ground_truth", "odom"):
+        raise ValueError(f"replay pose must be 'ground_truth' or 'odom', found {pose!r}")
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
@@ -86,7 +105,8 @@ def replay(
     topics = dict(features.get("topics") or {})
     cmd_topic = str(topics.get("cmd_vel") or "/cmd_vel")
     cmd_type = str(topics.get("cmd_vel_type") or (session.config.cmd_vel_type if session.config else "twist"))
-    odom_buf = ros.subscribe(str(topics.get("odom") or "/odom"), Odometry)
+    pose_topic = str(topics.get(pose) or ("/odom" if pose == "odom" else "/simtwin/ground_truth"))
+    odom_buf = ros.subscribe(pose_topic, Odometry)
     joint_buf = ros.subscribe(str(topics.get("joint_states") or "/joint_states"), JointState)
     msg_cls = twist_type(cmd_type)
     pub = ros.publisher(cmd_topic, msg_cls)
@@ -142,6 +162,7 @@ def replay(
                 chunk = min(left, MAX_STEP)
                 st = control.step(duration=chunk)
                 left -= chunk
+                _await_stamp(odom_buf, float(st["sim_time"]) - 0.05)
             sim_t = float(st["sim_time"])
             done += duration
             if progress is not None:
@@ -171,6 +192,12 @@ def replay(
     # sim time -> real clock: the first planned segment starts at real.t[0] (lead-in) or the first command
     shift = float(real.t[0] if real.cmd_t[0] > real.t[0] else real.cmd_t[0]) - sim_start
     t = np.array([_stamp(m) for m in odom]) + shift
+    theta = np.unwrap([yaw_from_quaternion(*(getattr(m.pose.pose.orientation, k) for k in "xyzw")) for m in odom])
+    lin = [m.twist.twist.linear for m in odom]
+    if pose == "ground_truth":  # world-frame twist -> forward speed
+        vx = [v.x * math.cos(th) + v.y * math.sin(th) for v, th in zip(lin, theta, strict=True)]
+    else:
+        vx = [v.x for v in lin]
     joints = [m for m in joint_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
     names = list(joints[0].name) if joints else []
     joints = [j for j in joints if list(j.name) == names and len(j.velocity) == len(names)]
@@ -179,8 +206,8 @@ def replay(
         t=t,
         x=[m.pose.pose.position.x for m in odom],
         y=[m.pose.pose.position.y for m in odom],
-        theta=np.unwrap([yaw_from_quaternion(*(getattr(m.pose.pose.orientation, k) for k in "xyzw")) for m in odom]),
-        vx=[m.twist.twist.linear.x for m in odom],
+        theta=theta,
+        vx=vx,
         vtheta=[m.twist.twist.angular.z for m in odom],
         cmd_t=np.array(t_cmd) + shift,
         cmd_vx=[a[0] for a in applied],
@@ -189,7 +216,12 @@ def replay(
         joint_names=names,
         joint_position=matrix([list(j.position) for j in joints]),
         joint_velocity=matrix([list(j.velocity) for j in joints]),
-        meta={"replay_wall_s": time.monotonic() - wall0, "sim_duration_s": sim_t - sim_start, "segments": len(plan)},
+        meta={
+            "replay_wall_s": time.monotonic() - wall0,
+            "sim_duration_s": sim_t - sim_start,
+            "segments": len(plan),
+            "pose": pose_topic,
+        },
     )
     expected = (sim_t - sim_start) * traj.rate
     if expected > 0 and len(traj) < 0.9 * expected:

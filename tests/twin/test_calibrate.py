@@ -47,7 +47,7 @@ def test_radius_recovered_within_half_a_percent_and_then_it_passes(
     after = validate(radius_error_run, predict(radius_error_run, result.fitted, NOMINAL, source="calibrated"))
     assert after.passed, after.summary()
     text = result.summary()
-    assert "wheel_radius" in text and "+3.0" in text or "+2.9" in text
+    assert "wheel_radius" in text and ("+3.0" in text or "+2.9" in text)
 
 
 def test_fit_a_subset(radius_error_run: Trajectory) -> None:
