@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelError
+from .checks import check_version, check_world
 from .model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from .plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from .resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
@@ -54,6 +55,7 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         hint = " (a model file: pass it as the robot)" if found == "model" else ""
         raise ModelError(f"{root.where}: expected <sdf> with a <world>; found <{found}>{hint}.")
     ctx = Context(world=world_el.attrib.get("name", "default"))
+    check_version(root, ctx.warnings)
     ctx.resolver.extra = [world_path.resolve().parent, world_path.resolve().parent / "models"]
     if robot is not None:
         ctx.resolver.extra += [Path(robot).resolve().parent, Path(robot).resolve().parent.parent]
@@ -82,27 +84,8 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         robots[0].pose = robot_pose
     if robots[0] not in world.models:
         _add_model(world, robots[0], None)
-    _check_dynamics(world)
+    check_world(world)
     return world
-
-
-def _check_dynamics(world: WorldSpec) -> None:
-    """The robot must move; links without <inertial> get defaults (said once, at load time)."""
-    robot = world.robot
-    if robot.static or any(j.parent == "world" for j in robot.joints):
-        raise ModelError(
-            f"{robot.source or world.source}: robot model {robot.name!r} is static or jointed to the world; "
-            "expected a free-moving model (remove <static>true</static> or the joint to 'world')."
-        )
-    for model in world.models:
-        if model.static:
-            continue
-        for link in model.links:
-            if link.inertial is None and any(g.kind != "plane" for g in link.collisions):
-                world.warn(
-                    f"{model.source or model.name}: link {model.name}/{link.name} has no <inertial>; using the "
-                    "SDF default mass 1 kg with inertia from its collision shapes"
-                )
 
 
 def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
@@ -120,6 +103,7 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
             model = load_urdf(path, ctx)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
+            check_version(root, ctx.warnings)
             if model_el is None:
                 found = root.children[0].tag if root.children else root.tag
                 raise ModelError(f"{root.where}: expected an SDF <model> (or a URDF <robot>); found <{found}>.")

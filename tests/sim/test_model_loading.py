@@ -353,3 +353,26 @@ def test_links_without_inertial_are_warned_at_load_time(tmp_path: Path) -> None:
     world = load_world(None, write(tmp_path, "r.sdf", robot_with()))
     assert any("r/wheel has no <inertial>" in w for w in world.warnings)
     Physics(world)  # and the defaults simulate
+
+
+def test_mesh_wheels_become_spheres_of_the_wheel_radius(tmp_path: Path) -> None:
+    mesh = MODELS / "mesh_post" / "meshes" / "post.obj"
+    text = robot_with().replace(
+        '<link name="wheel"><collision name="c"><geometry><sphere><radius>0.05</radius></sphere></geometry>',
+        f'<link name="wheel"><collision name="c"><geometry><mesh><uri>{mesh}</uri></mesh></geometry>',
+    )
+    world = load_world(None, write(tmp_path, "r.sdf", text))
+    (geom,) = world.robot.link("wheel").collisions
+    assert (geom.kind, geom.size) == ("sphere", (0.05,))
+    assert any("mesh wheel collision simulated as a sphere" in w for w in world.warnings)
+
+
+def test_world_level_oddities_are_warned(tmp_path: Path) -> None:
+    sensor = (MODELS / "test_bot" / "model.sdf").read_text()
+    lidar = sensor[sensor.index('<sensor name="front_lidar"') : sensor.index("</sensor>") + len("</sensor>")]
+    body = f"<model name='post'><static>true</static><link name='l'>{lidar}</link></model>"
+    path = write(tmp_path, "w.sdf", world_with(body).replace('version="1.9"', 'version="1.2"'))
+    warnings = "\n".join(load_world(path).warnings)
+    assert f"{path}:2: SDF version '1.2' is outside 1.4-1.11" in warnings
+    assert "lidar on 'post' (not the robot) is not simulated" in warnings
+    assert "no static geometry (no ground plane)" in warnings
