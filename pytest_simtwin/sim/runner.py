@@ -186,7 +186,7 @@ class Runner:
         before it (lockstep determinism); the free-running loop reads it every turn.
         """
         remaining = steps
-        while remaining > 0:
+        while remaining > 0 and self.stop_reason is None:  # a signal ends even a long step request
             n = self._steps_to_next_event()
             if remaining < n:
                 n = remaining
