@@ -281,7 +281,7 @@ def write_bundle(
         shutil.copy2(sim_log, directory / "simulator.log")
     for key, value in rec.artifacts.items():
         src = Path(value)
-        is_log = key.startswith(("log", "node:")) or key.endswith("log") or src.suffix == ".log"
+        is_log = key != "simulator_log" and (key.startswith(("log", "node:")) or src.suffix == ".log")
         if is_log and src.is_file() and src.parent != directory:
             shutil.copy2(src, directory / f"{key.replace('/', '_')}{'' if src.suffix else '.log'}")
     for name, png in images.items():

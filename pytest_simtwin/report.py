@@ -316,6 +316,10 @@ class ReportingPlugin:
         if report.when == "call":
             if session is not None:
                 rec.provenance.update(self._provenance(session))
+                # noted now: the session may stop the simulator before the teardown report (last test)
+                log = session.backend.log_path() if session.backend is not None else None
+                if log is not None:
+                    rec.artifacts["simulator_log"] = str(log)
             if rec.metrics and not self.update:
                 bl.evaluate(rec, self.store, self.rtol)
                 if rec.baseline_verdict == bl.ERROR:
@@ -367,8 +371,7 @@ class ReportingPlugin:
             bag = self.artifacts / "bags" / safe_dirname(rec.nodeid)
             rec.artifacts["bag"] = str(take.write(bag))
         if failed and session is not None:
-            backend = session.backend
-            sim_log = backend.log_path() if backend is not None else None
+            sim_log = Path(rec.artifacts["simulator_log"]) if "simulator_log" in rec.artifacts else None
             rerun = rerun_command(rec.nodeid, self.config.invocation_params.args, self.config.rootpath)
             folder = self.artifacts / "failures" / safe_dirname(rec.nodeid)
             rec.artifacts["bundle"] = str(folder)
