@@ -175,9 +175,11 @@ def test_same_distance_at_any_real_time_factor(session: Any) -> None:
         robot.send_velocity(0.5, 0.2, 1.5)
         results.append((robot.distance_travelled, robot.yaw, robot.ground_truth))
     (d1, yaw1, gt1), (d0, yaw0, gt0) = results
-    assert d0 == pytest.approx(d1, abs=1e-6)
-    assert yaw0 == pytest.approx(yaw1, abs=1e-6)
-    assert (gt0.x, gt0.y) == pytest.approx((gt1.x, gt1.y), abs=1e-6)
+    # Not bit-identical: the robot settles on its wheels for a different time before the command.
+    # Wall-clock timing at rtf 0 would be off by metres; sim-time stepping agrees to well under 1 mm.
+    assert d0 == pytest.approx(d1, abs=5e-4)
+    assert yaw0 == pytest.approx(yaw1, abs=1e-3)
+    assert (gt0.x, gt0.y) == pytest.approx((gt1.x, gt1.y), abs=5e-4)
 
 
 def test_paused_simulator_stays_paused_and_wait_steps_it(session: Any) -> None:
@@ -243,11 +245,15 @@ RELAY_NODE = textwrap.dedent(
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from geometry_msgs.msg import Twist
+    from std_msgs.msg import String
 
     rclpy.init()
     node = rclpy.create_node("cmd_relay")
     out = node.create_publisher(Twist, "/cmd_vel", 10)
+    ready = node.create_publisher(String, "/relay_ready", 10)
     node.create_subscription(Twist, "/cmd_vel_in", out.publish, 10)
+    # Ready once the simulator's command subscription matched: earlier commands would be lost.
+    node.create_timer(0.05, lambda: out.get_subscription_count() and ready.publish(String(data="ok")))
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -261,12 +267,16 @@ def test_drive_through_a_node_under_test(session: Any, tmp_path: Path) -> None:
     relay = tmp_path / "relay.py"
     relay.write_text(RELAY_NODE)
     with NodeLauncher(session._require_ros(), session.env, lease=session.lease, workdir=tmp_path) as launch:
-        node = launch(relay)
+        node = launch(relay, ready_topic="/relay_ready", ready_type="std_msgs/msg/String")
         robot.send_velocity(0.4, 0.0, 1.5, topic="/cmd_vel_in")
         assert node.alive
-    # Timed by /clock while the simulator plays: the relay and DDS add a little latency.
-    assert robot.distance_travelled == pytest.approx(0.6, abs=0.12)
     assert_robot_stopped(robot, within=1.0)
+    # Timed by /clock while the simulator plays: start and stop pass through the relay, so both are
+    # late by the same DDS latency (large on a loaded host); the motion itself lasts ~1.5 s sim time.
+    traj = robot.trajectory
+    moving = traj["t"][traj["vx"] > 0.2]
+    assert moving[-1] - moving[0] == pytest.approx(1.5, abs=0.25)
+    assert robot.distance_travelled == pytest.approx(0.6, abs=0.15)
 
 
 def test_assert_reaches_while_the_robot_drives_on(robot: Robot) -> None:
