@@ -137,6 +137,14 @@ def record_metric(request: pytest.FixtureRequest) -> Any:
     return MetricRecorder(record_for(request.node))
 
 
+@pytest.fixture
+def twin_validation(request: pytest.FixtureRequest) -> Any:
+    """Digital-twin validation for this test (twin/assertions.py): load, replay, score, record metrics."""
+    from .twin.assertions import twin_validation_for
+
+    return twin_validation_for(request, request.config.stash[SETTINGS_KEY].artifacts)
+
+
 # -- test lifecycle: active metric record, simulator death -> error ------------------------------
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
