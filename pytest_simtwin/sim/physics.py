@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, SimulatorError
 from .lidar import Lidar
 from .mjcf import ENV_BITS, ENV_GROUP, SOLIMP, Layout, to_mjcf
 from .model import DiffDriveSpec, Pose, WorldSpec
@@ -128,6 +128,8 @@ def _pose_from(pose: Pose | dict[str, float] | None, base: Pose) -> Pose:
         raise ValueError(f"unknown pose keys {sorted(unknown)}; expected x, y, z, roll, pitch, yaw")
     values = base.as_dict()
     values.update({k: float(v) for k, v in pose.items()})
+    if not all(math.isfinite(v) for v in values.values()):
+        raise ValueError(f"pose values must be finite; got {pose}")
     return Pose(**values)
 
 
@@ -168,6 +170,8 @@ class Physics:
             for e in self.layout.entities.values()
             if e.static
         }
+        # MuJoCo resets the state silently (after a log warning) when it diverges: count to notice.
+        self._badqacc = int(mujoco.mjtWarning.mjWARN_BADQACC)
         self._bind()
         self._reset_controller()
         self.steps = 0
@@ -185,6 +189,7 @@ class Physics:
         free = m.body_jntadr[self._root]
         self._root_q, self._root_v = m.jnt_qposadr[free], m.jnt_dofadr[free]
         self._joints = [(name, m.joint(j).qposadr[0], m.joint(j).dofadr[0]) for j, name in lay.robot_joints]
+        self._diverged = int(self.data.warning[self._badqacc].number)
         self.lidars = [
             Lidar(spec, m.site(site).id) for spec, site in zip(self.world.robot.lidars, lay.lidar_sites, strict=True)
         ]
@@ -228,6 +233,16 @@ class Physics:
             mj.mj_step(m, d)
             self._odom.update(float(qpos[self._left_q]), float(qpos[self._right_q]), dt)
         self.steps += n
+        diverged = int(d.warning[self._badqacc].number)
+        if diverged != self._diverged:
+            self._diverged = diverged
+            start = (self.steps - n) * dt
+            raise SimulatorError(
+                f"the physics of world {self.world.name!r} diverged (NaN/huge accelerations) between sim step "
+                f"{self.steps - n} and {self.steps} (MuJoCo reset the state, so results after this are void). "
+                "Expected stable masses and inertias; check the <inertial> values of light links, overlapping "
+                f"dynamic bodies and joint limits, or lower <max_step_size> (now {dt} s). Time before: {start:.3f} s."
+            )
 
     # -- readings ---------------------------------------------------------------------------------
 
@@ -311,6 +326,8 @@ class Physics:
                 unknown = set(twist) - {"vx", "vy", "vz", "wx", "wy", "wz"}
                 if unknown:
                     raise ValueError(f"unknown twist keys {sorted(unknown)}; expected vx, vy, vz, wx, wy, wz")
+                if not all(math.isfinite(float(v)) for v in twist.values()):
+                    raise ValueError(f"twist values must be finite; got {twist}")
                 b = self.model.jnt_dofadr[self.model.body_jntadr[body]]
                 w = np.array([twist.get(k, 0.0) for k in ("wx", "wy", "wz")], dtype=float)
                 self.data.qvel[b : b + 3] = [twist.get(k, 0.0) for k in ("vx", "vy", "vz")]
@@ -377,6 +394,7 @@ class Physics:
                 self.spec.body(body).pos, self.spec.body(body).quat = list(pos), list(quat)
             self._mj.mj_resetData(self.model, self.data)
             self._mj.mj_forward(self.model, self.data)
+            self._diverged = int(self.data.warning[self._badqacc].number)
             self._reset_controller()
             if scope == "state":
                 self.data.time, self.steps = time, steps

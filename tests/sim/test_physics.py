@@ -300,3 +300,24 @@ def test_lidar_scans_do_not_perturb_the_physics(world) -> None:  # type: ignore[
                 p.joint_states()
                 p.entity_state("simtwin_bot")
     assert quiet.odometry() == scanned.odometry() and quiet.ground_truth() == scanned.ground_truth()
+
+
+def test_diverging_physics_is_an_error_not_a_silent_reset(world) -> None:  # type: ignore[no-untyped-def]
+    import mujoco
+
+    from pytest_simtwin.errors import SimulatorError
+
+    p = Physics(world)
+    p.model.opt.solver = mujoco.mjtSolver.mjSOL_PGS  # measured: PGS with the discrete integrator blows up
+    p.set_command(0.5, 0.0)
+    with pytest.raises(SimulatorError, match="diverged"):
+        p.step(round(1.0 / p.step_size))
+
+
+def test_non_finite_inputs_are_refused(physics: Physics) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        physics.set_command(math.nan, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        physics.set_entity_state("simtwin_bot", pose={"x": math.inf})
+    with pytest.raises(ValueError, match="finite"):
+        physics.set_entity_state("simtwin_bot", twist={"vx": math.nan})
