@@ -216,13 +216,37 @@ def _summary(world: WorldSpec, topics: Any) -> str:
     return "\n".join(lines)
 
 
-def _import_physics(box: dict[str, Any]) -> None:
-    try:
-        from . import physics
+class _PhysicsBuilder(threading.Thread):
+    """Imports MuJoCo, then builds the Physics once the world is known, beside the main thread's ROS set-up."""
 
-        box["module"] = physics
-    except BaseException as exc:
-        box["error"] = exc
+    def __init__(self, seed: int) -> None:
+        super().__init__(name="simtwin-physics", daemon=True)
+        self.seed = seed
+        self.world: WorldSpec | None = None
+        self.world_ready = threading.Event()
+        self.physics: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            from . import physics
+
+            self.world_ready.wait()
+            if self.world is not None:
+                self.physics = physics.Physics(self.world, seed=self.seed)
+        except BaseException as exc:
+            self.error = exc
+
+    def build(self, world: WorldSpec | None) -> None:
+        """Hand over the world (None: give up) and let the thread compile it."""
+        self.world = world
+        self.world_ready.set()
+
+    def result(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.physics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,12 +261,16 @@ def main(argv: list[str] | None = None) -> int:
         _set_pdeathsig()
     # We never render: without this, importing mujoco loads GLFW and X11 libraries (~0.1-0.5 s).
     os.environ.setdefault("MUJOCO_GL", "disable")
-    box: dict[str, Any] = {}
-    importer = threading.Thread(target=_import_physics, args=(box,), name="simtwin-import-mujoco", daemon=True)
-    importer.start()
+    builder = _PhysicsBuilder(args.seed)
+    builder.start()
     node = None
     try:
-        world = _load(args)
+        try:
+            world = _load(args)
+        except BaseException:
+            builder.build(None)
+            raise
+        builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
         from .node import load_bridge, resolve_topics
 
@@ -257,10 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in topics.notes:
             log.warning("%s", note)
         if args.check:
-            importer.join()
-            if "error" in box:
-                raise box["error"]
-            box["module"].Physics(world, seed=args.seed)  # compiles the model: catches what parsing cannot
+            builder.result()  # compiling the model catches what parsing cannot
             print(_summary(world, topics))
             return EXIT_OK
         log.info(
@@ -278,11 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         lidar = world.robot.lidars[0] if world.robot.lidars else None
         node = SimNode(topics, namespace=args.namespace, lidar=lidar)
         log.debug("node up at %.3f s", time.monotonic() - t0)
-        importer.join()
-        log.debug("mujoco imported at %.3f s", time.monotonic() - t0)
-        if "error" in box:
-            raise box["error"]
-        physics = box["module"].Physics(world, seed=args.seed)
+        physics = builder.result()
+        log.debug("physics built at %.3f s", time.monotonic() - t0)
         from .runner import Runner
 
         rtf = args.rtf if args.rtf is not None else world.real_time_factor
