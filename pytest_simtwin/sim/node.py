@@ -352,8 +352,14 @@ class SimNode:
     # -- cmd_vel ----------------------------------------------------------------------------------
     def _on_cmd(self, msg: Any) -> None:
         twist = msg.twist if hasattr(msg, "twist") else msg
+        vx, wz = float(twist.linear.x), float(twist.angular.z)
+        if not (math.isfinite(vx) and math.isfinite(wz)):
+            log.error(
+                "ignored a velocity command on %s with non-finite values (vx=%s, wz=%s)", self.topics.cmd_vel, vx, wz
+            )
+            return
         with self._cmd_lock:
-            self._cmd = (float(twist.linear.x), float(twist.angular.z))
+            self._cmd = (vx, wz)
             self.cmd_count += 1
         if self._wake is not None:
             self._wake()
