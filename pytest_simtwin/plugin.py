@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SETTINGS_KEY = pytest.StashKey["cfg.Settings"]()
 OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
 SESSION_KEY = pytest.StashKey["SimSession"]()  # on an item whose test uses the simulator
+MARKER_ERROR_KEY = pytest.StashKey[str]()  # an invalid simtwin marker found by an xdist worker
 
 
 # -- options, markers, configuration -------------------------------------------------------------
@@ -56,7 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
-            item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # UsageError naming the test
+            try:
+                item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # names the test
+            except pytest.UsageError as exc:
+                if not hasattr(config, "workerinput"):
+                    raise
+                # An xdist worker cannot stop the run with a usage error (xdist turns it into an
+                # INTERNALERROR that hides the message): the test errors at setup with the message.
+                item.stash[MARKER_ERROR_KEY] = str(exc)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -152,6 +160,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     from .results import record_for
 
     set_active_record(record_for(item))
+    marker_error = item.stash.get(MARKER_ERROR_KEY, None)
+    if marker_error is not None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"invalid simtwin marker: {marker_error}")
 
 
 @pytest.hookimpl(trylast=True)

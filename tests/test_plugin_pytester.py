@@ -1,0 +1,210 @@
+"""The plugin end to end: real pytest runs (pytester subprocesses) against the real embedded simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+MOTION = """
+import math
+import time
+
+import pytest
+
+WALL = {}
+
+@pytest.fixture(autouse=True)
+def _wall(request):
+    yield
+    with open("walls.txt", "a") as fh:   # xdist does not forward -s output
+        fh.write(f"WALL {request.node.name} {WALL.get(request.node.name, -1):.3f}\\n")
+
+def _drive(request, robot, vx, wz, duration):
+    t0 = time.monotonic()
+    robot.send_velocity(vx, wz, duration)
+    WALL[request.node.name] = time.monotonic() - t0
+
+def test_forward(request, robot):
+    start = robot.pose
+    _drive(request, robot, 0.5, 0.0, 2.0)
+    end = robot.pose
+    assert 0.8 <= math.hypot(end.x - start.x, end.y - start.y) <= 1.2
+
+def test_rotation(request, robot):
+    def yaw():
+        q = robot.latest_odom().pose.pose.orientation
+        return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    robot.wait_for_odom()
+    y0 = yaw()
+    _drive(request, robot, 0.0, 0.5, 2.0)
+    turned = math.atan2(math.sin(yaw() - y0), math.cos(yaw() - y0))
+    assert 0.8 <= turned <= 1.2
+
+def test_stop(request, robot):
+    _drive(request, robot, 0.5, 0.0, 2.0)
+    assert abs(robot.velocity.vx) < 0.05
+"""
+
+
+def _walls(path: Path) -> dict[str, float]:
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"WALL (\w+) ([-\d.]+)", path.read_text())}
+
+
+def test_tutorial_motion_tests_pass_with_8_workers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_motion=MOTION)
+    result = pytester.runpytest_subprocess("-n", "8", "-p", "no:cacheprovider", "--durations=0", timeout=240)
+    result.assert_outcomes(passed=3)
+    walls = _walls(pytester.path / "walls.txt")
+    assert set(walls) == {"test_forward", "test_rotation", "test_stop"}
+    total = sum(walls.values())
+    print(f"commanded 6.0 s of motion took {total:.2f} s wall ({6.0 / total:.1f}x real time)")
+    assert total < 4.0, walls  # stepped in sim time, not slept in wall time
+
+
+HARMLESS = """
+import os, sys
+
+def test_nothing_started(pytestconfig):
+    assert "rclpy" not in sys.modules
+    assert "ROS_DOMAIN_ID" not in os.environ or os.environ["ROS_DOMAIN_ID"] == "{outer}"
+    assert not (pytestconfig.rootpath / "simtwin-artifacts").exists()
+"""
+
+
+def test_installed_plugin_is_harmless(pytester: pytest.Pytester) -> None:
+    import os
+
+    pytester.makepyfile(HARMLESS.replace("{outer}", os.environ.get("ROS_DOMAIN_ID", "")))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=1)
+
+
+USER_ROS = """
+import time
+
+import rclpy
+from std_msgs.msg import String
+
+def _roundtrip(name):
+    rclpy.init()
+    try:
+        node = rclpy.create_node(name)
+        got = []
+        node.create_subscription(String, "/user_topic", got.append, 10)
+        pub = node.create_publisher(String, "/user_topic", 10)
+        deadline = time.monotonic() + 15
+        while not got and time.monotonic() < deadline:
+            pub.publish(String(data="hi"))
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert got and got[0].data == "hi"
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+def test_a_user_before():
+    _roundtrip("user_before")
+
+def test_b_sim(sim):
+    assert sim.state()["state"] == "playing"
+
+def test_c_user_after():
+    _roundtrip("user_after")
+
+def test_d_sim_again(sim):
+    assert sim.state()["state"] == "playing"
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_users_own_rclpy_init_keeps_working(pytester: pytest.Pytester, workers: list[str]) -> None:
+    pytester.makepyfile(test_user=USER_ROS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
+    result.assert_outcomes(passed=4)
+
+
+DEATH = """
+import os, signal
+
+from pytest_simtwin.backends._process import partition_members
+
+def test_a_sim_dies(sim, robot):
+    for pid in partition_members(sim.partition):
+        os.kill(pid, signal.SIGKILL)
+    robot.send_velocity(0.2, 0.0, 1.0)
+
+def test_b_next_gets_a_fresh_simulator(sim, robot):
+    robot.send_velocity(0.2, 0.0, 0.5)
+    assert sim.alive
+"""
+
+
+def test_simulator_death_is_an_error_and_the_next_test_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_death=DEATH)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simtwin-timeout", "20", timeout=180)
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    assert "SimulatorDiedError" in out and "exited with code -9 during the test" in out
+    assert "lines of simulator log" in out
+
+
+MARKED = """
+import pytest
+
+def test_a_default(sim):
+    assert sim.state()["seed"] == 0
+
+@pytest.mark.simtwin(seed=7, rtf=0)
+def test_b_marked(sim):
+    assert sim.state()["seed"] == 7 and sim.config.rtf == 0
+
+def test_c_default_again(sim):
+    assert sim.state()["seed"] == 0
+
+@pytest.mark.simtwin(world="{world}")
+def test_d_world(sim):
+    assert sim.state()["world"]
+"""
+
+
+def test_marker_restarts_the_simulator_with_the_new_config(pytester: pytest.Pytester) -> None:
+    from importlib import resources
+
+    world = resources.files("pytest_simtwin") / "sim" / "defaults" / "arena.sdf"
+    pytester.makepyfile(test_marked=MARKED.replace("{world}", str(world)))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=180)
+    result.assert_outcomes(passed=4)
+    logs = sorted((pytester.path / "simtwin-artifacts" / "master").glob("embedded-sim-*.log"))
+    assert len(logs) == 4, logs  # default, seed 7, default again, other world
+
+
+def test_bad_marker_under_xdist_names_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad="import pytest\n\n@pytest.mark.simtwin(rtf=-1)\ndef test_x(sim):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=120)
+    # Under xdist a worker cannot raise a usage error cleanly: the test errors before it runs.
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "test_bad.py::test_x: @pytest.mark.simtwin(rtf=...): expected a number >= 0, found -1" in text
+    assert "simtwin-artifacts" not in {p.name for p in pytester.path.iterdir()}  # no simulator was started
+
+
+def test_bad_option_under_xdist_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--simtwin-rtf", "-3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--simtwin-rtf: expected a real-time factor >= 0" in result.stderr.str()
+
+
+def test_metrics_and_records_reach_the_reports(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_metric="def test_m(sim, record_metric):\n    record_metric('lap_time', 1.5, unit='s', tolerance=2.0)\n"
+    )
+    out = pytester.path / "metrics.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--simtwin-metrics-json={out}", timeout=120)
+    result.assert_outcomes(passed=1)
+    text = json.dumps(json.loads(out.read_text()))
+    assert "lap_time" in text and '"embedded"' in text
