@@ -376,3 +376,21 @@ def test_world_level_oddities_are_warned(tmp_path: Path) -> None:
     assert f"{path}:2: SDF version '1.2' is outside 1.4-1.11" in warnings
     assert "lidar on 'post' (not the robot) is not simulated" in warnings
     assert "no static geometry (no ground plane)" in warnings
+
+
+def test_skid_steer_robot_with_repeated_wheel_joints() -> None:
+    world = load_world(None, DATA / "robots" / "skid4.sdf")
+    dd = world.robot.diff_drive
+    assert dd is not None and dd.left_joints == ["front_left_joint", "rear_left_joint"]
+    assert dd.right_joints == ["front_right_joint", "rear_right_joint"]
+    p = Physics(world)
+    drive(p, 0.5, 0.0, 2.0)
+    drive(p, 0.0, 0.0, 1.0)
+    assert p.ground_truth().x == pytest.approx(1.0, abs=0.05)
+    names, _, velocities = p.joint_states()
+    assert len(names) == 4 and all(v == pytest.approx(0.0, abs=0.05) for v in velocities), "stopped wheels"
+    drive(p, 0.0, 0.5, 3.0)
+    drive(p, 0.0, 0.0, 1.0)
+    # all four wheels follow their command; the body turns less because skid steering scrubs sideways
+    assert p.odometry().yaw == pytest.approx(1.5, abs=0.05)
+    assert 0.5 < yaw(p) < p.odometry().yaw - 0.2
