@@ -282,6 +282,11 @@ class SubprocessBackend(Backend):
     def log_path(self) -> Path | None:
         return self._log_path
 
+    @property
+    def pid(self) -> int | None:
+        """The simulator process's pid once started."""
+        return self._proc.pid if self._proc is not None else None
+
     def describe(self) -> str:
         pid = f" (pid {self._proc.pid})" if self._proc is not None and self._proc.pid else ""
         return f"{self.name} simulator{pid} on ROS_DOMAIN_ID {self.domain_id}"
