@@ -9,7 +9,9 @@ if [ "$#" -eq 0 ]; then
   echo "simtwin-entrypoint: expected a command to run, found none" >&2
   exit 64
 fi
-"$@" &
+# An asynchronous command's stdin is /dev/null in sh: keep the real stdin on fd 3 for the guard.
+exec 3<&0
+"$@" </dev/null 3<&- &
 child=$!
 stop_child() {
   kill -TERM "$child" 2>/dev/null
@@ -17,7 +19,7 @@ stop_child() {
 trap stop_child TERM INT HUP
 if [ "${SIMTWIN_STDIN_GUARD:-0}" = 1 ]; then
   (
-    cat >/dev/null
+    cat <&3 >/dev/null
     echo "simtwin-entrypoint: stdin closed (the test process is gone); stopping the simulator" >&2
     kill -TERM "$child" 2>/dev/null
     sleep "${SIMTWIN_STOP_GRACE:-3}"

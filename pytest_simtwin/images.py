@@ -215,8 +215,19 @@ def prepare_context(
             log_tail=(proc.stdout + proc.stderr).splitlines()[-20:],
             log_title="pip output",
         )
+    # Split the wheelhouse so the image's dependency layer stays cached across source changes.
+    (wheels / "deps").mkdir()
+    (wheels / "project").mkdir()
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return BuildContext(directory, python_matches=base_python in (None, host_python))
+    matches = base_python in (None, host_python)
+    for whl in wheels.glob("*.whl"):
+        if whl.name.startswith("pytest_simtwin-"):
+            whl.rename(wheels / "project" / whl.name)
+        elif matches:
+            whl.rename(wheels / "deps" / whl.name)
+        else:
+            whl.unlink()  # built for the host's Python: the image's pip takes the right ones from the index
+    return BuildContext(directory, python_matches=matches)
 
 
 def build_sim_image(
@@ -253,6 +264,7 @@ def build_sim_image(
         buildargs = {
             "BASE_IMAGE": base,
             "PIP_INDEX_ARGS": "--no-index" if ctx.python_matches else "",
+            "PROJECT_DEPS": "--no-deps" if ctx.python_matches else "",
             "SOURCE_HASH": source_hash(),
             "SIMTWIN_VERSION": package_version(),
         }

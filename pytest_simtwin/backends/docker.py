@@ -106,7 +106,8 @@ def _api_client(timeout: float | None = None) -> Any:
     docker = sdk()
 
     main = connect()
-    return docker.APIClient(base_url=main.api.base_url, version=main.api.api_version, timeout=timeout)
+    kwargs = docker.utils.kwargs_from_env()
+    return docker.APIClient(version=main.api.api_version, timeout=timeout, **kwargs)
 
 
 def check_image(client: Any, image: str) -> dict[str, Any]:
@@ -212,6 +213,7 @@ class DockerBackend(Backend):
         self._exit_code: int | None = None
         self._exited = threading.Event()
         self._attach: Any = None
+        self._attach_client: Any = None
         self._threads: list[threading.Thread] = []
         self._host_pid: int | None = None
         self.started_at: float | None = None
@@ -330,7 +332,9 @@ class DockerBackend(Backend):
 
         params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
         sock = api.attach_socket(cid, params=params)
+        # Keep the client too: collecting it closes its connections, hence the container's stdin.
         self._attach = sock
+        self._attach_client = api
         raw = getattr(sock, "_sock", sock)
         with contextlib.suppress(OSError):
             os.set_inheritable(raw.fileno(), False)
@@ -365,6 +369,7 @@ class DockerBackend(Backend):
             with contextlib.suppress(Exception):
                 self._attach.close()
             self._attach = None
+            self._attach_client = None
         for t in self._threads:
             t.join(timeout=2.0)
         self._threads.clear()
