@@ -1,7 +1,9 @@
 """``simtwin merge``: join the results of shards (CI jobs, Kubernetes pods) into one file.
 
 ``simtwin merge -o merged.json shard-*/metrics.json`` joins ``--simtwin-metrics-json`` files;
-``simtwin merge -o merged.xml shard-*/junit.xml`` joins JUnit XML files (``--junitxml``). The kind
+``simtwin merge -o merged.html shard-*/metrics.json`` renders one HTML report (plots, metrics,
+baseline verdicts) from them; ``simtwin merge -o merged.xml shard-*/junit.xml`` joins JUnit XML
+files (``--junitxml``). The kind
 follows the output's extension. A test present in two inputs is an error (the shards overlapped,
 or a file was given twice): silently keeping one would hide it.
 """
@@ -104,13 +106,22 @@ def run(args: argparse.Namespace) -> int:
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "no tests"
         detail = "; ".join(f"{s['path']}: {s['tests']}" for s in doc["merged_from"])
         print(f"simtwin merge: {summary['tests']} tests ({outcomes}) from {len(inputs)} files -> {output} [{detail}]")
+    elif suffix in (".html", ".htm"):
+        from .report import standalone
+        from .results import TestRecord
+
+        doc = merge_metrics(inputs)
+        records = [TestRecord.from_dict(t) for t in doc["tests"]]
+        title = f"pytest-simtwin: {len(records)} tests from {len(inputs)} shards"
+        atomic_write_text(output, standalone(records, title=title, source=", ".join(str(p) for p in inputs)))
+        print(f"simtwin merge: HTML report of {len(records)} tests from {len(inputs)} files -> {output}")
     elif suffix == ".xml":
         atomic_write_text(output, merge_junit(inputs))
         print(f"simtwin merge: JUnit XML of {len(inputs)} files -> {output}")
     else:
         raise DataError(
             f"cannot tell what to merge from the output name {output}: expected a .json (metrics files from "
-            "--simtwin-metrics-json) or .xml (JUnit files from --junitxml) output"
+            "--simtwin-metrics-json), .html (one report from metrics files) or .xml (JUnit files from --junitxml) output"
         )
     return 0
 
@@ -121,6 +132,12 @@ def register(subparsers: Any) -> None:
         help="join the metrics JSON (or JUnit XML) files of test shards into one",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    parser.add_argument("-o", "--output", type=Path, required=True, help="merged file (.json or .xml)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="merged file: .json (metrics), .html (report from metrics files) or .xml (JUnit)",
+    )
     parser.add_argument("inputs", type=Path, nargs="+", help="the shards' files")
     parser.set_defaults(func=run)

@@ -134,3 +134,4 @@ def test_pod_scripts_shard_and_merge_for_real(pytester: pytest.Pytester, tmp_pat
     assert sorted(nodeids) == sorted(f"test_suite.py::test_n[{n}]" for n in range(8))
     assert merged["summary"]["outcomes"] == {"passed": 8}
     assert (results / "merged" / "junit.xml").is_file()
+    assert "test_suite.py::test_n[7]" in (results / "merged" / "report.html").read_text()

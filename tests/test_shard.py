@@ -212,11 +212,24 @@ def test_merged_shard_metrics_equal_an_unsharded_run(pytester: pytest.Pytester) 
     assert _stable(merged) == _stable(whole)
     assert merged["summary"] == whole["summary"]
     assert [s["tests"] for s in merged["merged_from"]] == [4, 4, 4]
-    # the merged file balances the next run: each shard gets roughly the same recorded time
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "--simtwin-shard", "1/3", "--simtwin-shard-durations", "merged.json"
-    )
-    assert 3 <= len(_outcomes(reprec)) <= 6
+    # one HTML report of all shards, rendered from their metrics files
+    assert cli.main(["merge", "-o", str(pytester.path / "merged.html"), *map(str, parts)]) == 0
+    html = pytester.path.joinpath("merged.html").read_text()
+    assert "<html" in html.lower() and "test_param[6]" in html and "TestGroup::test_b" in html
+    # the merged file balances the next run: the shards follow the duration plan and still partition
+    durations = shard.load_durations(pytester.path / "merged.json")
+    assert set(durations) == {t["nodeid"] for t in whole["tests"]}
+    expected = dict(zip(sorted(durations), shard.plan(sorted(durations), 3, durations), strict=True))
+    union: set[str] = set()
+    for k in (1, 2, 3):
+        reprec = pytester.inline_run(
+            "-p", "no:cacheprovider", "--simtwin-shard", f"{k}/3", "--simtwin-shard-durations", "merged.json"
+        )
+        got = set(_outcomes(reprec))
+        assert got == {n for n, s in expected.items() if s == k}
+        assert not got & union
+        union |= got
+    assert len(union) == ALL
 
 
 def test_merge_refuses_overlapping_inputs(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
