@@ -82,6 +82,8 @@ OPTIONS: list[Option] = [
     ),
     Option("attach-domain", "attach backend: ROS_DOMAIN_ID of the already running simulator", kind="int"),
     Option("image", "docker backend: simulator image"),
+    Option("docker-cpus", "docker backend: CPU limit of each simulator container (e.g. 1.5)", kind="float"),
+    Option("docker-memory", "docker backend: memory limit of each simulator container (e.g. 2g, 512m)"),
     Option(
         "artifacts", "directory for logs and per-test artifacts (default: <rootdir>/simtwin-artifacts)", kind="path"
     ),
@@ -262,6 +264,18 @@ def load_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"--simtwin-attach-domain: expected 0..{MAX_DOMAIN_ID}, found {attach_domain}")
     if backend == "docker" and not image:
         image = None  # the docker backend picks its default image
+    cpus = get_option(config, "docker-cpus")
+    if cpus is not None and cpus <= 0:
+        raise pytest.UsageError(f"--simtwin-docker-cpus: expected a positive number of CPUs (e.g. 1.5), found {cpus}")
+    memory = get_option(config, "docker-memory")
+    if memory:
+        from .backends.docker import parse_memory
+        from .errors import BackendError
+
+        try:
+            parse_memory(memory)
+        except BackendError as exc:
+            raise pytest.UsageError(f"--simtwin-docker-memory: {exc}") from None
     artifacts = get_option(config, "artifacts") or (config.rootpath / "simtwin-artifacts")
     sim = SimConfig(
         world=world,
@@ -272,6 +286,8 @@ def load_settings(config: pytest.Config) -> Settings:
         start_timeout=timeout,
         command=command,
         image=image,
+        cpus=cpus,
+        memory=memory or None,
         attach_domain=attach_domain,
     )
     return Settings(
