@@ -163,7 +163,8 @@ class Recorder:
             if spec.topic in known:
                 continue
             cls = spec.msg_class()
-            sub = node.create_subscription(cls, spec.topic, self._callback_for(spec.topic), sensor_qos(200), raw=True)
+            # deep queue: lockstep stepping publishes in bursts (100 /clock messages per sim second)
+            sub = node.create_subscription(cls, spec.topic, self._callback_for(spec.topic), sensor_qos(1000), raw=True)
             self._subs.append(sub)
             self.specs.append(spec)
             known.add(spec.topic)
