@@ -55,7 +55,7 @@ def test_rerun_command_keeps_only_what_reproduces_one_test(tmp_path: Path) -> No
 
 
 def test_read_counts_rejects_a_folder_without_bag(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="holds no .mcap file"):
+    with pytest.raises(DataError, match=r"holds no \.mcap file"):
         recording.read_counts(tmp_path)
 
 
