@@ -15,12 +15,23 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import ConfigError, ControlError, WaitTimeout
+from .robot_msgs import (
+    Pose2D,
+    Velocity,
+    make_twist,
+    min_range_of,
+    pose_of,
+    stamp_seconds,
+    trajectory_arrays,
+    twist_type,
+    yaw_from_quaternion,
+)
 from .sim import protocol
 from .waiting import wait_until
 
@@ -34,16 +45,7 @@ REST_LINEAR = 0.01  # m/s
 REST_ANGULAR = 0.02  # rad/s
 REPUBLISH_HZ = 20.0  # rate of the command stream to foreign topics
 
-
-class Pose2D(NamedTuple):
-    x: float
-    y: float
-    yaw: float
-
-
-class Velocity(NamedTuple):
-    vx: float
-    wz: float
+__all__ = ["Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
 
 
 class ControlLike(Protocol):
@@ -55,31 +57,6 @@ class ControlLike(Protocol):
     def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]: ...
     def get_entity_state(self, name: str) -> dict[str, Any]: ...
     def set_entity_state(self, name: str, pose: Any = None, twist: Any = None) -> dict[str, Any]: ...
-
-
-def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Yaw (rotation about z) of a full quaternion, valid also when roll/pitch are not zero."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def stamp_seconds(stamp: Any) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def pose_of(odom: Any) -> Pose2D:
-    p = odom.pose.pose
-    q = p.orientation
-    return Pose2D(float(p.position.x), float(p.position.y), yaw_from_quaternion(q.x, q.y, q.z, q.w))
-
-
-def twist_type(name: str) -> type:
-    from geometry_msgs.msg import Twist, TwistStamped
-
-    if name == "twist":
-        return Twist  # type: ignore[no-any-return]
-    if name == "twist_stamped":
-        return TwistStamped  # type: ignore[no-any-return]
-    raise ConfigError(f"cmd_vel type must be 'twist' or 'twist_stamped', found {name!r}")
 
 
 class Robot:
@@ -222,9 +199,10 @@ class Robot:
         period = min(min(gaps), 0.5) if gaps else 0.1
         for _attempt in range(3):
 
-            def fresh(target: float = sim_t - period - 1e-6) -> bool:
+            def fresh(target: float = sim_t - period - 1e-6, limit: float = sim_t + 1e-6) -> bool:
+                # Bounded on both sides: after a reset rewound the clock, older messages carry later stamps.
                 msg = self._odom.latest()
-                return msg is not None and stamp_seconds(msg.header.stamp) >= target
+                return msg is not None and target <= stamp_seconds(msg.header.stamp) <= limit
 
             with contextlib.suppress(WaitTimeout):
                 self._wait(fresh, 2.0, "odometry")
@@ -340,17 +318,8 @@ class Robot:
 
     # -- commands ------------------------------------------------------------------------------
     def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
-        msg_type = twist_type(type_name)
-        msg = msg_type()
-        twist = msg.twist if type_name == "twist_stamped" else msg
-        twist.linear.x = float(vx)
-        twist.angular.z = float(wz)
-        if type_name == "twist_stamped":
-            clock = self._clock.latest()
-            if clock is not None:
-                msg.header.stamp = clock.clock
-            msg.header.frame_id = self.frame_id
-        return msg
+        clock = self._clock.latest()
+        return make_twist(type_name, vx, wz, clock.clock if clock is not None else None, self.frame_id)
 
     def _publisher(self, topic: str, type_name: str) -> Any:
         pub = self.ros.publisher(topic, twist_type(type_name))
@@ -558,47 +527,5 @@ class Robot:
     @property
     def trajectory(self) -> dict[str, npt.NDArray[np.float64]]:
         """Odometry (t, x, y, yaw, vx, wz), ground truth at the same stamps, and the commands."""
-        msgs = [r.msg for r in self._odom.since(self._t0)]
-        t = np.array([stamp_seconds(m.header.stamp) for m in msgs], dtype=float)
-        poses = [pose_of(m) for m in msgs]
-        out: dict[str, npt.NDArray[np.float64]] = {
-            "t": t,
-            "x": np.array([p.x for p in poses], dtype=float),
-            "y": np.array([p.y for p in poses], dtype=float),
-            "yaw": np.array([p.yaw for p in poses], dtype=float),
-            "vx": np.array([m.twist.twist.linear.x for m in msgs], dtype=float),
-            "wz": np.array([m.twist.twist.angular.z for m in msgs], dtype=float),
-        }
         gt = [r.msg for r in self._gt.since(self._t0)] if self._gt is not None else []
-        if gt and len(t):
-            gt_t = np.array([stamp_seconds(m.header.stamp) for m in gt], dtype=float)
-            order = np.argsort(gt_t, kind="stable")
-            gx = np.array([m.pose.pose.position.x for m in gt], dtype=float)[order]
-            gy = np.array([m.pose.pose.position.y for m in gt], dtype=float)[order]
-            out["gt_x"] = np.interp(t, gt_t[order], gx)
-            out["gt_y"] = np.interp(t, gt_t[order], gy)
-        else:
-            out["gt_x"] = np.array([], dtype=float)
-            out["gt_y"] = np.array([], dtype=float)
-        out["cmd_t"] = np.array([c[0] for c in self._cmd_log], dtype=float)
-        out["cmd_vx"] = np.array([c[1] for c in self._cmd_log], dtype=float)
-        out["cmd_wz"] = np.array([c[2] for c in self._cmd_log], dtype=float)
-        return out
-
-
-def min_range_of(scan: Any, sector: tuple[float, float] = (-180.0, 180.0)) -> float:
-    """``Robot.min_range`` on a given LaserScan (pure; see there)."""
-    ranges = np.asarray(scan.ranges, dtype=float)
-    if ranges.size == 0:
-        return math.inf
-    angles = scan.angle_min + scan.angle_increment * np.arange(ranges.size)
-    deg = (np.degrees(angles) + 180.0) % 360.0 - 180.0  # normalised to [-180, 180)
-    lo, hi = float(sector[0]), float(sector[1])
-    if hi - lo >= 360.0:
-        inside = np.ones(ranges.size, dtype=bool)
-    else:
-        lo_n = (lo + 180.0) % 360.0 - 180.0
-        hi_n = (hi + 180.0) % 360.0 - 180.0
-        inside = (deg >= lo_n) & (deg <= hi_n) if lo_n <= hi_n else (deg >= lo_n) | (deg <= hi_n)
-    valid = inside & np.isfinite(ranges) & (ranges >= scan.range_min) & (ranges <= scan.range_max)
-    return float(ranges[valid].min()) if valid.any() else math.inf
+        return trajectory_arrays([r.msg for r in self._odom.since(self._t0)], gt, self._cmd_log)
