@@ -147,7 +147,9 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (numbers are only comparable at similar load)")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (numbers are only comparable at similar load)"
+    )
     with (
         tempfile.TemporaryDirectory() as tmp,
         acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="sim_benchmark") as lease,
