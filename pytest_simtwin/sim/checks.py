@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ModelError
+from .meshes import mesh_parts
 from .model import GeomSpec, Pose, WorldSpec
 from .xmltree import Element
 
@@ -45,6 +46,13 @@ def check_world(world: WorldSpec) -> None:
         if not link.collisions:
             world.warn(f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>")
     for model in world.models:
+        fixed = model.static or any(j.parent == "world" and j.kind == "fixed" for j in model.joints)
+        for link in model.links:
+            for geom in link.collisions:
+                if geom.kind == "mesh" and geom.mesh is not None:
+                    count = len(mesh_parts(geom.mesh, fixed))
+                    what = f"the convex hulls of its {count} connected parts" if count > 1 else "its convex hull"
+                    world.warn(f"{geom.origin}: mesh {geom.mesh.name} collides as {what} (MuJoCo)")
         if model is not robot and model.lidars:
             world.warn(f"{model.source or model.name}: lidar on {model.name!r} (not the robot) is not simulated")
         if model.static:

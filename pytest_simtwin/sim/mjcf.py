@@ -74,7 +74,7 @@ class _Builder:
         self.world = world
         self.layout = Layout()
         self.root = ET.Element("mujoco", model=world.name)
-        self.meshes: dict[tuple[str, tuple[float, ...]], str] = {}
+        self.meshes: dict[tuple[str, tuple[float, ...], bool], list[str]] = {}
 
     def build(self) -> str:
         w = self.world
@@ -96,8 +96,11 @@ class _Builder:
 
     # -- geometry ---------------------------------------------------------------------------------
 
-    def _geom(self, body: ET.Element, geom: GeomSpec, pose: Pose, name: str, robot: bool, wheel: bool) -> None:
+    def _geom(
+        self, body: ET.Element, geom: GeomSpec, pose: Pose, name: str, robot: bool, wheel: bool, static: bool = False
+    ) -> None:
         g = ET.SubElement(body, "geom", name=name)
+        parts: list[str] = [""]
         kind, size = geom.kind, geom.size
         if wheel and kind == "cylinder":
             kind, size = "sphere", (size[0],)
@@ -115,17 +118,9 @@ class _Builder:
             g.set("size", _fmt((size[0] / 2, size[1] / 2, 1.0)) if size[0] > 0 and size[1] > 0 else "0 0 1")
         elif kind == "mesh":
             assert geom.mesh is not None
-            key = (str(geom.mesh), size)
-            if key not in self.meshes:
-                self.meshes[key] = f"mesh{len(self.meshes)}"
-                mesh = ET.SubElement(self.asset, "mesh", name=self.meshes[key], scale=_fmt(size))
-                vertices = ascii_stl_vertices(geom.mesh)
-                if vertices is None:
-                    mesh.set("file", str(geom.mesh))
-                else:  # MuJoCo reads binary STL only; a vertex cloud gives the same convex hull
-                    mesh.set("vertex", " ".join(vertices))
+            parts = self._mesh_assets(geom.mesh, size, split=static)
             g.set("type", "mesh")
-            g.set("mesh", self.meshes[key])
+            g.set("mesh", parts[0])
         _place(g, pose)
         contype, conaffinity = ROBOT_BITS if robot else ENV_BITS
         g.set("contype", str(contype))
@@ -139,6 +134,24 @@ class _Builder:
                 g.set("condim", "1")
             else:
                 g.set("friction", f"{geom.friction} 0.005 0.0001")
+        for index, part in enumerate(parts[1:], start=1):  # further hulls of a split static mesh
+            copy = ET.SubElement(body, "geom", dict(g.attrib))
+            copy.set("name", f"{name}::part{index}")
+            copy.set("mesh", part)
+
+    def _mesh_assets(self, path: Path, scale: tuple[float, ...], split: bool) -> list[str]:
+        """Mesh assets (vertex clouds: MuJoCo builds their convex hulls) for one mesh file."""
+        from .meshes import mesh_parts
+
+        key = (str(path), scale, split)
+        if key not in self.meshes:
+            names = []
+            for cloud in mesh_parts(path, split):
+                names.append(f"mesh{len(self.asset)}")
+                vertex = " ".join(f"{v:.9g}" for v in cloud.reshape(-1))
+                ET.SubElement(self.asset, "mesh", name=names[-1], scale=_fmt(scale), vertex=vertex)
+            self.meshes[key] = names
+        return self.meshes[key]
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -150,7 +163,7 @@ class _Builder:
             for link in model.links:
                 for geom in link.collisions:
                     gname = f"{model.name}::{link.name}::{geom.name}"
-                    self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False)
+                    self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False, static=True)
             self.layout.entities[model.name] = EntityLayout(model.name, model.name, True)
             return
         children: dict[str, list[tuple[str, str]]] = {}
@@ -252,25 +265,6 @@ class _Builder:
                 acts.append(act)
                 (lay.left_joints if side == "left" else lay.right_joints).append(f"{model.name}::{joint}")
         lay.lidar_sites = [f"{model.name}::{lidar.link}::{lidar.name}" for lidar in model.lidars]
-
-
-def ascii_stl_vertices(path: Path) -> list[str] | None:
-    """The vertex coordinates of an ASCII STL file, or None for binary STL and other formats."""
-    if path.suffix.lower() != ".stl":
-        return None
-    with path.open("rb") as f:
-        head = f.read(84)
-    size = path.stat().st_size
-    if len(head) == 84 and 84 + 50 * int.from_bytes(head[80:84], "little") == size:
-        return None  # binary: the triangle count matches the file size
-    if not head.lstrip().lower().startswith(b"solid"):
-        return None
-    out: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0].lower() == "vertex":
-            out.extend(parts[1:])
-    return out
 
 
 def to_mjcf(world: WorldSpec) -> tuple[str, Layout]:

@@ -397,7 +397,6 @@ def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> G
             ctx.warn(f"{origin}: <submesh> is ignored; the whole mesh collides")
         scale_el = shape.find("scale")
         scale = tuple(floats(scale_el, count=3)) if scale_el is not None else (1.0, 1.0, 1.0)
-        ctx.warn(f"{origin}: mesh {path.name} collides as its convex hull (MuJoCo)")
         return GeomSpec(name, "mesh", scale, mesh=path.resolve(), origin=origin)
     else:
         raise ModelError(

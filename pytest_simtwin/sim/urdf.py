@@ -165,7 +165,6 @@ def _geometry(col: Element, name: str, path: Path, ctx: Context) -> GeomSpec | N
             check_mesh(Path(uri), shape)
         mesh = check_mesh(ctx.resolver.resolve(uri, path.parent, shape), shape)
         scale = tuple(floats(shape, text=shape.attrib.get("scale", "1 1 1"), count=3, what="mesh scale"))
-        ctx.warn(f"{shape.where}: mesh {mesh.name} collides as its convex hull (MuJoCo)")
         return GeomSpec(name, "mesh", scale, mesh=mesh.resolve(), origin=shape.where)
     else:
         raise ModelError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pytest_simtwin.errors import ModelError
@@ -394,3 +395,34 @@ def test_skid_steer_robot_with_repeated_wheel_joints() -> None:
     # all four wheels follow their command; the body turns less because skid steering scrubs sideways
     assert p.odometry().yaw == pytest.approx(1.5, abs=0.05)
     assert 0.5 < yaw(p) < p.odometry().yaw - 0.2
+
+
+def test_static_mesh_room_collides_as_its_connected_parts(resources: Path) -> None:
+    world = load_world(DATA / "worlds" / "mesh_room.sdf")  # one binary STL: 4 walls + a flat floor
+    assert any("room.stl collides as the convex hulls of its 5 connected parts" in w for w in world.warnings)
+    p = Physics(world)
+    drive(p, 0.0, 0.0, 0.4)
+    assert 0.0 <= p.ground_truth().z < 0.002, "the robot rests on the (thickened) mesh floor"
+    scan = p.lidar_scan()
+    assert [scan[i] for i in (90, 180, 270)] == pytest.approx([2.0, 2.0 - 0.032, 2.0], abs=0.05)
+    drive(p, 0.6, 0.0, 6.0)
+    assert 1.9 < p.ground_truth().x + 0.04 < 2.0 + 0.01, "stops at the mesh wall, inside the room"
+
+
+def test_obj_polygons_and_negative_indices(tmp_path: Path) -> None:
+    from pytest_simtwin.sim.meshes import connected_parts, load_mesh
+
+    obj = tmp_path / "quads.obj"
+    obj.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1/1/1 2/2/2 3/3/3 4/4/4\n"
+                   "v 5 5 5\nv 6 5 5\nv 6 6 5\nv 5 5 6\nf -4 -3 -2\nf -4 -2 -1\n")  # fmt: skip
+    vertices, faces = load_mesh(obj)
+    assert vertices.shape == (8, 3) and faces.tolist() == [[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]]
+    parts = connected_parts(vertices, faces)
+    assert len(parts) == 2
+    assert np.ptp(parts[0][:, 2]) == pytest.approx(1e-3), "a flat part is thickened to 1 mm"
+
+
+def test_corrupt_mesh_file(tmp_path: Path) -> None:
+    (tmp_path / "m.stl").write_bytes(b"\x00\x01garbage")
+    body = "<model name='m'><static>true</static><link name='l'><collision name='c'><geometry>\n<mesh><uri>m.stl</uri></mesh></geometry></collision></link></model>"
+    expect("m.stl is not a valid STL file", write(tmp_path, "w.sdf", world_with(body)))
