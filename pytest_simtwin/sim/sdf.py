@@ -260,7 +260,11 @@ def parse_model(element: Element, ctx: Context, base: Path, name: str | None = N
             frames[child.attrib.get("name", "")] = (pose, rel or child.attrib.get("attached_to"), child)
         elif child.tag in ("model", "include"):
             nested, _ = (parse_model(child, ctx, base), None) if child.tag == "model" else _include(child, ctx, base)
+            first = len(model.links)
             _flatten(model, nested)
+            frames[nested.name] = (nested.pose, None, child)
+            for link in model.links[first:]:  # flattened poses are already in this model's frame
+                frames[link.name] = (link.pose, None, child)
         elif child.tag not in _IGNORED_MODEL:
             ctx.warn(f"{child.where}: model element <{child.tag}> of {model.name!r} is not simulated")
     if not model.canonical_link and model.links:

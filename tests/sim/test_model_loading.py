@@ -426,3 +426,41 @@ def test_corrupt_mesh_file(tmp_path: Path) -> None:
     (tmp_path / "m.stl").write_bytes(b"\x00\x01garbage")
     body = "<model name='m'><static>true</static><link name='l'><collision name='c'><geometry>\n<mesh><uri>m.stl</uri></mesh></geometry></collision></link></model>"
     expect("m.stl is not a valid STL file", write(tmp_path, "w.sdf", world_with(body)))
+
+
+@pytest.mark.parametrize(
+    "axis",
+    [
+        '<xyz expressed_in="__model__">0 1 0</xyz>',
+        "<xyz>0 1 0</xyz><use_parent_model_frame>true</use_parent_model_frame>",
+    ],
+    ids=["expressed_in", "use_parent_model_frame"],
+)
+def test_joint_axis_in_the_model_frame(tmp_path: Path, axis: str) -> None:
+    text = (MODELS / "test_bot" / "model.sdf").read_text().replace("<xyz>0 0 1</xyz>", axis)
+    robot = load_world(None, write(tmp_path, "r.sdf", text)).robot
+    joint = next(j for j in robot.joints if j.name == "left_wheel_joint")
+    assert joint.axis == pytest.approx((0.0, 0.0, 1.0), abs=1e-6), "model +y is the rolled wheel link's +z"
+
+
+def test_nested_models_are_flattened(tmp_path: Path, resources: Path) -> None:
+    body = """<model name="cart"><pose>0 2 0 0 0 1.5707963</pose>
+  <link name="base"><pose>0 0 0.1 0 0 0</pose>
+    <collision name="c"><geometry><box><size>0.4 0.2 0.1</size></box></geometry></collision></link>
+  <model name="arm"><pose>0.2 0 0.2 0 0 0</pose>
+    <link name="l"><collision name="c"><geometry><sphere><radius>0.05</radius></sphere></geometry></collision></link>
+  </model>
+  <include><uri>model://test_crate</uri><name>load</name><pose>-0.1 0 0.3 0 0 0</pose></include>
+  <joint name="mount" type="fixed"><parent>base</parent><child>arm::l</child></joint>
+  <joint name="strap" type="fixed"><parent>base</parent><child>load::body</child></joint>
+</model>
+<model name="ground"><static>true</static><link name="g"><collision name="p"><geometry><plane><normal>0 0 1</normal></plane></geometry></collision></link></model>"""
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    cart = next(m for m in world.models if m.name == "cart")
+    assert [link.name for link in cart.links] == ["base", "arm::l", "load::body"]
+    assert cart.link("arm::l").pose == Pose(0.2, 0, 0.2)
+    assert cart.link("load::body").pose.z == pytest.approx(0.3)
+    p = Physics(world)
+    p.step(100)
+    state = p.entity_state("cart")["pose"]
+    assert (state["x"], state["y"], state["yaw"]) == pytest.approx((0.0, 2.0, math.pi / 2), abs=0.01)
