@@ -281,3 +281,78 @@ def test_killing_an_update_leaves_every_baseline_parseable(tmp_path: Path) -> No
     leftovers = [p.name for p in folder.iterdir() if not p.name.endswith(".json")]
     # an interrupted write can leave a temp file behind, never a torn .json
     assert all(name.startswith(".") and name.endswith(".tmp") for name in leftovers)
+
+
+DASH_SUITE = """
+    import pytest
+
+    @pytest.mark.parametrize("seconds", [1.5, 2.0])
+    def test_dash(sim, robot, record_metric, seconds):
+        robot.send_velocity(1.0, 0.0, seconds)  # above the limit: the robot's max velocity decides
+        record_metric("distance", robot.displacement, "m", tolerance=0.3, direction="higher")
+"""
+
+
+def robot_with_max_speed(folder: Path, vmax: float) -> Path:
+    """The built-in robot with another <max_linear_velocity> (a slower or faster robot)."""
+    import importlib.resources
+
+    src = Path(str(importlib.resources.files("pytest_simtwin") / "sim/defaults/models/simtwin_bot/model.sdf"))
+    text = src.read_text()
+    assert "<max_linear_velocity>0.6</max_linear_velocity>" in text
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "model.sdf"
+    out.write_text(text.replace("<max_linear_velocity>0.6<", f"<max_linear_velocity>{vmax}<"))
+    return out
+
+
+def test_slower_robot_is_a_regression_with_the_real_simulator(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_dash=textwrap.dedent(DASH_SUITE))
+    normal = robot_with_max_speed(pytester.path / "normal_bot", 0.6)
+    slow = robot_with_max_speed(pytester.path / "slow_bot", 0.54)  # 10 % slower
+    common = ("-p", "no:cacheprovider", "-n", "2")
+
+    pytester.runpytest_subprocess(*common, f"--simtwin-robot={normal}", "--simtwin-update-baseline").assert_outcomes(
+        passed=2
+    )
+    base_dir = pytester.path / "simtwin_baselines"
+    stored = [json.loads(p.read_text()) for p in sorted(base_dir.glob("*.json"))]
+    assert len(stored) == 2
+    assert all(s["provenance"]["simulator"] == "simtwin-sim" for s in stored)
+    assert all(len(s["provenance"]["robot_sha256"]) == 64 for s in stored)
+    assert all(len(s["trajectory"]["x"]) > 10 for s in stored)
+
+    result = pytester.runpytest_subprocess(
+        *common, f"--simtwin-robot={slow}", "--simtwin-fail-on-regression", "--simtwin-metrics-json=slow.json"
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*regressions (2 tests):*", "*distance: * -> * m (-*regression"])
+    slow_doc = json.loads((pytester.path / "slow.json").read_text())
+    assert {t["baseline_verdict"] for t in slow_doc["tests"]} == {"regression"}
+    for t in slow_doc["tests"]:
+        (v,) = t["baseline"]
+        assert -0.12 < (v["current"] - v["baseline"]) / v["baseline"] < -0.06, v  # about 10 % shorter
+
+    diff = subprocess.run(
+        [sys.executable, "-m", "pytest_simtwin.cli", "diff", str(base_dir), str(pytester.path / "slow.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert diff.returncode == 1, diff.stdout + diff.stderr
+    assert "2 regression" in diff.stdout
+
+    result = pytester.runpytest_subprocess(
+        *common, f"--simtwin-robot={normal}", "--simtwin-fail-on-regression", "--simtwin-metrics-json=back.json"
+    )
+    result.assert_outcomes(passed=2)
+    back_doc = json.loads((pytester.path / "back.json").read_text())
+    assert {t["baseline_verdict"] for t in back_doc["tests"]} == {"unchanged"}
+    diff = subprocess.run(
+        [sys.executable, "-m", "pytest_simtwin.cli", "diff", str(base_dir), str(pytester.path / "back.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "2 unchanged" in diff.stdout
