@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from ..backends.base import SimConfig
     from ..session import SimSession
 
-#: Longest single step (sim s): the pose arrives best-effort, and bursts of more than a few
-#: messages lose some under CPU load; after each step we wait for its last message.
-MAX_STEP = 0.1
+#: Longest single step (sim s). The simulator's publishers keep the last 10 messages: a longer
+#: burst (31 Hz poses) loses some under CPU load. After each step we wait for its last pose.
+MAX_STEP = 0.25
 
 
 def command_plan(real: Trajectory, merge: bool = True) -> list[tuple[float, float, float]]:
@@ -129,8 +129,10 @@ def replay(
     done = 0.0
     t_cmd: list[float] = []
     applied: list[tuple[float, float]] = []
+    step_size = float(state.get("step_size") or 0.001)
+    max_steps = max(int(MAX_STEP / step_size), 1)
     try:
-        sim_t = sim_start
+        sim_t = seg_end = sim_start
         for duration, vx, wz in plan:
             msg = command(vx, wz)
             # A message sent before the subscription matched is lost: resend until cmd_count moves.
@@ -157,13 +159,14 @@ def replay(
             count = int(st["cmd_count"])
             t_cmd.append(sim_t)
             applied.append((vx, wz))
-            left = duration
-            while left > 1e-9:
-                chunk = min(left, MAX_STEP)
-                st = control.step(duration=chunk)
-                left -= chunk
-                _await_stamp(odom_buf, float(st["sim_time"]) - 0.05)
-            sim_t = float(st["sim_time"])
+            # Step whole physics steps towards the planned end of this segment: a duration that is
+            # not a multiple of the step size would be rounded by the simulator on every call and drift.
+            seg_end += duration
+            while seg_end - sim_t > step_size / 2:
+                n = min(max(round((seg_end - sim_t) / step_size), 1), max_steps)
+                st = control.step(steps=n)
+                sim_t = float(st["sim_time"])
+                _await_stamp(odom_buf, sim_t - 0.05)
             done += duration
             if progress is not None:
                 progress(done / total)

@@ -12,7 +12,7 @@ import numpy as np
 from .scoring import TwinResult
 
 
-def render_png(result: TwinResult, path: Path | None = None, dpi: int = 90) -> bytes:
+def render_png(result: TwinResult, path: Path | None = None, dpi: int = 80) -> bytes:
     """Trajectories, position error over time with its tolerance, velocity tracking; PNG bytes."""
     import io
 
@@ -22,7 +22,7 @@ def render_png(result: TwinResult, path: Path | None = None, dpi: int = 90) -> b
     from matplotlib.figure import Figure
 
     a = result.aligned
-    fig = Figure(figsize=(12, 8), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(12, 7.5), dpi=dpi, layout="constrained")
     grid = fig.add_gridspec(2, 2)
     ax = fig.add_subplot(grid[:, 0])
     ax.plot(a.real["x"], a.real["y"], label=f"real: {a.real_source}", color="tab:blue", lw=1.4)
