@@ -91,6 +91,17 @@ def test_min_range_ignores_invalid_readings_rep117() -> None:
 # -- against the simulator --------------------------------------------------------------------------
 
 
+def _worker() -> Any:
+    from pytest_simtwin.session import WorkerInfo
+
+    # Start the lease search mid-range: tests elsewhere that use a private SIMTWIN_STATE_DIR take
+    # the low ids without seeing the shared leases.
+    return WorkerInfo("robot_tests", 5, 8)
+
+
+WORKER = _worker()
+
+
 def settings(tmp: Path, **sim: Any) -> Any:
     from pytest_simtwin.config import Settings
 
@@ -106,9 +117,9 @@ def settings(tmp: Path, **sim: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pytest_simtwin.session import SimSession, WorkerInfo
+    from pytest_simtwin.session import SimSession
 
-    with SimSession(settings(tmp_path_factory.mktemp("robot")), WorkerInfo()) as s:
+    with SimSession(settings(tmp_path_factory.mktemp("robot")), WORKER) as s:
         yield s
 
 
@@ -229,10 +240,10 @@ def test_min_range_sees_a_spawned_box(robot: Robot, session: Any) -> None:
 
 
 def test_twist_stamped_mode(tmp_path: Path) -> None:
-    from pytest_simtwin.session import SimSession, WorkerInfo
+    from pytest_simtwin.session import SimSession
 
     # A fresh session: one rclpy context cannot hold Twist and TwistStamped on /cmd_vel.
-    with SimSession(settings(tmp_path, cmd_vel_type="twist_stamped"), WorkerInfo()) as s:
+    with SimSession(settings(tmp_path, cmd_vel_type="twist_stamped"), WORKER) as s:
         robot = make_robot(s)
         assert robot.cmd_vel_type == "twist_stamped"
         robot.send_velocity(0.4, 0.0, 1.0)
