@@ -94,7 +94,7 @@ def test_bridge_yaml_follows_the_documented_format(world: Path) -> None:
     entries = yaml.safe_load(text)
     assert isinstance(entries, list) and len(entries) == 5
     for e in entries:
-        assert REQUIRED_KEYS <= set(e), e
+        assert set(e) >= REQUIRED_KEYS, e
         assert e["direction"] in DIRECTIONS
         assert e["gz_type_name"] == gazebo.GZ_TYPES[e["ros_type_name"]]
     by_ros = {e["ros_topic_name"]: e for e in entries}
@@ -167,7 +167,10 @@ def test_entrypoint_without_gz_and_ros2_says_what_is_missing(world: Path, tmp_pa
     empty = tmp_path / "bin"
     empty.mkdir()
     proc = subprocess.run(
-        ["/bin/sh", str(ENTRYPOINT), str(world)], env=_entry_env(f"{empty}:/bin"), capture_output=True, text=True,
+        ["/bin/sh", str(ENTRYPOINT), str(world)],
+        env=_entry_env(f"{empty}:/bin"),
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert proc.returncode == gazebo.EXIT_MISSING_TOOL, proc.stderr
@@ -177,8 +180,11 @@ def test_entrypoint_without_gz_and_ros2_says_what_is_missing(world: Path, tmp_pa
 
 def test_entrypoint_without_world_fails_with_usage(tmp_path: Path) -> None:
     proc = subprocess.run(
-        ["/bin/sh", str(ENTRYPOINT), str(tmp_path / "nope.sdf")], env=_entry_env("/bin"), capture_output=True,
-        text=True, timeout=60,
+        ["/bin/sh", str(ENTRYPOINT), str(tmp_path / "nope.sdf")],
+        env=_entry_env("/bin"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == gazebo.EXIT_USAGE
     assert "nope.sdf not found inside the container" in proc.stderr
