@@ -131,8 +131,8 @@ def replay(
     applied: list[tuple[float, float]] = []
     step_size = float(state.get("step_size") or 0.001)
     max_steps = max(int(MAX_STEP / step_size), 1)
+    sim_t = seg_end = sim_start
     try:
-        sim_t = seg_end = sim_start
         for duration, vx, wz in plan:
             msg = command(vx, wz)
             # A message sent before the subscription matched is lost: resend until cmd_count moves.
@@ -182,6 +182,14 @@ def replay(
 
         with contextlib.suppress(Exception):
             _wait(complete, 2.0, what="the last odometry of the replay")
+    except ControlError as exc:
+        # Attach the simulator's log: a CI failure must be readable without a re-run.
+        if not session.alive:
+            raise session.died_error(f"during the replay of {real.source}") from None
+        raise ControlError(
+            f"replay of {real.source} at sim time {sim_t - sim_start:.2f} s of {total:.2f} s: {exc.message}",
+            log_tail=session.log_tail(),
+        ) from None
     finally:
         with contextlib.suppress(Exception):
             control.pause()
