@@ -94,6 +94,7 @@ class Robot:
         self._entity: str | None = None
         self._t0 = time.monotonic()
         self._cmd_log: list[tuple[float, float, float]] = []
+        self._last_target: tuple[str, str] | None = None
         self.reset_odometry_origin()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -104,7 +105,12 @@ class Robot:
         self.close()
 
     def close(self) -> None:
-        """Write the recorded trajectory and commands into the test's record."""
+        """Stop a robot left driving (``stop=False``) and write the trajectory into the test's record."""
+        if self._cmd_log and (self._cmd_log[-1][1] or self._cmd_log[-1][2]) and self._last_target is not None:
+            # With reset="module" the next test would otherwise start with a moving robot.
+            topic, type_name = self._last_target
+            with contextlib.suppress(Exception):
+                self.ros.publisher(topic, twist_type(type_name)).publish(self._command(topic, type_name, 0.0, 0.0))
         if self.record is None:
             return
         traj = self.trajectory
@@ -183,17 +189,40 @@ class Robot:
     def wait_for_odom(self, timeout: float = 5.0) -> Any:
         """Wait (sim seconds, stepping a paused simulator) for an odometry message newer than now."""
         before = self._odom.count
-        self.wait_for_condition(lambda: self._odom.count > before, timeout, what=f"odometry on {self._odom.topic}")
+        self.wait_for_condition(
+            lambda: self._odom.count > before,
+            timeout,
+            what=f"odometry on {self._odom.topic}",
+            describe=lambda: self._describe_topic(self._odom),
+        )
         return self._odom.latest()
 
     def _odom_or_wait(self) -> Any:
         msg = self._odom.latest()
         return msg if msg is not None else self.wait_for_odom()
 
-    def _await_odom_at(self, sim_t: float) -> None:
-        """After stepping to ``sim_t``, wait until the odometry published during the step arrived."""
-        # The simulator publishes odometry every `period` sim seconds: the last one of the step is
-        # stamped in (sim_t - period, sim_t]. The smallest positive gap survives drops and resets.
+    def _await_odom_at(self, st: Mapping[str, Any]) -> None:
+        """After a step (``st`` is the simulator's state reply), wait for the odometry it published."""
+        sim_t = float(st["sim_time"])
+        exact = st.get("odom_stamp")
+        if exact is not None:
+            # The simulator names the stamp of its last odometry message: wait for exactly that one
+            # (an older message of the same step may arrive later than the reply). Deterministic.
+            target = float(exact)
+
+            def published() -> bool:
+                msg = self._odom.latest()
+                return msg is not None and target - 1e-9 <= stamp_seconds(msg.header.stamp) <= sim_t + 1e-9
+
+            self._wait(
+                published,
+                5.0,
+                f"the odometry message stamped {target:.3f} s on {self._odom.topic} (published during the step)",
+                describe=lambda: self._describe_topic(self._odom),
+            )
+            return
+        # A simulator that does not report stamps: the last message of the step is stamped in
+        # (sim_t - period, sim_t]. The smallest positive gap survives drops and resets.
         stamps = [stamp_seconds(m.header.stamp) for m in self._odom.messages()[-10:]]
         gaps = [b - a for a, b in itertools.pairwise(stamps) if b - a > 1e-6]
         period = min(min(gaps), 0.5) if gaps else 0.1
@@ -209,8 +238,8 @@ class Robot:
                 return
             if not self._paused():
                 break
-            # Best-effort samples can be lost on a loaded host and a paused simulator publishes no
-            # more: step one odometry period (the robot is at rest here) to get a new one.
+            # Samples can be lost on a loaded host and a paused simulator publishes no more: step
+            # one odometry period (the robot is at rest here) to get a new one.
             assert self.control is not None
             sim_t = float(self.control.step(duration=period)["sim_time"])
         latest = self._odom.latest()
@@ -269,10 +298,19 @@ class Robot:
         return math.hypot(p[-1].x - p[0].x, p[-1].y - p[0].y) if p else 0.0
 
     # -- waiting in sim time -------------------------------------------------------------------
-    def wait_for_condition(self, probe: Callable[[], bool], timeout: float, *, what: str) -> None:
-        """Wait up to ``timeout`` sim seconds for ``probe()``; a paused simulator is stepped."""
+    def wait_for_condition(
+        self, probe: Callable[[], bool], timeout: float, *, what: str, describe: Callable[[], str] | None = None
+    ) -> None:
+        """Wait up to ``timeout`` sim seconds for ``probe()``; a paused simulator is stepped.
+
+        ``describe()`` says what was seen instead; it goes into the timeout error.
+        """
         if probe():
             return
+
+        def seen() -> str:
+            return f"{describe()}; {self._describe_clock()}" if describe is not None else self._describe_clock()
+
         if self._paused():
             assert self.control is not None
             elapsed = 0.0
@@ -280,10 +318,12 @@ class Robot:
                 chunk = min(STEP_CHUNK, timeout - elapsed)
                 st = self.control.step(duration=chunk)
                 elapsed += chunk
-                self._await_odom_at(float(st["sim_time"]))
+                self._await_odom_at(st)
                 if probe():
                     return
-            raise self._error(f"{what} did not happen within {timeout:g} s sim time (stepped the paused simulator)")
+            raise self._error(
+                f"{what} did not happen within {timeout:g} s sim time (stepped the paused simulator); {seen()}"
+            )
         start = self._clock_time()
         wall0 = time.monotonic()
 
@@ -297,8 +337,17 @@ class Robot:
 
         budget = self._wall_budget(timeout)
         # Poll often: every poll interval of wall time is rtf x that much sim-time overshoot.
-        if self._wait(check, budget, what, describe=self._describe_clock, max_interval=0.01) == "late":
-            raise self._error(f"{what} did not happen within {timeout:g} s sim time; {self._describe_clock()}")
+        if self._wait(check, budget, what, describe=seen, max_interval=0.01) == "late":
+            raise self._error(f"{what} did not happen within {timeout:g} s sim time; {seen()}")
+
+    def _describe_topic(self, buf: TopicBuffer) -> str:
+        latest = buf.latest()
+        stamp = getattr(getattr(latest, "header", None), "stamp", None)
+        last = f", the latest stamped {stamp_seconds(stamp):.3f} s" if stamp is not None else ""
+        return (
+            f"{buf.count} message(s) on {buf.topic} since the session started{last}; "
+            f"publishers on {buf.topic}: {self.ros.count_publishers(buf.topic)}"
+        )
 
     def _describe_clock(self) -> str:
         now = self._clock_time()
@@ -311,7 +360,7 @@ class Robot:
         if self._paused():
             assert self.control is not None
             st = self.control.step(duration=seconds)
-            self._await_odom_at(float(st["sim_time"]))
+            self._await_odom_at(st)
             return
         with contextlib.suppress(WaitTimeout):
             self.wait_for_condition(lambda: False, seconds, what=f"{seconds:g} s of sim time")
@@ -355,6 +404,7 @@ class Robot:
         if duration < 0:
             raise ConfigError(f"send_velocity: duration must be >= 0 sim seconds, found {duration!r}")
         own = topic is None or topic == self.cmd_vel_topic
+        self._last_target = (topic or self.cmd_vel_topic, self.cmd_vel_type if own else topic_type or self.cmd_vel_type)
         if own and self.control is not None:
             self._drive_stepped(float(linear), float(angular), float(duration), stop)
         else:
@@ -419,7 +469,7 @@ class Robot:
                 while settled < SETTLE_LIMIT and not self._at_rest():
                     st = self.control.step(duration=STEP_CHUNK)
                     settled += STEP_CHUNK
-            self._await_odom_at(float(st["sim_time"]))
+            self._await_odom_at(st)
         except BaseException:
             if stop:
                 with contextlib.suppress(Exception):
@@ -480,7 +530,11 @@ class Robot:
         return bool(abs(t.linear.x) < REST_LINEAR and abs(t.angular.z) < REST_ANGULAR)
 
     def set_pose(self, x: float, y: float, yaw: float = 0.0) -> None:
-        """Teleport the robot (true pose, zero twist) through the control services."""
+        """Teleport the robot (true pose, zero twist) through the control services.
+
+        Odometry is integrated from the wheels and does not follow a teleport (as in Gazebo): read
+        ``ground_truth`` for the new pose; ``distance_travelled`` keeps counting wheel motion only.
+        """
         self.control_required("set_pose").set_entity_state(
             self._entity_name(),
             pose={"x": float(x), "y": float(y), "yaw": float(yaw)},
@@ -510,7 +564,12 @@ class Robot:
         """Wait (sim seconds) for a LaserScan newer than now and return it."""
         buf = self._scan_buffer()
         before = buf.count
-        self.wait_for_condition(lambda: buf.count > before, timeout, what=f"a LaserScan on {buf.topic}")
+        self.wait_for_condition(
+            lambda: buf.count > before,
+            timeout,
+            what=f"a LaserScan on {buf.topic}",
+            describe=lambda: self._describe_topic(buf),
+        )
         return buf.latest()
 
     def min_range(self, sector: tuple[float, float] = (-180.0, 180.0), scan: Any = None) -> float:

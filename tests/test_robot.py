@@ -311,6 +311,8 @@ def test_waits_fail_with_domain_and_simulator_log(session: Any) -> None:
         robot.wait_for_odom(timeout=0.3)
     text = str(info.value)
     assert "odometry on /no_such_odom did not happen within 0.3 s sim time" in text
+    assert "0 message(s) on /no_such_odom" in text and "publishers on /no_such_odom: 0" in text
+    assert "/clock at" in text  # the simulator's clock did run meanwhile
     assert f"ROS_DOMAIN_ID {session.domain_id}" in text and "sim says hello" in text
 
 
@@ -329,3 +331,12 @@ def test_record_receives_the_trajectory(session: Any) -> None:
         robot.send_velocity(0.2, 0.0, 0.5)
     assert set(record.trajectory) >= {"t", "x", "y", "yaw", "vx", "wz", "gt_x", "gt_y", "cmd_t", "cmd_vx", "cmd_wz"}
     assert len(record.trajectory["x"]) > 5 and record.sim_duration > 0.5
+
+
+def test_close_stops_a_robot_left_driving(session: Any) -> None:
+    with make_robot(session) as robot:
+        robot.send_velocity(0.3, 0.0, 0.2, stop=False)
+        assert robot.velocity.vx > 0.2
+    # No reset in between (as with reset="module"): the next helper finds the robot coming to rest.
+    after = Robot(session._require_ros(), session.control_or_none(), session.topics())
+    assert_robot_stopped(after, within=1.0)
