@@ -312,3 +312,55 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=True, timeout=120, capture_output=True,
     )  # fmt: skip
     assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 20_000
+
+
+SIM_SUITE = """
+    import pytest
+
+    @pytest.mark.parametrize("speed", [0.3, 0.5])
+    def test_reaches_goal(sim, robot, record_metric, speed):
+        sim.spawn_obstacle("crate", "box", (0.2, 0.2, 0.2), x=1.5, y=0.4)
+        robot.send_velocity(speed, 0.2, 2.0)
+        record_metric("distance", robot.displacement, "m", tolerance=0.4, direction="higher")
+
+    @pytest.mark.parametrize("turn", [0.5, 1.0])
+    def test_too_slow(sim, robot, record_metric, turn):
+        robot.send_velocity(0.2, turn, 1.0)
+        m = record_metric("distance", robot.displacement, "m", tolerance=0.5, direction="higher")
+        assert m.passed, "the robot did not get far enough"
+"""
+
+
+def test_real_simulator_report_under_xdist(pytester: pytest.Pytester) -> None:
+    """Passing and failing simulation tests on four workers: every test once in the metrics
+    file, and in the HTML report a trajectory with the obstacle, a velocity plot and the metrics."""
+    pytester.makepyfile(test_sim=textwrap.dedent(SIM_SUITE))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "4", "--simtwin-metrics-json=m.json", "--html=report.html",
+        "--self-contained-html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=2)
+    data = json.loads((pytester.path / "m.json").read_text())
+    outcomes = {t["nodeid"]: t["outcome"] for t in data["tests"]}
+    assert outcomes == {
+        "test_sim.py::test_reaches_goal[0.3]": "passed",
+        "test_sim.py::test_reaches_goal[0.5]": "passed",
+        "test_sim.py::test_too_slow[0.5]": "failed",
+        "test_sim.py::test_too_slow[1.0]": "failed",
+    }
+    assert len(data["tests"]) == 4
+    for t in data["tests"]:
+        assert t["sim_duration"] > 0.9 and len(t["trajectory"]["x"]) > 20
+        assert t["provenance"]["simulator"] == "simtwin-sim"
+    blob = _pytest_html_data((pytester.path / "report.html").read_text())
+    for nodeid in outcomes:
+        (extra,) = [e for t in blob["tests"][nodeid] for e in t.get("extras", []) if e["format_type"] == "html"]
+        doc = parse(extra["content"])
+        assert [n for n, _ in doc.images] == ["trajectory", "velocity"], nodeid
+        assert doc.tables["simtwin-metrics"][1][0] == "distance"
+    # standalone report from the same file
+    from pytest_simtwin.cli import main
+
+    assert main(["report", str(pytester.path / "m.json"), "-o", str(pytester.path / "standalone.html")]) == 0
+    doc = parse((pytester.path / "standalone.html").read_text())
+    assert len(doc.images) == 8
