@@ -7,6 +7,7 @@ domain, with the fast-discovery environment every process of a domain must share
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -36,6 +37,10 @@ def _domain(domain: int | None) -> int:
 
 def _graph_with(graph: dict[str, list[str]], topic: str) -> dict[str, list[str]] | None:
     return graph if topic in graph else None
+
+
+def _graph_with_all(graph: dict[str, list[str]], topics: list[str]) -> dict[str, list[str]] | None:
+    return graph if all(t in graph for t in topics) else None
 
 
 def record(
@@ -83,6 +88,13 @@ def record(
                 optional.append((tp.cmd_vel, CMD_TYPES))
             if scan_topic:
                 optional.append((scan_topic, ("sensor_msgs/msg/LaserScan",)))
+            # Discovery is incremental: give the optional topics a moment to show up (bounded, no error).
+            with contextlib.suppress(WaitTimeout):
+                graph = wait_until(
+                    lambda: _graph_with_all(ros.topic_types(), [t for t, _ in optional if t != tp.cmd_vel]),
+                    min(wait, 2.0),
+                    what="the optional topics",
+                )
             for topic, types in optional:
                 found = [t for t in graph.get(topic, []) if t in types]
                 # A command topic may have no publisher yet: record the usual type anyway.
