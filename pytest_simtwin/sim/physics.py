@@ -339,7 +339,8 @@ class Physics:
               static: bool = True, mass: float | None = None) -> str:  # fmt: skip
         """Add a box ([x, y, z] full lengths), cylinder ([radius, length]) or sphere ([radius])."""
         mj = self._mj
-        if not name or name in self.entities():
+        taken = name in self.entities() or self._mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_BODY, name) >= 0
+        if not name or taken:
             raise ValueError(f"entity name {name!r} is empty or already used; pick another name")
         kinds = {"box": (mj.mjtGeom.mjGEOM_BOX, 3), "cylinder": (mj.mjtGeom.mjGEOM_CYLINDER, 2),
                  "sphere": (mj.mjtGeom.mjGEOM_SPHERE, 1)}  # fmt: skip
@@ -360,7 +361,11 @@ class Physics:
         if not static:
             body.add_freejoint()
             geom.mass = mass if mass is not None else 1.0
-        self._recompile()
+        try:
+            self._recompile()
+        except ValueError as exc:  # MuJoCo refused the new body: take it out so the spec stays valid
+            self.spec.delete(body)
+            raise ValueError(f"cannot spawn {name!r}: {exc}") from None
         self._spawned[name] = body
         return name
 
@@ -377,9 +382,10 @@ class Physics:
         self._bind()
         self._mj.mj_forward(self.model, self.data)
 
-    def reset(self, scope: str = "all") -> None:
-        """all: initial state, time 0, spawned removed; time: clock only; state: poses/velocities and
-        controller only; spawned: remove spawned entities only."""
+    def reset(self, scope: str = "all", seed: int | None = None) -> None:
+        """all: initial state, time 0, spawned removed, noise generator re-seeded (with ``seed``
+        when given, else the start seed) so a reset run repeats bit for bit; time: clock only;
+        state: poses/velocities and controller only; spawned: remove spawned entities only."""
         if scope not in ("all", "time", "state", "spawned"):
             raise ValueError(f"unknown reset scope {scope!r}; expected all, time, state or spawned")
         if scope in ("all", "spawned") and self._spawned:
@@ -398,6 +404,10 @@ class Physics:
             self._reset_controller()
             if scope == "state":
                 self.data.time, self.steps = time, steps
+        if scope == "all":
+            if seed is not None:
+                self.seed = int(seed)
+            self.rng = np.random.default_rng(self.seed)
         if scope in ("all", "time"):
             self.data.time = 0.0
             self.steps = 0

@@ -190,6 +190,8 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
         ends[role] = value
     if kind not in _JOINT_KINDS:
         ctx.warn(f"{el.where}: URDF joint {name!r} of type {kind!r} is simulated as fixed")
+    if el.find("mimic") is not None:
+        ctx.warn(f"{el.where}: <mimic> of joint {name!r} is not simulated (the joint moves freely)")
     axis_el = el.find("axis")
     axis = (1.0, 0.0, 0.0)  # URDF default
     if axis_el is not None:

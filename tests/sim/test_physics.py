@@ -166,6 +166,8 @@ def test_spawn_dynamic_box_falls_and_rests_on_the_ground(physics: Physics) -> No
     assert abs(state["twist"]["vz"]) < 0.01
     with pytest.raises(ValueError, match="already used"):
         physics.spawn("crate", "box", [0.1, 0.1, 0.1], {})
+    with pytest.raises(ValueError, match="already used"):  # an internal MuJoCo body name
+        physics.spawn("simtwin_bot::base_footprint", "box", [0.1, 0.1, 0.1], {})
     with pytest.raises(ValueError, match="unknown shape"):
         physics.spawn("cone", "cone", [0.1], {})
     with pytest.raises(ValueError, match="positive"):
