@@ -66,3 +66,41 @@ def check_world(world: WorldSpec) -> None:
     grounds = [g for m in world.models if m.static for link in m.links for g in link.collisions]
     if not grounds:
         world.warn(f"{world.source or world.name}: no static geometry (no ground plane): the robot will fall")
+
+
+def _lowest_point(geom: GeomSpec, frame: Pose) -> float:
+    """Lowest z of a geometry placed at ``frame`` (bounding box of boxes/cylinders, exact for spheres)."""
+    import numpy as np
+
+    if geom.kind == "sphere":
+        return frame.z - geom.size[0]
+    if geom.kind == "box":
+        half = np.array(geom.size) / 2
+    elif geom.kind in ("cylinder", "capsule"):
+        r, length = geom.size
+        half = np.array([r, r, length / 2 + (r if geom.kind == "capsule" else 0.0)])
+    elif geom.kind == "ellipsoid":
+        half = np.array(geom.size)
+    else:
+        return frame.z  # planes and meshes: their origin is a fair guess for a robot part
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    return float(frame.z + (corners @ frame.rotation().T)[:, 2].min())
+
+
+def lift_robot(world: WorldSpec) -> None:
+    """A robot placed partly below z = 0 (a URDF rooted at axle height, spawned at z 0) is lifted onto
+    the ground: MuJoCo would otherwise throw it out of the ground plane at the first step."""
+    robot = world.robot
+    if not any(g.kind == "plane" for m in world.models if m.static for link in m.links for g in link.collisions):
+        return
+    lowest = min(
+        (_lowest_point(g, robot.pose * link.pose * g.pose) for link in robot.links for g in link.collisions),
+        default=0.0,
+    )
+    if lowest < -1e-3:
+        p = robot.pose
+        robot.pose = Pose(p.x, p.y, p.z - lowest, p.roll, p.pitch, p.yaw)
+        world.warn(
+            f"{robot.source or robot.name}: robot {robot.name!r} placed {-lowest:.3f} m into the ground; "
+            f"lifted to z = {robot.pose.z:.3f} m (give the spawn height in the robot pose to silence this)"
+        )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelError
-from .checks import check_version, check_world
+from .checks import check_version, check_world, lift_robot
 from .model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from .plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from .resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
@@ -85,6 +85,7 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
     if robots[0] not in world.models:
         _add_model(world, robots[0], None)
     check_world(world)
+    lift_robot(world)
     return world
 
 

@@ -464,3 +464,11 @@ def test_nested_models_are_flattened(tmp_path: Path, resources: Path) -> None:
     p.step(100)
     state = p.entity_state("cart")["pose"]
     assert (state["x"], state["y"], state["yaw"]) == pytest.approx((0.0, 2.0, math.pi / 2), abs=0.01)
+
+
+def test_a_robot_placed_into_the_ground_is_lifted(tmp_path: Path) -> None:
+    world = load_world(None, write(tmp_path, "r.sdf", robot_with()))  # wheel sphere r 0.05 centred at z 0
+    assert world.robot.pose.z == pytest.approx(0.05)
+    assert any("placed 0.050 m into the ground; lifted to z = 0.050 m" in w for w in world.warnings)
+    pose = Pose(1.0, 0.0, 0.2, 0.0, 0.0, 0.0)  # an explicit spawn height above ground is kept
+    assert load_world(None, write(tmp_path, "r2.sdf", robot_with()), pose).robot.pose == pose
