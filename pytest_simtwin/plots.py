@@ -116,6 +116,10 @@ def velocity_png(rec: TestRecord) -> bytes | None:
         if t and meas:
             n = min(len(t), len(meas))
             ax.plot(t[:n], meas[:n], color="tab:blue", lw=1.2, label="measured")
+        lo, hi = ax.get_ylim()
+        if hi - lo < 1e-3:  # a constant series: show it on a readable scale, not as 1e-17 noise
+            mid = round((hi + lo) / 2, 3)
+            ax.set_ylim(mid - 0.05, mid + 0.05)
         ax.set_ylabel(f"{label} [{unit}]", fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper right", framealpha=0.7)
