@@ -155,7 +155,7 @@ class _Stop:
     def handler(self, signum: int, _frame: FrameType | None) -> None:
         self.reason = f"signal {signal.Signals(signum).name}"
         if self.runner is not None:
-            self.runner.request_stop(self.reason)
+            self.runner.signal_stop(self.reason)  # never take a lock in a signal handler
 
 
 def _set_pdeathsig() -> None:
@@ -265,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     builder.start()
     node = None
     try:
+        if not args.check:
+            # The participant first: DDS discovery then overlaps loading and compiling the world.
+            from .node import SimNode
+
+            node = SimNode(namespace=args.namespace)
+            log.debug("node up at %.3f s", time.monotonic() - t0)
         try:
             world = _load(args)
         except BaseException:
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         for note in topics.notes:
             log.warning("%s", note)
-        if args.check:
+        if args.check or node is None:
             builder.result()  # compiling the model catches what parsing cannot
             print(_summary(world, topics))
             return EXIT_OK
@@ -295,14 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get("RMW_IMPLEMENTATION", "(default)"),
             os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "(none)"),
         )
-        if stop.reason is not None:  # stopped during start-up: nothing to clean up yet
+        if stop.reason is not None:  # stopped during start-up
             log.info("stopping before start: %s", stop.reason)
             return EXIT_OK
-        from .node import SimNode
-
-        lidar = world.robot.lidars[0] if world.robot.lidars else None
-        node = SimNode(topics, namespace=args.namespace, lidar=lidar)
-        log.debug("node up at %.3f s", time.monotonic() - t0)
+        node.start(topics, lidar=world.robot.lidars[0] if world.robot.lidars else None)
         physics = builder.result()
         log.debug("physics built at %.3f s", time.monotonic() - t0)
         from .runner import Runner

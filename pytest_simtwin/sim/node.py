@@ -244,20 +244,11 @@ def _stamp(msg_stamp: Any, t: float) -> None:
 class SimNode:
     """rclpy node of the simulator: publishers, cmd_vel subscription, services, background spin."""
 
-    def __init__(
-        self,
-        topics: Topics,
-        *,
-        namespace: str = protocol.NAMESPACE,
-        joint_names: Sequence[str] = (),
-        lidar: Any = None,
-        domain_id: int | None = None,
-    ) -> None:
+    def __init__(self, *, namespace: str = protocol.NAMESPACE, domain_id: int | None = None) -> None:
+        """Create the context and node: DDS discovery starts now, while the caller loads the world."""
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
-        self.topics = topics
         self.namespace = namespace.rstrip("/") or "/"
         self.requests: queue.Queue[Request] = queue.Queue()
         self._cmd_lock = threading.Lock()
@@ -266,6 +257,8 @@ class SimNode:
         self._cmd_seen = 0  # cmd_count when the runner last took the command
         self._type_errors: set[tuple[str, str]] = set()
         self._wake: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        self._executor: Any = None
         self.context = rclpy.Context()
         # No rosout publisher and no log files under ~/.ros: we log to stderr; the runner owns signals.
         rclpy.init(
@@ -276,13 +269,19 @@ class SimNode:
         )
         try:
             self.node = rclpy.create_node("simtwin_sim", context=self.context)
-            self._make_entities(joint_names, lidar)
-            self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
-            self._executor.add_node(self.node)
         except BaseException:
             with contextlib.suppress(Exception):
                 rclpy.shutdown(context=self.context)
             raise
+
+    def start(self, topics: Topics, *, joint_names: Sequence[str] = (), lidar: Any = None) -> None:
+        """Create publishers, the command subscription and the services, then spin in a background thread."""
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.topics = topics
+        self._make_entities(joint_names, lidar)
+        self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="simtwin-sim-ros", daemon=True)
         self._thread.start()
 
@@ -505,7 +504,9 @@ class SimNode:
         self.fail_pending("the simulator is shutting down")
         with contextlib.suppress(Exception):
             rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=2.0)
-        with contextlib.suppress(Exception):
-            self._executor.shutdown(timeout_sec=0.5)
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self._executor is not None:
+            with contextlib.suppress(Exception):
+                self._executor.shutdown(timeout_sec=0.5)
         self.fail_pending("the simulator is shutting down")

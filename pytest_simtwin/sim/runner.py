@@ -85,6 +85,9 @@ class Runner:
         self._scan_every = _every(lidars[0].update_rate, dt) if lidars and node.pub_scan is not None else 0
         self._clock_every = max(1, math.ceil(1.0 / (CLOCK_MAX_HZ * dt) - 1e-9))
         self._last_scan: array[float] | None = None
+        self._scan_stamp: float | None = None
+        self._odom_stamp: float | None = None
+        self._odom_snapshot: tuple[float, Any, Any, Any] = (0.0, None, None, None)
         names, _pos, _vel = physics.joint_states()
         node.msg_joints.name = list(names)
         odom = physics.odometry()  # the physics knows its odometry's uncertainty
@@ -99,10 +102,17 @@ class Runner:
 
     # -- public ---------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        """Safe from signal handlers and other threads."""
+        """Stop from another thread (or the loop itself); wakes the loop at once."""
         if self.stop_reason is None:
             self.stop_reason = reason
         self._wake.set()
+
+    def signal_stop(self, reason: str) -> None:
+        """Stop from a signal handler: only a flag. ``Event.set`` there could deadlock when the
+        signal lands while the main thread holds the event's lock inside ``wait``; every wait of
+        the loop is at most 0.1 s, so the flag is seen promptly."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
     def run(self) -> int:
         """Loop until stopped; returns the process exit code (0 for every orderly stop)."""
@@ -206,6 +216,7 @@ class Runner:
             # Always computed, published only when someone listens: the noise sequence must not
             # depend on who subscribed.
             self._last_scan = self.physics.lidar_scan(0)
+            self._scan_stamp = t
             if node.pub_scan is not None and node.pub_scan.get_subscription_count():
                 node.publish_scan(t, self._last_scan)
 
@@ -213,14 +224,36 @@ class Runner:
         # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics
         # (a matched-subscriber query costs ~3 µs).
         node = self.node
+        # Kept even when unheard (cheap at the odometry rate): a late joiner gets exactly these
+        # (republish_last), and clients wait for exactly this stamp after a step ("odom_stamp").
+        o = self.physics.odometry()
+        joints = self.physics.joint_states()
+        truth = self.physics.ground_truth()
+        self._odom_stamp, self._odom_snapshot = t, (t, o, joints, truth)
         if always or node.pub_odom.get_subscription_count():
-            o = self.physics.odometry()
             node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz)
         if always or node.pub_joints.get_subscription_count():
-            _names, pos, vel = self.physics.joint_states()
-            node.publish_joints(t, pos, vel)
+            node.publish_joints(t, joints[1], joints[2])
         if always or node.pub_truth.get_subscription_count():
-            node.publish_truth(t, self.physics.ground_truth())
+            node.publish_truth(t, truth)
+
+    def republish_last(self) -> None:
+        """Re-send the last odometry/joints/truth/scan (same stamps and content) for late joiners.
+
+        Publishing the state *now* instead would add a message whose timing depends on when a
+        subscriber matched, and make what a stepping client reads non-deterministic.
+        """
+        node = self.node
+        if self._odom_stamp is None:
+            self.publish_all()
+            return
+        node.publish_clock(float(self.physics.time))
+        t, odom, joints, truth = self._odom_snapshot
+        node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz)
+        node.publish_joints(t, joints[1], joints[2])
+        node.publish_truth(t, truth)
+        if node.pub_scan is not None and self._last_scan is not None and self._scan_stamp is not None:
+            node.publish_scan(self._scan_stamp, self._last_scan)
 
     def publish_all(self, *, scan: bool = False) -> None:
         """Publish the current state now (start, reset, teleport, late joiners while paused)."""
@@ -230,6 +263,7 @@ class Runner:
         if self.node.pub_scan is not None:
             if scan or self._last_scan is None:
                 self._last_scan = self.physics.lidar_scan(0)
+            self._scan_stamp = t
             self.node.publish_scan(t, self._last_scan)
 
     def _housekeeping(self, now: float) -> None:
@@ -248,7 +282,7 @@ class Runner:
             if self._republish_at and now >= self._republish_at[0]:
                 while self._republish_at and now >= self._republish_at[0]:
                     self._republish_at.pop(0)
-                self.publish_all()
+                self.republish_last()
         else:
             self._sub_counts = ()
 
@@ -295,6 +329,10 @@ class Runner:
             "rtf_target": self.rtf,
             "rtf_measured": round(self._rtf(), 3),
             "cmd_count": self.node.cmd_count,
+            # Sim time stamps of the last odometry and scan messages: after a step, wait for exactly
+            # these (an older message can arrive later than the step's reply).
+            "odom_stamp": self._odom_stamp,
+            "scan_stamp": self._scan_stamp,
             "world": self.world.name,
             "robot": self.world.robot.name,
             "seed": self.seed,
@@ -364,7 +402,10 @@ class Runner:
         scope = p.get("scope", "all")
         if scope not in protocol.RESET_SCOPES:
             raise ValueError(f"scope {scope!r} is not one of {', '.join(protocol.RESET_SCOPES)}")
-        self.physics.reset(scope)
+        seed = p.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0, found {seed!r}")
+        self.physics.reset(scope, seed=seed)
         if scope in ("all", "state"):
             self.node.take_command()  # a command sent before the reset must not move the reset robot
         self._anchor = None
