@@ -42,7 +42,7 @@ FORWARDED_ENV = (
     "GZ_SIM_RESOURCE_PATH",
     "GZ_IP",
 )
-STOP_GRACE = 3.0
+STOP_GRACE = 5.0
 _log_counter = itertools.count(1)
 _client_lock = threading.Lock()
 _client: Any = None

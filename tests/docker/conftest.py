@@ -50,6 +50,12 @@ class Domain:
 
 
 @pytest.fixture
+def domain_factory() -> type[Domain]:
+    """The Domain class, for tests that lease several domains."""
+    return Domain
+
+
+@pytest.fixture
 def domain() -> Iterator[Domain]:
     d = Domain("docker-tests")
     try:

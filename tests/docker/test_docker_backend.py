@@ -24,8 +24,6 @@ from pytest_simtwin.backends.docker import DockerBackend
 from pytest_simtwin.errors import BackendError, SimulatorStartError
 from pytest_simtwin.waiting import wait_until
 
-from .conftest import Domain
-
 pytestmark = pytest.mark.docker
 
 
@@ -35,7 +33,7 @@ def _containers(client: Any, **labels: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def backend(domain: Domain, sim_image: str, tmp_path: Path) -> Iterator[DockerBackend]:
+def backend(domain: Any, sim_image: str, tmp_path: Path) -> Iterator[DockerBackend]:
     b = DockerBackend(SimConfig(image=sim_image), lease=domain.lease, ros=domain.ros, env=domain.env,
                       workdir=tmp_path)  # fmt: skip
     try:
@@ -57,8 +55,8 @@ def test_container_is_isolated_labelled_and_removed(backend: DockerBackend, dock
         assert host["CapDrop"] == ["ALL"]
         assert attrs["Config"]["User"] not in ("", "root", "0")
         # the simulator process itself runs as the non-root user
-        top = docker_client.api.top(cid, ps_args="-o uid,args")
-        uids = {row[0] for row in top["Processes"]}
+        top = docker_client.api.top(cid, ps_args="-o pid,uid,args")
+        uids = {row[1] for row in top["Processes"]}
         assert "0" not in uids and "root" not in uids, top
         labels = attrs["Config"]["Labels"]
         assert labels[reaper.L_PID] == str(os.getpid())
@@ -79,7 +77,7 @@ def test_container_is_isolated_labelled_and_removed(backend: DockerBackend, dock
     assert backend.log_path() is not None and backend.log_path().stat().st_size > 0  # type: ignore[union-attr]
 
 
-def test_missing_image_says_how_to_build(domain: Domain, docker_client: Any, tmp_path: Path) -> None:
+def test_missing_image_says_how_to_build(domain: Any, docker_client: Any, tmp_path: Path) -> None:
     b = DockerBackend(SimConfig(image="pytest-simtwin/sim:no-such-tag"), lease=domain.lease, ros=domain.ros,
                       env=domain.env, workdir=tmp_path)  # fmt: skip
     with pytest.raises(BackendError) as info, b:
@@ -88,7 +86,7 @@ def test_missing_image_says_how_to_build(domain: Domain, docker_client: Any, tmp
     assert "simtwin image build --base --tag pytest-simtwin/sim:no-such-tag" in info.value.message
 
 
-def test_early_exit_reports_code_and_log_tail(domain: Domain, sim_image: str, tmp_path: Path,
+def test_early_exit_reports_code_and_log_tail(domain: Any, sim_image: str, tmp_path: Path,
                                               docker_client: Any) -> None:  # fmt: skip
     world = tmp_path / "worlds" / "broken.sdf"
     world.parent.mkdir()
@@ -105,7 +103,7 @@ def test_early_exit_reports_code_and_log_tail(domain: Domain, sim_image: str, tm
     assert info.value.log_tail
 
 
-def test_cpu_and_memory_limits_are_applied(domain: Domain, sim_image: str, tmp_path: Path,
+def test_cpu_and_memory_limits_are_applied(domain: Any, sim_image: str, tmp_path: Path,
                                            docker_client: Any) -> None:  # fmt: skip
     b = DockerBackend(SimConfig(image=sim_image, cpus=0.5, memory="512m"), lease=domain.lease, ros=domain.ros,
                       env=domain.env, workdir=tmp_path)  # fmt: skip
@@ -186,16 +184,18 @@ N_PARALLEL = int(os.environ.get("SIMTWIN_DOCKER_PARALLEL", "8"))
 
 
 @pytest.mark.slow
-def test_parallel_containers_do_not_cross_talk(sim_image: str, docker_client: Any, tmp_path: Path) -> None:
+def test_parallel_containers_do_not_cross_talk(
+    sim_image: str, docker_client: Any, tmp_path: Path, domain_factory: Any
+) -> None:
     """8 containers on 8 leased domains; each robot gets its own speed and sees only its own odometry."""
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
 
-    doms: list[Domain] = []
+    doms: list[Any] = []
     backends: list[DockerBackend] = []
     try:
         for i in range(N_PARALLEL):
-            d = Domain(f"crosstalk-{i}")
+            d = domain_factory(f"crosstalk-{i}")
             doms.append(d)
             b = DockerBackend(SimConfig(image=sim_image, start_timeout=120.0), lease=d.lease, ros=d.ros, env=d.env,
                               workdir=tmp_path / str(i))  # fmt: skip
