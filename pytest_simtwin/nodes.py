@@ -127,6 +127,18 @@ class NodeProcess:
         code = self.returncode
         return None if code is None else f"node {self.name} (pid {self.pid}) exited with code {code}"
 
+    def assert_alive(self) -> None:
+        """Fail (with the exit code and the log tail) if the node exited."""
+        __tracebackhide__ = True
+        reason = self.death_reason()
+        if reason is not None:
+            from .errors import format_log_tail
+
+            raise AssertionError(
+                f"{reason}; expected it to keep running. Its log: {self.log_path}\n"
+                f"{format_log_tail(self.log_tail(), f'node {self.name} log')}"
+            )
+
     def stop(self, sigint_grace: float | None = None) -> int | None:
         """SIGINT the node's group, then SIGTERM, then SIGKILL; returns its exit code. Idempotent."""
         sigint_grace = SIGINT_GRACE if sigint_grace is None else sigint_grace

@@ -405,7 +405,7 @@ class Robot:
             raise ConfigError(f"send_velocity: duration must be >= 0 sim seconds, found {duration!r}")
         own = topic is None or topic == self.cmd_vel_topic
         self._last_target = (topic or self.cmd_vel_topic, self.cmd_vel_type if own else topic_type or self.cmd_vel_type)
-        if own and self.control is not None:
+        if own and self.control is not None and "cmd_count" in self.control.state():
             self._drive_stepped(float(linear), float(angular), float(duration), stop)
         else:
             self._drive_clocked(
@@ -484,7 +484,9 @@ class Robot:
             self.control.play()
 
     def _drive_clocked(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
-        paused = self._paused()
+        # Play a paused simulator for the duration; a lockstep one cannot play: the waits below step it.
+        st = self.control.state() if self.control is not None else {}
+        paused = st.get("state") == "paused" and not st.get("lockstep")
         if paused:
             assert self.control is not None
             self.control.play()

@@ -185,6 +185,16 @@ def test_crashing_node_fails_fast_with_exit_code_and_log_tail(launcher: NodeLaun
     assert "booting the planner" in text
 
 
+def test_assert_alive_reports_a_node_that_died(launcher: NodeLauncher, tmp_path: Path) -> None:
+    node = launcher(script(tmp_path, "crasher.py", CRASHING_NODE))
+    node._proc.proc.wait(timeout=20)  # type: ignore[union-attr]
+    with pytest.raises(AssertionError) as info:
+        node.assert_alive()
+    text = str(info.value)
+    assert "node crasher (pid" in text and "exited with code 1; expected it to keep running" in text
+    assert "RuntimeError: boom: map file missing" in text
+
+
 def test_silent_node_times_out_with_its_log(launcher: NodeLauncher, tmp_path: Path) -> None:
     with pytest.raises(WaitTimeout) as info:
         launcher(

@@ -207,6 +207,18 @@ def test_paused_simulator_stays_paused_and_wait_steps_it(session: Any) -> None:
     session.control.play()
 
 
+def test_lockstep_simulator_is_stepped_not_played(session: Any) -> None:
+    robot = make_robot(session, session.settings.sim.with_(lockstep=True))
+    state = session.control.state()
+    assert state["lockstep"] and state["state"] == "paused"
+    t0 = robot.sim_time()
+    robot.send_velocity(0.4, 0.0, 1.0)
+    assert robot.distance_travelled == pytest.approx(0.4, abs=0.06)
+    robot.wait(0.25)
+    assert session.control.state()["state"] == "paused"
+    assert robot.sim_time() - t0 >= 1.25
+
+
 def test_wait_lets_sim_time_pass_while_playing(robot: Robot) -> None:
     t0 = robot.sim_time()
     assert t0 is not None
