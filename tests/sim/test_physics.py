@@ -324,3 +324,25 @@ def test_non_finite_inputs_are_refused(physics: Physics) -> None:
         physics.set_entity_state("simtwin_bot", pose={"x": math.inf})
     with pytest.raises(ValueError, match="finite"):
         physics.set_entity_state("simtwin_bot", twist={"vx": math.nan})
+
+
+def test_bit_identical_across_processes(world) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    script = (
+        "from pytest_simtwin.sim.sdf import load_world\n"
+        "from pytest_simtwin.sim.physics import Physics\n"
+        "p = Physics(load_world(None), seed=9)\n"
+        "for vx, wz in [(0.5, 0.0), (0.2, 1.0), (0.6, -0.3), (0.0, 0.0)]:\n"
+        "    p.set_command(vx, wz)\n"
+        "    p.step(200)\n"
+        "print(repr(p.odometry()), repr(p.ground_truth()), p.lidar_scan().tobytes().hex())\n"
+    )
+    outputs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)]  # fmt: skip
+    p = Physics(world, seed=9)
+    for vx, wz in [(0.5, 0.0), (0.2, 1.0), (0.6, -0.3), (0.0, 0.0)]:
+        run(p, vx, wz, 200 * p.step_size)
+    here = f"{p.odometry()!r} {p.ground_truth()!r} {p.lidar_scan().tobytes().hex()}\n"
+    assert outputs[0] == outputs[1] == here
