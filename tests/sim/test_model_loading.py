@@ -291,7 +291,11 @@ def test_robot_with_a_missing_wheel_joint(tmp_path: Path) -> None:
 def test_diff_drive_without_wheel_radius(tmp_path: Path) -> None:
     plugin = """<plugin filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive">
   <left_joint>wheel_joint</left_joint><right_joint>wheel_joint</right_joint><wheel_separation>0.2</wheel_separation></plugin>"""
-    expect("needs a positive <wheel_radius>", None, write(tmp_path, "r.sdf", robot_with(plugin=plugin)))
+    expect(
+        "needs a positive <wheel_radius> (metres); found none",
+        None,
+        write(tmp_path, "r.sdf", robot_with(plugin=plugin)),
+    )
 
 
 def test_lidar_with_zero_samples(tmp_path: Path) -> None:
