@@ -9,6 +9,7 @@ the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -329,7 +330,8 @@ def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkS
     for index, collision in enumerate(element.findall("collision")):
         geom = parse_geometry(collision, collision.attrib.get("name", f"collision_{index}"), ctx, base)
         if geom is not None:
-            geom.pose, _ = sdf_pose(collision.find("pose"))
+            pose, _ = sdf_pose(collision.find("pose"))
+            geom.pose = pose * geom.pose  # a plane's normal is a rotation inside the collision frame
             geom.friction = _friction(collision)
             link.collisions.append(geom)
     for sensor in element.findall("sensor"):
@@ -388,9 +390,13 @@ def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> G
         normal = floats(shape.find("normal") or shape, text=text(shape, "normal", "0 0 1"), count=3)
         size_el = shape.find("size")
         size = tuple(floats(size_el, count=2)) if size_el is not None else (0.0, 0.0)
-        if abs(normal[2] - 1.0) > 1e-6:
-            ctx.warn(f"{origin}: plane normal {normal} is treated as +z")
-        return GeomSpec(name, "plane", size, origin=origin)
+        norm = math.sqrt(sum(v * v for v in normal))
+        if norm == 0:
+            raise ModelError(f"{origin}: plane normal is zero; expected a direction such as 0 0 1.")
+        nx, ny, nz = (v / norm for v in normal)
+        # Tilt the plane's z axis onto the normal: R = Ry(pitch) Rx(roll) maps z to (nx, ny, nz).
+        tilt = Pose(roll=-math.asin(max(-1.0, min(1.0, ny))), pitch=math.atan2(nx, nz))
+        return GeomSpec(name, "plane", size, pose=tilt, origin=origin)
     elif kind == "mesh":
         uri = text(shape, "uri")
         if not uri:

@@ -476,3 +476,15 @@ def test_a_robot_placed_into_the_ground_is_lifted(tmp_path: Path) -> None:
     assert any("placed 0.050 m into the ground; lifted to z = 0.050 m" in w for w in world.warnings)
     pose = Pose(1.0, 0.0, 0.2, 0.0, 0.0, 0.0)  # an explicit spawn height above ground is kept
     assert load_world(None, write(tmp_path, "r2.sdf", robot_with()), pose).robot.pose == pose
+
+
+def test_plane_normal_tilts_the_plane(tmp_path: Path) -> None:
+    body = """<model name="ground"><static>true</static><link name="l"><collision name="p">
+<geometry><plane><normal>0 0 1</normal></plane></geometry></collision></link></model>
+<model name="wall"><static>true</static><pose>2 0 0 0 0 0</pose><link name="l"><collision name="p">
+<geometry><plane><normal>-1 0 0</normal></plane></geometry></collision></link></model>"""
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    tilt = next(m for m in world.models if m.name == "wall").links[0].collisions[0].pose
+    assert tilt.rotation() @ np.array([0, 0, 1.0]) == pytest.approx([-1.0, 0.0, 0.0], abs=1e-9)
+    p = Physics(world)
+    assert p.lidar_scan()[0] == pytest.approx(2.0 + 0.032, abs=0.05), "the lidar sees the vertical plane at x = 2"
