@@ -227,9 +227,13 @@ class ReportingPlugin:
         self.record_mode: str = cfg.get_option(config, "record") or "off"
         self.store = BaselineStore(cfg.get_option(config, "baseline-dir") or (config.rootpath / DEFAULT_DIR))
         self.artifacts: Path = cfg.get_option(config, "artifacts") or (config.rootpath / "simtwin-artifacts")
+        from .errors import ConfigError
         from .recording import parse_topic_lines
 
-        self.extra_topics = parse_topic_lines(str(cfg.get_option(config, "record-topics") or "").splitlines())
+        try:
+            self.extra_topics = parse_topic_lines(str(cfg.get_option(config, "record-topics") or "").splitlines())
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
         self.collector = ResultsCollector()
         self._sim_info: dict[int, dict[str, Any]] = {}
 

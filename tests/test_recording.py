@@ -138,6 +138,12 @@ SIM_SUITE = """
         record_metric("distance", robot.displacement, "m", tolerance=0.1, direction="higher")
 
     def test_bad(sim, robot):
+        from std_msgs.msg import String
+
+        pub = sim.ros.publisher("/chatter", String)
+        for i in range(3):
+            pub.publish(String(data=f"hello {i}"))
+        sim.ros.wait_for_message("/chatter", String, predicate=lambda m: m.data == "hello 2", since=0.0)
         robot.send_velocity(0.3, 0.4, 0.5)
         assert robot.displacement > 5.0, "robot did not reach the goal"
 """
@@ -146,6 +152,7 @@ SIM_SUITE = """
 @pytest.mark.parametrize("mode", ["failed", "all"])
 def test_record_modes_and_failure_bundle(pytester: pytest.Pytester, mode: str) -> None:
     pytester.makepyfile(test_sim=textwrap.dedent(SIM_SUITE))
+    pytester.makeini("[pytest]\nsimtwin_record_topics =\n    /chatter std_msgs/msg/String\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", f"--simtwin-record={mode}", "--simtwin-metrics-json=m.json"
     )
@@ -165,6 +172,7 @@ def test_record_modes_and_failure_bundle(pytester: pytest.Pytester, mode: str) -
     }
     assert recording.read_counts(bundle / "bag") == bad["recorded"]
     assert bad["recorded"]["/odom"] > 5
+    assert bad["recorded"]["/chatter"] >= 1  # the ini-configured extra topic
     rerun = (bundle / "rerun.sh").read_text()
     assert " test_sim.py::test_bad " in rerun and f"--simtwin-record={mode}" in rerun and "metrics-json" not in rerun
     if mode == "all":
@@ -172,3 +180,12 @@ def test_record_modes_and_failure_bundle(pytester: pytest.Pytester, mode: str) -
     else:
         assert "bag" not in ok["artifacts"] and not (art / "bags").exists()
     result.stdout.fnmatch_lines([f"*failure bundle: {bundle}"])
+
+
+def test_bad_record_topics_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-o", "simtwin_record_topics=odom nav_msgs/msg/Odometry"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*simtwin_record_topics: expected '/topic package/msg/Type' per line, found 'odom *"])
