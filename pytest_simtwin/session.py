@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import domains, rosenv
 from .backends._process import SubprocessBackend, kill_partition, register_reaper
 from .backends.base import Backend, SimConfig, backend_class, resolve_msg_type
-from .errors import ControlError, SimulatorDiedError, SimulatorError, WaitTimeout
+from .errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from .ros import RosSession
 from .sim import protocol
 from .waiting import wait_until
@@ -59,6 +59,11 @@ class WorkerInfo:
         """Spread workers over the range so they do not all race for the first id."""
         stride = max(len(ids) // max(self.count, 1), 1)
         return ids[(self.index * stride) % len(ids)]
+
+
+def _same_simulation(a: SimConfig | None, b: SimConfig) -> bool:
+    """Equal up to the start timeout, which does not change what is simulated (no restart for it)."""
+    return a is not None and a.with_(start_timeout=0.0) == b.with_(start_timeout=0.0)
 
 
 class SimSession:
@@ -163,7 +168,7 @@ class SimSession:
 
     def ensure(self, config: SimConfig) -> bool:
         """Make the running simulator match ``config`` (start or restart). True if one was started."""
-        if self.backend is not None and self.config == config and self.backend.is_alive():
+        if self.backend is not None and _same_simulation(self.config, config) and self.backend.is_alive():
             return False
         self.launch(config)
         self.await_ready()
@@ -194,6 +199,8 @@ class SimSession:
             raise SimulatorError("no simulator was launched (SimSession.launch was not called)")
         try:
             self.backend.wait_ready()
+            assert self.config is not None
+            self._probe_control(self.config)  # one answered request: the reply path is matched
         except BaseException:
             self.stop_simulator()
             raise
@@ -208,12 +215,9 @@ class SimSession:
 
     def topics(self) -> dict[str, Any]:
         """The robot's topics as the simulator reports them (protocol defaults without control)."""
+        self.control_or_none()
         if self._topics is None:
-            client = self.control_or_none()
-            topics: dict[str, Any] = {}
-            if client is not None:
-                topics = dict(client.features().get("topics") or {})
-            self._topics = topics or {
+            self._topics = {
                 "cmd_vel": protocol.CMD_VEL,
                 "odom": protocol.ODOM,
                 "scan": protocol.SCAN,
@@ -251,24 +255,66 @@ class SimSession:
         )
 
     # -- control -----------------------------------------------------------------------------
+    def _call_retrying(self, name: str, total: float, **payload: Any) -> dict[str, Any]:
+        """Call an idempotent /simtwin service, retrying with short attempts for up to ``total`` s.
+
+        A request sent while discovery is still matching the reply path can be lost; one lost reply
+        must not cost the ControlClient's whole timeout (seen with 8 workers on 2 loaded cores).
+        """
+        from .sim.control import ControlClient
+
+        client = ControlClient(self._require_ros())
+        errors: list[str] = []
+
+        def attempt() -> dict[str, Any] | None:
+            try:
+                return client.call(name, timeout=min(1.5, total), **payload)
+            except ControlError as exc:
+                errors.append(str(exc))
+                return None
+
+        try:
+            return wait_until(
+                attempt,
+                total,
+                what=f"an answer from {protocol.NAMESPACE}/{name} on domain {self.domain_id}",
+                describe=lambda: f"{len(errors)} attempt(s); last: {errors[-1] if errors else '-'}",
+                abort=self.death_reason,
+                error=ControlError,
+            )
+        except ControlError:
+            if not self.alive:
+                raise self.died_error("while answering a control request") from None
+            raise
+
+    def _probe_control(self, config: SimConfig) -> None:
+        """After a start: find out whether the simulator has the /simtwin services, and its topics."""
+        from .sim.control import ControlClient
+
+        embedded = self.settings.backend == "embedded"
+        try:
+            features = self._call_retrying(
+                "get_simulator_features", config.start_timeout if embedded else CONTROL_PROBE_TIMEOUT
+            )
+        except ControlError as exc:
+            if embedded:
+                raise SimulatorStartError(
+                    f"the {self.backend.describe() if self.backend else 'simulator'} publishes but does not answer "
+                    f"its control services: {exc}",
+                    log_tail=self.log_tail(),
+                ) from None
+            self._control, self._topics = None, None  # a foreign simulator: topics only
+        else:
+            self._control = ControlClient(self._require_ros())
+            self._topics = dict(features.get("topics") or {}) or None
+        self._control_checked = True
+
     def control_or_none(self) -> ControlClient | None:
-        """The control client when the simulator answers the /simtwin services (probed once)."""
+        """The control client when the simulator answers the /simtwin services (probed at start)."""
         if self.backend is None:
             return None
-        if not self._control_checked:
-            self._control_checked = True
-            from .sim.control import ControlClient
-
-            client = ControlClient(self._require_ros())
-            if self.settings.backend == "embedded":
-                self._control = client
-            else:
-                # A foreign simulator (gz + bridge) has no /simtwin services: find out once, quickly.
-                try:
-                    client.call("get_simulator_features", timeout=CONTROL_PROBE_TIMEOUT)
-                    self._control = client
-                except ControlError:
-                    self._control = None
+        if not self._control_checked and self.config is not None:
+            self._probe_control(self.config)
         return self._control
 
     @property
@@ -292,8 +338,9 @@ class SimSession:
             self.stop_simulator()
             self.ensure(config)
             return
-        client.reset("all")
-        state = client.state()
+        limit = min(HEALTH_TIMEOUT, self.settings.timeout)
+        self._call_retrying("reset_simulation", limit, scope="all")  # idempotent: safe to retry
+        state = self._call_retrying("get_simulation_state", limit)
         want = "paused" if (config.paused or config.lockstep) else "playing"
         if state.get("state") != want:
             client.play() if want == "playing" else client.pause()
@@ -309,7 +356,9 @@ class SimSession:
         client = self.control_or_none()
         if client is not None:
             try:
-                state = client.call("get_simulation_state", timeout=limit)
+                state = self._call_retrying("get_simulation_state", limit)
+            except SimulatorDiedError:
+                raise
             except ControlError as exc:
                 if not backend.is_alive():
                     raise self.died_error("before the test started") from None
@@ -334,8 +383,9 @@ class SimSession:
         buf = ros.subscribe(protocol.CLOCK, Clock)
 
         def advanced() -> bool:
-            times = [r.msg.clock.sec + r.msg.clock.nanosec * 1e-9 for r in buf.since(since)]
-            return len(times) >= 2 and times[-1] > times[0]
+            # Compare the latest two: a message from before a reset may still arrive after ``since``.
+            times = [r.msg.clock.sec + r.msg.clock.nanosec * 1e-9 for r in buf.since(since)[-2:]]
+            return len(times) == 2 and times[1] > times[0]
 
         try:
             wait_until(

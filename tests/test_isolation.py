@@ -30,7 +30,8 @@ W = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
 
 @pytest.mark.parametrize("i", range({n}))
 def test_only_my_robot(sim, robot, i):
-    x, y = -3.0 + 0.75 * W, -1.0 + 0.2 * (i % 10)   # distinct per worker, 0.75 m apart
+    # Distinct per worker (0.6 m apart), inside the arena's walls and clear of its obstacles.
+    x, y = -2.6 + 0.6 * W, -0.5 + 0.1 * (i % 10)
     sim.set_pose(x=x, y=y, yaw=0.0)
     topics = robot.topics
     gt = sim.ros.subscribe(topics["ground_truth"], Odometry)
@@ -48,7 +49,7 @@ def test_only_my_robot(sim, robot, i):
         assert math.hypot(p.x - x, p.y - y) < 0.3, (W, i, p.x, p.y, x, y)
     # Odometry moves monotonically along our own path and ends where our ground truth says.
     xs = [r.msg.pose.pose.position.x for r in odom.since(since)]
-    assert xs and all(b >= a - 1e-4 for a, b in zip(xs, xs[1:])), xs
+    assert xs and all(b >= a - 1e-3 for a, b in zip(xs, xs[1:])), xs
     moved_odom = robot.pose.x - start_odom.x
     assert abs(moved_odom - (end_gt["x"] - x)) < 0.01, (moved_odom, end_gt["x"] - x)
     assert sim.ros.count_publishers(topics["odom"]) == 1
