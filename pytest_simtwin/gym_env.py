@@ -82,7 +82,7 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         if scan is not None:
             first = scan
             second = self.robot.wait_for_scan(timeout=10.0)
-            from .robot import stamp_seconds
+            from .robot_msgs import stamp_seconds
 
             gap = stamp_seconds(second.header.stamp) - stamp_seconds(first.header.stamp)
             self._scan_rate = 1.0 / gap if gap > 0 else 0.0
@@ -122,16 +122,22 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         """The scan published last before the current sim time (the simulator is paused here)."""
         from sensor_msgs.msg import LaserScan
 
-        from .robot import stamp_seconds
+        from .robot_msgs import stamp_seconds
         from .waiting import wait_until
 
-        now = float(self.member.control.state()["sim_time"])
+        st = self.member.control.state()
+        now = float(st["sim_time"])
         period = 1.0 / self._scan_rate if self._scan_rate > 0 else self.control_dt
+        if st.get("scan_stamp") is not None:
+            # The simulator names its last scan's stamp: wait for exactly that message.
+            period = now - float(st["scan_stamp"]) + 1e-9
         buf = self.member.ros.subscribe(str(self.member.session.topics()["scan"]), LaserScan)
 
         def fresh() -> Any | None:
             msg = buf.latest()
-            return msg if msg is not None and stamp_seconds(msg.header.stamp) > now - period - 1e-6 else None
+            # Bounded on both sides: after a reset rewound the clock, older scans carry later stamps.
+            stamp = stamp_seconds(msg.header.stamp) if msg is not None else -1.0
+            return msg if now - period - 1e-9 <= stamp <= now + 1e-9 else None
 
         return wait_until(
             fresh, 5.0, what=f"a LaserScan stamped after {now - period:.3f} s on domain {self.member.domain_id}"
@@ -144,7 +150,10 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
         super().reset(seed=seed)
         control = self.member.control
-        control.reset("all")
+        # The simulator's sensor noise follows the episode seed, so equal seeds give equal rollouts
+        # on any simulator of the pool.
+        sim_seed = int(self.np_random.integers(2**31))
+        control.reset("all", seed=sim_seed)
         control.pause()
         # One zero-velocity step gives fresh sensor data at a well-defined sim time.
         self.robot.send_velocity(0.0, 0.0, self.control_dt, stop=False)

@@ -44,6 +44,7 @@ SETTLE_LIMIT = 2.0  # sim seconds allowed for the robot to come to rest after a 
 REST_LINEAR = 0.01  # m/s
 REST_ANGULAR = 0.02  # rad/s
 REPUBLISH_HZ = 20.0  # rate of the command stream to foreign topics
+RELAY_WAIT = 1.0  # wall seconds to wait for a node under test to pass a command on to the simulator
 
 __all__ = ["Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
 
@@ -408,7 +409,7 @@ class Robot:
         if own and self.control is not None and "cmd_count" in self.control.state():
             self._drive_stepped(float(linear), float(angular), float(duration), stop)
         else:
-            self._drive_clocked(
+            self._drive_streamed(
                 float(linear),
                 float(angular),
                 float(duration),
@@ -454,6 +455,15 @@ class Robot:
         speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
         return speed < REST_LINEAR and abs(float(tw.get("wz", 0.0))) < REST_ANGULAR
 
+    def _settle(self, st: dict[str, Any]) -> dict[str, Any]:
+        """Step the paused simulator until the robot is at rest (at most SETTLE_LIMIT sim seconds)."""
+        assert self.control is not None
+        settled = 0.0
+        while settled < SETTLE_LIMIT and not self._at_rest():
+            st = self.control.step(duration=STEP_CHUNK)
+            settled += STEP_CHUNK
+        return st
+
     def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool) -> None:
         assert self.control is not None
         was_playing = self.control.state().get("state") == "playing"
@@ -464,11 +474,7 @@ class Robot:
             if duration > 0:
                 st = self.control.step(duration=duration)
             if stop:
-                st = self._confirm_command(0.0, 0.0)
-                settled = 0.0
-                while settled < SETTLE_LIMIT and not self._at_rest():
-                    st = self.control.step(duration=STEP_CHUNK)
-                    settled += STEP_CHUNK
+                st = self._settle(self._confirm_command(0.0, 0.0))
             self._await_odom_at(st)
         except BaseException:
             if stop:
@@ -483,46 +489,96 @@ class Robot:
         if was_playing:
             self.control.play()
 
-    def _drive_clocked(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
-        # Play a paused simulator for the duration; a lockstep one cannot play: the waits below step it.
-        st = self.control.state() if self.control is not None else {}
-        paused = st.get("state") == "paused" and not st.get("lockstep")
-        if paused:
-            assert self.control is not None
-            self.control.play()
+    def _await_relay(self, before: int) -> dict[str, Any]:
+        """Wait (bounded, wall time) until the simulator received a command after ``before``.
+
+        A node under test may drop or transform commands; silence is not an error here.
+        """
+        assert self.control is not None
+        last: dict[str, Any] = {}
+
+        def relayed() -> bool:
+            last.update(self.control.state())  # type: ignore[union-attr]
+            return int(last["cmd_count"]) > before
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(relayed, RELAY_WAIT, what="a relayed command", max_interval=0.01)
+        return last
+
+    def _drive_streamed(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
+        """Stream the command to ``topic`` (e.g. a node under test) while the simulator runs ``duration``.
+
+        With control services the simulator is paused at both ends until the command reached it
+        (``cmd_count`` grew): the node's relay latency does not turn into sim time. A lockstep
+        simulator is stepped in chunks; without control, /clock alone times the command.
+        """
+        control = self.control
+        st = control.state() if control is not None else {}
+        lockstep = bool(st.get("lockstep"))
+        gated = control is not None and "cmd_count" in st and not lockstep
+        playing = st.get("state") == "playing"
+        played = control is not None and not gated and not lockstep and not playing
+        pub = self._publisher(topic, type_name)
+        halt = threading.Event()
+
+        def stream() -> None:
+            while not halt.is_set():
+                with contextlib.suppress(Exception):
+                    pub.publish(self._command(topic, type_name, vx, wz))
+                halt.wait(1.0 / REPUBLISH_HZ)
+
+        thread = threading.Thread(target=stream, name="simtwin-cmd-stream", daemon=True)
         try:
-            pub = self._publisher(topic, type_name)
-            with contextlib.suppress(WaitTimeout):  # no /clock at all: fall back to wall time below
-                wait_until(lambda: self._clock.latest() is not None, 2.0, what="/clock")
-            start = self._clock_time()
-            self._cmd_log.append((start if start is not None else math.nan, vx, wz))
-            halt = threading.Event()
-
-            def stream() -> None:
-                while not halt.is_set():
-                    with contextlib.suppress(Exception):
-                        pub.publish(self._command(topic, type_name, vx, wz))
-                    halt.wait(1.0 / REPUBLISH_HZ)
-
-            thread = threading.Thread(target=stream, name="simtwin-cmd-stream", daemon=True)
+            if gated and playing:
+                control.pause()  # type: ignore[union-attr]
             thread.start()
-            try:
-                if duration > 0:
-                    with contextlib.suppress(WaitTimeout):
-                        self.wait_for_condition(lambda: False, duration, what=f"{duration:g} s of sim time")
-            finally:
-                halt.set()
-                thread.join(timeout=2.0)
+            if gated:
+                start: float | None = float(self._await_relay(int(st["cmd_count"]))["sim_time"])
+                control.play()  # type: ignore[union-attr]
+            else:
+                if played:
+                    control.play()  # type: ignore[union-attr]
+                with contextlib.suppress(WaitTimeout):  # no /clock at all: wall time below
+                    wait_until(lambda: self._clock.latest() is not None, 2.0, what="/clock")
+                start = self._clock_time()
+            self._cmd_log.append((start if start is not None else math.nan, vx, wz))
+            if duration > 0 and gated and start is not None:
+                end = start + duration
+                self._wait(
+                    lambda: (self._clock_time() or -math.inf) >= end,
+                    self._wall_budget(duration),
+                    f"/clock to reach {end:.3f} s",
+                    describe=self._describe_clock,
+                    max_interval=0.005,
+                )
+            elif duration > 0:
+                with contextlib.suppress(WaitTimeout):
+                    self.wait_for_condition(lambda: False, duration, what=f"{duration:g} s of sim time")
+            if gated:
+                control.pause()  # type: ignore[union-attr]
+            halt.set()
+            thread.join(timeout=2.0)
             if stop:
+                before = int(control.state()["cmd_count"]) if gated else 0  # type: ignore[union-attr]
                 pub.publish(self._command(topic, type_name, 0.0, 0.0))
-                now = self._clock_time()
-                self._cmd_log.append((now if now is not None else math.nan, 0.0, 0.0))
-                with contextlib.suppress(WaitTimeout):  # bounded: the assertions judge the outcome
-                    self.wait_for_condition(self._odom_at_rest, SETTLE_LIMIT, what="the robot to come to rest")
+                if gated:
+                    st = self._await_relay(before)
+                    self._cmd_log.append((float(st["sim_time"]), 0.0, 0.0))
+                    self._await_odom_at(self._settle(st))
+                else:
+                    now = self._clock_time()
+                    self._cmd_log.append((now if now is not None else math.nan, 0.0, 0.0))
+                    with contextlib.suppress(WaitTimeout):  # bounded: the assertions judge the outcome
+                        self.wait_for_condition(self._odom_at_rest, SETTLE_LIMIT, what="the robot to come to rest")
         finally:
-            if paused:
-                assert self.control is not None
-                self.control.pause()
+            halt.set()
+            if thread.is_alive():
+                thread.join(timeout=2.0)
+            with contextlib.suppress(Exception):
+                if gated and playing:
+                    control.play()  # type: ignore[union-attr]
+                elif played:
+                    control.pause()  # type: ignore[union-attr]
 
     def _odom_at_rest(self) -> bool:
         msg = self._odom.latest()

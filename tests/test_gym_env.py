@@ -13,11 +13,6 @@ from pytest_simtwin.gym_env import SimTwinEnv, make_vector_env  # noqa: E402
 from pytest_simtwin.pool import SimPool  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIMTWIN_STATE_DIR", str(tmp_path / "state"))
-
-
 def _rollout(env: SimTwinEnv, seed: int, actions: list[tuple[float, float]]) -> list[np.ndarray]:
     obs, _ = env.reset(seed=seed)
     seen = [np.concatenate([obs["odom"], obs["scan"]])]

@@ -73,8 +73,9 @@ class ControlClient:
         timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
         return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration)
 
-    def reset(self, scope: str = "all") -> dict[str, Any]:
-        return self.call("reset_simulation", scope=scope)
+    def reset(self, scope: str = "all", seed: int | None = None) -> dict[str, Any]:
+        """Reset (scope all also re-seeds the sensor noise: with ``seed``, else the start seed)."""
+        return self.call("reset_simulation", scope=scope, seed=seed)
 
     def wait_for_commands(self, count: int, timeout: float = 5.0) -> dict[str, Any]:
         """Wait until the simulator has received at least ``count`` velocity commands (state cmd_count).

@@ -18,7 +18,8 @@ get_simulator_features     {}                                                   
 get_simulation_state       {}                                                   STATE (below)
 set_simulation_state       {"state": "playing"|"paused"|"quitting"}             STATE
 step_simulation            {"steps": int} or {"duration": sec}                  STATE (only while paused)
-reset_simulation           {"scope": "all"|"time"|"state"|"spawned"}            STATE
+reset_simulation           {"scope": "all"|"time"|"state"|"spawned",            STATE
+                            "seed"?: int (scope all: re-seed the sensor noise)}
 get_entities               {}                                                   {"entities": [name, ..]}
 get_entity_state           {"name": str}                                        {"name", "pose": POSE, "twist": TWIST}
 set_entity_state           {"name": str, "pose": POSE, "twist"?: TWIST}          {"name", "pose", "twist"}
@@ -29,7 +30,8 @@ delete_entity              {"name": str}                                        
 =========================  ===================================================  ============================
 
 STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": s, "rtf_target": x,
-"rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool}
+"rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool,
+"odom_stamp": s, "scan_stamp": s (stamps of the last odometry/scan messages: after a step, wait for these)}
 POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys keep their value)
 TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
 TOPICS = {"cmd_vel", "cmd_vel_type" ("twist"|"twist_stamped"), "odom", "scan" (or null), "joint_states", "clock",
