@@ -13,11 +13,13 @@ INFRASTRUCTURE_PLUGINS = ("physics", "scene-broadcaster", "user-commands", "sens
 
 
 def plugin_kind(element: Element) -> str:
-    """'diff_drive' (gz-sim), 'classic_diff_drive' (gazebo_ros), 'infrastructure' or 'other'."""
+    """'diff_drive' (gz-sim), 'classic_diff_drive' (gazebo_ros), 'ros2_control', 'infrastructure' or 'other'."""
     filename = element.attrib.get("filename", "").lower()
     name = element.attrib.get("name", "").lower()
     if "gazebo_ros_diff_drive" in filename:
         return "classic_diff_drive"
+    if "ros2_control" in filename:  # gz_ros2_control-system, libgazebo_ros2_control.so, ign_ros2_control
+        return "ros2_control"
     if "diff-drive" in filename or "diff_drive" in filename or name.endswith("::diffdrive"):
         return "diff_drive"
     if any(k in filename for k in INFRASTRUCTURE_PLUGINS):
@@ -211,3 +213,12 @@ def parse_lidar(sensor: Element, link: str, model: str, world: str, warn: list[s
         noise_mean=mean,
         noise_stddev=stddev,
     )
+
+
+ROS2_CONTROL_HINT = (
+    "drives through ros2_control (gz_ros2_control + diff_drive_controller), which the embedded simulator does "
+    'not run; expected a Gazebo DiffDrive plugin. Add <plugin filename="gz-sim-diff-drive-system" '
+    'name="gz::sim::systems::DiffDrive"> with the controller\'s wheel joints, wheel_separation and wheel_radius '
+    "(e.g. in a <gazebo> tag enabled by a xacro argument for tests), or test it with the process/docker backend "
+    "running Gazebo."
+)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ModelError
 from .checks import check_version, check_world, lift_robot
 from .model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
-from .plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
+from .plugins import ROS2_CONTROL_HINT, check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from .resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
 from .values import boolean, floats, number, sdf_pose, text
 from .xmltree import Element, parse_file
@@ -35,6 +35,8 @@ class Context:
     world: str = "default"
     warnings: list[str] = field(default_factory=list)
     resolver: Resolver = field(default_factory=Resolver)
+    #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
+    ros2_control: dict[str, str] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -74,6 +76,9 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
             )
         robots = [load_robot(Path(robot), ctx, robot_pose)]
     elif not robots:
+        if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
+            name, where = next(iter(ctx.ros2_control.items()))
+            raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
     elif len(robots) > 1:
         listed = ", ".join(f"{m.name!r} ({m.diff_drive.origin})" for m in robots if m.diff_drive)
@@ -110,6 +115,8 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
                 found = root.children[0].tag if root.children else root.tag
                 raise ModelError(f"{root.where}: expected an SDF <model> (or a URDF <robot>); found <{found}>.")
             model = parse_model(model_el, ctx, path.parent)
+    if model.diff_drive is None and model.name in ctx.ros2_control:
+        raise ModelError(f"{ctx.ros2_control[model.name]}: robot model {model.name!r} {ROS2_CONTROL_HINT}")
     if model.diff_drive is None:
         raise ModelError(
             f"{path}: robot model {model.name!r} has no DiffDrive plugin; expected <plugin "
@@ -317,6 +324,8 @@ def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
             )
         model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
     elif kind != "infrastructure":
+        if kind == "ros2_control":
+            ctx.ros2_control[model.name] = plugin.where
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
 
 

@@ -228,6 +228,8 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
                     raise ModelError(f"{child.where}: a second DiffDrive plugin in {model.name!r}; expected one.")
                 model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
             elif kind != "infrastructure":
+                if kind == "ros2_control":
+                    ctx.ros2_control[model.name] = child.where
                 ctx.warn(
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )

@@ -488,3 +488,14 @@ def test_plane_normal_tilts_the_plane(tmp_path: Path) -> None:
     assert tilt.rotation() @ np.array([0, 0, 1.0]) == pytest.approx([-1.0, 0.0, 0.0], abs=1e-9)
     p = Physics(world)
     assert p.lidar_scan()[0] == pytest.approx(2.0 + 0.032, abs=0.05), "the lidar sees the vertical plane at x = 2"
+
+
+def test_ros2_control_robots_get_a_clear_error(tmp_path: Path) -> None:
+    plugin = '<plugin filename="gz_ros2_control-system" name="gz_ros2_control::GazeboSimROS2ControlPlugin"/>'
+    robot = write(tmp_path, "r.sdf", robot_with(plugin=plugin))
+    message = expect(f"{robot}:7: robot model 'r' drives through ros2_control", None, robot)
+    assert "gz-sim-diff-drive-system" in message and "process/docker backend" in message
+    world_text = world_with(robot.read_text().split('<sdf version="1.9">')[1].replace("</sdf>", ""))
+    expect("model 'r' drives through ros2_control", write(tmp_path, "w.sdf", world_text))
+    urdf = URDF.read_text().replace("gz-sim-diff-drive-system", "gz_ros2_control-system")
+    expect("robot model 'diffbot' drives through ros2_control", None, write(tmp_path, "r.urdf", urdf))
