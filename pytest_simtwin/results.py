@@ -304,7 +304,8 @@ def _merge(old: TestRecord, new: TestRecord) -> TestRecord:
 def slim(rec: TestRecord, max_points: int = MAX_TRAJECTORY_POINTS) -> TestRecord:
     """A copy with a downsampled trajectory (what goes into metrics files and onto the wire)."""
     copy = TestRecord.from_dict(rec.to_dict())
-    copy.trajectory = downsample(rec.trajectory, max_points)
+    # micrometre / microsecond resolution is plenty for plots and keeps the metrics file small
+    copy.trajectory = {k: [round(v, 6) for v in vals] for k, vals in downsample(rec.trajectory, max_points).items()}
     return copy
 
 
