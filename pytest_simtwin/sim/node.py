@@ -510,3 +510,9 @@ class SimNode:
             with contextlib.suppress(Exception):
                 self._executor.shutdown(timeout_sec=0.5)
         self.fail_pending("the simulator is shutting down")
+        # Delete the DDS entities now: peers then drop our endpoints at once instead of after the
+        # participant lease (10 s), and nothing is left for interpreter teardown.
+        with contextlib.suppress(Exception):
+            self.node.destroy_node()
+        with contextlib.suppress(Exception):
+            self.context.destroy()
