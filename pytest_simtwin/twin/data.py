@@ -29,8 +29,12 @@ FORMAT = "simtwin-trajectory/1"
 Array = npt.NDArray[np.float64]
 
 
-def _arr(values: Any) -> Array:
+def as_array(values: Any) -> Array:
+    """Any sequence of numbers as a flat float64 array."""
     return np.asarray(values, dtype=float).reshape(-1)
+
+
+_arr = as_array
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -250,16 +254,16 @@ def from_json_dict(data: Any, where: str, source: str | None = None) -> Trajecto
         cmd_cols["vtheta"].append(_num(c.get("vtheta", 0.0), here, "vtheta"))
     traj = Trajectory(
         source=name,
-        t=cols["t"],
-        x=cols["x"],
-        y=cols["y"],
-        theta=np.unwrap(np.asarray(cols["theta"])),
-        vx=cols["vx"],
-        vtheta=cols["vtheta"],
-        cmd_t=cmd_cols["t"],
-        cmd_vx=cmd_cols["vx"],
-        cmd_vtheta=cmd_cols["vtheta"],
-        joint_t=joint_t,
+        t=as_array(cols["t"]),
+        x=as_array(cols["x"]),
+        y=as_array(cols["y"]),
+        theta=as_array(np.unwrap(np.asarray(cols["theta"]))),
+        vx=as_array(cols["vx"]),
+        vtheta=as_array(cols["vtheta"]),
+        cmd_t=as_array(cmd_cols["t"]),
+        cmd_vx=as_array(cmd_cols["vx"]),
+        cmd_vtheta=as_array(cmd_cols["vtheta"]),
+        joint_t=as_array(joint_t),
         joint_names=joint_names,
         joint_position=matrix(joint_pos),
         joint_velocity=matrix(joint_vel) if joint_vel and all(joint_vel) else np.zeros((0, 0)),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .data import Trajectory, fill_missing_velocities, from_json_dict, matrix, yaw_from_quaternion
+from .data import Trajectory, as_array, fill_missing_velocities, from_json_dict, matrix, yaw_from_quaternion
 
 ODOM_TYPES = ("nav_msgs/msg/Odometry",)
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
@@ -184,16 +184,16 @@ def load_bag(
     joint_t = [t for (t, (_, _, m)) in zip(times("joint"), rows["joint"], strict=False) if list(m.name) == names]
     traj = Trajectory(
         source=source or path.name,
-        t=times("odom"),
-        x=[o.pose.pose.position.x for o in odom],
-        y=[o.pose.pose.position.y for o in odom],
-        theta=theta,
-        vx=[o.twist.twist.linear.x for o in odom],
-        vtheta=[o.twist.twist.angular.z for o in odom],
-        cmd_t=times("cmd"),
-        cmd_vx=[c.linear.x for c in cmds],
-        cmd_vtheta=[c.angular.z for c in cmds],
-        joint_t=joint_t,
+        t=as_array(times("odom")),
+        x=as_array([o.pose.pose.position.x for o in odom]),
+        y=as_array([o.pose.pose.position.y for o in odom]),
+        theta=as_array(theta),
+        vx=as_array([o.twist.twist.linear.x for o in odom]),
+        vtheta=as_array([o.twist.twist.angular.z for o in odom]),
+        cmd_t=as_array(times("cmd")),
+        cmd_vx=as_array([c.linear.x for c in cmds]),
+        cmd_vtheta=as_array([c.angular.z for c in cmds]),
+        joint_t=as_array(joint_t),
         joint_names=names,
         joint_position=matrix([list(j.position) for j in joints]),
         joint_velocity=matrix([list(j.velocity) for j in joints])

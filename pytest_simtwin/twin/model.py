@@ -123,6 +123,10 @@ def predict(
         cmd_t=real.cmd_t.copy(),
         cmd_vx=real.cmd_vx.copy(),
         cmd_vtheta=real.cmd_vtheta.copy(),
+        x=out["x"],
+        y=out["y"],
+        theta=out["theta"],
+        vx=out["vx"],
+        vtheta=out["vtheta"],
         meta={"model": params.to_dict()},
-        **out,
     )

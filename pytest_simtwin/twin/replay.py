@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ControlError, DataError, SimulatorError
-from .data import Trajectory, matrix, yaw_from_quaternion
+from .data import Trajectory, as_array, matrix, yaw_from_quaternion
 
 if TYPE_CHECKING:
     from ..backends.base import SimConfig
@@ -91,7 +91,7 @@ def replay(
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
-    from ..robot import twist_type
+    from ..robot_msgs import twist_type
 
     plan = command_plan(real)
     if config is not None:
@@ -206,24 +206,24 @@ def replay(
     theta = np.unwrap([yaw_from_quaternion(*(getattr(m.pose.pose.orientation, k) for k in "xyzw")) for m in odom])
     lin = [m.twist.twist.linear for m in odom]
     if pose == "ground_truth":  # world-frame twist -> forward speed
-        vx = [v.x * math.cos(th) + v.y * math.sin(th) for v, th in zip(lin, theta, strict=True)]
+        speeds = [v.x * math.cos(th) + v.y * math.sin(th) for v, th in zip(lin, theta, strict=True)]
     else:
-        vx = [v.x for v in lin]
+        speeds = [v.x for v in lin]
     joints = [m for m in joint_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
     names = list(joints[0].name) if joints else []
     joints = [j for j in joints if list(j.name) == names and len(j.velocity) == len(names)]
     traj = Trajectory(
         source=source,
-        t=t,
-        x=[m.pose.pose.position.x for m in odom],
-        y=[m.pose.pose.position.y for m in odom],
-        theta=theta,
-        vx=vx,
-        vtheta=[m.twist.twist.angular.z for m in odom],
-        cmd_t=np.array(t_cmd) + shift,
-        cmd_vx=[a[0] for a in applied],
-        cmd_vtheta=[a[1] for a in applied],
-        joint_t=np.array([_stamp(j) for j in joints]) + shift,
+        t=as_array(t),
+        x=as_array([m.pose.pose.position.x for m in odom]),
+        y=as_array([m.pose.pose.position.y for m in odom]),
+        theta=as_array(theta),
+        vx=as_array(speeds),
+        vtheta=as_array([m.twist.twist.angular.z for m in odom]),
+        cmd_t=as_array(np.array(t_cmd) + shift),
+        cmd_vx=as_array([a[0] for a in applied]),
+        cmd_vtheta=as_array([a[1] for a in applied]),
+        joint_t=as_array(np.array([_stamp(j) for j in joints]) + shift),
         joint_names=names,
         joint_position=matrix([list(j.position) for j in joints]),
         joint_velocity=matrix([list(j.velocity) for j in joints]),

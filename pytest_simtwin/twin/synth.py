@@ -148,29 +148,28 @@ def synthesize(sim: Trajectory, params: SynthParams | None = None, source: str =
         "vx": np.interp(out_t, grid, v) + rng.normal(0.0, p.velocity_noise, n),
         "vtheta": np.interp(out_t, grid, w) + rng.normal(0.0, p.angular_velocity_noise, n),
     }
-    joints: dict[str, object] = {}
-    if sim.joint_t.size:
-        # The wheels turn as commanded (the controller uses the configured radius); the delay applies.
-        jt = sim.joint_t
-        joints = {
-            "joint_t": jt + p.time_offset,
-            "joint_names": list(sim.joint_names),
-            "joint_position": np.column_stack([np.interp(jt - p.latency, jt, col) for col in sim.joint_position.T])
-            if sim.joint_position.size
-            else np.zeros((0, 0)),
-            "joint_velocity": np.column_stack(
-                [np.interp(jt - p.latency, jt, col, left=0.0) for col in sim.joint_velocity.T]
-            )
-            if sim.joint_velocity.size
-            else np.zeros((0, 0)),
-        }
+    # The wheels turn as commanded (the controller uses the configured radius); the delay applies.
+    jt = sim.joint_t
+
+    def delayed(cols: Array, left: float | None = None) -> Array:
+        if not cols.size or not jt.size:
+            return np.zeros((0, 0))
+        return np.column_stack([np.interp(jt - p.latency, jt, c, left=left) for c in cols.T])
+
     return Trajectory(
         source=source,
         t=out_t + p.time_offset,
+        x=res["x"],
+        y=res["y"],
+        theta=res["theta"],
+        vx=res["vx"],
+        vtheta=res["vtheta"],
         cmd_t=sim.cmd_t + p.time_offset,
         cmd_vx=sim.cmd_vx.copy(),
         cmd_vtheta=sim.cmd_vtheta.copy(),
+        joint_t=jt + p.time_offset,
+        joint_names=list(sim.joint_names),
+        joint_position=delayed(sim.joint_position),
+        joint_velocity=delayed(sim.joint_velocity, 0.0),
         meta={"synthetic": True, "from": sim.source, "synth": p.to_dict()},
-        **res,
-        **joints,  # type: ignore[arg-type]
     )

@@ -53,7 +53,7 @@ def test_wheel_radius_error_fails_then_calibrated_robot_passes(twin_validation: 
     fit = calibrate(
         real, nominal, ("wheel_radius", "max_linear_acceleration", "max_angular_acceleration", "command_latency")
     )
-    assert fit.fitted.wheel_radius == pytest.approx(nominal.wheel_radius * 1.03, rel=0.005)
+    assert fit.fitted.wheel_radius == pytest.approx(nominal.wheel_radius * 1.03, rel=0.005), fit.summary()
     robot = write_sdf_copy(ROBOT_SDF, tmp_path / "calibrated_robot.sdf", fit)
     session.ensure(session.config.with_(robot=robot))  # restart the simulator with the calibrated robot
     after = twin_validation.validate(real, replay(real, session))
