@@ -226,14 +226,28 @@ def test_wrong_command_type_is_reported_clearly(sim_factory: Any) -> None:
     assert sim.control.state()["cmd_count"] == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_exits_within_one_second_with_code_zero(sim_factory: Any, sig: int) -> None:
-    sim: SimProcess = sim_factory("--rtf", "0")
+@pytest.mark.parametrize(
+    ("sig", "mode"),
+    [(signal.SIGTERM, "--paused"), (signal.SIGINT, "--rtf=0"), (signal.SIGTERM, "--rtf=1")],
+)
+def test_signal_exits_within_one_second_with_code_zero(sim_factory: Any, sig: int, mode: str) -> None:
+    sim: SimProcess = sim_factory(mode)
     t0 = time.monotonic()
     sim.proc.send_signal(sig)
     assert sim.wait_exit(5.0) == 0, sim.log()
     assert time.monotonic() - t0 < 1.0, sim.log()
     assert "Traceback" not in sim.log()
+
+
+def test_late_subscriber_sees_the_state_while_paused(sim: SimProcess) -> None:
+    from sensor_msgs.msg import JointState
+
+    st = sim.control.state()
+    assert st["state"] == "paused"
+    # nobody listened to /joint_states so far: the paused simulator re-sends its state to the newcomer
+    msg = sim.ros.wait_for_message("/joint_states", JointState, timeout=5.0, since=0.0)
+    assert "wheel_left_joint" in msg.name
+    assert sim.control.state()["steps"] == st["steps"]  # nothing was stepped to produce it
 
 
 def test_bad_world_file_exits_2_with_file_and_line(tmp_path: Path) -> None:
