@@ -58,3 +58,13 @@ def test_wheel_radius_error_fails_then_calibrated_robot_passes(twin_validation: 
     session.ensure(session.config.with_(robot=robot))  # restart the simulator with the calibrated robot
     after = twin_validation.validate(real, replay(real, session))
     assert after.passed, after.summary()
+
+
+def test_committed_60s_dataset_replays_and_passes(twin_validation: Any) -> None:
+    """The example scenario: 60 s of synthetic real data (5 mm noise) replayed through the simulator."""
+    real = twin_validation.load(Path(__file__).parent / "data" / "twin_real_60s.json")
+    assert real.duration == pytest.approx(60.0, abs=0.1) and real.meta["synthetic"]
+    result = twin_validation.validate(real)
+    assert result.passed, result.summary()
+    assert result.record("position_error").extra["pass_fraction"] >= 0.9
+    assert result.record("velocity_tracking").value < 0.05
