@@ -292,7 +292,7 @@ def _main(argv: list[str] | None) -> int:
             raise
         builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
-        from .node import load_bridge, resolve_topics
+        from .topics import load_bridge, resolve_topics
 
         bridge = load_bridge(args.bridge) if args.bridge else []
         topics = resolve_topics(world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace)
