@@ -3,43 +3,39 @@
 Commands to the simulator's own velocity topic are timed with the control services (pause,
 publish, confirm through ``cmd_count``, step), so motion lasts exactly the requested sim time and
 gives the same result at any real-time factor, as fast as the simulator can step. Commands to any
-other topic (a node under test) or to a simulator without control services are re-published at a
-fixed rate while the simulator runs, until ``/clock`` advanced by the requested duration.
+other topic (a node under test) are re-published at a fixed rate while the simulator plays until
+``/clock`` advanced by the duration; with control services the simulator is held paused at both
+ends until the node relayed the command, so the node's latency does not become motion. Reading
+state and waiting in sim time live in :mod:`pytest_simtwin.robot_base`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import ConfigError, ControlError, WaitTimeout
+from .robot_base import STEP_CHUNK, ControlLike, RobotObserver
 from .robot_msgs import (
     Pose2D,
     Velocity,
     make_twist,
     min_range_of,
-    pose_of,
-    stamp_seconds,
     trajectory_arrays,
     twist_type,
     yaw_from_quaternion,
 )
-from .sim import protocol
 from .waiting import wait_until
 
 if TYPE_CHECKING:
-    from .results import TestRecord
-    from .ros import RosSession, TopicBuffer
+    from .ros import TopicBuffer
 
-STEP_CHUNK = 0.05  # sim seconds per step while waiting for a condition in a paused simulator
 SETTLE_LIMIT = 2.0  # sim seconds allowed for the robot to come to rest after a stop command
 REST_LINEAR = 0.01  # m/s
 REST_ANGULAR = 0.02  # rad/s
@@ -49,54 +45,11 @@ RELAY_WAIT = 1.0  # wall seconds to wait for a node under test to pass a command
 __all__ = ["Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
 
 
-class ControlLike(Protocol):
-    """The part of ``sim.control.ControlClient`` the robot helper uses."""
+class Robot(RobotObserver):
+    """Drive the robot and observe odometry, ground truth, lidar and the recorded trajectory.
 
-    def state(self) -> dict[str, Any]: ...
-    def pause(self) -> dict[str, Any]: ...
-    def play(self) -> dict[str, Any]: ...
-    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]: ...
-    def get_entity_state(self, name: str) -> dict[str, Any]: ...
-    def set_entity_state(self, name: str, pose: Any = None, twist: Any = None) -> dict[str, Any]: ...
-
-
-class Robot:
-    """Drive the robot and observe odometry, ground truth, lidar and the recorded trajectory."""
-
-    def __init__(
-        self,
-        ros: RosSession,
-        control: ControlLike | None,
-        topics: Mapping[str, Any],
-        *,
-        record: TestRecord | None = None,
-        log_tail: Callable[[], list[str]] | None = None,
-        abort: Callable[[], str | None] | None = None,
-        cmd_vel_type: str | None = None,
-    ) -> None:
-        from nav_msgs.msg import Odometry
-        from rosgraph_msgs.msg import Clock
-
-        self.ros = ros
-        self.control = control
-        self.topics = dict(topics)
-        self.record = record
-        self._log_tail = log_tail
-        self._abort = abort
-        self.cmd_vel_topic = str(self.topics.get("cmd_vel") or protocol.CMD_VEL)
-        self.cmd_vel_type = cmd_vel_type or str(self.topics.get("cmd_vel_type") or "twist")
-        twist_type(self.cmd_vel_type)  # validate early
-        self.frame_id = str(self.topics.get("child_frame_id") or "base_link")
-        self._odom = ros.subscribe(str(self.topics.get("odom") or protocol.ODOM), Odometry)
-        self._clock = ros.subscribe(str(self.topics.get("clock") or protocol.CLOCK), Clock)
-        gt = self.topics.get("ground_truth")
-        self._gt = ros.subscribe(str(gt), Odometry) if gt else None
-        self._scan: TopicBuffer | None = None
-        self._entity: str | None = None
-        self._t0 = time.monotonic()
-        self._cmd_log: list[tuple[float, float, float]] = []
-        self._last_target: tuple[str, str] | None = None
-        self.reset_odometry_origin()
+    ``Robot(ros, control, topics, *, record=None, log_tail=None, abort=None, cmd_vel_type=None)``.
+    """
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Robot:
@@ -118,253 +71,6 @@ class Robot:
         self.record.trajectory = {k: [float(v) for v in arr] for k, arr in traj.items()}
         if not self.record.sim_duration and len(traj["t"]) > 1:
             self.record.sim_duration = float(traj["t"][-1] - traj["t"][0])
-
-    # -- errors and time -----------------------------------------------------------------------
-    def _error(self, message: str) -> WaitTimeout:
-        tail = self._log_tail() if self._log_tail is not None else None
-        return WaitTimeout(f"{message} [ROS_DOMAIN_ID {self.ros.domain_id}]", log_tail=tail)
-
-    def _wait(
-        self,
-        probe: Callable[[], Any],
-        timeout: float,
-        what: str,
-        describe: Callable[[], str] | None = None,
-        max_interval: float = 0.05,
-    ) -> Any:
-        return wait_until(
-            probe,
-            timeout,
-            what=what,
-            describe=describe,
-            error=self._error,
-            abort=self._abort,
-            max_interval=max_interval,
-        )
-
-    def sim_time(self) -> float | None:
-        """The simulator's time: from the control services when available, else the last /clock."""
-        if self.control is not None:
-            return float(self.control.state()["sim_time"])
-        msg = self._clock.latest()
-        return stamp_seconds(msg.clock) if msg is not None else None
-
-    def _clock_time(self) -> float | None:
-        msg = self._clock.latest()
-        return stamp_seconds(msg.clock) if msg is not None else None
-
-    def real_time_factor(self) -> float:
-        """Measured sim/wall speed (control state, else from recent /clock messages); 1.0 if unknown."""
-        if self.control is not None:
-            st = self.control.state()
-            for key in ("rtf_measured", "rtf_target"):
-                value = float(st.get(key) or 0.0)
-                if value > 0:
-                    return value
-        items = self._clock.since(time.monotonic() - 2.0)
-        if len(items) >= 2 and items[-1].t - items[0].t > 0.2:
-            d_sim = stamp_seconds(items[-1].msg.clock) - stamp_seconds(items[0].msg.clock)
-            if d_sim > 0:
-                return d_sim / (items[-1].t - items[0].t)
-        return 1.0
-
-    def _wall_budget(self, sim_seconds: float) -> float:
-        return sim_seconds / max(self.real_time_factor(), 0.05) * 1.5 + 5.0
-
-    def _paused(self) -> bool:
-        return self.control is not None and self.control.state().get("state") == "paused"
-
-    def _entity_name(self) -> str:
-        if self.control is None:
-            raise ControlError("this simulator has no control services: the robot's entity cannot be addressed")
-        if self._entity is None:
-            self._entity = str(self.control.state().get("robot") or "")
-            if not self._entity:
-                raise ControlError("the simulator's state names no robot entity ('robot' is empty)")
-        return self._entity
-
-    # -- odometry ------------------------------------------------------------------------------
-    def latest_odom(self) -> Any | None:
-        return self._odom.latest()
-
-    def wait_for_odom(self, timeout: float = 5.0) -> Any:
-        """Wait (sim seconds, stepping a paused simulator) for an odometry message newer than now."""
-        before = self._odom.count
-        self.wait_for_condition(
-            lambda: self._odom.count > before,
-            timeout,
-            what=f"odometry on {self._odom.topic}",
-            describe=lambda: self._describe_topic(self._odom),
-        )
-        return self._odom.latest()
-
-    def _odom_or_wait(self) -> Any:
-        msg = self._odom.latest()
-        return msg if msg is not None else self.wait_for_odom()
-
-    def _await_odom_at(self, st: Mapping[str, Any]) -> None:
-        """After a step (``st`` is the simulator's state reply), wait for the odometry it published."""
-        sim_t = float(st["sim_time"])
-        exact = st.get("odom_stamp")
-        if exact is not None:
-            # The simulator names the stamp of its last odometry message: wait for exactly that one
-            # (an older message of the same step may arrive later than the reply). Deterministic.
-            target = float(exact)
-
-            def published() -> bool:
-                msg = self._odom.latest()
-                return msg is not None and target - 1e-9 <= stamp_seconds(msg.header.stamp) <= sim_t + 1e-9
-
-            self._wait(
-                published,
-                5.0,
-                f"the odometry message stamped {target:.3f} s on {self._odom.topic} (published during the step)",
-                describe=lambda: self._describe_topic(self._odom),
-            )
-            return
-        # A simulator that does not report stamps: the last message of the step is stamped in
-        # (sim_t - period, sim_t]. The smallest positive gap survives drops and resets.
-        stamps = [stamp_seconds(m.header.stamp) for m in self._odom.messages()[-10:]]
-        gaps = [b - a for a, b in itertools.pairwise(stamps) if b - a > 1e-6]
-        period = min(min(gaps), 0.5) if gaps else 0.1
-        for _attempt in range(3):
-
-            def fresh(target: float = sim_t - period - 1e-6, limit: float = sim_t + 1e-6) -> bool:
-                # Bounded on both sides: after a reset rewound the clock, older messages carry later stamps.
-                msg = self._odom.latest()
-                return msg is not None and target <= stamp_seconds(msg.header.stamp) <= limit
-
-            with contextlib.suppress(WaitTimeout):
-                self._wait(fresh, 2.0, "odometry")
-                return
-            if not self._paused():
-                break
-            # Samples can be lost on a loaded host and a paused simulator publishes no more: step
-            # one odometry period (the robot is at rest here) to get a new one.
-            assert self.control is not None
-            sim_t = float(self.control.step(duration=period)["sim_time"])
-        latest = self._odom.latest()
-        raise self._error(
-            f"no odometry stamped at sim time >= {sim_t - period:.3f} s arrived on {self._odom.topic} after "
-            f"stepping to {sim_t:.3f} s (latest stamp: "
-            f"{stamp_seconds(latest.header.stamp) if latest is not None else 'none'})"
-        )
-
-    @property
-    def pose(self) -> Pose2D:
-        """(x, y, yaw) from odometry; yaw from the full quaternion."""
-        return pose_of(self._odom_or_wait())
-
-    @property
-    def yaw(self) -> float:
-        return self.pose.yaw
-
-    @property
-    def velocity(self) -> Velocity:
-        t = self._odom_or_wait().twist.twist
-        return Velocity(float(t.linear.x), float(t.angular.z))
-
-    @property
-    def ground_truth(self) -> Pose2D:
-        """The true pose: from the control services, else the ground-truth topic."""
-        if self.control is not None:
-            p = self.control.get_entity_state(self._entity_name())["pose"]
-            return Pose2D(float(p["x"]), float(p["y"]), float(p["yaw"]))
-        if self._gt is None:
-            raise ConfigError("the simulator publishes no ground truth topic and has no control services")
-        msg = self._gt.latest() or self.ros.wait_for_message(self._gt.topic, self._gt.msg_type, 5.0)
-        return pose_of(msg)
-
-    def reset_odometry_origin(self) -> None:
-        """Measure ``distance_travelled`` and ``displacement`` from here on."""
-        self._origin_t = time.monotonic()
-        self._origin_pose = pose_of(self._odom.latest()) if self._odom.latest() is not None else None
-
-    def _path(self) -> list[Pose2D]:
-        poses = [pose_of(r.msg) for r in self._odom.since(self._origin_t)]
-        if self._origin_pose is not None:
-            poses.insert(0, self._origin_pose)
-        return poses
-
-    @property
-    def distance_travelled(self) -> float:
-        """Path length (odometry) since the test started or ``reset_odometry_origin()``."""
-        p = self._path()
-        return float(sum(math.hypot(b.x - a.x, b.y - a.y) for a, b in itertools.pairwise(p)))
-
-    @property
-    def displacement(self) -> float:
-        """Straight-line distance (odometry) from the origin pose to the current pose."""
-        p = self._path()
-        return math.hypot(p[-1].x - p[0].x, p[-1].y - p[0].y) if p else 0.0
-
-    # -- waiting in sim time -------------------------------------------------------------------
-    def wait_for_condition(
-        self, probe: Callable[[], bool], timeout: float, *, what: str, describe: Callable[[], str] | None = None
-    ) -> None:
-        """Wait up to ``timeout`` sim seconds for ``probe()``; a paused simulator is stepped.
-
-        ``describe()`` says what was seen instead; it goes into the timeout error.
-        """
-        if probe():
-            return
-
-        def seen() -> str:
-            return f"{describe()}; {self._describe_clock()}" if describe is not None else self._describe_clock()
-
-        if self._paused():
-            assert self.control is not None
-            elapsed = 0.0
-            while elapsed < timeout - 1e-9:
-                chunk = min(STEP_CHUNK, timeout - elapsed)
-                st = self.control.step(duration=chunk)
-                elapsed += chunk
-                self._await_odom_at(st)
-                if probe():
-                    return
-            raise self._error(
-                f"{what} did not happen within {timeout:g} s sim time (stepped the paused simulator); {seen()}"
-            )
-        start = self._clock_time()
-        wall0 = time.monotonic()
-
-        def check() -> str | None:
-            if probe():
-                return "ok"
-            now = self._clock_time()
-            if now is not None and start is not None:
-                return "late" if now - start >= timeout else None
-            return "late" if time.monotonic() - wall0 >= timeout else None  # no /clock: wall time
-
-        budget = self._wall_budget(timeout)
-        # Poll often: every poll interval of wall time is rtf x that much sim-time overshoot.
-        if self._wait(check, budget, what, describe=seen, max_interval=0.01) == "late":
-            raise self._error(f"{what} did not happen within {timeout:g} s sim time; {seen()}")
-
-    def _describe_topic(self, buf: TopicBuffer) -> str:
-        latest = buf.latest()
-        stamp = getattr(getattr(latest, "header", None), "stamp", None)
-        last = f", the latest stamped {stamp_seconds(stamp):.3f} s" if stamp is not None else ""
-        return (
-            f"{buf.count} message(s) on {buf.topic} since the session started{last}; "
-            f"publishers on {buf.topic}: {self.ros.count_publishers(buf.topic)}"
-        )
-
-    def _describe_clock(self) -> str:
-        now = self._clock_time()
-        return f"/clock at {now:.3f} s" if now is not None else f"no message on {self._clock.topic}"
-
-    def wait(self, seconds: float) -> None:
-        """Let ``seconds`` of sim time pass (steps a paused simulator, else waits for /clock)."""
-        if seconds <= 0:
-            return
-        if self._paused():
-            assert self.control is not None
-            st = self.control.step(duration=seconds)
-            self._await_odom_at(st)
-            return
-        with contextlib.suppress(WaitTimeout):
-            self.wait_for_condition(lambda: False, seconds, what=f"{seconds:g} s of sim time")
 
     # -- commands ------------------------------------------------------------------------------
     def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:

@@ -68,6 +68,8 @@ def trajectory_arrays(
 ) -> dict[str, npt.NDArray[np.float64]]:
     """The TestRecord trajectory: odometry series, ground truth interpolated at the odometry stamps
     (empty without ground truth) and the commands (sim time, vx, wz)."""
+    # A paused simulator re-sends its last message to late joiners: drop such exact repeats.
+    odom = [m for i, m in enumerate(odom) if i == 0 or m.header.stamp != odom[i - 1].header.stamp]
     t = np.array([stamp_seconds(m.header.stamp) for m in odom], dtype=float)
     poses = [pose_of(m) for m in odom]
     out: dict[str, npt.NDArray[np.float64]] = {
