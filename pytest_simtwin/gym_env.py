@@ -72,7 +72,7 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         topics = member.session.topics()
         vmax = float(topics.get("max_linear_velocity") or 0.5)
         wmax = float(topics.get("max_angular_velocity") or 2.0)
-        self.action_space = spaces.Box(
+        self.action_space: spaces.Box = spaces.Box(  # type: ignore[assignment]
             low=np.array([-vmax, -wmax], dtype=np.float32),
             high=np.array([vmax, wmax], dtype=np.float32),
             dtype=np.float32,
@@ -90,7 +90,7 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         self._range_min = float(scan.range_min) if scan is not None else 0.0
         self._range_max = float(scan.range_max) if scan is not None else 1.0
         big = np.float32(1e6)
-        self.observation_space = spaces.Dict(
+        self.observation_space: spaces.Dict = spaces.Dict(  # type: ignore[assignment]
             {
                 "odom": spaces.Box(low=-big, high=big, shape=(5,), dtype=np.float32),
                 "scan": spaces.Box(

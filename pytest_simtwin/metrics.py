@@ -54,9 +54,7 @@ class ValidationMetric:
 STANDARD_METRICS: dict[str, ValidationMetric] = {
     m.name: m
     for m in (
-        ValidationMetric(
-            "position_error", 0.01, "m", "lower", "distance between simulated and reference positions"
-        ),
+        ValidationMetric("position_error", 0.01, "m", "lower", "distance between simulated and reference positions"),
         ValidationMetric(
             "velocity_tracking",
             0.05,
@@ -128,14 +126,13 @@ def per_step_errors(name: str, actual: npt.ArrayLike, expected: npt.ArrayLike) -
             f"{name}: actual and expected must have the same shape after alignment, found {a.shape} and {e.shape}"
         )
     if name == "position_error":
-        if a.ndim == 1:
-            return np.abs(a - e)
-        return np.linalg.norm(a - e, axis=-1)
+        diff = np.abs(a - e) if a.ndim == 1 else np.linalg.norm(a - e, axis=-1)
+        return np.asarray(diff, dtype=np.float64)
     if name == "velocity_tracking":
         mask = np.abs(e) >= 1e-3
-        return np.abs(a[mask] - e[mask]) / np.abs(e[mask])
+        return np.asarray(np.abs(a[mask] - e[mask]) / np.abs(e[mask]), dtype=np.float64)
     if name in ("sensor_latency", "collision_detection"):
-        return np.abs(a - e)
+        return np.asarray(np.abs(a - e), dtype=np.float64)
     raise ConfigError(f"unknown metric {name!r}: expected one of {', '.join(STANDARD_METRICS)}")
 
 
@@ -167,9 +164,7 @@ class MetricRecord:
 
     def __post_init__(self) -> None:
         if self.passed is None and self.tolerance is not None:
-            self.passed = ValidationMetric(self.name, self.tolerance, self.unit, self.direction).passes(
-                self.value
-            )
+            self.passed = ValidationMetric(self.name, self.tolerance, self.unit, self.direction).passes(self.value)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
