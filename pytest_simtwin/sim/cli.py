@@ -158,15 +158,6 @@ class _Stop:
             self.runner.signal_stop(self.reason)  # never take a lock in a signal handler
 
 
-def _set_pdeathsig() -> None:
-    """Ask the kernel to SIGTERM us when our parent dies (instant; the --parent-pid poll is the fallback)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _load(args: argparse.Namespace) -> WorldSpec:
     from .sdf import load_world
 
@@ -271,8 +262,6 @@ def _main(argv: list[str] | None) -> int:
     t0 = time.monotonic()
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
-    if args.parent_pid is not None and args.parent_pid == os.getppid():
-        _set_pdeathsig()
     # We never render: without this, importing mujoco loads GLFW and X11 libraries (~0.1-0.5 s).
     os.environ.setdefault("MUJOCO_GL", "disable")
     builder = _PhysicsBuilder(args.seed)
