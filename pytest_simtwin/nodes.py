@@ -47,8 +47,9 @@ def fill_fields(msg: Any, fields: Mapping[str, Any], path: str = "") -> Any:
     """Set (nested) fields of a ROS message from a dict; unknown field names are a ConfigError."""
     for key, value in fields.items():
         if not hasattr(msg, key):
-            slots = ", ".join(s.lstrip("_") for s in getattr(msg, "__slots__", []))
-            raise ConfigError(f"{type(msg).__name__} has no field {path}{key!r}; its fields: {slots}")
+            fields_of = getattr(msg, "get_fields_and_field_types", None)
+            names = ", ".join(fields_of()) if fields_of is not None else "?"
+            raise ConfigError(f"{type(msg).__name__} has no field '{path}{key}'; its fields: {names}")
         if isinstance(value, Mapping):
             fill_fields(getattr(msg, key), value, f"{path}{key}.")
         else:

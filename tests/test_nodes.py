@@ -163,6 +163,15 @@ def test_wait_for_message_names_what_did_not_match(launcher: NodeLauncher, ros: 
         helper.wait_for_message("/nobody_publishes", "std_msgs/msg/String", 0.3)
 
 
+def test_fill_fields_nested() -> None:
+    from geometry_msgs.msg import Twist
+
+    msg = nodes.fill_fields(Twist(), {"linear": {"x": 0.5}, "angular": {"z": -1.0}})
+    assert (msg.linear.x, msg.angular.z) == (0.5, -1.0)
+    with pytest.raises(ConfigError, match=r"Vector3 has no field 'linear\.w'"):
+        nodes.fill_fields(Twist(), {"linear": {"w": 1.0}})
+
+
 def test_publish_rejects_unknown_fields(ros: RosSession) -> None:
     with pytest.raises(ConfigError, match="String has no field 'text'; its fields: data"):
         RosNodeHelper(ros).publish("/x", "std_msgs/msg/String", {"text": "hi"}, wait_for_subscribers=0)

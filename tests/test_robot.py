@@ -22,6 +22,7 @@ from pytest_simtwin.errors import ConfigError, WaitTimeout
 from pytest_simtwin.nodes import NodeLauncher
 from pytest_simtwin.results import TestRecord
 from pytest_simtwin.robot import Robot, min_range_of, yaw_from_quaternion
+from pytest_simtwin.robot_msgs import make_twist, trajectory_arrays
 
 # -- pure -------------------------------------------------------------------------------------------
 
@@ -86,6 +87,43 @@ def test_min_range_ignores_invalid_readings_rep117() -> None:
     ranges[5] = 2.5
     assert min_range_of(make_scan(ranges), (-10, 10)) == pytest.approx(2.5)
     assert min_range_of(make_scan([]), (-10, 10)) == math.inf
+
+
+def test_make_twist_plain_and_stamped() -> None:
+    from builtin_interfaces.msg import Time
+
+    plain = make_twist("twist", 0.5, -0.2)
+    assert (plain.linear.x, plain.angular.z) == (0.5, -0.2)
+    stamped = make_twist("twist_stamped", 0.3, 0.1, Time(sec=4, nanosec=500), "base_footprint")
+    assert (stamped.twist.linear.x, stamped.twist.angular.z) == (0.3, 0.1)
+    assert (stamped.header.stamp.sec, stamped.header.stamp.nanosec, stamped.header.frame_id) == (
+        4,
+        500,
+        "base_footprint",
+    )
+    with pytest.raises(ConfigError, match="'twist' or 'twist_stamped'"):
+        make_twist("ackermann", 0.0, 0.0)
+
+
+def odom_msg(t: float, x: float, vx: float = 0.0) -> Any:
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), round((t - int(t)) * 1e9)
+    msg.pose.pose.position.x = x
+    msg.pose.pose.orientation.w = 1.0
+    msg.twist.twist.linear.x = vx
+    return msg
+
+
+def test_trajectory_arrays_align_truth_and_drop_repeats() -> None:
+    odom = [odom_msg(0.0, 0.0), odom_msg(0.1, 0.05, 0.5), odom_msg(0.1, 0.05, 0.5), odom_msg(0.2, 0.1, 0.5)]
+    truth = [odom_msg(0.2, 0.11), odom_msg(0.0, 0.0)]  # out of order
+    traj = trajectory_arrays(odom, truth, [(0.0, 0.5, 0.0), (0.2, 0.0, 0.0)])
+    assert list(traj["t"]) == pytest.approx([0.0, 0.1, 0.2])  # the re-sent repeat is gone
+    assert list(traj["gt_x"]) == pytest.approx([0.0, 0.055, 0.11])  # interpolated at the odometry stamps
+    assert list(traj["cmd_vx"]) == [0.5, 0.0] and list(traj["yaw"]) == [0.0, 0.0, 0.0]
+    assert len(trajectory_arrays(odom, [], [])["gt_x"]) == 0
 
 
 # -- against the simulator --------------------------------------------------------------------------
@@ -256,9 +294,15 @@ def test_twist_stamped_mode(tmp_path: Path) -> None:
 
     # A fresh session: one rclpy context cannot hold Twist and TwistStamped on /cmd_vel.
     with SimSession(settings(tmp_path, cmd_vel_type="twist_stamped"), WORKER) as s:
+        from geometry_msgs.msg import TwistStamped
+
         robot = make_robot(s)
         assert robot.cmd_vel_type == "twist_stamped"
+        sent = s._require_ros().subscribe(robot.cmd_vel_topic, TwistStamped)
         robot.send_velocity(0.4, 0.0, 1.0)
+        first = sent.messages()[0]
+        assert first.twist.linear.x == 0.4 and first.header.frame_id == robot.frame_id != ""
+        assert first.header.stamp.sec + first.header.stamp.nanosec > 0  # stamped with sim time
         assert robot.distance_travelled == pytest.approx(0.4, abs=0.06)
         assert_robot_stopped(robot)
 
