@@ -200,7 +200,8 @@ def prepare_context(
         ca.write_text("")
     wheels = directory / "wheels"
     wheels.mkdir()
-    target = source or str(source_root() or f"pytest-simtwin=={package_version()}")
+    # The xacro extra: robot descriptions in .urdf.xacro are expanded by the simulator itself.
+    target = source or (f"{root}[xacro]" if (root := source_root()) else f"pytest-simtwin[xacro]=={package_version()}")
     log(f"pip wheel {target} -> build context (dependencies come from the host's pip configuration)")
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), target],
