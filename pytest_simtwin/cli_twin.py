@@ -178,7 +178,9 @@ def _twin_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
-def run_replay(real: Any, args: argparse.Namespace, progress: Callable[[float], None] | None = None) -> Any:
+def run_replay(
+    real: Any, args: argparse.Namespace, progress: Callable[[float], None] | None = None, joints: bool = False
+) -> Any:
     """Open a SimSession like a pytest worker would, replay ``real``'s commands, close everything."""
     from .backends.base import SimConfig
     from .config import Settings
@@ -202,7 +204,7 @@ def run_replay(real: Any, args: argparse.Namespace, progress: Callable[[float], 
         artifacts=Path(args.out if hasattr(args, "out") and args.out else "twin-validation") / "sim",
     )
     with SimSession(settings) as session:
-        return replay(real, session, sim_cfg, progress=progress, pose=args.sim_pose)
+        return replay(real, session, sim_cfg, progress=progress, pose=args.sim_pose, joints=joints)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -218,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     real = _load(args.real, args, "real")
     if args.replay:
-        sim = run_replay(real, args, _progress(args, "replay"))
+        sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
         if args.save_sim:
             sim.save_json(args.save_sim)
     else:
@@ -274,7 +276,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.scenario is not None:
         plan = scenario_trajectory(args.scenario, seed=args.seed)
         args.out = args.output.parent
-        sim = run_replay(plan, args, _progress(args, "scenario"))
+        sim = run_replay(plan, args, _progress(args, "scenario"), joints=True)
         sim.source = f"simtwin-sim scenario {args.scenario:g} s (seed {args.seed})"
         if args.scenario_output:
             sim.save_json(args.scenario_output)

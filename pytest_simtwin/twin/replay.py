@@ -67,7 +67,9 @@ def _await_stamp(buf: Any, sim_t: float, timeout: float = 1.0) -> None:
         return latest is not None and _stamp(latest) >= sim_t
 
     with contextlib.suppress(Exception):
-        wait_until(arrived, timeout, what=f"a pose stamped at sim time {sim_t:.3f} s", max_interval=0.002)
+        wait_until(
+            arrived, timeout, what=f"a pose stamped at sim time {sim_t:.3f} s", interval=0.0005, max_interval=0.002
+        )
 
 
 def replay(
@@ -78,13 +80,15 @@ def replay(
     progress: Callable[[float], None] | None = None,
     source: str = "simulator replay",
     pose: str = "ground_truth",
+    joints: bool = False,
 ) -> Trajectory:
     """Drive the session's simulator with ``real``'s commands; returns the simulated run.
 
     ``pose``: ``ground_truth`` (the simulator's true base motion, body-frame speeds; what an
     external tracker would see on the real robot) or ``odom`` (the simulated wheel odometry,
-    which, like the real one, cannot see a wrong wheel radius). Timestamps are sim time shifted
-    so the plan starts where the real run does.
+    which, like the real one, cannot see a wrong wheel radius). ``joints`` also records
+    /joint_states (off by default: every message costs a Python callback and scoring ignores
+    them). Timestamps are sim time shifted so the plan starts where the real run does.
     """
     if pose not in ("ground_truth", "odom"):
         raise ValueError(f"replay pose must be 'ground_truth' or 'odom', found {pose!r}")
@@ -107,7 +111,7 @@ def replay(
     cmd_type = str(topics.get("cmd_vel_type") or (session.config.cmd_vel_type if session.config else "twist"))
     pose_topic = str(topics.get(pose) or ("/odom" if pose == "odom" else "/simtwin/ground_truth"))
     odom_buf = ros.subscribe(pose_topic, Odometry)
-    joint_buf = ros.subscribe(str(topics.get("joint_states") or "/joint_states"), JointState)
+    joint_buf = ros.subscribe(str(topics.get("joint_states") or "/joint_states"), JointState) if joints else None
     msg_cls = twist_type(cmd_type)
     pub = ros.publisher(cmd_topic, msg_cls)
 
@@ -124,7 +128,8 @@ def replay(
     count = int(state["cmd_count"])
     wall0 = time.monotonic()
     odom_buf.clear()
-    joint_buf.clear()
+    if joint_buf is not None:
+        joint_buf.clear()
     total = sum(d for d, _, _ in plan)
     done = 0.0
     t_cmd: list[float] = []
@@ -209,9 +214,9 @@ def replay(
         speeds = [v.x * math.cos(th) + v.y * math.sin(th) for v, th in zip(lin, theta, strict=True)]
     else:
         speeds = [v.x for v in lin]
-    joints = [m for m in joint_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
-    names = list(joints[0].name) if joints else []
-    joints = [j for j in joints if list(j.name) == names and len(j.velocity) == len(names)]
+    js = [m for m in joint_buf.messages() if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6] if joint_buf else []
+    names = list(js[0].name) if js else []
+    js = [j for j in js if list(j.name) == names and len(j.velocity) == len(names)]
     traj = Trajectory(
         source=source,
         t=as_array(t),
@@ -223,10 +228,10 @@ def replay(
         cmd_t=as_array(np.array(t_cmd) + shift),
         cmd_vx=as_array([a[0] for a in applied]),
         cmd_vtheta=as_array([a[1] for a in applied]),
-        joint_t=as_array(np.array([_stamp(j) for j in joints]) + shift),
+        joint_t=as_array(np.array([_stamp(j) for j in js]) + shift),
         joint_names=names,
-        joint_position=matrix([list(j.position) for j in joints]),
-        joint_velocity=matrix([list(j.velocity) for j in joints]),
+        joint_position=matrix([list(j.position) for j in js]),
+        joint_velocity=matrix([list(j.velocity) for j in js]),
         meta={
             "replay_wall_s": time.monotonic() - wall0,
             "sim_duration_s": sim_t - sim_start,
