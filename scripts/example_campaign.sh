@@ -15,9 +15,9 @@ for k in $(seq 1 "$RUNS"); do
   dir="$OUT/run-$k"
   mkdir -p "$dir"
   t0=$(date +%s)
-  if python -m pytest -n 8 -p no:cacheprovider -q --html "$dir/report.html" --self-contained-html \
-      --simtwin-metrics-json "$dir/metrics.json" --simtwin-artifacts "$dir/artifacts" \
-      --junitxml "$dir/junit.xml" "$@" >"$dir/pytest.log" 2>&1; then
+  if python -m pytest -n 8 -p no:cacheprovider -q -rfE --html="$dir/report.html" --self-contained-html \
+      --simtwin-metrics-json="$dir/metrics.json" --simtwin-artifacts="$dir/artifacts" \
+      --junitxml="$dir/junit.xml" "$@" >"$dir/pytest.log" 2>&1; then
     echo "run $k/$RUNS: green in $(( $(date +%s) - t0 )) s: $(tail -n 1 "$dir/pytest.log")"
   else
     echo "run $k/$RUNS: RED in $(( $(date +%s) - t0 )) s (log: example_project/$dir/pytest.log)"

@@ -62,7 +62,7 @@ def test_indexed_job_shape() -> None:
     assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy
     script = container["args"][0]
     assert "K=$((JOB_COMPLETION_INDEX + 1))" in script  # 1-based shards, documented in the file
-    assert '--simtwin-shard "$K/$SIMTWIN_SHARDS"' in script
+    assert '--simtwin-shard="$K/$SIMTWIN_SHARDS"' in script
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
     (pvc,) = [d for d in _docs("test-shards-job.yaml") if d["kind"] == "PersistentVolumeClaim"]
