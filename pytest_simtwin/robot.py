@@ -211,6 +211,24 @@ class Robot(RobotObserver):
             wait_until(relayed, RELAY_WAIT, what="a relayed command", max_interval=0.01)
         return last
 
+    def _play_until(self, end: float) -> None:
+        """Let the playing simulator reach sim time ``end`` exactly: play to just before it (/clock),
+        pause, then step the rest in short chunks (commands relayed meanwhile apply at each chunk).
+        Pausing takes a service round trip, which on a loaded host is long in sim time."""
+        assert self.control is not None
+        margin = min(max(0.1 * self.real_time_factor(), 0.02), 0.25)  # ~100 ms of wall time
+        self._wait(
+            lambda: (self._clock_time() or -math.inf) >= end - margin,
+            self._wall_budget(end - (self._clock_time() or end)),
+            f"/clock to reach {end - margin:.3f} s",
+            describe=self._describe_clock,
+            max_interval=0.005,
+        )
+        st = self.control.pause()
+        dt = float(st.get("step_size") or 0.001)
+        while end - float(st["sim_time"]) > dt / 2:
+            st = self.control.step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
+
     def _drive_streamed(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
         """Stream the command to ``topic`` (e.g. a node under test) while the simulator runs ``duration``.
 
@@ -249,14 +267,7 @@ class Robot(RobotObserver):
                 start = self._clock_time()
             self._cmd_log.append((start if start is not None else math.nan, vx, wz))
             if duration > 0 and gated and start is not None:
-                end = start + duration
-                self._wait(
-                    lambda: (self._clock_time() or -math.inf) >= end,
-                    self._wall_budget(duration),
-                    f"/clock to reach {end:.3f} s",
-                    describe=self._describe_clock,
-                    max_interval=0.005,
-                )
+                self._play_until(start + duration)
             elif duration > 0:
                 with contextlib.suppress(WaitTimeout):
                     self.wait_for_condition(lambda: False, duration, what=f"{duration:g} s of sim time")
