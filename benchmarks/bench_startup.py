@@ -1,0 +1,160 @@
+"""Time until a test can start: the plugin's embedded and docker backends against the hand-made flow.
+
+* embedded / docker: what a fresh pytest worker does before its first test body runs (lease a
+  domain, private ROS context, start the simulator, first /odom received, control answered:
+  ``SimSession.ensure``), median over N starts;
+* hand-made: start ``simtwin-sim`` in the background, ``sleep 10`` (what tutorials and CI scripts
+  do), then the test starts. The script checks /odom really arrived and also reports when it did.
+
+Prints ``hand-made / embedded`` and ``hand-made / docker`` (how many times sooner a test can start).
+Docker is skipped with the reason when the daemon or the image is missing.
+
+    .venv/bin/python benchmarks/bench_startup.py [--quick] [--starts 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PYTHON, Ratio, arg_parser, emit, fmt_stats, progress, settings, stats
+
+HAND_SLEEP = 10.0  # the fixed sleep of the hand-made flow
+TARGET_VS_HAND = 5.0  # a test starts at least 5x sooner than after `sleep 10`
+
+
+def plugin_starts(backend: str, starts: int, tmp: Path, image: str | None) -> list[float]:
+    """Seconds from nothing to "a test can start" (SimSession opened + simulator ready), per start."""
+    from pytest_simtwin.backends.base import SimConfig
+    from pytest_simtwin.session import SimSession, WorkerInfo
+
+    cfg = SimConfig(rtf=1.0, start_timeout=60.0, image=image)
+    times: list[float] = []
+    for i in range(starts):
+        t0 = time.monotonic()
+        with SimSession(settings(backend, cfg, tmp / backend), WorkerInfo("bench", 5, 8)) as session:
+            session.ensure(cfg)
+            times.append(time.monotonic() - t0)
+        progress(f"{backend} start {i + 1}/{starts}: {times[-1]:.3f} s")
+    return times
+
+
+def docker_unavailable(image: str | None) -> str | None:
+    """Why the docker backend cannot run here (None: it can)."""
+    try:
+        from pytest_simtwin.backends.docker import connect
+        from pytest_simtwin.images import default_sim_image
+
+        client = connect()
+        name = image or default_sim_image()
+        client.images.get(name)
+    except ImportError as exc:
+        return f"docker SDK not installed ({exc})"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+def hand_made_starts(starts: int, tmp: Path) -> tuple[list[float], list[float]]:
+    """(time until the test starts, time of the first /odom) for `simtwin-sim & sleep 10`."""
+    from nav_msgs.msg import Odometry
+
+    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros import RosSession
+    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.waiting import wait_until
+
+    ready, first = [], []
+    ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
+    with acquire_domain(ids, owner="bench_startup", prefer=ids[len(ids) // 3]) as lease:
+        env = ros_environment(lease.domain_id, lease.partition)
+        with RosSession(lease.domain_id, env, name="bench_startup") as ros:
+            odom = ros.subscribe("/odom", Odometry)
+            for i in range(starts):
+                before = odom.count
+                first_at: list[float] = []
+                with (tmp / "hand.log").open("ab") as log:
+                    t0 = time.monotonic()
+                    # What a user types: simtwin-sim & sleep 10 && python -m unittest ...
+                    proc = subprocess.Popen(
+                        [PYTHON, "-m", "pytest_simtwin.sim"], env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+                try:
+                    deadline = t0 + HAND_SLEEP
+                    while time.monotonic() < deadline:  # the user's fixed sleep; we only note the first /odom
+                        if not first_at and odom.count > before:
+                            first_at.append(time.monotonic() - t0)
+                        time.sleep(0.01)
+                    wait_until(lambda before=before: odom.count > before, 30.0, what="/odom after the sleep")  # type: ignore[misc]
+                    ready.append(time.monotonic() - t0)
+                    first.append(first_at[0] if first_at else ready[-1])
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                progress(
+                    f"hand-made start {i + 1}/{starts}: test starts at {ready[-1]:.3f} s, first /odom {first[-1]:.3f} s"
+                )
+    return ready, first
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = arg_parser(__doc__)
+    ap.add_argument("--starts", type=int, help="plugin starts per backend (default 10, quick 3)")
+    ap.add_argument("--hand-starts", type=int, help="hand-made starts (default 3, quick 1)")
+    ap.add_argument("--image", default=None, help="docker image (default pytest-simtwin/sim:<version>)")
+    args = ap.parse_args(argv)
+    starts = args.starts or (3 if args.quick else 10)
+    hand_n = args.hand_starts or (1 if args.quick else 3)
+    results: list[Ratio] = []
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp_name:
+        tmp = Path(tmp_name)
+        progress(f"hand-made flow: simtwin-sim & sleep {HAND_SLEEP:g}, {hand_n} start(s)")
+        hand, hand_first = hand_made_starts(hand_n, tmp)
+        hs = stats(hand)
+        progress(f"embedded backend: {starts} starts")
+        emb = stats(plugin_starts("embedded", starts, tmp, None))
+        numbers = {"hand_made": hs, "hand_first_odom": stats(hand_first), "embedded": emb}
+        results.append(
+            Ratio(
+                "startup_embedded",
+                "start to first test, hand-made (sleep 10) / embedded",
+                hs["median"] / emb["median"],
+                TARGET_VS_HAND,
+                detail=f"hand-made {fmt_stats(hs)}; embedded {fmt_stats(emb)}; the hand-made simulator's "
+                f"first /odom came at {stats(hand_first)['median']:.3f} s",
+                numbers=numbers,
+            )
+        )
+        reason = docker_unavailable(args.image)
+        if reason is None:
+            progress(f"docker backend: {starts} starts")
+            dock = stats(plugin_starts("docker", starts, tmp, args.image))
+            results.append(
+                Ratio(
+                    "startup_docker",
+                    "start to first test, hand-made (sleep 10) / docker",
+                    hs["median"] / dock["median"],
+                    TARGET_VS_HAND,
+                    detail=f"docker {fmt_stats(dock)}; docker/embedded {dock['median'] / emb['median']:.2f}x",
+                    numbers={"docker": dock},
+                )
+            )
+        else:
+            results.append(
+                Ratio("startup_docker", "start to first test, hand-made / docker", None, TARGET_VS_HAND, skipped=reason)
+            )
+    emit(results, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
