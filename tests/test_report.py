@@ -272,13 +272,28 @@ def _pytest_html_data(html_text: str) -> dict:  # type: ignore[type-arg]
     return json.loads(_html.unescape(match.group(1)))  # type: ignore[no-any-return]
 
 
-def test_without_pytest_html_nothing_breaks(pytester: pytest.Pytester) -> None:
+def test_without_pytest_html_nothing_breaks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_suite=textwrap.dedent(SUITE))
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:html", "-n", "2", "--simtwin-metrics-json=m.json"
+    # only the plugins this run needs: pytest-metadata and pytest-html would import the shadowed package
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # as if pytest-html were not installed: its import fails (and its plugin is not loaded)
+    pytester.mkpydir("pytest_html").joinpath("__init__.py").write_text("raise ImportError('not installed')\n")
+    pytester.makepyfile(
+        test_no_html="def test_import():\n    import pytest\n    with pytest.raises(ImportError):\n        import pytest_html\n"
     )
-    result.assert_outcomes(passed=14, failed=1, skipped=1, xfailed=1, errors=2)
-    assert len(json.loads((pytester.path / "m.json").read_text())["tests"]) == len(EXPECTED)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "xdist",
+        "-p",
+        "pytest_simtwin.plugin",
+        "-n",
+        "2",
+        "--simtwin-metrics-json=m.json",
+    )
+    result.assert_outcomes(passed=15, failed=1, skipped=1, xfailed=1, errors=2)
+    assert len(json.loads((pytester.path / "m.json").read_text())["tests"]) == len(EXPECTED) + 1
 
 
 def test_collector_counts_reruns_once() -> None:
