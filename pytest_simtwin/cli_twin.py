@@ -255,7 +255,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     before = validate(real, predict(real, nominal, nominal, source="model (nominal)"), cfg)
     after = validate(real, predict(real, result.fitted, nominal, source="model (calibrated)"), cfg)
     print(
-        f"twin check with the nominal model: {before.verdict.upper()}; with the calibrated model: {after.verdict.upper()}"
+        f"kinematic-model check (no simulator): nominal {before.verdict.upper()}, calibrated {after.verdict.upper()}; "
+        "check the simulator with `simtwin validate REAL --replay --robot <the --sdf-out copy>`"
     )
     write_overrides(result, args.out, source=str(args.real))
     print(f"wrote {args.out}")
