@@ -12,6 +12,16 @@ LIDAR_X = 0.02  # the lidar sits 2 cm ahead of base_footprint (models/diffbot/mo
 SIZE = 0.3  # spawned box edge (m)
 
 
+def scan_after(robot, sim_time):
+    """The first LaserScan stamped after ``sim_time``: one already in flight when the box appeared
+    would arrive "new" but show the room without it."""
+    for _ in range(5):
+        scan = robot.wait_for_scan()
+        if scan.header.stamp.sec + scan.header.stamp.nanosec * 1e-9 > sim_time:
+            return scan
+    raise AssertionError(f"no LaserScan stamped after sim time {sim_time:.3f} s in 5 scans")
+
+
 @pytest.mark.parametrize(
     ("x", "y", "bearing_deg"),
     [(1.5, 0.0, 0.0), (0.0, 1.2, 90.0), (-1.0, 0.0, 180.0), (1.0, -1.0, -45.0)],
@@ -19,7 +29,7 @@ SIZE = 0.3  # spawned box edge (m)
 )
 def test_spawned_box_is_seen_at_its_distance(robot, sim, record_metric, x, y, bearing_deg):
     sim.spawn_obstacle("probe", "box", (SIZE, SIZE, 0.5), x=x, y=y, yaw=math.radians(bearing_deg))
-    scan = robot.wait_for_scan()  # a scan taken after the spawn
+    scan = scan_after(robot, sim.sim_time)
     # the box is turned to face the robot, so the nearest point is its face centre
     centre = math.hypot(x - LIDAR_X, y)
     expected = centre - SIZE / 2

@@ -15,7 +15,7 @@ def test_simulation_matches_the_recorded_robot(twin_validation):
     # Drives this test's simulator with the recorded /cmd_vel, then scores it with the metrics and
     # tolerances of [tool.simtwin.twin] in pyproject.toml; they land in the report and metrics JSON.
     result = twin_validation.assert_matches(real)
-    assert {m.name for m in result.metrics} >= {"position_error", "velocity_tracking"}
+    assert {m.name for m in result.records} >= {"position_error", "velocity_tracking"}
 
 
 def test_a_ten_percent_distance_error_is_caught(twin_validation):
