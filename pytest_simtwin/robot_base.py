@@ -236,6 +236,16 @@ class RobotObserver:
         self._origin_t = time.monotonic()
         self._origin_pose = pose_of(self._odom.latest()) if self._odom.latest() is not None else None
 
+    def poses_since(self, t: float, *, ground_truth: bool = False) -> list[Pose2D]:
+        """Every odometry (or ground-truth topic) pose received since monotonic time ``t``.
+
+        Waits that poll only the latest pose can miss a robot passing through; this cannot.
+        """
+        buf = self._gt if ground_truth else self._odom
+        if buf is None:
+            return [self.ground_truth]
+        return [pose_of(r.msg) for r in buf.since(t)]
+
     def _path(self) -> list[Pose2D]:
         poses = [pose_of(r.msg) for r in self._odom.since(self._origin_t)]
         if self._origin_pose is not None:

@@ -58,8 +58,16 @@ class TopicBuffer:
             return self._items[-1].msg if self._items else None
 
     def since(self, t: float) -> list[Received]:
+        # Items are appended in arrival order: walk back from the newest, so polling waits over a
+        # long session's full buffer stay cheap.
         with self._lock:
-            return [r for r in self._items if r.t >= t]
+            out: list[Received] = []
+            for r in reversed(self._items):
+                if r.t < t:
+                    break
+                out.append(r)
+        out.reverse()
+        return out
 
     def messages(self) -> list[Any]:
         with self._lock:
