@@ -359,6 +359,9 @@ class DockerBackend(Backend):
             return
         with contextlib.suppress(Exception):
             client = connect()
+            if self.started_at is None:
+                # Created but never started: nothing to stop, and auto-remove only applies once started.
+                client.api.remove_container(cid, force=True)
             if not self._exited.is_set():
                 with contextlib.suppress(Exception):
                     client.api.stop(cid, timeout=int(STOP_GRACE))
