@@ -355,6 +355,16 @@ def test_assert_reaches_while_the_robot_drives_on(robot: Robot) -> None:
         assert_reaches(robot, 9.0, 9.0, tolerance=0.1, timeout=0.3)
 
 
+def test_assert_reaches_sees_a_fast_robot_pass_through(session: Any) -> None:
+    robot = make_robot(session, session.settings.sim.with_(rtf=0.0))  # as fast as the simulator can
+    x0, y0 = robot.pose.x, robot.pose.y
+    robot.send_velocity(0.5, 0.0, 0.1, stop=False)
+    # Odometry every ~1.7 cm at 0.5 m/s: one sample lies within 2 cm of the point it drives through,
+    # though it is there only for ~1 ms of wall time.
+    assert_reaches(robot, x0 + 1.0, y0, tolerance=0.02, timeout=5.0)
+    robot.stop()
+
+
 def test_waits_fail_with_domain_and_simulator_log(session: Any) -> None:
     robot = Robot(
         session._require_ros(),
