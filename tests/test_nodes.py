@@ -231,3 +231,48 @@ def test_hanging_node_is_killed_at_teardown(
     assert not process_alive(node.pid)
     assert node.returncode == -9  # ignored SIGINT and SIGTERM: SIGKILL
     assert all(c["pid"] != node.pid for c in lease.children)
+
+
+VICTIM = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from pytest_simtwin import rosenv
+    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.nodes import NodeLauncher
+
+    ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
+    lease = acquire_domain(ids, owner="killed worker", prefer=ids[len(ids) // 2 + 11])
+    env = rosenv.ros_environment(lease.domain_id, lease.partition)
+    launch = NodeLauncher(None, env, lease=lease, workdir=Path(sys.argv[1]))  # no ready topic: no ROS here
+    node = launch([sys.executable, "-c", "import time; time.sleep(120)"], name="sleeper")
+    print(json.dumps({"node": node.pid, "lease": str(lease.path)}), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_node_of_a_killed_worker_dies_with_it(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+
+    victim = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, str(tmp_path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert victim.stdout is not None
+        info = json.loads(victim.stdout.readline())
+        record = json.loads(Path(info["lease"]).read_text())
+        assert [c["kind"] for c in record["children"]] == ["node"]  # recorded for stale-lease reaping
+        assert process_alive(info["node"])
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while process_alive(info["node"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(info["node"])  # PR_SET_PDEATHSIG: it died with the worker
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
