@@ -168,6 +168,13 @@ def test_c_default_again(sim):
 @pytest.mark.simtwin(world="{world}")
 def test_d_world(sim):
     assert sim.state()["world"]
+
+@pytest.mark.simtwin(lockstep=True)
+def test_e_lockstep(sim, robot):
+    state = sim.state()
+    assert state["lockstep"] and state["state"] == "paused"
+    robot.send_velocity(0.5, 0.0, 1.0)
+    assert 0.4 < robot.pose.x < 0.6
 """
 
 
@@ -177,9 +184,9 @@ def test_marker_restarts_the_simulator_with_the_new_config(pytester: pytest.Pyte
     world = resources.files("pytest_simtwin") / "sim" / "defaults" / "arena.sdf"
     pytester.makepyfile(test_marked=MARKED.replace("{world}", str(world)))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=180)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     logs = sorted((pytester.path / "simtwin-artifacts" / "master").glob("embedded-sim-*.log"))
-    assert len(logs) == 4, logs  # default, seed 7, default again, other world
+    assert len(logs) == 5, logs  # default, seed 7, default again, other world, lockstep
 
 
 def test_bad_marker_under_xdist_names_the_test(pytester: pytest.Pytester) -> None:
@@ -208,3 +215,40 @@ def test_metrics_and_records_reach_the_reports(pytester: pytest.Pytester) -> Non
     result.assert_outcomes(passed=1)
     text = json.dumps(json.loads(out.read_text()))
     assert "lap_time" in text and '"embedded"' in text
+
+
+NODE = """
+import rclpy
+from nav_msgs.msg import Odometry
+from std_msgs.msg import String
+
+rclpy.init()
+node = rclpy.create_node("odom_echo")
+pub = node.create_publisher(String, "/odom_echo", 10)
+node.create_subscription(Odometry, "/odom", lambda m: pub.publish(String(data=f"{m.pose.pose.position.x:.4f}")), 10)
+try:
+    rclpy.spin(node)
+except BaseException:
+    pass
+"""
+
+NODE_TEST = """
+import sys
+
+def test_node_under_test_sees_the_simulator(sim, robot, launch_node, ros_node):
+    node = launch_node(sys.executable, args=["odom_echo.py"], ready_topic="/odom_echo", ready_type="std_msgs/msg/String")
+    robot.send_velocity(0.4, 0.0, 1.0)
+    x = robot.pose.x
+    msg = ros_node.wait_for_message("/odom_echo", "std_msgs/msg/String", timeout=10,
+                                    predicate=lambda m: abs(float(m.data) - x) < 0.005)
+    assert node.alive and abs(float(msg.data) - x) < 0.005 and x > 0.3
+"""
+
+
+def test_launch_node_and_ros_node_share_the_simulation_domain(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".py", odom_echo=NODE)
+    pytester.makepyfile(test_node=NODE_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=180)
+    result.assert_outcomes(passed=1)
+    logs = list((pytester.path / "simtwin-artifacts" / "master").rglob("node-*.log"))
+    assert logs, "the node's log is kept in the test's artifacts directory"
