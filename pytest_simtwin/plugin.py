@@ -40,6 +40,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         # Controller or plain run: clean what killed sessions left (dead holders only).
         reap_leftovers()
+        if config.stash[SETTINGS_KEY].backend == "attach" and config.getoption("numprocesses", None):
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    "--simtwin-backend attach: every xdist worker talks to the same simulator, so parallel "
+                    "tests are not isolated from each other; run without -n or use the embedded backend"
+                ),
+                stacklevel=2,
+            )
     else:
         from .backends._process import exit_with_parent
 

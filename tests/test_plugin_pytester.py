@@ -252,3 +252,32 @@ def test_launch_node_and_ros_node_share_the_simulation_domain(pytester: pytest.P
     result.assert_outcomes(passed=1)
     logs = list((pytester.path / "simtwin-artifacts" / "master").rglob("node-*.log"))
     assert logs, "the node's log is kept in the test's artifacts directory"
+
+
+def test_attach_backend_uses_a_running_simulator_and_leaves_it_running(pytester: pytest.Pytester) -> None:
+    import sys
+
+    from pytest_simtwin import domains, rosenv
+    from pytest_simtwin.backends._process import ManagedProcess
+
+    ids = domains.parse_domain_range(domains.DEFAULT_DOMAIN_RANGE)
+    with domains.acquire_domain(ids, owner="attach test", prefer=ids[-1]) as lease:
+        env = rosenv.ros_environment(lease.domain_id, lease.partition)
+        with ManagedProcess(
+            [sys.executable, "-m", "pytest_simtwin.sim"], env=env, log_path=pytester.path / "ext.log", lease=lease
+        ) as external:
+            pytester.makepyfile(
+                test_attach=f"def test_drive(sim, robot):\n"
+                f"    assert sim.domain_id == {lease.domain_id}\n"
+                f"    robot.send_velocity(0.5, 0.0, 1.0)\n"
+                f"    assert 0.4 < robot.displacement < 0.6\n"
+            )
+            result = pytester.runpytest_subprocess(
+                "-p",
+                "no:cacheprovider",
+                "--simtwin-backend=attach",
+                f"--simtwin-attach-domain={lease.domain_id}",
+                timeout=120,
+            )
+            result.assert_outcomes(passed=1)
+            assert external.is_alive(), "attach must never stop the simulator it attached to"
