@@ -11,6 +11,7 @@ ratio; the target is a docker median under 1.5 s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                     ready[name].append(t1 - t0)
                     stop[name].append(t2 - t_stop)
                     print(f"trial {trial + 1:2d} {name:8s} ready {t1 - t0:.3f} s  stop {t2 - t_stop:.3f} s", flush=True)
-    print("\nstart() -> first /odom in the test process")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nstart() -> first /odom in the test process (load average {load} on {os.cpu_count()} CPUs)")
     for name in names:
         print(f"  {name:8s} {_stats(ready[name])}; stop {statistics.median(stop[name]):.3f} s")
     if "docker" in ready and "embedded" in ready:
