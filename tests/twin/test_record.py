@@ -82,7 +82,8 @@ def test_record_cli_until_ctrl_c_with_json_export(sim: Any, tmp_path: Path) -> N
     assert np.ptp(traj.x) + np.ptp(traj.y) > 0.05  # the robot moved while recorded
     doc = json.loads(js.read_text())
     assert doc["format"] == "simtwin-trajectory/1" and len(doc["samples"]) == len(traj)
-    assert doc["samples"][0]["joint_states"]["name"]
+    with_joints = [smp for smp in doc["samples"] if "joint_states" in smp]
+    assert len(with_joints) >= 0.8 * len(doc["samples"]) and with_joints[0]["joint_states"]["name"]
 
 
 def test_record_in_process_for_a_duration_and_errors(sim: Any, tmp_path: Path) -> None:
