@@ -291,10 +291,10 @@ class Robot(RobotObserver):
             halt.set()
             if thread.is_alive():
                 thread.join(timeout=2.0)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # back to the state we found, also after an error
                 if gated and playing:
                     control.play()  # type: ignore[union-attr]
-                elif played:
+                elif played or gated:
                     control.pause()  # type: ignore[union-attr]
 
     def _odom_at_rest(self) -> bool:
