@@ -281,3 +281,48 @@ def test_attach_backend_uses_a_running_simulator_and_leaves_it_running(pytester:
             )
             result.assert_outcomes(passed=1)
             assert external.is_alive(), "attach must never stop the simulator it attached to"
+
+
+PROCESS_TEST = """
+import os
+
+def test_drive(sim, robot):
+    with open("partition.txt", "w") as fh:
+        fh.write(sim.partition)
+    robot.send_velocity(0.5, 0.0, 1.0)
+    assert 0.4 < robot.displacement < 0.6
+"""
+
+
+def test_process_backend_runs_a_shell_pipeline_and_stops_all_of_it(pytester: pytest.Pytester) -> None:
+    import sys
+
+    from pytest_simtwin.backends._process import partition_members
+
+    pytester.makepyfile(test_proc=PROCESS_TEST)
+    command = f"{sys.executable} -m pytest_simtwin.sim --seed {{seed}} --rtf {{rtf}} 2>&1 | cat"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--simtwin-backend=process", f"--simtwin-command={command}", timeout=120
+    )
+    result.assert_outcomes(passed=1)
+    partition = (pytester.path / "partition.txt").read_text()
+    assert not partition_members(partition), "the pipeline's processes (python and cat) are all gone"
+
+
+def test_process_backend_that_never_publishes_errors_within_the_timeout(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_quiet="def test_a(sim):\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--simtwin-backend=process",
+        "--simtwin-command=sleep 600",
+        "--simtwin-timeout=3",
+        "--durations=0",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    assert "SimulatorStartError: timed out after 3.00 s waiting for the first nav_msgs/msg/Odometry on /odom" in out
+    assert "$ sleep 600" in out  # the simulator's log tail
+    setup = re.search(r"([\d.]+)s setup +test_quiet.py::test_a", out)
+    assert setup is not None and float(setup.group(1)) < 8.0, out
