@@ -78,6 +78,8 @@ class Runner:
         self.stop_reason: str | None = None
         self._wake = threading.Event()
         node.set_waker(self._wake.set)
+        # Services exist before the runner does: requests that came in meanwhile woke nobody.
+        self._wake.set()
         dt = float(physics.step_size)
         dd = world.robot.diff_drive
         self._odom_every = _every(dd.odom_publish_frequency if dd else 50.0, dt)
@@ -144,7 +146,7 @@ class Runner:
                     log.info(
                         "sim time %.3f s, rtf %.2f, %d command(s)", self.physics.time, self._rtf(), self.node.cmd_count
                     )
-            if self._wake.is_set():
+            if self._wake.is_set() or (self.paused and not self.node.requests.empty()):
                 self._wake.clear()  # before draining: a request arriving meanwhile sets it again
                 self._drain_requests()
                 if self.stop_reason is not None:
@@ -322,6 +324,7 @@ class Runner:
             self._handle(req)
 
     def _handle(self, req: Request) -> None:
+        log.debug("control request %s %s", req.name, req.payload)
         handler = getattr(self, f"_srv_{req.name}", None)
         try:
             if handler is None:

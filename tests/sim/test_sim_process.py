@@ -351,3 +351,11 @@ def test_clock_joint_states_and_refusals(sim: SimProcess) -> None:
     assert sim.control.reset("all")["sim_time"] == 0.0
     assert "crate" not in sim.control.entities()
     assert truth(sim)["pose"]["x"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["--paused", "--rtf=0"])
+def test_control_call_before_the_first_odometry_is_answered(sim_factory: Any, mode: str) -> None:
+    # The services exist before the loop runs: a request that arrives in between must still be served.
+    sim: SimProcess = sim_factory(mode, wait_topic=None)
+    st = sim.control.state()
+    assert st["world"] == "simtwin_arena" and st["state"] == ("paused" if mode == "--paused" else "playing")
