@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian/Ubuntu machine with Python 3.11: a venv in .venv with
 # pytest-simtwin (editable) and its ROS 2 Python packages from PyPI. Sourced by the other scripts.
+# SIMTWIN_EXTRAS picks the extras (default: dev = everything the tests and the example need).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -16,10 +17,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
+# Reinstall when pyproject.toml changed or other extras are asked for; the stamp names the extras.
 stamp="$VENV/.simtwin-installed"
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]" 2>&1 | grep -v '^WARNING: Location' || true
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$(cat "$stamp")" != "$EXTRAS" ]; then
+  echo "bootstrap: installing pytest-simtwin[$EXTRAS] into $VENV (first run: a few minutes)" >&2
+  log="$VENV/.simtwin-install.log"
+  if ! "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]" >"$log" 2>&1; then
+    echo "bootstrap: pip install failed; the last lines of $log:" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
   "$VENV/bin/python" -c 'import rclpy, mujoco, pytest_simtwin' # fail here, not in the tests
-  touch "$stamp"
+  printf '%s' "$EXTRAS" >"$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
