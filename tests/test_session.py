@@ -20,6 +20,7 @@ from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.config import Settings
 from pytest_simtwin.errors import BackendError, ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError
 from pytest_simtwin.session import Sim, SimSession, WorkerInfo
+from pytest_simtwin.waiting import wait_until
 
 
 def make_settings(tmp_path: Path, backend: str = "embedded", **sim: Any) -> Settings:
@@ -157,8 +158,7 @@ def test_killed_simulator_is_reported_and_replaced(embedded: SimSession) -> None
     embedded.ensure(cfg)
     pid = embedded.backend._proc.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)  # let the kernel reap it; the check below does not depend on the exact time
-    assert embedded.death_reason() is not None
+    wait_until(embedded.death_reason, 5.0, what="the killed simulator to be seen as dead")
     with pytest.raises(SimulatorDiedError) as info:
         embedded.check_health()
     assert "exited with code -9" in str(info.value) and "log" in str(info.value)
