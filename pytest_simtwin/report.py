@@ -422,7 +422,13 @@ class ReportingPlugin:
         improved = [r for r in recs if any(v.get("verdict") == "improvement" for v in r.baseline)]
         broken = [r for r in recs if r.baseline_verdict == "error"]
         bundles = [r for r in recs if "bundle" in r.artifacts]
-        if not (regressed or improved or broken or bundles or self.metrics_json or self.update):
+        changed = [
+            (r.nodeid, v["name"], v["verdict"])
+            for r in recs
+            for v in r.baseline
+            if v.get("verdict") in ("new", "missing")
+        ]
+        if not (regressed or improved or broken or bundles or changed or self.metrics_json or self.update):
             return
         tr.section("simtwin")
         for title, group, kinds in (
@@ -439,6 +445,9 @@ class ReportingPlugin:
         new = sum(1 for r in recs if r.baseline_verdict == "new")
         if new and not self.update:
             tr.write_line(f"{new} test(s) with metrics have no baseline yet (--simtwin-update-baseline creates them)")
+        for nodeid, name, verdict in changed:
+            what = "not in the baseline" if verdict == "new" else "in the baseline but not recorded"
+            tr.write_line(f"  {nodeid}: metric {name} {what}")
         if self.update:
             states: dict[str, int] = {}
             for r in recs:
