@@ -365,6 +365,21 @@ def test_assert_reaches_sees_a_fast_robot_pass_through(session: Any) -> None:
     robot.stop()
 
 
+def test_without_control_commands_are_timed_by_the_clock(session: Any) -> None:
+    # As when attached to a foreign simulator: topics only, no /simtwin services.
+    make_robot(session)
+    robot = Robot(session._require_ros(), None, session.topics())
+    t0 = robot.sim_time()
+    assert t0 is not None
+    robot.send_velocity(0.4, 0.0, 1.0)
+    assert robot.sim_time() - t0 >= 1.0  # type: ignore[operator]
+    traj = robot.trajectory
+    moving = traj["t"][traj["vx"] > 0.2]
+    assert moving[-1] - moving[0] == pytest.approx(1.0, abs=0.3)  # DDS latency at both ends, in wall time
+    assert robot.distance_travelled == pytest.approx(0.4, abs=0.15)
+    assert_robot_stopped(robot)
+
+
 def test_waits_fail_with_domain_and_simulator_log(session: Any) -> None:
     robot = Robot(
         session._require_ros(),
