@@ -219,7 +219,15 @@ class DockerBackend(Backend):
         self.started_at: float | None = None
 
     # -- what the container gets -------------------------------------------------------------
-    def command_args(self) -> list[str]:
+    def command_args(self, image_labels: Mapping[str, str] | None = None) -> list[str]:
+        """Our simulator's command line; for the Gazebo recipe image (label simtwin.image=gazebo) the world."""
+        if (image_labels or {}).get("simtwin.image") == "gazebo":
+            if self.config.world is None:
+                raise BackendError(
+                    f"the Gazebo image {self.image} needs a world: expected --simtwin-world (an SDF file with the "
+                    f"robot), found none"
+                )
+            return [str(self.config.world)]
         return ["python", "-m", "pytest_simtwin.sim", *simulator_arguments(self)]
 
     def container_env(self) -> dict[str, str]:
@@ -232,6 +240,7 @@ class DockerBackend(Backend):
         # Host network + a private /dev/shm: shared memory would silently deliver nothing.
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
         env["SIMTWIN_STDIN_GUARD"] = "1"
+        env["SIMTWIN_CMD_VEL_TYPE"] = self.config.cmd_vel_type  # read by the Gazebo recipe's entrypoint
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -269,7 +278,7 @@ class DockerBackend(Backend):
             mem_limit=parse_memory(self.config.memory),
         )
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = self.command_args()
+        argv = self.command_args((attrs.get("Config") or {}).get("Labels") or {})
         with self._log_path.open("a") as fh:
             fh.write(f"$ docker run --network host {self.image} {' '.join(argv)}\n")
         try:

@@ -126,3 +126,30 @@ def test_container_env_and_binds(tmp_path: Path) -> None:
     assert binds[str(tmp_path.resolve())] == {"bind": str(tmp_path.resolve()), "mode": "ro"}
     assert all(v["mode"] == "ro" for v in binds.values())
     assert {"bind": dk.CONTAINER_PROFILE, "mode": "ro"} in binds.values()
+
+
+@pytest.mark.skipif(
+    os.getuid() != 0 or not Path("/var/run/docker.sock").exists(), reason="needs root and a local docker socket"
+)
+def test_no_permission_on_the_socket_says_docker_group_or_rootless() -> None:
+    """A real unprivileged process against the root-owned socket."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pytest_simtwin.backends.docker import connect\n"
+        "from pytest_simtwin.errors import BackendError\n"
+        "try:\n    connect(timeout=5)\nexcept BackendError as e:\n    print(e.message)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    env["HOME"] = "/tmp"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                              user=65534, group=65534)  # fmt: skip
+    except PermissionError as exc:
+        pytest.skip(f"the Python interpreter is not executable by uid 65534 here: {exc}")
+    if "No module named" in proc.stderr or ("Permission denied" in proc.stderr and not proc.stdout):
+        pytest.skip(f"the venv is not readable by uid 65534: {proc.stderr.strip()[-200:]}")
+    assert "no permission" in proc.stdout and "docker group" in proc.stdout and "rootless" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )
