@@ -37,9 +37,17 @@ def pytest_configure(config: pytest.Config) -> None:
     from .domains import reap_leftovers
 
     register_reaper()
+    if config.stash[SETTINGS_KEY].backend == "docker":
+        from .reaper import register as register_container_reaper
+
+        register_container_reaper()
     if not hasattr(config, "workerinput"):
         # Controller or plain run: clean what killed sessions left (dead holders only).
         reap_leftovers()
+        if config.stash[SETTINGS_KEY].backend == "docker":
+            from .reaper import session_start as sweep_containers
+
+            sweep_containers()  # containers whose owner process is dead (labels), see reaper.py
         if config.stash[SETTINGS_KEY].backend == "attach" and config.getoption("numprocesses", None):
             config.issue_config_time_warning(
                 pytest.PytestConfigWarning(

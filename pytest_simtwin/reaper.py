@@ -127,6 +127,19 @@ def reap_lease_child(child: Mapping[str, Any]) -> bool:
     return False
 
 
+def register() -> None:
+    """Let stale domain leases remove their recorded containers (see ``domains.register_stale_child_reaper``)."""
+    from .domains import register_stale_child_reaper
+
+    register_stale_child_reaper(reap_lease_child)
+
+
+def session_start() -> list[str]:
+    """Session start of a docker run (controller): register the lease reaper, then sweep dead owners' containers."""
+    register()
+    return sweep_once()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m pytest_simtwin.reaper [--all]``: remove leftover simtwin containers."""
     args = sys.argv[1:] if argv is None else argv
