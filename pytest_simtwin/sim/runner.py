@@ -89,6 +89,7 @@ class Runner:
         self._last_scan: array[float] | None = None
         self._listeners: tuple[bool, ...] = (True,) * 5
         self._listeners_at = 0.0
+        self._next_type_check = 0.0
         self._scan_stamp: float | None = None
         self._odom_stamp: float | None = None
         self._odom_snapshot: tuple[float, Any, Any, Any] = (0.0, None, None, None)
@@ -152,7 +153,7 @@ class Runner:
                 if self.stop_reason is not None:
                     break
             if self.paused:
-                self._wake.wait(0.05)
+                self._wake.wait(0.1)  # requests and commands wake it at once
                 continue
             cmd = self.node.take_command()
             if cmd is not None:
@@ -285,7 +286,12 @@ class Runner:
     def _housekeeping(self, now: float) -> None:
         if self.parent_pid is not None and not process_alive(self.parent_pid):
             self.request_stop(f"parent process {self.parent_pid} exited (--parent-pid)")
-        for message in self.node.check_cmd_vel_types():
+        if now >= self._next_type_check:  # a graph query: about 1 ms, so once a second
+            self._next_type_check = now + 1.0
+            messages = self.node.check_cmd_vel_types()
+        else:
+            messages = []
+        for message in messages:
             log.error("%s", message)
         if self.paused:
             # Nothing is published while paused; a subscriber that joins now would never see a
