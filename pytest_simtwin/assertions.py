@@ -10,10 +10,11 @@ baselines pick it up.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,26 @@ if TYPE_CHECKING:
     from .robot import Robot
 
 _active_record: TestRecord | None = None
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def hide_frames(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make a helper's failures (AssertionError, e.g. WaitTimeout) point at the test's own line.
+
+    The traceback is cut at the helper, so pytest shows the test's frame and the message, not the
+    plugin's wait loop. Infrastructure errors (SimulatorError, ControlError) keep their traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __tracebackhide__ = True
+        try:
+            return fn(*args, **kwargs)
+        except AssertionError as exc:
+            raise exc.with_traceback(None) from None
+
+    return wrapper
 
 
 def set_active_record(record: TestRecord | None) -> None:

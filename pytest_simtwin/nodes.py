@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .assertions import hide_frames
 from .backends._process import ManagedProcess
 from .backends.base import resolve_msg_type
 from .errors import ConfigError, WaitTimeout
@@ -175,6 +176,7 @@ class NodeLauncher:
         self.record = record
         self.nodes: list[NodeProcess] = []
 
+    @hide_frames
     def __call__(
         self,
         cmd: str | Path | Sequence[str],
@@ -273,7 +275,7 @@ class RosNodeHelper:
         return self.ros.domain_id
 
     def _error(self, message: str) -> WaitTimeout:
-        tail = self._log_tail() if self._log_tail is not None else None
+        tail = (self._log_tail() if self._log_tail is not None else None) or None  # no simulator: no block
         return WaitTimeout(message, log_tail=tail)
 
     def subscribe(self, topic: str, msg_type: type | str, qos: Any = None) -> TopicBuffer:
@@ -283,6 +285,7 @@ class RosNodeHelper:
     def publisher(self, topic: str, msg_type: type | str, qos: Any = None) -> Any:
         return self.ros.publisher(topic, as_type(msg_type), qos)
 
+    @hide_frames
     def wait_for_subscribers(self, topic: str, msg_type: type | str, count: int = 1, timeout: float = 5.0) -> Any:
         """Wait until ``count`` readers matched our publisher of ``topic`` (else the first messages are lost)."""
         pub = self.publisher(topic, msg_type)
@@ -296,6 +299,7 @@ class RosNodeHelper:
         )
         return pub
 
+    @hide_frames
     def wait_for_publishers(
         self, topic: str, msg_type: type | str, count: int = 1, timeout: float = 5.0
     ) -> TopicBuffer:
@@ -321,6 +325,7 @@ class RosNodeHelper:
         )
         return buf
 
+    @hide_frames
     def publish(
         self, topic: str, msg_type: type | str, msg: Any = None, *, wait_for_subscribers: int = 1, timeout: float = 5.0
     ) -> Any:
@@ -336,6 +341,7 @@ class RosNodeHelper:
         pub.publish(msg)
         return msg
 
+    @hide_frames
     def wait_for_message(
         self,
         topic: str,
@@ -382,6 +388,7 @@ class RosNodeHelper:
             error=self._error,
         )
 
+    @hide_frames
     def call_service(self, srv_type: type | str, name: str, request: Any = None, timeout: float = 10.0) -> Any:
         """Call a service (``request`` a Request, a dict of its fields, or None) and return the response."""
         cls = as_type(srv_type)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .assertions import hide_frames
 from .errors import ConfigError, ControlError, WaitTimeout
 from .robot_base import STEP_CHUNK, ControlLike, RobotObserver
 from .robot_msgs import (
@@ -94,6 +95,7 @@ class Robot(RobotObserver):
         )
         return pub
 
+    @hide_frames
     def send_velocity(
         self,
         linear: float,
@@ -124,6 +126,7 @@ class Robot(RobotObserver):
                 topic_type or self.cmd_vel_type,
             )
 
+    @hide_frames
     def stop(self) -> None:
         """Command zero velocity and wait (bounded) until the robot is at rest."""
         self.send_velocity(0.0, 0.0, 0.0, stop=True)
@@ -304,6 +307,7 @@ class Robot(RobotObserver):
         t = msg.twist.twist
         return bool(abs(t.linear.x) < REST_LINEAR and abs(t.angular.z) < REST_ANGULAR)
 
+    @hide_frames
     def set_pose(self, x: float, y: float, yaw: float = 0.0) -> None:
         """Teleport the robot (true pose, zero twist) through the control services.
 
@@ -335,6 +339,7 @@ class Robot(RobotObserver):
             self._scan = self.ros.subscribe(str(topic), LaserScan)
         return self._scan
 
+    @hide_frames
     def wait_for_scan(self, timeout: float = 5.0) -> Any:
         """Wait (sim seconds) for a LaserScan newer than now and return it."""
         buf = self._scan_buffer()
@@ -347,6 +352,7 @@ class Robot(RobotObserver):
         )
         return buf.latest()
 
+    @hide_frames
     def min_range(self, sector: tuple[float, float] = (-180.0, 180.0), scan: Any = None) -> float:
         """Closest valid reading (m) in ``sector`` (degrees, 0 = straight ahead, counter-clockwise).
 

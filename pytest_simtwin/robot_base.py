@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .assertions import hide_frames
 from .errors import ConfigError, ControlError, WaitTimeout
 from .robot_msgs import Pose2D, Velocity, pose_of, stamp_seconds, twist_type
 from .sim import protocol
@@ -77,7 +78,7 @@ class RobotObserver:
 
     # -- errors and time -----------------------------------------------------------------------
     def _error(self, message: str) -> WaitTimeout:
-        tail = self._log_tail() if self._log_tail is not None else None
+        tail = (self._log_tail() if self._log_tail is not None else None) or None  # no simulator: no block
         return WaitTimeout(f"{message} [ROS_DOMAIN_ID {self.ros.domain_id}]", log_tail=tail)
 
     def _wait(
@@ -143,6 +144,7 @@ class RobotObserver:
     def latest_odom(self) -> Any | None:
         return self._odom.latest()
 
+    @hide_frames
     def wait_for_odom(self, timeout: float = 5.0) -> Any:
         """Wait (sim seconds, stepping a paused simulator) for an odometry message newer than now."""
         before = self._odom.count
@@ -207,20 +209,24 @@ class RobotObserver:
         )
 
     @property
+    @hide_frames
     def pose(self) -> Pose2D:
         """(x, y, yaw) from odometry; yaw from the full quaternion."""
         return pose_of(self._odom_or_wait())
 
     @property
+    @hide_frames
     def yaw(self) -> float:
         return self.pose.yaw
 
     @property
+    @hide_frames
     def velocity(self) -> Velocity:
         t = self._odom_or_wait().twist.twist
         return Velocity(float(t.linear.x), float(t.angular.z))
 
     @property
+    @hide_frames
     def ground_truth(self) -> Pose2D:
         """The true pose: from the control services, else the ground-truth topic."""
         if self.control is not None:
@@ -265,6 +271,7 @@ class RobotObserver:
         return math.hypot(p[-1].x - p[0].x, p[-1].y - p[0].y) if p else 0.0
 
     # -- waiting in sim time -------------------------------------------------------------------
+    @hide_frames
     def wait_for_condition(
         self, probe: Callable[[], bool], timeout: float, *, what: str, describe: Callable[[], str] | None = None
     ) -> None:
@@ -320,6 +327,7 @@ class RobotObserver:
         now = self._clock_time()
         return f"/clock at {now:.3f} s" if now is not None else f"no message on {self._clock.topic}"
 
+    @hide_frames
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` of sim time pass (steps a paused simulator, else waits for /clock)."""
         if seconds <= 0:

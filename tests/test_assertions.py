@@ -180,3 +180,24 @@ def test_failures_hide_plugin_frames(pytester: pytest.Pytester) -> None:
             "*AssertionError: metric position_error: actual 0.5 m, expected <= 0.01 m*",
         ]
     )
+
+
+def test_helper_waits_hide_plugin_frames(pytester: pytest.Pytester) -> None:
+    # The real ros_node fixture (a leased domain and a private RosSession; no simulator needed).
+    pytester.makepyfile(
+        """
+        def test_nothing_arrives(ros_node):
+            ros_node.wait_for_message("/never_published", "std_msgs/msg/String", timeout=0.2)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tb=long")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    for internal in ("nodes.py", "waiting.py", "assertions.py"):
+        assert internal not in out
+    result.stdout.fnmatch_lines(
+        [
+            '*ros_node.wait_for_message("/never_published", "std_msgs/msg/String", timeout=0.2)*',
+            "*WaitTimeout: timed out after 0.20 s waiting for a String on /never_published; ROS_DOMAIN_ID *",
+        ]
+    )
