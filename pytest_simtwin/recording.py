@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -284,7 +285,8 @@ def write_bundle(
         src = Path(value)
         is_log = key != "simulator_log" and (key.startswith(("log", "node:")) or src.suffix == ".log")
         if is_log and src.is_file() and src.parent != directory:
-            shutil.copy2(src, directory / f"{key.replace('/', '_')}{'' if src.suffix else '.log'}")
+            name = re.sub(r"[^A-Za-z0-9._-]+", "-", key)
+            shutil.copy2(src, directory / f"{name}{src.suffix or '.log'}")
     for name, png in images.items():
         (directory / f"{name}.png").write_bytes(png)
     (directory / "rerun.sh").write_text(f"#!/bin/sh\n{rerun}\n")

@@ -130,20 +130,33 @@ def test_bag_matches_what_the_test_saw(sim: Any, robot: Any, tmp_path: Path) -> 
     assert "storage_identifier: mcap" in meta and "message_count" in meta
 
 
+TALKER = """
+import rclpy
+from std_msgs.msg import String
+
+rclpy.init()
+node = rclpy.create_node("talker")
+pub = node.create_publisher(String, "/chatter", 10)
+node.create_timer(0.05, lambda: pub.publish(String(data="hello")))
+print("talker up", flush=True)
+try:
+    rclpy.spin(node)
+except Exception:
+    pass
+"""
+
 SIM_SUITE = """
+    import sys
+
     import pytest
 
     def test_ok(sim, robot, record_metric):
         robot.send_velocity(0.3, 0.0, 0.5)
         record_metric("distance", robot.displacement, "m", tolerance=0.1, direction="higher")
 
-    def test_bad(sim, robot):
-        from std_msgs.msg import String
-
-        pub = sim.ros.publisher("/chatter", String)
-        for i in range(3):
-            pub.publish(String(data=f"hello {i}"))
-        sim.ros.wait_for_message("/chatter", String, predicate=lambda m: m.data == "hello 2", since=0.0)
+    def test_bad(sim, robot, launch_node):
+        # a node under test in its own process: its log goes into the bundle, its topic into the bag
+        launch_node([sys.executable, "talker.py"], name="talker", ready_topic="/chatter", ready_type="std_msgs/msg/String")
         robot.send_velocity(0.3, 0.4, 0.5)
         assert robot.displacement > 5.0, "robot did not reach the goal"
 """
@@ -151,7 +164,7 @@ SIM_SUITE = """
 
 @pytest.mark.parametrize("mode", ["failed", "all"])
 def test_record_modes_and_failure_bundle(pytester: pytest.Pytester, mode: str) -> None:
-    pytester.makepyfile(test_sim=textwrap.dedent(SIM_SUITE))
+    pytester.makepyfile(test_sim=textwrap.dedent(SIM_SUITE), talker=TALKER)
     pytester.makeini("[pytest]\nsimtwin_record_topics =\n    /chatter std_msgs/msg/String\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", f"--simtwin-record={mode}", "--simtwin-metrics-json=m.json"
@@ -172,7 +185,9 @@ def test_record_modes_and_failure_bundle(pytester: pytest.Pytester, mode: str) -
     }
     assert recording.read_counts(bundle / "bag") == bad["recorded"]
     assert bad["recorded"]["/odom"] > 5
-    assert bad["recorded"]["/chatter"] >= 1  # the ini-configured extra topic
+    assert bad["recorded"]["/chatter"] >= 1  # the ini-configured extra topic, from the node under test
+    (node_log,) = bundle.glob("node-talker*.log")
+    assert "talker up" in node_log.read_text()
     rerun = (bundle / "rerun.sh").read_text()
     assert " test_sim.py::test_bad " in rerun and f"--simtwin-record={mode}" in rerun and "metrics-json" not in rerun
     if mode == "all":
