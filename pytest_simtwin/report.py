@@ -279,10 +279,13 @@ class ReportingPlugin:
             except Exception as exc:  # provenance is best effort: never fail a test for it
                 sim["simulator"] = f"unknown ({type(exc).__name__})"
             conf = session.config
+            builtin = Path(__file__).parent / "sim" / "defaults"
+            defaults = {"world": builtin / "arena.sdf", "robot": builtin / "models" / "simtwin_bot" / "model.sdf"}
             for what in ("world", "robot"):
                 path = getattr(conf, what, None)
                 sim[what] = str(path) if path else "builtin"
-                sim[f"{what}_sha256"] = file_sha256(path) if path else None
+                # the built-in files are hashed too: a changed default world/robot shows in the baseline diff
+                sim[f"{what}_sha256"] = file_sha256(path or defaults[what])
             sim["seed"] = getattr(conf, "seed", None)
             self._sim_info = {key: sim}
         return {**info, **self._sim_info[key]}

@@ -367,6 +367,7 @@ def test_real_simulator_report_under_xdist(pytester: pytest.Pytester) -> None:
     for t in data["tests"]:
         assert t["sim_duration"] > 0.9 and len(t["trajectory"]["x"]) > 20
         assert t["provenance"]["simulator"] == "simtwin-sim"
+        assert t["provenance"]["world"] == "builtin" and len(t["provenance"]["world_sha256"]) == 64
     blob = _pytest_html_data((pytester.path / "report.html").read_text())
     for nodeid in outcomes:
         (extra,) = [e for t in blob["tests"][nodeid] for e in t.get("extras", []) if e["format_type"] == "html"]
