@@ -73,6 +73,8 @@ class Robot(RobotObserver):
         if not self.record.sim_duration and len(traj["t"]) > 1:
             self.record.sim_duration = float(traj["t"][-1] - traj["t"][0])
 
+    _pause_latency = 0.05  # wall seconds a pause request takes (learned, see _play_until)
+
     # -- commands ------------------------------------------------------------------------------
     def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
         clock = self._clock.latest()
@@ -219,7 +221,8 @@ class Robot(RobotObserver):
         pause, then step the rest in short chunks (commands relayed meanwhile apply at each chunk).
         Pausing takes a service round trip, which on a loaded host is long in sim time."""
         assert self.control is not None
-        margin = min(max(0.1 * self.real_time_factor(), 0.02), 0.25)  # ~100 ms of wall time
+        # Stop playing ahead of `end` by ~2x the slowest recent pause round trip (sim seconds).
+        margin = min(max(2.0 * self._pause_latency * self.real_time_factor(), 0.02), 0.5)
         self._wait(
             lambda: (self._clock_time() or -math.inf) >= end - margin,
             self._wall_budget(end - (self._clock_time() or end)),
@@ -227,7 +230,9 @@ class Robot(RobotObserver):
             describe=self._describe_clock,
             max_interval=0.005,
         )
+        sent = time.monotonic()
         st = self.control.pause()
+        self._pause_latency = max(0.8 * self._pause_latency, time.monotonic() - sent, 0.02)
         dt = float(st.get("step_size") or 0.001)
         while end - float(st["sim_time"]) > dt / 2:
             st = self.control.step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
