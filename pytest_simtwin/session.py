@@ -111,7 +111,9 @@ class SimSession:
                 self.domain_id, self.partition = self.lease.domain_id, self.lease.partition
             self.env = rosenv.ros_environment(self.domain_id, self.partition)
             self._previous_env = rosenv.apply_environment(self.env)
-            self.ros = RosSession(self.domain_id, self.env, name=f"simtwin_{self.worker.name}").start()
+            # Created now, started on first use: the first simulator launches before our own rclpy
+            # start-up (import + participant), so the two overlap.
+            self.ros = RosSession(self.domain_id, self.env, name=f"simtwin_{self.worker.name}")
         except BaseException:
             self.close()
             raise
@@ -143,6 +145,8 @@ class SimSession:
     def _require_ros(self) -> RosSession:
         if self.ros is None:
             raise SimulatorError("the simtwin session is not open")
+        if self.ros.context is None:
+            self.ros.start()
         return self.ros
 
     @property
@@ -195,9 +199,10 @@ class SimSession:
         thread exits.
         """
         self.stop_simulator()
-        ros = self._require_ros()
+        if self.ros is None:
+            raise SimulatorError("the simtwin session is not open")
         cls = backend_class(self.settings.backend)
-        backend = cls(config, lease=self.lease, ros=ros, env=self.env, workdir=self.workdir)
+        backend = cls(config, lease=self.lease, ros=self.ros, env=self.env, workdir=self.workdir)
         self.backend, self.config = backend, config
         self._control, self._control_checked, self._topics = None, False, None
         self.starts += 1
@@ -212,6 +217,7 @@ class SimSession:
         if self.backend is None:
             raise SimulatorError("no simulator was launched (SimSession.launch was not called)")
         try:
+            self._require_ros()  # started here, while the simulator process boots
             self.backend.wait_ready()
             assert self.config is not None
             self._probe_control(self.config)  # one answered request: the reply path is matched
