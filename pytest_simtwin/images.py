@@ -11,6 +11,7 @@ Docker is driven through the SDK (imported lazily); the build runs with host net
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -258,6 +259,9 @@ def build_sim_image(
             f"base image {base!r} not found. Build it with: simtwin image build --base (debootstrap + docker "
             f"import, needs root), or pass --base-image with a Debian/Ubuntu image present on this daemon."
         ) from None
+    previous: str | None = None
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        previous = str(client.api.inspect_image(tag)["Id"])
     if base_python is None and base != default_base_image():
         base_python = "unknown"
     with tempfile.TemporaryDirectory(prefix="simtwin-image-") as tmp:
@@ -294,6 +298,10 @@ def build_sim_image(
                 log_tail=lines[-30:],
                 log_title="docker build output",
             )
+    if previous is not None and previous != str(client.api.inspect_image(tag)["Id"]):
+        # The old image lost its tag: remove it unless a container still uses it (each is ~800 MB).
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_image(previous)
     log(f"built simulator image {tag}")
     return tag
 
