@@ -359,3 +359,35 @@ def test_control_call_before_the_first_odometry_is_answered(sim_factory: Any, mo
     sim: SimProcess = sim_factory(mode, wait_topic=None)
     st = sim.control.state()
     assert st["world"] == "simtwin_arena" and st["state"] == ("paused" if mode == "--paused" else "playing")
+
+
+SIM_TIME_NODE = """
+import sys, time
+import rclpy
+from rclpy.parameter import Parameter
+rclpy.init()
+node = rclpy.create_node("sim_time_user", parameter_overrides=[Parameter("use_sim_time", value=True)])
+deadline = time.time() + 15
+while time.time() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.05)
+    now = node.get_clock().now().nanoseconds * 1e-9
+    if now >= 2.0:
+        print(f"{now:.4f}")
+        sys.exit(0)
+sys.exit(f"the node's clock stayed at {now}")
+"""
+
+
+def test_a_node_with_use_sim_time_follows_the_clock(sim: SimProcess) -> None:
+    import subprocess as sp
+
+    node = sp.Popen([sys.executable, "-c", SIM_TIME_NODE], env=sim.env, stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    try:
+        # time advances only by stepping: the node's clock can only reach 2 s through /clock
+        sim.control.step(duration=1.0)
+        sim.control.step(duration=1.5)
+        out, err = node.communicate(timeout=20)
+    finally:
+        node.kill()
+    assert node.returncode == 0, err
+    assert 2.0 <= float(out) <= 2.5 + 1e-9
