@@ -213,7 +213,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def combine_outcome(phases: dict[str, str]) -> str:
     """One outcome from the per-phase outcomes (setup/call/teardown), as pytest's summary counts it."""
     setup, call, teardown = phases.get("setup"), phases.get("call"), phases.get("teardown")
-    if setup == "failed":
+    if setup == "failed" or "_infra" in phases:  # _infra: the simulator died during the call
         return "error"
     if setup == "skipped" or call == "skipped":
         return phases.get("_xfail", "skipped")
@@ -240,6 +240,8 @@ class ResultsCollector:
         if str(report.outcome) == "rerun":  # pytest-rerunfailures: only the final attempt counts
             return
         phases[report.when] = report.outcome
+        if getattr(report, "simtwin_infra", False):  # plugin.pytest_runtest_makereport: reported as an error
+            phases["_infra"] = "error"
         if hasattr(report, "wasxfail"):
             phases["_xfail" if report.outcome == "skipped" else "_xpass"] = (
                 "xfailed" if report.outcome == "skipped" else "xpassed"
