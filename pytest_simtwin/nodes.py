@@ -240,9 +240,23 @@ class NodeLauncher:
 
     def close(self) -> None:
         """Stop every node this launcher started (newest first); never raises."""
+        import time
+        import warnings
+
         for node in reversed(self.nodes):
             with contextlib.suppress(Exception):
-                node.stop()
+                was_running, t0 = node.alive, time.monotonic()
+                code = node.stop()
+                if was_running and code == -signal.SIGKILL:
+                    # Shown in pytest's warnings summary under the test: a node that ignores SIGINT
+                    # and SIGTERM costs every test its grace periods and hides shutdown bugs.
+                    warnings.warn(
+                        f"node {node.name} (pid {node.pid}) ignored SIGINT and SIGTERM and was killed with "
+                        f"SIGKILL after {time.monotonic() - t0:.1f} s at teardown; expected it to exit on SIGINT "
+                        f"(rclpy: rclpy.spin() raises KeyboardInterrupt / ExternalShutdownException). "
+                        f"Its log: {node.log_path}",
+                        stacklevel=2,
+                    )
 
     def __enter__(self) -> NodeLauncher:
         return self

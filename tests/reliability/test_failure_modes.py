@@ -105,7 +105,7 @@ STUCK_NODE = (
     "import signal, time\\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-    "print('SIGNALS IGNORED', flush=True)\\n"
+    "print('SIGNALS' + ' IGNORED', flush=True)\\n"  # split: the log's first line echoes the command
     "time.sleep(600)\\n"
 )
 
@@ -135,7 +135,10 @@ def test_hanging_node_is_killed_at_teardown_within_the_bound(tmp_path: Path) -> 
     assert teardown, out
     bound = nodes.SIGINT_GRACE + nodes.TERM_GRACE + 5.0  # the grace periods plus slack for a loaded host
     assert float(teardown.group(1)) < bound, f"teardown took {teardown.group(1)} s, bound {bound} s"
-    # The report keeps the node's log (the metrics file, the HTML report and failure bundles link it).
+    # The run reports the kill under the test (warnings summary) ...
+    assert "test_stuck.py::test_with_a_stuck_node" in out.split("warnings summary")[-1], out
+    assert f"node stuck (pid {info['pid']}) ignored SIGINT and SIGTERM and was killed with SIGKILL" in out, out
+    # ... and keeps the node's log (the metrics file, the HTML report and failure bundles link it).
     record = json.loads(metrics.read_text())["tests"][0]
     assert record["artifacts"].get("node:stuck") == info["log"], record["artifacts"]
 
