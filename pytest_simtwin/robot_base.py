@@ -22,7 +22,7 @@ from .waiting import wait_until
 
 if TYPE_CHECKING:
     from .results import TestRecord
-    from .ros import RosSession, TopicBuffer
+    from .ros import Received, RosSession, TopicBuffer
 
 STEP_CHUNK = 0.05  # sim seconds per step while waiting for a condition in a paused simulator
 
@@ -75,6 +75,8 @@ class RobotObserver:
         self._cmd_log: list[tuple[float, float, float]] = []
         self._last_target: tuple[str, str] | None = None
         self.reset_odometry_origin()
+        # The trajectory starts at the message that describes the robot now (see _current_odom).
+        self._t0 = self._origin.t if self._origin is not None else self._t0
 
     # -- errors and time -----------------------------------------------------------------------
     def _error(self, message: str) -> WaitTimeout:
@@ -240,7 +242,43 @@ class RobotObserver:
     def reset_odometry_origin(self) -> None:
         """Measure ``distance_travelled`` and ``displacement`` from here on."""
         self._origin_t = time.monotonic()
-        self._origin_pose = pose_of(self._odom.latest()) if self._odom.latest() is not None else None
+        self._origin = self._current_odom()
+
+    def _find_odom(
+        self, match: Callable[[Any], bool], windows: tuple[float, ...] = (1.0, 60.0, math.inf)
+    ) -> Received | None:
+        """The newest received odometry message that ``match``es (searching recent ones first)."""
+        now = time.monotonic()
+        for window in windows:
+            for r in reversed(self._odom.since(now - window)):
+                if match(r.msg):
+                    return r
+        return None
+
+    def _current_odom(self) -> Received | None:
+        """The odometry message that describes the robot now.
+
+        With control services: the one stamped with the simulator's last odometry stamp; right after
+        a reset, messages published before it can still be in flight, and the latest one received
+        would then be the robot's old position. Without: the latest received.
+        """
+        target = None
+        if self.control is not None:
+            with contextlib.suppress(Exception):
+                target = self.control.state().get("odom_stamp")
+        if target is not None:
+            stamp = float(target)
+
+            def exact(msg: Any) -> bool:
+                return abs(stamp_seconds(msg.header.stamp) - stamp) < 1e-9
+
+            found = self._find_odom(exact)
+            if found is not None:
+                return found
+            with contextlib.suppress(WaitTimeout):  # still in flight: it arrives within moments
+                arrived: Received = wait_until(lambda: self._find_odom(exact, (2.0,)), 2.0, what="the current odometry")
+                return arrived
+        return self._find_odom(lambda _msg: True)
 
     def poses_since(self, t: float, *, ground_truth: bool = False) -> list[Pose2D]:
         """Every odometry (or ground-truth topic) pose received since monotonic time ``t``.
@@ -253,10 +291,12 @@ class RobotObserver:
         return [pose_of(r.msg) for r in buf.since(t)]
 
     def _path(self) -> list[Pose2D]:
-        poses = [pose_of(r.msg) for r in self._odom.since(self._origin_t)]
-        if self._origin_pose is not None:
-            poses.insert(0, self._origin_pose)
-        return poses
+        origin = self._origin
+        if origin is None:  # no odometry yet at the origin: start with the first one after it
+            return [pose_of(r.msg) for r in self._odom.since(self._origin_t)]
+        items = self._odom.since(origin.t)
+        start = next((i + 1 for i, r in enumerate(items) if r is origin), 0)  # in arrival order after it
+        return [pose_of(origin.msg)] + [pose_of(r.msg) for r in items[start:]]
 
     @property
     def distance_travelled(self) -> float:

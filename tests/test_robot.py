@@ -257,6 +257,17 @@ def test_lockstep_simulator_is_stepped_not_played(session: Any) -> None:
     assert robot.sim_time() - t0 >= 1.25
 
 
+def test_a_new_helper_after_a_reset_starts_from_the_reset_pose(session: Any) -> None:
+    config = session.settings.sim.with_(paused=True)  # nothing is published between reset and helper
+    first = make_robot(session, config)
+    start = first.pose
+    first.send_velocity(0.5, 0.0, 1.0)
+    assert first.pose.x - start.x > 0.4
+    second = make_robot(session, config)  # begin_test resets the paused simulator
+    assert (second.pose.x, second.pose.y) == pytest.approx((start.x, start.y), abs=1e-3)
+    assert second.distance_travelled < 1e-3 and len(second.trajectory["t"]) <= 2
+
+
 def test_wait_lets_sim_time_pass_while_playing(robot: Robot) -> None:
     t0 = robot.sim_time()
     assert t0 is not None
