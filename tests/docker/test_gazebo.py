@@ -293,3 +293,16 @@ def test_gazebo_image_through_the_docker_backend(docker_client: object, tmp_path
                 msg = ros.wait_for_message("/odom", Odometry, timeout=30.0, since=0.0)
                 assert msg.header.frame_id
                 assert "GZ_PARTITION=" in "\n".join(backend.log_tail(200))
+
+
+def test_cli_writes_the_bridge_file(tmp_path: Path) -> None:
+    out = tmp_path / "bridge.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_simtwin.cli", "image", "bridge", "--world", "arena", "--model", "bot",
+         "--topics", "cmd_vel,odom,clock", "--cmd-vel-type", "twist_stamped", "-o", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    entries = yaml.safe_load(out.read_text())
+    assert [e["gz_topic_name"] for e in entries] == ["/model/bot/cmd_vel", "/model/bot/odometry", "/clock"]
+    assert entries[0]["ros_type_name"] == "geometry_msgs/msg/TwistStamped"
