@@ -222,7 +222,10 @@ def test_hanging_node_is_killed_at_teardown(
 ) -> None:
     monkeypatch.setattr(nodes, "SIGINT_GRACE", 0.5)
     monkeypatch.setattr(nodes, "TERM_GRACE", 0.5)
-    with NodeLauncher(ros, env, lease=lease, workdir=tmp_path) as launch:
+    with (
+        pytest.warns(UserWarning, match="ignored SIGINT and SIGTERM and was killed with SIGKILL"),
+        NodeLauncher(ros, env, lease=lease, workdir=tmp_path) as launch,
+    ):
         node = launch(script(tmp_path, "stuck.py", HANGING_NODE))
         deadline = time.monotonic() + 10
         while "SIGNALS IGNORED" not in node.log_text() and time.monotonic() < deadline:
