@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"-n {n}: no results (exit {run.returncode}); log above")
     base = runs[0]
     results: list[Ratio] = []
-    table = []
+    table: list[dict[str, Any]] = []
+    diffs_by_n: dict[int, list[str]] = {}
     for run in runs:
         diffs = compare_runs(base, run) if run is not base else []
+        diffs_by_n[run.workers] = diffs
         table.append(
             {
                 "workers": run.workers,
@@ -98,16 +101,14 @@ def main(argv: list[str] | None = None) -> int:
                     detail=f"{run.wall:.1f} s",
                 )
             )
-    identical = all(not row["differences_vs_first"] for row in table)
+    identical = all(not d for d in diffs_by_n.values())
     results.append(
         Ratio(
             "scaling_identical",
             f"runs with results identical to -n {base.workers} (outcomes + metrics in band)",
-            sum(1 for row in table if not row["differences_vs_first"]) / len(table),
+            sum(1 for d in diffs_by_n.values() if not d) / len(diffs_by_n),
             1.0,
-            detail="identical"
-            if identical
-            else "; ".join(d for row in table for d in row["differences_vs_first"])[:400],
+            detail="identical" if identical else "; ".join(d for ds in diffs_by_n.values() for d in ds)[:400],
         )
     )
     emit(results, args.json, {"scaling_table": table})
