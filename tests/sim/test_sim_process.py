@@ -163,7 +163,12 @@ def test_lidar_sees_a_box_spawned_one_metre_ahead(sim: SimProcess) -> None:
     ahead = round((0.0 - scan.angle_min) / scan.angle_increment)
     assert scan.header.frame_id == "base_scan" and len(scan.ranges) == lidar.samples
     sigma = max(lidar.noise_stddev, 1e-3)
-    assert abs(scan.ranges[ahead] - 1.0) <= 3 * sigma + lidar.range_resolution
+    # the beam straight ahead and its neighbours all hit the flat face (the box is 0.6 m wide)
+    readings = [scan.ranges[(ahead + k) % len(scan.ranges)] for k in (-2, -1, 0, 1, 2)]
+    assert abs(readings[2] - 1.0) <= 3 * sigma, readings
+    # neighbours at ±1°, ±2° see the face at 1/cos(angle), also within 3 sigma
+    for k, r in zip((-2, -1, 1, 2), readings[:2] + readings[3:], strict=True):
+        assert abs(r - 1.0 / math.cos(math.radians(k))) <= 3 * sigma, readings
     behind = round((math.pi - scan.angle_min) / scan.angle_increment)
     assert scan.ranges[behind] > 2.0  # the corridor behind is free up to the wall
     sim.control.delete("target")
