@@ -223,6 +223,8 @@ def combine_outcome(phases: dict[str, str]) -> str:
         return "error"
     if call == "passed":
         return phases.get("_xpass", "passed")
+    if "failed" in phases.values():  # e.g. xdist's report of a crashed worker (when="???")
+        return "failed"
     return "unknown"
 
 

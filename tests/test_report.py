@@ -154,6 +154,19 @@ def test_combine_outcome() -> None:
     assert combine_outcome({"setup": "passed", "call": "failed", "teardown": "failed"}) == "failed"
     assert combine_outcome({"setup": "passed", "call": "passed", "teardown": "failed"}) == "error"
     assert combine_outcome({"setup": "skipped", "teardown": "passed"}) == "skipped"
+    assert combine_outcome({"???": "failed"}) == "failed"  # a crashed xdist worker
+
+
+def test_crashed_worker_test_is_in_the_metrics_file_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_c="import os\n\ndef test_crash():\n    os._exit(3)\n\ndef test_ok():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json")
+    result.assert_outcomes(passed=1, failed=1)
+    tests = json.loads((pytester.path / "m.json").read_text())["tests"]
+    assert [(t["nodeid"], t["outcome"]) for t in tests] == [
+        ("test_c.py::test_crash", "failed"),
+        ("test_c.py::test_ok", "passed"),
+    ]
+    assert "crashed" in tests[0]["message"]
 
 
 SUITE = """
