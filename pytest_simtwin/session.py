@@ -229,7 +229,14 @@ class SimSession:
         """Before a test: (re)start as needed, reset per policy, then check health (SimulatorError)."""
         started = self.ensure(config)
         if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
-            self.reset(config)
+            try:
+                self.reset(config)
+            except SimulatorDiedError:
+                raise
+            except ControlError as exc:
+                if not self.alive:
+                    raise self.died_error("before the test started") from None
+                raise self._unhealthy(f"it did not reset ({exc})") from None
         self._scope = scope
         self.check_health()
 
