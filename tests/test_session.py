@@ -204,3 +204,25 @@ def test_close_leaves_nothing(tmp_path: Path) -> None:
     fd = domains._try_lock(lease_path)
     assert fd is not None
     os.close(fd)
+
+
+def test_sim_facade_control_calls(embedded: SimSession) -> None:
+    embedded.begin_test(embedded.settings.sim, "test", scope="facade")
+    sim = Sim(embedded)
+    assert sim.backend == "embedded" and sim.alive and sim.log_path() is not None
+    assert any("ready in" in line for line in sim.log_tail(50))
+    sim.pause()
+    t0 = sim.sim_time
+    assert abs(sim.step(duration=0.5)["sim_time"] - t0 - 0.5) < 0.01
+    assert abs(sim.sim_time - t0 - 0.5) < 0.01  # paused: time stands still between calls
+    sim.play()
+    name = sim.spawn_obstacle("crate", "box", (0.3, 0.3, 0.4), x=1.0, y=-1.0)
+    assert name in sim.entities()
+    assert abs(sim.get_pose(name)["z"] - 0.2) < 0.02  # resting on the ground
+    sim.remove_obstacle(name)
+    assert name not in sim.entities()
+    sim.set_pose(x=0.5, y=0.25, yaw=1.0)
+    truth = sim.ground_truth()
+    assert abs(truth["pose"]["x"] - 0.5) < 1e-3 and abs(truth["pose"]["yaw"] - 1.0) < 1e-3
+    assert sim.robot_name() == sim.state()["robot"]
+    assert sim.rtf > 0
