@@ -124,6 +124,7 @@ def test_block(rec: TestRecord, images: Mapping[str, bytes] | None = None, headi
         )
         if rec.message:
             parts.append(f'<pre style="color:#c62828;white-space:pre-wrap">{html.escape(rec.message)}</pre>')
+    images = {**images, **_png_artifacts(rec)}
     if images:
         parts.append('<div class="simtwin-figures">')
         for name, png in images.items():
@@ -152,6 +153,21 @@ def test_block(rec: TestRecord, images: Mapping[str, bytes] | None = None, headi
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _png_artifacts(rec: TestRecord, limit: int = 4 << 20) -> dict[str, bytes]:
+    """PNG files a test produced itself (e.g. the twin validation report), shown inline."""
+    found: dict[str, bytes] = {}
+    for key, value in sorted(rec.artifacts.items()):
+        path = Path(value)
+        if not (key.endswith("_png") or path.suffix.lower() == ".png"):
+            continue
+        try:
+            if path.is_file() and path.stat().st_size <= limit:
+                found[key] = path.read_bytes()
+        except OSError:
+            continue  # a report must never fail because an artifact went away
+    return found
 
 
 def _anchor(nodeid: str) -> str:

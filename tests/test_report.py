@@ -121,6 +121,22 @@ def test_block_has_plots_metrics_and_baseline_tables() -> None:
     assert base[1] == ["distance", "1.1", "1", "-0.1 (-9.1 %)", "m", "regression"]
 
 
+def test_png_artifacts_are_shown_inline(tmp_path: Path) -> None:
+    """A figure a test wrote itself (the twin validation PNG) appears in the block; a vanished one does not."""
+    rec = TestRecord("t.py::test_twin", trajectory={"t": [0.0, 1.0], "x": [0.0, 1.0], "y": [0.0, 0.0]})
+    png = plots.figures(rec)["trajectory"]
+    (tmp_path / "validation_report.png").write_bytes(png)
+    rec.artifacts = {
+        "twin_validation_png": str(tmp_path / "validation_report.png"),
+        "gone_png": str(tmp_path / "missing.png"),
+        "simulator_log": str(tmp_path / "sim.log"),
+    }
+    doc = parse(report.test_block(rec))
+    names = [name for name, _ in doc.images]
+    assert "twin_validation_png" in names and "gone_png" not in names
+    assert dict(doc.images)["twin_validation_png"] == png
+
+
 def test_plots_render_without_data_gracefully() -> None:
     assert plots.figures(TestRecord("t.py::test_empty")) == {}
     only_cmd = TestRecord("t.py::x", trajectory={"cmd_t": [0.0, 1.0], "cmd_vx": [0.2, 0.0], "cmd_wz": [0.0, 0.0]})
