@@ -143,9 +143,10 @@ def test_b_next_gets_a_fresh_simulator(sim, robot):
 """
 
 
-def test_simulator_death_is_an_error_and_the_next_test_runs(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_simulator_death_is_an_error_and_the_next_test_runs(pytester: pytest.Pytester, workers: list[str]) -> None:
     pytester.makepyfile(test_death=DEATH)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simtwin-timeout", "20", timeout=180)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simtwin-timeout", "20", *workers, timeout=180)
     result.assert_outcomes(passed=1, errors=1)
     out = result.stdout.str()
     assert "SimulatorDiedError" in out and "exited with code -9 during the test" in out
