@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends.base import SimConfig
+    from .results import TestRecord
     from .ros import RosSession
     from .session import SimSession
     from .sim.control import ControlClient
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
 class Sim:
     """What the ``sim`` fixture gives a test: control calls, the domain and the simulator's log."""
 
-    def __init__(self, session: SimSession) -> None:
+    def __init__(self, session: SimSession, record: TestRecord | None = None) -> None:
         self._session = session
+        self._record = record
 
     # -- where ---------------------------------------------------------------------------------
     @property
@@ -139,10 +141,17 @@ class Sim:
         if z is None:
             z = size[2] / 2 if shape == "box" and len(size) > 2 else (size[1] / 2 if shape == "cylinder" else size[0])
         pose = {"x": x, "y": y, "z": z, "yaw": yaw}
-        return self.control.spawn(name, shape, list(size), pose, static=static, mass=mass)
+        spawned = self.control.spawn(name, shape, list(size), pose, static=static, mass=mass)
+        if self._record is not None:  # the report draws it in the trajectory plot
+            self._record.obstacles.append(
+                {"name": spawned, "shape": shape, "size": [float(v) for v in size], "x": x, "y": y, "yaw": yaw}
+            )
+        return spawned
 
     def remove_obstacle(self, name: str) -> None:
         self.control.delete(name)
+        if self._record is not None:
+            self._record.obstacles = [o for o in self._record.obstacles if o.get("name") != name]
 
     def __repr__(self) -> str:
         return f"<Sim {self.backend} domain={self.domain_id} alive={self.alive}>"

@@ -104,8 +104,9 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
     item.stash[SESSION_KEY] = simtwin_session
     from .results import record_for
 
-    simtwin_session.fill_record(record_for(item))
-    yield Sim(simtwin_session)
+    record = record_for(item)
+    simtwin_session.fill_record(record)
+    yield Sim(simtwin_session, record)
 
 
 @pytest.fixture

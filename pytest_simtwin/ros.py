@@ -182,6 +182,12 @@ class RosSession:
                 self._buffers[key] = buf
             return buf
 
+    def clear_buffers(self) -> None:
+        """Forget every received message (after a simulator restart, old messages are not news)."""
+        with self._lock:
+            for buf in self._buffers.values():
+                buf.clear()
+
     def publisher(self, topic: str, msg_type: type, qos: Any = None) -> Any:
         key = (topic, f"{msg_type.__module__}.{msg_type.__name__}")
         with self._lock:

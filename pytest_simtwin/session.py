@@ -265,8 +265,8 @@ class SimSession:
             else:
                 backend.stop()
             # Helpers must not read the previous simulator's messages as if they were new.
-            for buf in getattr(self.ros, "_buffers", {}).values():
-                buf.clear()
+            if self.ros is not None:
+                self.ros.clear_buffers()
 
     def log_tail(self, lines: int = 30) -> list[str]:
         return self.backend.log_tail(lines) if self.backend is not None else []

@@ -395,6 +395,9 @@ def test_real_simulator_report_under_xdist(pytester: pytest.Pytester) -> None:
     assert len(data["tests"]) == 4
     for t in data["tests"]:
         assert t["sim_duration"] > 0.9 and len(t["trajectory"]["x"]) > 20
+        # sim.spawn_obstacle records what the trajectory plot draws
+        expected = [{"name": "crate", "shape": "box", "size": [0.2, 0.2, 0.2], "x": 1.5, "y": 0.4, "yaw": 0.0}]
+        assert t["obstacles"] == (expected if "reaches_goal" in t["nodeid"] else [])
         assert t["provenance"]["simulator"] == "simtwin-sim"
         assert t["provenance"]["world"] == "builtin" and len(t["provenance"]["world_sha256"]) == 64
     blob = _pytest_html_data((pytester.path / "report.html").read_text())
