@@ -271,7 +271,7 @@ class SuiteRun:
     wall: float
     returncode: int
     outcomes: dict[str, str]
-    metrics: dict[str, dict[str, tuple[float, float | None]]]  # nodeid -> name -> (value, tolerance)
+    metrics: dict[str, dict[str, dict[str, Any]]]  # nodeid -> name -> MetricRecord.to_dict()
     memory: TreeSample
     log: Path
 
@@ -325,22 +325,24 @@ def run_suite(
                 rc = proc.wait()
         wall = time.monotonic() - t0
     outcomes: dict[str, str] = {}
-    metrics: dict[str, dict[str, tuple[float, float | None]]] = {}
+    metrics: dict[str, dict[str, dict[str, Any]]] = {}
     if metrics_path.exists():
         doc = json.loads(metrics_path.read_text())
         for test in doc.get("tests", []):
             outcomes[test["nodeid"]] = test["outcome"]
-            metrics[test["nodeid"]] = {
-                m["name"]: (float(m["value"]), m.get("tolerance")) for m in test.get("metrics", [])
-            }
+            metrics[test["nodeid"]] = {m["name"]: m for m in test.get("metrics", [])}
     return SuiteRun(workers, wall, rc, outcomes, metrics, memory, log)
 
 
-def compare_runs(a: SuiteRun, b: SuiteRun, rtol: float = 0.05) -> list[str]:
+def compare_runs(a: SuiteRun, b: SuiteRun) -> list[str]:
     """Differences between two runs: outcomes per test, and metric values outside the baseline band.
 
-    The band is the baseline module's default: max(rtol * |value|, 1 % of the metric's tolerance).
+    The band is the baseline module's (``baseline.band_for``): max(5 % of the value, 1 % of the
+    tolerance) unless the metric sets ``baseline_rtol`` / ``baseline_atol`` (noisy sensors do).
     """
+    from pytest_simtwin.baseline import band_for
+    from pytest_simtwin.metrics import MetricRecord
+
     diffs: list[str] = []
     for nodeid in sorted(set(a.outcomes) | set(b.outcomes)):
         oa, ob = a.outcomes.get(nodeid, "absent"), b.outcomes.get(nodeid, "absent")
@@ -352,8 +354,8 @@ def compare_runs(a: SuiteRun, b: SuiteRun, rtol: float = 0.05) -> list[str]:
             if name not in ma or name not in mb:
                 diffs.append(f"{nodeid}: metric {name} only in one run")
                 continue
-            (va, tol), (vb, _) = ma[name], mb[name]
-            band = max(rtol * max(abs(va), abs(vb)), 0.01 * float(tol or 0.0))
+            ra, rb = MetricRecord.from_dict(ma[name]), MetricRecord.from_dict(mb[name])
+            va, vb, band = ra.value, rb.value, band_for(ra, rb)
             if abs(va - vb) > band:
                 diffs.append(
                     f"{nodeid}: {name} {va:.6g} (-n {a.workers}) vs {vb:.6g} (-n {b.workers}), band {band:.3g}"

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in results if r["value"] is not None and r["target"] is not None]
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.5))
-    labels = [r["label"] for r in rows]
+    fig, ax = plt.subplots(figsize=(12, 0.6 * len(rows) + 1.6))
+    labels = [textwrap.fill(r["label"], 48) for r in rows]
     # Normalise so the target is 1 for every row: > 1 meets it, whichever direction is better.
     scores = [
         (r["value"] / r["target"]) if r["higher_is_better"] else (r["target"] / r["value"] if r["value"] else 0.0)
@@ -69,7 +70,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ]
     colors = ["tab:green" if s >= 1 else "tab:red" for s in scores]
     y = range(len(rows))
-    ax.barh(list(y), scores, color=colors)
+    low = min([*scores, 1.0]) / 2  # log scale: bars start at a common left edge below every value
+    ax.barh(list(y), [sc - low for sc in scores], left=low, color=colors)
+    ax.set_xlim(low, max([*scores, 1.0]) * 4)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="target")
     for i, (r, s) in enumerate(zip(rows, scores, strict=True)):
         ax.text(s, i, f"  {r['value']:.2f} (target {r['target']:g})", va="center", fontsize=8)

@@ -13,9 +13,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import SuiteRun, TreeSample, compare_runs, sample_tree  # noqa: E402
 
+from pytest_simtwin.metrics import MetricRecord  # noqa: E402
 
-def _run(workers: int, outcomes: dict[str, str], metrics: dict[str, dict[str, tuple[float, float | None]]]) -> SuiteRun:
-    return SuiteRun(workers, 10.0, 0, outcomes, metrics, TreeSample(), Path("log"))
+
+def _run(workers: int, outcomes: dict[str, str], metrics: dict[str, dict[str, tuple[float, float]]]) -> SuiteRun:
+    records = {
+        nodeid: {name: MetricRecord(name, v, "m", tol).to_dict() for name, (v, tol) in ms.items()}
+        for nodeid, ms in metrics.items()
+    }
+    return SuiteRun(workers, 10.0, 0, outcomes, records, TreeSample(), Path("log"))
 
 
 def test_compare_runs_finds_outcome_and_metric_differences() -> None:
@@ -29,6 +35,14 @@ def test_compare_runs_finds_outcome_and_metric_differences() -> None:
     # near zero the band is 1 % of the tolerance, not 5 % of a tiny value
     tiny = _run(2, {"t::a": "passed", "t::b": "passed"}, {"t::a": {"err": (0.0003, 0.05)}, "t::b": {}})
     assert compare_runs(_run(1, tiny.outcomes, {"t::a": {"err": (0.0001, 0.05)}, "t::b": {}}), tiny) == []
+    # a metric's own baseline_atol (a noisy sensor) widens the band, as for baselines
+    noisy_a, noisy_b = (
+        _run(1, a.outcomes, {"t::a": {"err": (0.01, 0.04)}}),
+        _run(2, a.outcomes, {"t::a": {"err": (0.02, 0.04)}}),
+    )
+    assert len(compare_runs(noisy_a, noisy_b)) == 1
+    noisy_b.metrics["t::a"]["err"]["extra"] = {"baseline_atol": 0.03}
+    assert compare_runs(noisy_a, noisy_b) == []
 
 
 def test_sample_tree_sees_a_grandchild_s_memory() -> None:
