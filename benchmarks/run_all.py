@@ -158,7 +158,8 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         " (raw rclpy, wall-clock loops) after `simtwin-sim` + `sleep 10`, against one `pytest` process running the"
         " same three tests with the `robot` fixture in simulated time. Both must pass.",
         "* **throughput** (`bench_scaling.py`): the example project's whole suite per `-n`; results compared per"
-        " test (outcome, metric values within max(5 %, 1 % of the tolerance)).",
+        " test (outcome, metric values within the baseline band: max(5 %, 1 % of the tolerance) or the"
+        " metric's own baseline_rtol/atol).",
         "* **RTF** (`bench_rtf.py`): free-running simulator on the built-in arena, robot with a 10 Hz lidar and"
         " the same robot without its sensor; twin validation = `twin_benchmark.py` on the 60 s recording.",
         "",
