@@ -1,7 +1,9 @@
 """``simtwin-sim``: the embedded headless simulator as a command (also ``python -m pytest_simtwin.sim``).
 
-Start-up is on the critical path of every test session, so the two slow imports overlap: MuJoCo
-loads in a thread while the main thread parses the world and brings up rclpy and the node.
+Start-up is on the critical path of every test session: the main thread brings up rclpy and the
+node first (DDS discovery then runs meanwhile), parses the world and creates the publishers and
+services, while a thread imports MuJoCo and compiles the world; the t = 0 odometry goes out before
+the compile ends.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def _summary(world: WorldSpec, topics: Any) -> str:
 
 
 class _PhysicsBuilder(threading.Thread):
-    """Imports MuJoCo, then builds the Physics once the world is known, beside the main thread's ROS set-up."""
+    """Builds the Physics (importing MuJoCo) once the world is known, beside the main thread's ROS set-up."""
 
     def __init__(self, seed: int) -> None:
         super().__init__(name="simtwin-physics", daemon=True)
@@ -220,6 +222,9 @@ class _PhysicsBuilder(threading.Thread):
 
     def run(self) -> None:
         try:
+            # MuJoCo itself is imported inside Physics(): after the world is parsed, overlapping the
+            # main thread's creation of publishers and services (importing it earlier competes with
+            # rclpy's import for the GIL and did not help, measured).
             from . import physics
 
             self.world_ready.wait()
@@ -326,6 +331,7 @@ def _main(argv: list[str] | None) -> int:
             return EXIT_OK
         node.start(topics, lidar=world.robot.lidars[0] if world.robot.lidars else None)
         _publish_initial_odometry(node)
+        log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         physics = builder.result()
         log.debug("physics built at %.3f s", time.monotonic() - t0)
         from .runner import Runner
