@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .sim.topics import BridgeEntry
+
 EXIT_USAGE = 2
 EXIT_MISSING_TOOL = 127
 
@@ -44,18 +46,6 @@ GZ_TYPES = {
     "rosgraph_msgs/msg/Clock": "gz.msgs.Clock",
 }
 TOPIC_KINDS = ("cmd_vel", "odom", "scan", "joint_states", "clock")
-
-
-@dataclass(frozen=True)
-class BridgeEntry:
-    """One ros_gz_bridge YAML entry."""
-
-    ros_topic_name: str
-    gz_topic_name: str
-    ros_type_name: str
-    gz_type_name: str
-    direction: str  # BIDIRECTIONAL | GZ_TO_ROS | ROS_TO_GZ
-    lazy: bool = False
 
 
 @dataclass

@@ -28,11 +28,14 @@ def _abs(name: str) -> str:
 # -- ros_gz_bridge YAML -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BridgeEntry:
+    """One ros_gz_bridge YAML entry (read here for --bridge, written by pytest_simtwin.gazebo)."""
+
     ros_topic_name: str
     gz_topic_name: str
     ros_type_name: str
     gz_type_name: str
-    direction: str
+    direction: str  # BIDIRECTIONAL | GZ_TO_ROS | ROS_TO_GZ
+    lazy: bool = False
 
 
 _DIRECTIONS = ("BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ")
