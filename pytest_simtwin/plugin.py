@@ -87,9 +87,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
     """The worker's SimSession (domain lease, ROS context, simulator); opened on first use."""
-    from .session import SimSession
+    from .session import SimSession, WorkerInfo
 
-    with SimSession(pytestconfig.stash[SETTINGS_KEY]) as session:
+    with SimSession(pytestconfig.stash[SETTINGS_KEY], WorkerInfo.from_config(pytestconfig)) as session:
         yield session
 
 

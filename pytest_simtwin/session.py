@@ -55,6 +55,24 @@ class WorkerInfo:
             index, count = 0, 1
         return cls(name, index, max(count, 1))
 
+    @classmethod
+    def from_config(cls, config: Any) -> WorkerInfo:
+        """From pytest's config: ``workerinput`` exists only in a real xdist worker.
+
+        The environment variables are inherited by every child process, e.g. a pytest that a test
+        runs in a subprocess, which is not a worker of ours.
+        """
+        workerinput = getattr(config, "workerinput", None)
+        if not workerinput:
+            return cls()
+        name = str(workerinput.get("workerid", "gw0"))
+        try:
+            index = int(name[2:]) if name.startswith("gw") else 0
+            count = int(workerinput.get("workercount", 1))
+        except (TypeError, ValueError):
+            index, count = 0, 1
+        return cls(name, index, max(count, 1))
+
     def preferred_domain(self, ids: tuple[int, ...]) -> int:
         """Spread workers over the range so they do not all race for the first id."""
         stride = max(len(ids) // max(self.count, 1), 1)

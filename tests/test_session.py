@@ -226,3 +226,14 @@ def test_sim_facade_control_calls(embedded: SimSession) -> None:
     assert abs(truth["pose"]["x"] - 0.5) < 1e-3 and abs(truth["pose"]["yaw"] - 1.0) < 1e-3
     assert sim.robot_name() == sim.state()["robot"]
     assert sim.rtf > 0
+
+
+def test_worker_identity_comes_from_xdist_not_the_inherited_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytest started by a test inside an xdist worker inherits PYTEST_XDIST_WORKER but is no worker."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert WorkerInfo.from_config(SimpleNamespace()) == WorkerInfo("master", 0, 1)
+    worker = SimpleNamespace(workerinput={"workerid": "gw3", "workercount": 8})
+    assert WorkerInfo.from_config(worker) == WorkerInfo("gw3", 3, 8)
