@@ -367,7 +367,9 @@ def test_assert_reaches_while_the_robot_drives_on(robot: Robot) -> None:
 
 
 def test_assert_reaches_sees_a_fast_robot_pass_through(session: Any) -> None:
-    robot = make_robot(session, session.settings.sim.with_(rtf=0.0))  # as fast as the simulator can
+    # 5x real time: the robot is within 2 cm of the point for ~16 ms of wall time. (Free-running at
+    # ~100x, a loaded host drops odometry samples: the publisher keeps only the last 10.)
+    robot = make_robot(session, session.settings.sim.with_(rtf=5.0))
     x0, y0 = robot.pose.x, robot.pose.y
     robot.send_velocity(0.5, 0.0, 0.1, stop=False)
     # Odometry every ~1.7 cm at 0.5 m/s: one sample lies within 2 cm of the point it drives through,
