@@ -33,7 +33,7 @@ def test_example_suite_three_times_under_n8_without_flakes(tmp_path: Path) -> No
         text=True,
         timeout=3600,
     )
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"  # per-run lines name the tests that were not green
     doc = json.loads((tmp_path / "campaign.json").read_text())
-    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     assert doc["green"] == doc["total"] == 3 and not doc["flaky"], doc
     assert all(run["tests"] > 20 and not run["leftover_processes"] for run in doc["runs"]), doc
