@@ -38,9 +38,10 @@ def test_stops_short_of_the_crate(robot, sim, safety_stop, record_metric):
         tolerance=0.10,
         description="|stop gap - stop_distance| (lidar 10 Hz at 0.4 m/s + 4 cm braking)",
     )
-    # The gap depends on where between two scans (10 Hz) the robot crosses the limit: +/-4 cm from
-    # run to run. Only a change beyond that is a regression against the baseline.
-    metric.extra["baseline_atol"] = 0.04
+    # The gap depends on where between two scans (10 Hz) the robot crosses the limit and on how fast
+    # the node gets the CPU: 4-10 cm from run to run on a busy machine. Only a change beyond that
+    # spread is a regression against the baseline (the tolerance still applies to every run).
+    metric.extra["baseline_atol"] = 0.06
     assert truth.x + CHASSIS_FRONT < CRATE_FACE, "the robot touched the crate"
     assert gap <= STOP_DISTANCE + 0.01, f"stopped {gap:.3f} m from the crate: before the obstacle was in range"
     assert metric.passed, f"stopped {gap:.3f} m from the crate, expected {STOP_DISTANCE} m - 0.10 m at most"
