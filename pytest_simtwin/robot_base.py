@@ -116,10 +116,12 @@ class RobotObserver:
         """Measured sim/wall speed (control state, else from recent /clock messages); 1.0 if unknown."""
         if self.control is not None:
             st = self.control.state()
-            for key in ("rtf_measured", "rtf_target"):
-                value = float(st.get(key) or 0.0)
-                if value > 0:
-                    return value
+            # The slower of measured and target: a CPU-starved simulator runs below its target,
+            # and a measurement taken while it was briefly faster must not shrink wait budgets.
+            rates = [float(st.get(key) or 0.0) for key in ("rtf_measured", "rtf_target")]
+            positive = [r for r in rates if r > 0]
+            if positive:
+                return min(positive)
         items = self._clock.since(time.monotonic() - 2.0)
         if len(items) >= 2 and items[-1].t - items[0].t > 0.2:
             d_sim = stamp_seconds(items[-1].msg.clock) - stamp_seconds(items[0].msg.clock)

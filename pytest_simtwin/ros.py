@@ -116,7 +116,10 @@ class RosSession:
             # Fast DDS reads the profile when the participant is created: set it before init.
             apply_environment(self._env)
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=self.domain_id)
+        # Context.init, not rclpy.init: no signal handlers in the test process (pytest owns Ctrl-C)
+        # and no share in rclpy's global logging set-up, whose reference-counted fini deadlocked
+        # worker teardown (seen with several contexts per process); node logs go to stderr.
+        self.context.init(domain_id=self.domain_id, initialize_logging=False)
         self.node = rclpy.create_node(f"{self._name}_{next(_counter)}", context=self.context)
         self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self._executor.add_node(self.node)
@@ -132,13 +135,12 @@ class RosSession:
 
     def close(self) -> None:
         """Shut the context down, then join the spin thread (the other order aborts the process)."""
-        import rclpy
 
         if self.context is None:
             return
         ctx, self.context = self.context, None
         with contextlib.suppress(Exception):
-            rclpy.shutdown(context=ctx)
+            ctx.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         with contextlib.suppress(Exception):

@@ -117,11 +117,15 @@ class SimNode:
         t = self.topics
         node = self.node
         # Reliable KEEP_LAST 10 like ros_gz_bridge: matches reliable and best-effort subscribers.
-        self.pub_odom = node.create_publisher(Odometry, t.odom, 10)
-        self.pub_truth = node.create_publisher(Odometry, t.ground_truth, 10)
-        self.pub_joints = node.create_publisher(JointState, t.joint_states, 10)
-        self.pub_clock = node.create_publisher(Clock, t.clock, 10)
-        self.pub_scan = node.create_publisher(LaserScan, t.scan, 10) if t.scan else None
+        # Reliable with a deep history: a step request publishes a burst (60 odometry messages for
+        # 2 s of sim time) faster than a loaded reader acknowledges; with depth 10 the writer drops
+        # unacknowledged samples of the burst (recordings and trajectories then miss them).
+        depth = 100
+        self.pub_odom = node.create_publisher(Odometry, t.odom, depth)
+        self.pub_truth = node.create_publisher(Odometry, t.ground_truth, depth)
+        self.pub_joints = node.create_publisher(JointState, t.joint_states, depth)
+        self.pub_clock = node.create_publisher(Clock, t.clock, depth)
+        self.pub_scan = node.create_publisher(LaserScan, t.scan, depth) if t.scan else None
 
         self.msg_odom = Odometry()
         self.msg_odom.header.frame_id = t.frame_id

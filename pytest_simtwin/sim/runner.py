@@ -410,6 +410,9 @@ class Runner:
     def _srv_step_simulation(self, p: dict[str, Any]) -> dict[str, Any]:
         if not self.paused:
             raise ValueError("the simulation is playing; pause it first (set_simulation_state paused), then step")
+        # A client that subscribed just before this request waits for the step's last messages:
+        # re-read who listens now rather than trusting the 50 ms cache.
+        self._listeners_at = 0.0
         dt = float(self.physics.step_size)
         if "steps" in p and p["steps"] is not None:
             steps = p["steps"]
