@@ -5,7 +5,8 @@ Heavy modules (rosbags, scipy, matplotlib, rclpy) are imported inside the functi
 
 from __future__ import annotations
 
-from .data import Trajectory, yaw_from_quaternion
+from ..robot_msgs import yaw_from_quaternion
+from .data import Trajectory
 from .loaders import Topics, load_trajectory
 from .scoring import TwinConfig, TwinResult, load_config, validate
 

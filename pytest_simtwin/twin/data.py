@@ -37,11 +37,6 @@ def as_array(values: Any) -> Array:
 _arr = as_array
 
 
-def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Yaw of a full quaternion (ZYX convention); ``2*asin(z)`` or ``z`` alone are wrong under roll/pitch."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
 @dataclass
 class Trajectory:
     """Odometry samples (``t`` in seconds, any epoch) plus optional commands and joint states."""

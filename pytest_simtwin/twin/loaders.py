@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .data import Trajectory, as_array, fill_missing_velocities, from_json_dict, matrix, yaw_from_quaternion
+from ..robot_msgs import yaw_from_quaternion
+from .data import Trajectory, as_array, fill_missing_velocities, from_json_dict, matrix
 
 ODOM_TYPES = ("nav_msgs/msg/Odometry",)
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ControlError, DataError, SimulatorError
-from .data import Trajectory, as_array, matrix, yaw_from_quaternion
+from ..robot_msgs import yaw_from_quaternion
+from .data import Trajectory, as_array, matrix
 
 if TYPE_CHECKING:
     from ..backends.base import SimConfig
