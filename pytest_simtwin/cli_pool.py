@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
         help="print the shell exports that put a process on a simulator's domain (fast discovery included)",
         description=(
             "Print `export` lines for ROS_DOMAIN_ID, GZ_PARTITION, RMW_IMPLEMENTATION, the packaged Fast DDS "
-            "profile and the discovery range, e.g. `eval \"$(simtwin env --domain 12)\"`. Every process of a "
+            'profile and the discovery range, e.g. `eval "$(simtwin env --domain 12)"`. Every process of a '
             "domain should use them: discovery is only fast when all participants share the profile."
         ),
     )

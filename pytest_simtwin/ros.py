@@ -234,9 +234,7 @@ class RosSession:
                 parts.append(context)
             return "; ".join(parts)
 
-        return wait_until(
-            probe, timeout, what=f"a {msg_type.__name__} on {topic}", describe=describe
-        )
+        return wait_until(probe, timeout, what=f"a {msg_type.__name__} on {topic}", describe=describe)
 
     def count_publishers(self, topic: str) -> int:
         return int(self._require_node().count_publishers(topic))
@@ -245,8 +243,18 @@ class RosSession:
         return {name: list(types) for name, types in self._require_node().get_topic_names_and_types()}
 
     # -- services ----------------------------------------------------------------------------
-    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0) -> Any:
-        """Call a service and wait for the reply; raises :class:`ControlError` on timeout."""
+    def call(
+        self,
+        srv_type: type,
+        name: str,
+        request: Any,
+        timeout: float = 10.0,
+        abort: Callable[[], str | None] | None = None,
+    ) -> Any:
+        """Call a service and wait for the reply; raises :class:`ControlError` on timeout.
+
+        ``abort()`` returns a reason to stop waiting early (the server's process died).
+        """
         key = (name, f"{srv_type.__module__}.{srv_type.__name__}")
         with self._lock:
             client = self._clients.get(key)
@@ -259,16 +267,22 @@ class RosSession:
                 lambda: client.service_is_ready(),
                 timeout,
                 what=f"service {name} on domain {self.domain_id}",
+                abort=abort,
             )
         except WaitTimeout as exc:
             raise ControlError(str(exc)) from None
         done = threading.Event()
         future = client.call_async(request)
         future.add_done_callback(lambda _f: done.set())
-        if not done.wait(max(deadline - time.monotonic(), 0.05)):
-            with contextlib.suppress(Exception):
-                client.remove_pending_request(future)
-            raise ControlError(f"service {name} on domain {self.domain_id} did not answer within {timeout:.1f} s")
+        # Wait in slices so that a dead server ends the wait at once instead of at the timeout.
+        while not done.wait(min(max(deadline - time.monotonic(), 0.0), 0.25)):
+            reason = abort() if abort is not None else None
+            if reason or time.monotonic() >= deadline:
+                with contextlib.suppress(Exception):
+                    client.remove_pending_request(future)
+                if reason:
+                    raise ControlError(f"stopped waiting for an answer from service {name}: {reason}")
+                raise ControlError(f"service {name} on domain {self.domain_id} did not answer within {timeout:.1f} s")
         if future.exception() is not None:
             raise ControlError(f"service {name} failed: {future.exception()}")
         return future.result()

@@ -33,7 +33,7 @@ def check_profile(path: Path) -> Path:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise ConfigError(f"Fast DDS profile {path} is not valid XML ({exc}); fix it or remove the setting")
+        raise ConfigError(f"Fast DDS profile {path} is not valid XML ({exc}); fix it or remove the setting") from None
     if not root.tag.endswith("dds") and not root.tag.endswith("profiles"):
         raise ConfigError(f"Fast DDS profile {path}: expected a <dds> or <profiles> root, found <{root.tag}>")
     return path.resolve()

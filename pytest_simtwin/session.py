@@ -308,7 +308,7 @@ class SimSession:
         """
         from .sim.control import ControlClient
 
-        client = ControlClient(self._require_ros())
+        client = ControlClient(self._require_ros(), abort=self.death_reason, died=self.died_error)
         errors: list[str] = []
 
         def attempt() -> dict[str, Any] | None:
@@ -352,7 +352,7 @@ class SimSession:
                 raise err from None
             self._control, self._topics = None, None  # a foreign simulator: topics only
         else:
-            self._control = ControlClient(self._require_ros())
+            self._control = ControlClient(self._require_ros(), abort=self.death_reason, died=self.died_error)
             self._topics = dict(features.get("topics") or {}) or None
         self._control_checked = True
 

@@ -166,6 +166,23 @@ def test_killed_simulator_is_reported_and_replaced(embedded: SimSession) -> None
     embedded.check_health()
 
 
+def test_control_call_to_a_dead_simulator_fails_at_once_with_its_log(embedded: SimSession) -> None:
+    cfg = embedded.settings.sim
+    embedded.ensure(cfg)
+    control = embedded.control_or_none()
+    assert control is not None
+    control.state()
+    os.kill(embedded.backend._proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    wait_until(embedded.death_reason, 5.0, what="the killed simulator to be seen as dead")
+    t0 = time.monotonic()
+    with pytest.raises(SimulatorDiedError) as info:
+        control.call("get_simulation_state", timeout=30.0)
+    assert time.monotonic() - t0 < 5.0  # not the 30 s timeout
+    assert "exited with code -9 while answering get_simulation_state" in str(info.value)
+    assert info.value.log_tail
+    assert embedded.ensure(cfg) is True
+
+
 def test_frozen_simulator_fails_the_health_check(embedded: SimSession) -> None:
     cfg = embedded.settings.sim
     embedded.ensure(cfg)

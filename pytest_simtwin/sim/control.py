@@ -8,7 +8,7 @@ the simulator's own message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ControlError, WaitTimeout
@@ -22,10 +22,22 @@ if TYPE_CHECKING:
 class ControlClient:
     """``ControlClient(ros, namespace="/simtwin", timeout=10.0)``: one method per control service."""
 
-    def __init__(self, ros: RosSession, namespace: str = protocol.NAMESPACE, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ros: RosSession,
+        namespace: str = protocol.NAMESPACE,
+        timeout: float = 10.0,
+        *,
+        abort: Callable[[], str | None] | None = None,
+        died: Callable[[str], Exception] | None = None,
+    ) -> None:
         self.ros = ros
         self.namespace = namespace
         self.timeout = timeout
+        # abort() names why the simulator cannot answer any more (its process exited); died(during)
+        # builds the error to raise then (with the simulator's log tail), instead of a bare timeout.
+        self.abort = abort
+        self.died = died
 
     def call(self, name: str, /, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
         """Call service ``name`` with a JSON payload; return the decoded reply or raise ControlError.
@@ -37,7 +49,18 @@ class ControlClient:
         service = protocol.service_name(name, self.namespace)
         request = AddDiagnostics.Request()
         request.load_namespace = protocol.encode({k: v for k, v in payload.items() if v is not None})
-        response = self.ros.call(AddDiagnostics, service, request, timeout=self.timeout if timeout is None else timeout)
+        try:
+            response = self.ros.call(
+                AddDiagnostics,
+                service,
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                abort=self.abort,
+            )
+        except ControlError:
+            if self.died is not None and self.abort is not None and self.abort():
+                raise self.died(f"while answering {name}") from None
+            raise
         try:
             body = protocol.decode(response.message)
         except ValueError as exc:

@@ -69,6 +69,7 @@ class SimNode:
         self.requests: queue.Queue[Request] = queue.Queue()
         self._cmd_lock = threading.Lock()
         self.cmd_count = 0
+        self.dropped: dict[str, int] = {}  # topic -> messages the DDS writer refused
         self._cmd: tuple[float, float] = (0.0, 0.0)
         self._cmd_seen = 0  # cmd_count when the runner last took the command
         self._type_errors: set[tuple[str, str]] = set()
@@ -261,9 +262,26 @@ class SimNode:
         self._wake = fn
 
     # -- publishing (runner thread) ---------------------------------------------------------------
+    def _send(self, pub: Any, msg: Any) -> None:
+        """Publish, surviving a refused write.
+
+        A reliable Fast DDS writer whose history is full of samples a slow reader has not yet
+        acknowledged gives up after its blocking time and rmw raises "cannot publish data" (seen
+        free-running at rtf 0 on loaded cores). That sample is lost for that reader either way; the
+        simulator must keep running, so it counts the drop (state "dropped") and logs it.
+        """
+        try:
+            pub.publish(msg)
+        except Exception as exc:  # rclpy's RCLError is not importable by a stable public name
+            topic = str(getattr(pub, "topic_name", "?"))
+            n = self.dropped.get(topic, 0) + 1
+            self.dropped[topic] = n
+            if n == 1 or n % 1000 == 0:
+                log.warning("%d message(s) on %s not sent (a slow or stalled subscriber?): %s", n, topic, exc)
+
     def publish_clock(self, t: float) -> None:
         _stamp(self.msg_clock.clock, t)
-        self.pub_clock.publish(self.msg_clock)
+        self._send(self.pub_clock, self.msg_clock)
 
     def publish_odom(self, t: float, x: float, y: float, yaw: float, vx: float, wz: float) -> None:
         m = self.msg_odom
@@ -275,7 +293,7 @@ class SimNode:
         p.orientation.w = math.cos(yaw * 0.5)
         m.twist.twist.linear.x = vx  # child frame: forward speed
         m.twist.twist.angular.z = wz
-        self.pub_odom.publish(m)
+        self._send(self.pub_odom, m)
 
     def publish_truth(self, t: float, truth: Any) -> None:
         m = self.msg_truth
@@ -287,14 +305,14 @@ class SimNode:
         tw = m.twist.twist  # world frame (documented in protocol.GROUND_TRUTH)
         tw.linear.x, tw.linear.y, tw.linear.z = truth.vx, truth.vy, truth.vz
         tw.angular.x, tw.angular.y, tw.angular.z = truth.wx, truth.wy, truth.wz
-        self.pub_truth.publish(m)
+        self._send(self.pub_truth, m)
 
     def publish_joints(self, t: float, positions: Sequence[float], velocities: Sequence[float]) -> None:
         m = self.msg_joints
         _stamp(m.header.stamp, t)
         m.position = array("d", positions)
         m.velocity = array("d", velocities)
-        self.pub_joints.publish(m)
+        self._send(self.pub_joints, m)
 
     def publish_scan(self, t: float, ranges: array[float]) -> None:
         if self.pub_scan is None:
@@ -302,7 +320,7 @@ class SimNode:
         m = self.msg_scan
         _stamp(m.header.stamp, t)
         m.ranges = ranges
-        self.pub_scan.publish(m)
+        self._send(self.pub_scan, m)
 
     def subscriber_counts(self) -> tuple[int, ...]:
         """Matched subscriptions per publisher: a change while paused triggers a re-publish for late joiners."""

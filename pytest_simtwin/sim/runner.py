@@ -371,6 +371,7 @@ class Runner:
             "robot": self.world.robot.name,
             "seed": self.seed,
             "lockstep": self.lockstep,
+            "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> dict[str, Any]:

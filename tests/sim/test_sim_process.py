@@ -6,7 +6,6 @@ duration) so the tests run as fast as the simulator steps and do not depend on t
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -339,8 +338,12 @@ def test_clock_joint_states_and_refusals(sim: SimProcess) -> None:
     assert left == pytest.approx(0.5 / 0.033, rel=0.05)  # rad/s of a 0.033 m wheel at 0.5 m/s
     stamps = [m.clock.sec + m.clock.nanosec * 1e-9 for m in clock.messages()]
     assert stamps and max(stamps) <= st["sim_time"] + 1e-9
-    gaps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
-    assert gaps and min(gaps) >= 0.01 - 1e-9  # at most 100 Hz of sim time
+    # At most 100 Hz of sim time. A late joiner's re-send of the current instant (republish_last)
+    # may add a stamp off the 12 ms grid, so count distinct stamps instead of checking every gap.
+    distinct = sorted(set(stamps))
+    assert 10 <= len(distinct) <= 100 + 2, distinct
+    off_grid = [t for t in distinct if round(t / st["step_size"]) % 3]  # periodic: every 3rd 4 ms step
+    assert len(off_grid) <= 2, off_grid
     assert joints.count > 0
     # refusals carry the simulator's explanation
     with pytest.raises(ControlError, match="no entity named 'ghost'"):
@@ -396,3 +399,38 @@ def test_a_node_with_use_sim_time_follows_the_clock(sim: SimProcess) -> None:
         node.kill()
     assert node.returncode == 0, err
     assert 2.0 <= float(out) <= 2.5 + 1e-9
+
+
+STALLED_READER = """
+import sys, time, rclpy
+from rclpy.context import Context
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
+ctx = Context(); ctx.init(); node = rclpy.create_node("stalled_reader", context=ctx)
+qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+subs = [node.create_subscription(t, n, lambda m: None, qos) for t, n in ((Clock, "/clock"), (Odometry, "/odom"))]
+print("subscribed", flush=True)
+time.sleep(120)  # never spins, never acknowledges: a reader that has fallen far behind
+"""
+
+
+def test_a_frozen_reliable_reader_does_not_stall_the_simulator(sim_factory: Any) -> None:
+    """A node under test that hangs (here SIGSTOPped) must not block the simulator's publishing."""
+    sim: SimProcess = sim_factory("--rtf", "0")
+    reader = subprocess.Popen([sys.executable, "-c", STALLED_READER], env=sim.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "subscribed"
+        os.kill(reader.pid, signal.SIGSTOP)  # its DDS threads stop too: no acknowledgements at all
+        t0 = sim.control.state()["sim_time"]
+        # 20 s of sim time is thousands of /clock and /odom samples, far beyond the writers' history
+        wait_until(
+            lambda: sim.control.state()["sim_time"] > t0 + 20.0,
+            30.0,
+            what="sim time to advance 20 s past a frozen reader",
+            describe=lambda: sim.log()[-2000:],
+        )
+        assert sim.proc.poll() is None, sim.log()
+    finally:
+        os.kill(reader.pid, signal.SIGKILL)
+        reader.wait()
