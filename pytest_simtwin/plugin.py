@@ -71,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any("sim" in getattr(item, "fixturenames", ()) for item in items):
+        # Get the simulator fork server importing while the first test sets up (no ROS here).
+        from .session import prewarm
+
+        prewarm(config.stash[SETTINGS_KEY])
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
             try:

@@ -19,7 +19,7 @@ import itertools
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -29,6 +29,10 @@ from .base import Backend
 
 if TYPE_CHECKING:
     from ..domains import DomainLease
+    from ._forkclient import ForkedProcess
+
+    #: Starts the command another way (the fork server): (env, log path, cwd) -> a Popen-like process.
+    Spawner = Callable[[Mapping[str, str], Path, Path | None], ForkedProcess]
 
 PR_SET_PDEATHSIG = 1
 _libc: Any = None
@@ -143,15 +147,17 @@ class ManagedProcess:
         lease: DomainLease | None = None,
         shell: bool = False,
         cwd: Path | None = None,
+        spawner: Spawner | None = None,
     ) -> None:
         self.argv = argv
+        self.spawner = spawner
         self.env = dict(env)
         self.log_path = log_path
         self.kind = kind
         self.lease = lease
         self.shell = shell
         self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | ForkedProcess | None = None
         self._log: IO[bytes] | None = None
 
     @property
@@ -165,6 +171,22 @@ class ManagedProcess:
         self._log = self.log_path.open("ab")
         self._log.write(f"$ {self.argv if isinstance(self.argv, str) else ' '.join(self.argv)}\n".encode())
         self._log.flush()
+        if self.spawner is not None:
+            try:
+                self.proc = self.spawner(self.env, self.log_path, self.cwd)
+            except (OSError, ValueError) as exc:  # the fork server went away: start it the plain way
+                self._log.write(f"(fork server failed: {exc}; starting a plain process)\n".encode())
+                self._log.flush()
+        if self.proc is None:
+            self._popen()
+        if self.lease is not None:
+            assert self.proc is not None
+            self.lease.add_child(
+                self.proc.pid, self.kind, {"partition": self.env.get("GZ_PARTITION"), "pgid": self.proc.pid}
+            )
+        return self
+
+    def _popen(self) -> None:
         args = ["/bin/sh", "-c", str(self.argv)] if self.shell else [str(a) for a in self.argv]
         try:
             self.proc = subprocess.Popen(
@@ -185,11 +207,6 @@ class ManagedProcess:
                 f"cannot start the {self.kind} command {cmd!r}: {exc}. Expected an executable on PATH; "
                 f"check the command (and the venv / ROS installation)."
             ) from None
-        if self.lease is not None:
-            self.lease.add_child(
-                self.proc.pid, self.kind, {"partition": self.env.get("GZ_PARTITION"), "pgid": self.proc.pid}
-            )
-        return self
 
     def is_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -260,10 +277,20 @@ class SubprocessBackend(Backend):
         """The argv (or shell text, with ``True``) to run."""
         raise NotImplementedError
 
+    def spawner(self) -> Spawner | None:
+        """A faster way to start the same command (the embedded fork server); None: a plain process."""
+        return None
+
     def start(self) -> None:
         argv, shell = self.command()
         self._proc = ManagedProcess(
-            argv, env=self.env, log_path=self._log_path, kind=self.kind, lease=self.lease, shell=shell
+            argv,
+            env=self.env,
+            log_path=self._log_path,
+            kind=self.kind,
+            lease=self.lease,
+            shell=shell,
+            spawner=self.spawner(),
         ).start()
 
     def stop(self, grace: float = 5.0) -> None:

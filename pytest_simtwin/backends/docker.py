@@ -176,29 +176,11 @@ def parse_memory(text: str | None) -> int | None:
 def simulator_arguments(backend: Backend) -> list[str]:
     """The simulator's arguments, exactly as the embedded backend builds them (minus the interpreter).
 
-    ``--parent-pid`` is dropped: the container has its own pid namespace; the stdin guard does that job.
+    No ``--parent-pid``: the container has its own pid namespace; the stdin guard does that job.
     """
     from . import embedded
 
-    shared = getattr(embedded, "simulator_arguments", None)
-    if shared is not None:
-        args = list(shared(backend.config))
-    else:
-        argv, _shell = embedded.EmbeddedBackend.command(backend)  # type: ignore[arg-type]
-        args = list(argv)
-        if "pytest_simtwin.sim" in args:
-            args = args[args.index("pytest_simtwin.sim") + 1 :]
-    out: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg == "--parent-pid":
-            skip = True
-            continue
-        out.append(arg)
-    return out
+    return embedded.simulator_arguments(backend.config, parent_pid=None)
 
 
 class DockerBackend(Backend):

@@ -2,16 +2,25 @@
 
 It runs ``sys.executable -m pytest_simtwin.sim`` (no re-exec through a venv wrapper) with the
 worker's ROS environment and ``--parent-pid`` so it also exits on its own when the worker dies.
+By default the process is forked from the machine's warm fork server (:mod:`._forkclient`), which
+has already imported MuJoCo and rclpy; ``fork_server=False`` in the config's options (the plugin's
+``--simtwin-fork-server off``) or ``SIMTWIN_FORK_SERVER=0`` starts a plain process instead.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from ._process import SubprocessBackend
+from .base import SimConfig
+
+if TYPE_CHECKING:
+    from ._forkclient import ForkedProcess
+    from ._process import Spawner
 
 
 class EmbeddedBackend(SubprocessBackend):
@@ -19,27 +28,40 @@ class EmbeddedBackend(SubprocessBackend):
     supports_control: ClassVar[bool] = True
 
     def command(self) -> tuple[Sequence[str] | str, bool]:
-        cfg = self.config
-        argv = [
+        return [
             sys.executable,
             "-m",
             "pytest_simtwin.sim",
-            "--parent-pid",
-            str(os.getpid()),
-            "--seed",
-            str(cfg.seed),
-            "--rtf",
-            f"{cfg.rtf:g}",
-            "--cmd-vel-type",
-            cfg.cmd_vel_type,
-        ]
-        if cfg.world is not None:
-            argv.append(str(cfg.world))
-        if cfg.robot is not None:
-            argv += ["--robot", str(cfg.robot)]
-        if cfg.lockstep:
-            argv.append("--lockstep")
-        if cfg.paused:
-            argv.append("--paused")
-        argv += list(cfg.extra_args)
-        return argv, False
+            *simulator_arguments(self.config, parent_pid=os.getpid()),
+        ], False
+
+    def spawner(self) -> Spawner | None:
+        from . import _forkclient
+
+        if not self.config.options.get("fork_server", True):
+            return None
+        server = _forkclient.shared_server()
+        if server is None:
+            return None
+        args = simulator_arguments(self.config, parent_pid=os.getpid())
+
+        def spawn(env: Mapping[str, str], log_path: Path, cwd: Path | None) -> ForkedProcess:
+            return server.spawn(args, env=env, log_path=log_path, cwd=cwd)
+
+        return spawn
+
+
+def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
+    """``simtwin-sim`` arguments for ``cfg`` (``--parent-pid``: exit when that process is gone)."""
+    argv = [] if parent_pid is None else ["--parent-pid", str(parent_pid)]
+    argv += ["--seed", str(cfg.seed), "--rtf", f"{cfg.rtf:g}", "--cmd-vel-type", cfg.cmd_vel_type]
+    if cfg.world is not None:
+        argv.append(str(cfg.world))
+    if cfg.robot is not None:
+        argv += ["--robot", str(cfg.robot)]
+    if cfg.lockstep:
+        argv.append("--lockstep")
+    if cfg.paused:
+        argv.append("--paused")
+    argv += list(cfg.extra_args)
+    return argv

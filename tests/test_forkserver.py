@@ -1,0 +1,167 @@
+"""The warm fork server: forked simulators behave like plain ``simtwin-sim`` processes, and nothing outlives its owner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_simtwin import domains
+from pytest_simtwin.backends import _forkclient
+from pytest_simtwin.backends._process import partition_members
+from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros import RosSession
+from pytest_simtwin.rosenv import ros_environment
+from pytest_simtwin.waiting import wait_until
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[tuple[_forkclient.ForkServer, subprocess.Popen[bytes]]]:
+    """A server of our own (not the machine's shared one), so its lifetime can be asserted."""
+    name = f"simtwin-fork-test-{uuid.uuid4().hex[:8]}"
+    proc = _forkclient._start_server(name, tmp_path / "server.log")
+    try:
+        conn, pid = _forkclient._await_server(name, proc, tmp_path / "server.log")
+        assert pid == proc.pid
+        yield _forkclient.ForkServer(name, conn, pid), proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _request(name: str, payload: bytes) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect("\0" + name)
+        conn.sendall(payload)
+        reply, _ = _forkclient._read_line(conn, 10)
+        return reply
+
+
+def test_a_forked_simulator_publishes_is_findable_and_exits_cleanly(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from nav_msgs.msg import Odometry
+
+    server, _proc = private_server
+    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
+        env = ros_environment(lease.domain_id, lease.partition)
+        with RosSession(lease.domain_id, env, name="forkserver_test") as ros:
+            odom = ros.subscribe("/odom", Odometry)
+            log = tmp_path / "sim.log"
+            child = server.spawn(["--seed", "3", "--paused"], env=env, log_path=log)
+            try:
+                wait_until(
+                    lambda: odom.count > 0,
+                    20.0,
+                    what="the forked simulator's first /odom",
+                    describe=lambda: log.read_text(errors="replace")[-2000:],
+                )
+                # What reapers and `ps` see is the simulator, not the server it was forked from.
+                assert child.pid in partition_members(lease.partition)
+                cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
+                assert b"pytest_simtwin.sim" in cmdline and b"--paused" in cmdline
+                assert os.getpgid(child.pid) == child.pid  # its own group, like a Popen child
+                assert child.poll() is None
+                os.kill(child.pid, signal.SIGTERM)
+                assert child.wait(timeout=10) == 0
+            finally:
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGKILL)
+            text = log.read_text()
+            assert f"ROS_DOMAIN_ID={lease.domain_id}" in text and "stopping: signal SIGTERM" in text
+
+
+def test_a_killed_simulator_reports_its_signal(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    server, _proc = private_server
+    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
+        env = ros_environment(lease.domain_id, lease.partition)
+        child = server.spawn(["--paused"], env=env, log_path=tmp_path / "sim.log")
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_bad_requests_get_an_explanation(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+) -> None:
+    server, _proc = private_server
+    assert "expected a JSON object with 'op'" in str(_request(server.name, b"not json\n")["error"])
+    assert "spawn request without ['args', 'env', 'log']" in str(_request(server.name, b'{"op": "spawn"}\n')["error"])
+    assert "unknown op 'fly'" in str(_request(server.name, b'{"op": "fly"}\n')["error"])
+
+
+CLIENT = """
+import sys, time
+from pathlib import Path
+from pytest_simtwin.backends._forkclient import ForkServer, _hello
+from pytest_simtwin.rosenv import ros_environment
+conn, pid = _hello(sys.argv[1], 10)
+child = ForkServer(sys.argv[1], conn, pid).spawn(["--paused"], env=ros_environment(int(sys.argv[3]), sys.argv[4]),
+                                                  log_path=Path(sys.argv[2]))
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_simulators_die_with_their_client_and_the_idle_server_exits(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    server, proc = private_server
+    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
+        argv = [
+            sys.executable,
+            "-c",
+            CLIENT,
+            server.name,
+            str(tmp_path / "sim.log"),
+            str(lease.domain_id),
+            lease.partition,
+        ]
+        client = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None
+        sim_pid = int(client.stdout.readline())
+        assert domains.process_alive(sim_pid)
+        client.kill()  # SIGKILL: no cleanup code runs in the client
+        client.wait()
+        wait_until(lambda: not domains.process_alive(sim_pid), 5.0, what="the orphaned simulator to be killed")
+    # Our own keep-alive is the last connection: closing it lets the server exit after its idle time.
+    server._keepalive.close()
+    t0 = time.monotonic()
+    proc.wait(timeout=10)
+    assert proc.returncode == 0 and time.monotonic() - t0 < 6.0
+
+
+def test_the_fork_server_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_simtwin.backends.base import SimConfig
+    from pytest_simtwin.backends.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(SimConfig(options={"fork_server": False}), lease=None, ros=None, env={}, workdir=tmp_path)
+    assert backend.spawner() is None
+    monkeypatch.setenv(_forkclient.ENV_SWITCH, "0")
+    assert _forkclient.shared_server() is None
+    assert EmbeddedBackend(SimConfig(), lease=None, ros=None, env={}, workdir=tmp_path).spawner() is None
+
+
+def test_server_refuses_a_taken_name(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    server, _proc = private_server
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_simtwin.sim.forkserver", "--name", server.name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0 and "already served by another process" in out.stdout
+    assert json.loads(json.dumps(_request(server.name, b'{"op": "hello"}\n')))["pid"] == server.server_pid
