@@ -1,8 +1,10 @@
 """Benchmark of the embedded simulator: start-up latency and free-running real-time factor.
 
 Prints (and compares with the targets):
-  * process start -> first /odom received by an already running subscriber (median, p90 of N starts;
-    target < 0.5 s), started the way the plugin does (``sys.executable -m pytest_simtwin.sim``);
+  * start -> first /odom received by an already running subscriber (median, p90 of N starts;
+    target < 0.5 s), both ways the embedded backend starts a simulator: forked from the warm fork
+    server (the default) and as a fresh process (``sys.executable -m pytest_simtwin.sim``,
+    ``--simtwin-fork-server off``); the server's own one-time start is printed too;
   * free-running (``--rtf 0``) real-time factor with the lidar at 10 Hz on the default world, without
     and with a Python subscriber on every topic (target >= 100x);
   * physics alone in this process (no ROS), for reference.
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
 from pytest_simtwin.ros import RosSession
@@ -44,7 +47,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: Any) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -63,16 +66,27 @@ def robot_with_lidar_rate(rate: float, directory: Path) -> Path:
     return out
 
 
-def bench_startup(ros: RosSession, env: dict[str, str], starts: int, log: Path) -> tuple[list[float], list[float]]:
+def bench_startup(
+    ros: RosSession, env: dict[str, str], starts: int, log: Path, fork: bool
+) -> tuple[list[float], list[float]]:
     from nav_msgs.msg import Odometry
 
+    from pytest_simtwin.backends import _forkclient
+
+    server = _forkclient.shared_server() if fork else None
+    if fork and server is None:
+        raise SystemExit("the fork server is not available (SIMTWIN_FORK_SERVER=0?)")
     buf = ros.subscribe("/odom", Odometry)
     times, cpu = [], []
     for _ in range(starts):
         before = buf.count
+        proc: Any
         with log.open("ab") as f:
             t0 = time.monotonic()
-            proc = subprocess.Popen(sim_argv("--rtf", "1"), env=env, stdout=f, stderr=subprocess.STDOUT)
+            if server is not None:
+                proc = server.spawn(sim_argv("--rtf", "1")[3:], env=env, log_path=log)
+            else:
+                proc = subprocess.Popen(sim_argv("--rtf", "1"), env=env, stdout=f, stderr=subprocess.STDOUT)
         try:
             wait_until(
                 lambda before=before: buf.count > before,  # type: ignore[misc]
@@ -159,14 +173,21 @@ def main() -> int:
         log = Path(tmp) / "sim.log"
         robot = robot_with_lidar_rate(10.0, Path(tmp))
         with RosSession(lease.domain_id, env, name="sim_benchmark") as ros:
-            times, cpu = bench_startup(ros, env, args.starts, log)
-            med = statistics.median(times)
-            p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
-            print(
-                f"start -> first /odom over {len(times)} starts: median {med:.3f} s, p90 {p90:.3f} s, "
-                f"max {max(times):.3f} s; target < {STARTUP_TARGET} s: median/target = {med / STARTUP_TARGET:.2f}, "
-                f"p90/target = {p90 / STARTUP_TARGET:.2f}; CPU time used by then: median {statistics.median(cpu):.3f} s"
-            )
+            from pytest_simtwin.backends import _forkclient
+
+            t0 = time.monotonic()
+            _forkclient.shared_server()
+            print(f"fork server ready (once per machine and run) in {time.monotonic() - t0:.3f} s")
+            for fork, label in ((True, "forked from the warm server (default)"), (False, "fresh process")):
+                times, cpu = bench_startup(ros, env, args.starts, log, fork)
+                med = statistics.median(times)
+                p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
+                print(
+                    f"start -> first /odom, {label}, over {len(times)} starts: median {med:.3f} s, p90 {p90:.3f} s, "
+                    f"max {max(times):.3f} s; target < {STARTUP_TARGET} s: median/target = "
+                    f"{med / STARTUP_TARGET:.2f}, p90/target = {p90 / STARTUP_TARGET:.2f}; "
+                    f"CPU time used by then: median {statistics.median(cpu):.3f} s"
+                )
         for subscribe in (False, True):
             # a fresh session each: subscriptions of a RosSession last as long as the session
             with RosSession(lease.domain_id, env, name="sim_benchmark_rtf") as ros:

@@ -116,7 +116,7 @@ class SimPool:
         world: str | Path | None = None,
         robot: str | Path | None = None,
         backend: str = "embedded",
-        rtf: float = 0.0,
+        rtf: float = 1.0,  # like `simtwin pool` and the plugin; 0 runs each as fast as it can
         seed: int = 0,
         lockstep: bool = False,
         paused: bool = False,
@@ -197,16 +197,35 @@ class SimPool:
                 session = SimSession(settings, WorkerInfo(f"pool{i}", i, self.n))
                 stack.enter_context(session)
                 sessions.append(session)
-            # Launch everything before waiting for anything: starts overlap on all cores.
+            # Launch everything before waiting for anything: starts overlap on all cores. Members
+            # that should run start paused and all play once every one is ready: N free-running
+            # simulators on fewer cores would otherwise starve the ones still starting.
+            hold = self._hold_until_all_ready()
             for i, session in enumerate(sessions):
-                session.launch(self.config.with_(seed=self.config.seed + i))
+                config = self.config.with_(seed=self.config.seed + i)
+                session.launch(config.with_(paused=True) if hold else config)
                 self.members.append(PoolMember(i, session))
             self._await_all(t0)
+            if hold:
+                self._play_all()
         except BaseException:
             self.close()
             raise
         self.ready_after = time.monotonic() - t0
         return self
+
+    def _hold_until_all_ready(self) -> bool:
+        return self.n > 1 and self.backend != "process" and not (self.config.paused or self.config.lockstep)
+
+    def _play_all(self) -> None:
+        """Release every held member at once: a request sent after some members already run free
+        would wait behind them for CPU. Re-sent until answered (playing is idempotent)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.n, 16)) as ex:
+            calls = [
+                ex.submit(m.control.call, "set_simulation_state", state="playing", resend=0.2) for m in self.members
+            ]
+            for call in calls:
+                call.result()
 
     def _await_all(self, t0: float) -> None:
         # Waiting only reads subscriptions, so threads are safe here (processes were forked above,

@@ -250,10 +250,14 @@ class RosSession:
         request: Any,
         timeout: float = 10.0,
         abort: Callable[[], str | None] | None = None,
+        resend: float | None = None,
     ) -> Any:
         """Call a service and wait for the reply; raises :class:`ControlError` on timeout.
 
         ``abort()`` returns a reason to stop waiting early (the server's process died).
+        ``resend`` (idempotent services only): send the request again every ``resend`` s (doubling)
+        until one reply arrives. A reply sent before the server has matched our reply reader is
+        lost; on a loaded machine that window lasts seconds after ``service_is_ready()``.
         """
         key = (name, f"{srv_type.__module__}.{srv_type.__name__}")
         with self._lock:
@@ -272,17 +276,32 @@ class RosSession:
         except WaitTimeout as exc:
             raise ControlError(str(exc)) from None
         done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
+        futures = [client.call_async(request)]
+        futures[0].add_done_callback(lambda _f: done.set())
+        next_send = None if resend is None else time.monotonic() + resend
+        interval = resend
         # Wait in slices so that a dead server ends the wait at once instead of at the timeout.
-        while not done.wait(min(max(deadline - time.monotonic(), 0.0), 0.25)):
+        while not done.wait(min(max(deadline - time.monotonic(), 0.0), 0.25 if interval is None else interval)):
+            now = time.monotonic()
             reason = abort() if abort is not None else None
-            if reason or time.monotonic() >= deadline:
-                with contextlib.suppress(Exception):
-                    client.remove_pending_request(future)
+            if reason or now >= deadline:
+                for pending in futures:
+                    with contextlib.suppress(Exception):
+                        client.remove_pending_request(pending)
                 if reason:
                     raise ControlError(f"stopped waiting for an answer from service {name}: {reason}")
                 raise ControlError(f"service {name} on domain {self.domain_id} did not answer within {timeout:.1f} s")
+            if next_send is not None and interval is not None and now >= next_send:
+                again = client.call_async(request)
+                again.add_done_callback(lambda _f: done.set())
+                futures.append(again)
+                interval = min(interval * 2, 1.0)
+                next_send = now + interval
+        future = next(f for f in futures if f.done())
+        for pending in futures:
+            if pending is not future:
+                with contextlib.suppress(Exception):
+                    client.remove_pending_request(pending)
         if future.exception() is not None:
             raise ControlError(f"service {name} failed: {future.exception()}")
         return future.result()

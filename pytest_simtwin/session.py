@@ -321,7 +321,8 @@ class SimSession:
 
         def attempt() -> dict[str, Any] | None:
             try:
-                return client.call(name, timeout=min(1.5, total), **payload)
+                # Re-sent every 0.1 s (doubling) until answered: a lost reply costs 0.1 s, not an attempt.
+                return client.call(name, timeout=min(3.0, total), resend=0.1, **payload)
             except ControlError as exc:
                 errors.append(str(exc))
                 return None

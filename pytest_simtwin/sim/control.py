@@ -39,10 +39,13 @@ class ControlClient:
         self.abort = abort
         self.died = died
 
-    def call(self, name: str, /, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
+    def call(
+        self, name: str, /, timeout: float | None = None, resend: float | None = None, **payload: Any
+    ) -> dict[str, Any]:
         """Call service ``name`` with a JSON payload; return the decoded reply or raise ControlError.
 
         ``name`` is positional-only so a payload may carry its own ``name`` (entity services).
+        ``resend``: re-send every so many seconds until answered (idempotent services only).
         """
         from diagnostic_msgs.srv import AddDiagnostics
 
@@ -56,6 +59,7 @@ class ControlClient:
                 request,
                 timeout=self.timeout if timeout is None else timeout,
                 abort=self.abort,
+                resend=resend,
             )
         except ControlError:
             if self.died is not None and self.abort is not None and self.abort():
