@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import sys
 import threading
 import time
 from array import array
@@ -122,10 +121,6 @@ class Runner:
 
     def run(self) -> int:
         """Loop until stopped; returns the process exit code (0 for every orderly stop)."""
-        # The ROS thread answers control requests only when it holds the GIL; free-running, this
-        # loop holds it nearly always and hands it over every switch interval (5 ms by default),
-        # many times per request. 0.5 ms cut a control round trip under load several-fold.
-        sys.setswitchinterval(0.0005)
         self.publish_all(scan=True)
         log.info(
             "running: %s, step %.4g s, %s",
