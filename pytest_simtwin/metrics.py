@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the plugin loads this module at start-up
+    import numpy as np
+    import numpy.typing as npt
 
 Direction = Literal["lower", "higher", "two-sided"]
 DIRECTIONS: tuple[Direction, ...] = ("lower", "higher", "two-sided")
@@ -88,11 +89,15 @@ def get_metric(name: str, tolerance: float | None = None) -> ValidationMetric:
 
 
 def _as_array(values: float | Sequence[float] | npt.ArrayLike) -> npt.NDArray[np.float64]:
+    import numpy as np
+
     return np.atleast_1d(np.asarray(values, dtype=float))
 
 
 def aggregate(values: npt.ArrayLike, how: str = "rmse") -> float:
     """Reduce per-step values to one number (mean, rmse, max, median, p95 or final)."""
+    import numpy as np
+
     arr = _as_array(values)
     if arr.size == 0:
         return math.nan
@@ -119,6 +124,8 @@ def per_step_errors(name: str, actual: npt.ArrayLike, expected: npt.ArrayLike) -
       (samples with |commanded| < 1e-3 are dropped: a relative error of standing still is undefined).
     * sensor_latency / collision_detection: |actual - expected| element-wise.
     """
+    import numpy as np
+
     a = np.asarray(actual, dtype=float)
     e = np.asarray(expected, dtype=float)
     if a.shape != e.shape:
@@ -145,6 +152,8 @@ def compute_metric(name: str, actual: npt.ArrayLike, expected: npt.ArrayLike, ho
 
 def pass_fraction(errors: npt.ArrayLike, tolerance: float) -> float:
     """Fraction of steps whose error is within ``tolerance`` (e.g. "under 1 cm for 90 % of steps")."""
+    import numpy as np
+
     arr = _as_array(errors)
     return float(np.mean(np.abs(arr) <= tolerance)) if arr.size else math.nan
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import domains, rosenv
 from .backends._process import SubprocessBackend, kill_partition, register_reaper
 from .backends.base import Backend, SimConfig, backend_class, resolve_msg_type
+from .backends.embedded import EmbeddedBackend
 from .errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from .ros import RosSession
 from .sim import protocol
@@ -232,6 +233,10 @@ class SimSession:
         self.backend, self.config = backend, config
         self._control, self._control_checked, self._topics = None, False, None
         self.starts += 1
+        if config.options.get("fork_server", True) and isinstance(backend, EmbeddedBackend):
+            # A fork starts in ~0.2 s once the server is warm; the first start waits for the
+            # server's imports, which this process's own ROS start-up then overlaps.
+            self._require_ros()
         try:
             backend.start()
         except BaseException:
