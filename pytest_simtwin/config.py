@@ -99,7 +99,7 @@ OPTIONS: list[Option] = [
     Option(
         "shard-durations",
         "metrics JSON of a previous run (or {nodeid: seconds}) to balance shards by "
-        "duration; every shard must use the same file",
+        "duration (every shard must use the same file); under -n, tests are also handed out longest first",
         kind="path",
     ),
     # report.py / baseline.py / recording.py: results, baselines, recordings

@@ -13,6 +13,10 @@ to the others:
 
 Every shard must see the same durations file, or the shards may overlap.
 Tests outside this shard are reported through ``pytest_deselected`` like ``-k`` does.
+
+The durations file also orders the tests of an xdist run longest first (every worker computes
+the same order, as xdist requires): its scheduler hands tests out in collection order, so a long
+test collected last would otherwise run alone at the end while the other workers idle.
 """
 
 from __future__ import annotations
@@ -154,20 +158,66 @@ def configured_shard(config: pytest.Config) -> Shard | None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def select(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep only this shard's items in ``items`` (in collection order); deselect the rest."""
-    shard = configured_shard(config)
-    if shard is None:
-        return
-    durations: dict[str, float] | None = None
+def configured_durations(config: pytest.Config) -> dict[str, float] | None:
+    """The recorded per-test durations (``--simtwin-shard-durations``), or None."""
     from .config import get_option
 
     path = get_option(config, "shard-durations")  # a Path, already resolved against cwd / ini dir
-    if path is not None:
-        try:
-            durations = load_durations(path)
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+    if path is None:
+        return None
+    try:
+        return load_durations(path)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def longest_first(
+    items: list[pytest.Item], durations: Mapping[str, float], workers: int = 1, maxschedchunk: int | None = None
+) -> None:
+    """Order ``items`` for xdist's ``load`` scheduler: the longest tests start first, on different workers.
+
+    That scheduler gives each of the ``workers`` an initial chunk of consecutive tests (a quarter
+    of its share, at least 2), then hands out the rest as workers free up. So each initial chunk
+    gets one of the longest tests followed by the shortest ones, and the remaining tests follow
+    longest first. Unknown tests count as the median; ties keep their collection order.
+    """
+    known = [durations[i.nodeid] for i in items if i.nodeid in durations]
+    default = statistics.median(known) if known else 0.0
+    position = {id(item): n for n, item in enumerate(items)}
+    ranked = sorted(items, key=lambda item: (-durations.get(item.nodeid, default), position[id(item)]))
+    workers = max(1, workers)
+    chunk = max(2, min(len(items) // workers // 4, maxschedchunk or len(items)))
+    if len(items) < 2 * workers or len(items) < workers * chunk:
+        items[:] = ranked
+        return
+    heads, rest = ranked[:workers], ranked[workers:]
+    fillers = rest[len(rest) - workers * (chunk - 1) :][::-1]  # the shortest, shortest first
+    rest = rest[: len(rest) - workers * (chunk - 1)]
+    ordered: list[pytest.Item] = []
+    for w, head in enumerate(heads):
+        ordered += [head, *fillers[w * (chunk - 1) : (w + 1) * (chunk - 1)]]
+    items[:] = ordered + rest
+
+
+def select(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep only this shard's items in ``items`` (in collection order); deselect the rest.
+
+    Under xdist with a durations file, the kept items are then ordered longest first.
+    """
+    shard = configured_shard(config)
+    durations = configured_durations(config) if shard is not None or hasattr(config, "workerinput") else None
+    if shard is not None:
+        _keep_shard(config, items, shard, durations)
+    workerinput = getattr(config, "workerinput", None)
+    # on a worker "dist" reads "no" unless another mode was asked for explicitly
+    if durations and workerinput is not None and config.getoption("dist", "no") in ("load", "no"):
+        workers = int(workerinput.get("workercount", 1))
+        longest_first(items, durations, workers, config.getoption("maxschedchunk", None))
+
+
+def _keep_shard(
+    config: pytest.Config, items: list[pytest.Item], shard: Shard, durations: dict[str, float] | None
+) -> None:
     shards = plan([item.nodeid for item in items], shard.total, durations)
     keep = [item for item, k in zip(items, shards, strict=True) if k == shard.index]
     dropped = [item for item, k in zip(items, shards, strict=True) if k != shard.index]

@@ -190,6 +190,54 @@ def test_same_shard_with_xdist(pytester: pytest.Pytester) -> None:
     assert ran == plain
 
 
+def test_longest_first_puts_one_long_test_at_the_head_of_each_initial_chunk() -> None:
+    from types import SimpleNamespace
+
+    names = [f"t{i}" for i in range(16)]
+    durations = {n: float(i) for i, n in enumerate(names)}  # t15 longest, t0 shortest
+    items: list[Any] = [SimpleNamespace(nodeid=n) for n in names]
+    shard.longest_first(items, durations, workers=2)
+    order = [i.nodeid for i in items]
+    # xdist hands each of 2 workers 2 consecutive tests first (16 // 2 // 4); each chunk gets one of
+    # the two longest, filled with the shortest; the rest follow longest first.
+    assert order[:4] == ["t15", "t0", "t14", "t1"]
+    assert order[4:] == [f"t{i}" for i in range(13, 1, -1)]
+    assert sorted(order) == sorted(names)
+    few: list[Any] = [SimpleNamespace(nodeid=n) for n in ("a", "b", "c")]
+    shard.longest_first(few, {"b": 2.0, "c": 1.0}, workers=2)  # too few to chunk: just longest first
+    assert [i.nodeid for i in few] == ["b", "a", "c"]  # a: unknown counts as the median, 1.5
+
+
+ORDER_SUITE = """
+import os, time
+def _mark(name):
+    with open(os.environ["ORDER_LOG"], "a") as fh:
+        fh.write(f"{name} {os.environ.get('PYTEST_XDIST_WORKER')}\\n")
+def test_a(): _mark("a")
+def test_b(): _mark("b")
+def test_c(): _mark("c")
+def test_d(): _mark("d"); time.sleep(0.5)
+"""
+
+
+def test_xdist_workers_start_the_longest_recorded_test_first(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_order=ORDER_SUITE)
+    (pytester.path / "durations.json").write_text(
+        json.dumps({"test_order.py::test_d": 30.0, "test_order.py::test_a": 0.1})
+    )
+    log = pytester.path / "order.log"
+    monkeypatch.setenv("ORDER_LOG", str(log))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--simtwin-shard-durations", "durations.json"
+    )
+    result.assert_outcomes(passed=4)
+    started = [line.split() for line in log.read_text().splitlines()]
+    first_per_worker = {w: name for name, w in reversed(started)}
+    assert "d" in first_per_worker.values(), started  # d (30 s recorded) opened one worker's chunk
+
+
 def _stable(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The parts of a metrics file that must not depend on how the run was split."""
     volatile = {"wall_duration", "worker", "domain_id", "message"}
