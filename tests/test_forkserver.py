@@ -38,6 +38,13 @@ def private_server(tmp_path: Path) -> Iterator[tuple[_forkclient.ForkServer, sub
         proc.wait()
 
 
+@pytest.fixture
+def leased() -> Iterator[tuple[domains.DomainLease, dict[str, str]]]:
+    """A leased domain and its ROS environment (never domain 0 or one another test holds)."""
+    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
+        yield lease, ros_environment(lease.domain_id, lease.partition)
+
+
 def _request(name: str, payload: bytes) -> dict[str, object]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(10)
@@ -48,48 +55,49 @@ def _request(name: str, payload: bytes) -> dict[str, object]:
 
 
 def test_a_forked_simulator_publishes_is_findable_and_exits_cleanly(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    leased: tuple[domains.DomainLease, dict[str, str]],
+    tmp_path: Path,
 ) -> None:
     from nav_msgs.msg import Odometry
 
     server, _proc = private_server
-    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
-        env = ros_environment(lease.domain_id, lease.partition)
-        with RosSession(lease.domain_id, env, name="forkserver_test") as ros:
-            odom = ros.subscribe("/odom", Odometry)
-            log = tmp_path / "sim.log"
-            child = server.spawn(["--seed", "3", "--paused"], env=env, log_path=log)
-            try:
-                wait_until(
-                    lambda: odom.count > 0,
-                    20.0,
-                    what="the forked simulator's first /odom",
-                    describe=lambda: log.read_text(errors="replace")[-2000:],
-                )
-                # What reapers and `ps` see is the simulator, not the server it was forked from.
-                assert child.pid in partition_members(lease.partition)
-                cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
-                assert b"pytest_simtwin.sim" in cmdline and b"--paused" in cmdline
-                assert os.getpgid(child.pid) == child.pid  # its own group, like a Popen child
-                assert child.poll() is None
-                os.kill(child.pid, signal.SIGTERM)
-                assert child.wait(timeout=10) == 0
-            finally:
-                if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGKILL)
-            text = log.read_text()
-            assert f"ROS_DOMAIN_ID={lease.domain_id}" in text and "stopping: signal SIGTERM" in text
+    lease, env = leased
+    with RosSession(lease.domain_id, env, name="forkserver_test") as ros:
+        odom = ros.subscribe("/odom", Odometry)
+        log = tmp_path / "sim.log"
+        child = server.spawn(["--seed", "3", "--paused"], env=env, log_path=log)
+        try:
+            wait_until(
+                lambda: odom.count > 0,
+                20.0,
+                what="the forked simulator's first /odom",
+                describe=lambda: log.read_text(errors="replace")[-2000:],
+            )
+            # What reapers and `ps` see is the simulator, not the server it was forked from.
+            assert child.pid in partition_members(lease.partition)
+            cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
+            assert b"pytest_simtwin.sim" in cmdline and b"--paused" in cmdline
+            assert os.getpgid(child.pid) == child.pid  # its own group, like a Popen child
+            assert child.poll() is None
+            os.kill(child.pid, signal.SIGTERM)
+            assert child.wait(timeout=10) == 0
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert f"ROS_DOMAIN_ID={lease.domain_id}" in text and "stopping: signal SIGTERM" in text
 
 
 def test_a_killed_simulator_reports_its_signal(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    leased: tuple[domains.DomainLease, dict[str, str]],
+    tmp_path: Path,
 ) -> None:
     server, _proc = private_server
-    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
-        env = ros_environment(lease.domain_id, lease.partition)
-        child = server.spawn(["--paused"], env=env, log_path=tmp_path / "sim.log")
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=10) == -signal.SIGKILL
+    child = server.spawn(["--paused"], env=leased[1], log_path=tmp_path / "sim.log")
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(timeout=10) == -signal.SIGKILL
 
 
 def test_bad_requests_get_an_explanation(
@@ -115,26 +123,20 @@ time.sleep(120)
 
 
 def test_simulators_die_with_their_client_and_the_idle_server_exits(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    leased: tuple[domains.DomainLease, dict[str, str]],
+    tmp_path: Path,
 ) -> None:
     server, proc = private_server
-    with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner="tests/forkserver") as lease:
-        argv = [
-            sys.executable,
-            "-c",
-            CLIENT,
-            server.name,
-            str(tmp_path / "sim.log"),
-            str(lease.domain_id),
-            lease.partition,
-        ]
-        client = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        assert client.stdout is not None
-        sim_pid = int(client.stdout.readline())
-        assert domains.process_alive(sim_pid)
-        client.kill()  # SIGKILL: no cleanup code runs in the client
-        client.wait()
-        wait_until(lambda: not domains.process_alive(sim_pid), 5.0, what="the orphaned simulator to be killed")
+    lease, _env = leased
+    argv = [sys.executable, "-c", CLIENT, server.name, str(tmp_path / "sim.log"), str(lease.domain_id), lease.partition]
+    client = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    sim_pid = int(client.stdout.readline())
+    assert domains.process_alive(sim_pid)
+    client.kill()  # SIGKILL: no cleanup code runs in the client
+    client.wait()
+    wait_until(lambda: not domains.process_alive(sim_pid), 5.0, what="the orphaned simulator to be killed")
     # Our own keep-alive is the last connection: closing it lets the server exit after its idle time.
     server._keepalive.close()
     t0 = time.monotonic()
