@@ -3,6 +3,9 @@
 * embedded / docker: what a fresh pytest worker does before its first test body runs (lease a
   domain, private ROS context, start the simulator, first /odom received, control answered:
   ``SimSession.ensure``), median over N starts;
+* simulator start -> first /odom at an already running subscriber (target < 0.5 s), forked from
+  the warm fork server (the embedded backend's default) and as a fresh process
+  (``sim_benchmark.bench_startup``);
 * hand-made: start ``simtwin-sim`` in the background, ``sleep 10`` (what tutorials and CI scripts
   do), then the test starts. The script checks /odom really arrived and also reports when it did.
 
@@ -23,6 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import docker_benchmark  # its target for the docker backend's start (reused, not copied)
+import sim_benchmark  # its start -> first /odom measurement and 0.5 s target (reused)
 from _common import PYTHON, Ratio, arg_parser, emit, fmt_stats, progress, settings, stats
 
 HAND_SLEEP = 10.0  # the fixed sleep of the hand-made flow
@@ -107,6 +111,38 @@ def hand_made_starts(starts: int, tmp: Path) -> tuple[list[float], list[float]]:
     return ready, first
 
 
+def first_odom(starts: int, tmp: Path) -> list[Ratio]:
+    """Simulator start -> first /odom, forked (default) and fresh process, against the 0.5 s target."""
+    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros import RosSession
+    from pytest_simtwin.rosenv import ros_environment
+
+    out: list[Ratio] = []
+    ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
+    with acquire_domain(ids, owner="bench_startup", prefer=ids[len(ids) // 2]) as lease:
+        env = ros_environment(lease.domain_id, lease.partition)
+        with RosSession(lease.domain_id, env, name="bench_first_odom") as ros:
+            for fork, name, label in (
+                (True, "first_odom_fork", "forked from the warm fork server (default)"),
+                (False, "first_odom_fresh", "fresh simtwin-sim process (--simtwin-fork-server off)"),
+            ):
+                progress(f"simulator start -> first /odom, {label}: {starts} starts")
+                times, cpu = sim_benchmark.bench_startup(ros, env, starts, tmp / "first-odom.log", fork)
+                st = stats(times)
+                out.append(
+                    Ratio(
+                        name,
+                        f"simulator start -> first /odom [s], {label}",
+                        st["median"],
+                        sim_benchmark.STARTUP_TARGET,
+                        higher_is_better=False,
+                        detail=f"{fmt_stats(st)}; CPU of the simulator by then: median {stats(cpu)['median']:.3f} s",
+                        numbers={name: st},
+                    )
+                )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = arg_parser(__doc__)
     ap.add_argument("--starts", type=int, help="plugin starts per backend (default 10, quick 3)")
@@ -135,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 numbers=numbers,
             )
         )
+        results.extend(first_odom(starts * 2, tmp))
         reason = docker_unavailable(args.image)
         if reason is None:
             progress(f"docker backend: {starts} starts")
