@@ -23,6 +23,7 @@ SETTINGS_KEY = pytest.StashKey["cfg.Settings"]()
 OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
 SESSION_KEY = pytest.StashKey["SimSession"]()  # on an item whose test uses the simulator
 MARKER_ERROR_KEY = pytest.StashKey[str]()  # an invalid simtwin marker found by an xdist worker
+PREWARMED_KEY = pytest.StashKey[bool]()  # the fork server was asked to start
 
 
 # -- options, markers, configuration -------------------------------------------------------------
@@ -70,12 +71,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if any("sim" in getattr(item, "fixturenames", ()) for item in items):
-        # Get the simulator fork server importing while the first test sets up (no ROS here).
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if "sim" in getattr(item, "fixturenames", ()) and not item.config.stash.get(PREWARMED_KEY, False):
+        # The first test that needs a simulator is known: get the simulator fork server importing
+        # while collection and the first set-up go on (a separate process; no ROS here).
         from .session import prewarm
 
-        prewarm(config.stash[SETTINGS_KEY])
+        item.config.stash[PREWARMED_KEY] = True
+        prewarm(item.config.stash[SETTINGS_KEY])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
             try:
