@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,3 +168,34 @@ def test_server_refuses_a_taken_name(
     )
     assert out.returncode == 0 and "already served by another process" in out.stdout
     assert json.loads(json.dumps(_request(server.name, b'{"op": "hello"}\n')))["pid"] == server.server_pid
+
+
+OTHER_USER = """
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.settimeout(10)
+conn.connect("\\0" + sys.argv[1])
+try:
+    conn.sendall(b'{"op": "hello"}\\n')
+    print(repr(conn.recv(4096)))
+except OSError:  # reset or broken pipe: refused
+    print("reset")
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to act as another user"
+)
+def test_another_user_cannot_use_the_server(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+) -> None:
+    server, _proc = private_server
+    out = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", OTHER_USER, server.name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("b''", "reset")  # closed without an answer
+    assert _request(server.name, b'{"op": "hello"}\n')["pid"] == server.server_pid  # we still can

@@ -228,7 +228,7 @@ def shared_server() -> ForkServer | None:
             return _server
         if _disabled is not None:
             return None
-        name = f"simtwin-fork-{_code_version()}"
+        name = f"simtwin-fork-{os.getuid()}-{_code_version()}"
         log_path = domains.state_dir() / f"{name}.log"
         try:
             with (domains.state_dir() / f"{name}.lock").open("a") as lock_file:

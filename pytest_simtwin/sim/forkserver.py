@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -110,6 +111,16 @@ def preload() -> list[str]:
     return missing
 
 
+def _peer_uid(conn: socket.socket) -> int | None:
+    """The connecting process's user id (SO_PEERCRED), None when the kernel does not say."""
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
 def _send(conn: socket.socket, payload: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         conn.sendall(json.dumps(payload).encode() + b"\n")
@@ -170,7 +181,7 @@ def _show_as(argv: list[str], env: dict[str, str]) -> None:
         _overwrite(areas[1], first + rest)
 
 
-def _run_child(request: dict[str, Any], server_pid: int, close_fds: list[int]) -> None:
+def _run_child(request: dict[str, Any], server_pid: int, close_fds: list[int], ready_fd: int) -> None:
     """In the forked child: become a clean ``simtwin-sim`` process and run it; never returns."""
     code = EXIT_INTERNAL
     try:
@@ -183,6 +194,8 @@ def _run_child(request: dict[str, Any], server_pid: int, close_fds: list[int]) -
                 os.close(fd)
         os.setsid()  # its own process group: stop() signals the group, like a Popen child
         _die_with_parent(server_pid)
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
         log_fd = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null_fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null_fd, 0)
@@ -247,6 +260,11 @@ class Server:
             for fd in readable:
                 if fd == self.listener.fileno():
                     conn, _addr = self.listener.accept()
+                    if _peer_uid(conn) != os.getuid():
+                        # Abstract sockets are visible to every user of the host: only our own
+                        # user may make us fork (a spawn request names files we then write).
+                        conn.close()
+                        continue
                     self.conns[conn] = b""
                 elif fd == wake_r:
                     with contextlib.suppress(OSError):
@@ -302,12 +320,19 @@ class Server:
             # Signals stay blocked across the fork until the child has dropped our handlers: an
             # early SIGTERM must end the child, not run the server's handler inside it.
             signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+            ready_r, ready_w = os.pipe()
             try:
                 pid = os.fork()
                 if pid == 0:
-                    _run_child(request, os.getppid(), fds)
+                    _run_child(request, os.getppid(), [*fds, ready_r], ready_w)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+                os.close(ready_w)
+            # Answer only once the child leads its own process group: a client that signals the
+            # group (stop(), or dropping its connection) right after the reply must reach it.
+            with contextlib.suppress(OSError):
+                select.select([ready_r], [], [], 5.0)
+            os.close(ready_r)
             self.child_of[conn] = pid
             self.conn_of[pid] = conn
             _send(conn, {"pid": pid})
@@ -319,8 +344,9 @@ class Server:
         self.conns.pop(conn, None)
         pid = self.child_of.pop(conn, None)
         if pid is not None:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+            for kill in (os.killpg, os.kill):  # its group, and it (should it not lead one)
+                with contextlib.suppress(OSError):
+                    kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             conn.close()
 
