@@ -83,8 +83,9 @@ class Sim:
     def pause(self) -> dict[str, Any]:
         return self.control.pause()
 
-    def play(self) -> dict[str, Any]:
-        return self.control.play()
+    def play(self, pause_at: float | None = None) -> dict[str, Any]:
+        """Play (real time x rtf); ``pause_at``: the simulator pauses itself exactly at that sim time."""
+        return self.control.play(pause_at=pause_at)
 
     def reset(self, scope: str = "all") -> dict[str, Any]:
         return self.control.reset(scope)

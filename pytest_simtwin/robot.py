@@ -74,6 +74,7 @@ class Robot(RobotObserver):
             self.record.sim_duration = float(traj["t"][-1] - traj["t"][0])
 
     _pause_latency = 0.05  # wall seconds a pause request takes (learned, see _play_until)
+    _pause_at_supported: bool | None = None  # the simulator pauses itself at a sim time (features)
 
     # -- commands ------------------------------------------------------------------------------
     def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
@@ -216,11 +217,38 @@ class Robot(RobotObserver):
             wait_until(relayed, RELAY_WAIT, what="a relayed command", max_interval=0.01)
         return last
 
-    def _play_until(self, end: float) -> None:
-        """Let the playing simulator reach sim time ``end`` exactly: play to just before it (/clock),
-        pause, then step the rest in short chunks (commands relayed meanwhile apply at each chunk).
-        Pausing takes a service round trip, which on a loaded host is long in sim time."""
+    def _can_pause_at(self) -> bool:
+        if self._pause_at_supported is None:
+            try:
+                features = self.control.features() if self.control is not None else {}
+            except ControlError:
+                features = {}
+            self._pause_at_supported = "pause_at" in (features.get("features") or [])
+        return self._pause_at_supported
+
+    def _play_until(self, end: float, auto: bool = False) -> None:
+        """Let the playing simulator reach sim time ``end`` exactly.
+
+        ``auto``: it was told to pause itself there (``pause_at``); wait for that. Otherwise play to
+        just before it (/clock), pause, then step the rest in short chunks (commands relayed
+        meanwhile apply at each chunk); pausing takes a service round trip, long on a loaded host.
+        """
         assert self.control is not None
+        if auto:
+            control = self.control
+            dt = float(control.state().get("step_size") or 0.001)
+            self._wait(
+                lambda: (self._clock_time() or -math.inf) >= end - dt / 2,
+                self._wall_budget(end - (self._clock_time() or end)),
+                f"/clock to reach {end:.3f} s",
+                describe=self._describe_clock,
+            )
+            self._wait(
+                lambda: control.state().get("state") == "paused",
+                5.0,
+                f"the simulator to pause itself at {end:.3f} s",
+            )
+            return
         # Stop playing ahead of `end` by ~2x the slowest recent pause round trip (sim seconds).
         margin = min(max(2.0 * self._pause_latency * self.real_time_factor(), 0.02), 0.5)
         self._wait(
@@ -264,9 +292,12 @@ class Robot(RobotObserver):
             if gated and playing:
                 control.pause()  # type: ignore[union-attr]
             thread.start()
+            auto = gated and duration > 0 and self._can_pause_at()
             if gated:
-                start: float | None = float(self._await_relay(int(st["cmd_count"]))["sim_time"])
-                control.play()  # type: ignore[union-attr]
+                relayed = float(self._await_relay(int(st["cmd_count"]))["sim_time"])
+                start: float | None = relayed
+                # The simulator pauses itself at start + duration: no overshoot by a pause's latency.
+                control.play(pause_at=relayed + duration if auto else None)  # type: ignore[union-attr]
             else:
                 if played:
                     control.play()  # type: ignore[union-attr]
@@ -275,7 +306,7 @@ class Robot(RobotObserver):
                 start = self._clock_time()
             self._cmd_log.append((start if start is not None else math.nan, vx, wz))
             if duration > 0 and gated and start is not None:
-                self._play_until(start + duration)
+                self._play_until(start + duration, auto)
             elif duration > 0:
                 with contextlib.suppress(WaitTimeout):
                     self.wait_for_condition(lambda: False, duration, what=f"{duration:g} s of sim time")

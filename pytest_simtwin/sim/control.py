@@ -86,8 +86,9 @@ class ControlClient:
     def pause(self) -> dict[str, Any]:
         return self.call("set_simulation_state", state="paused")
 
-    def play(self) -> dict[str, Any]:
-        return self.call("set_simulation_state", state="playing")
+    def play(self, pause_at: float | None = None) -> dict[str, Any]:
+        """Play; with ``pause_at`` the simulator pauses itself exactly at that sim time."""
+        return self.call("set_simulation_state", state="playing", pause_at=pause_at)
 
     def quit(self) -> dict[str, Any]:
         return self.call("set_simulation_state", state="quitting")

@@ -17,6 +17,7 @@ service                    request JSON                                         
 get_simulator_features     {}                                                   {"name", "version", "features": [..], "topics": TOPICS}
 get_simulation_state       {}                                                   STATE (below)
 set_simulation_state       {"state": "playing"|"paused"|"quitting"}             STATE
+                           playing may add "pause_at": sim seconds (pauses itself exactly there)
 step_simulation            {"steps": int} or {"duration": sec}                  STATE (only while paused)
 reset_simulation           {"scope": "all"|"time"|"state"|"spawned",            STATE
                             "seed"?: int (scope all: re-seed the sensor noise)}

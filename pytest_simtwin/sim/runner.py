@@ -40,6 +40,7 @@ FEATURES = [
     "delete_entity",
     "lockstep",
     "real_time_factor",
+    "pause_at",  # set_simulation_state playing with {"pause_at": t}: pauses itself at sim time t
 ]
 
 
@@ -104,6 +105,7 @@ class Runner:
         self._anchor: tuple[float, float] | None = None  # (wall, sim) where real-time pacing started
         self._sub_counts: tuple[int, ...] = ()
         self._republish_at: list[float] = []
+        self._pause_at_step: int | None = None  # play until this physics step, then pause (pause_at)
 
     # -- public ---------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -173,6 +175,14 @@ class Runner:
                 steps = quantum
             if end_steps is not None:
                 steps = min(steps, max(end_steps - int(self.physics.steps), 0))
+            if self._pause_at_step is not None:
+                # Pausing here, exactly at the asked step, costs no service round trip: a client
+                # pausing "when /clock says t" overshoots by its latency on a loaded machine.
+                left = self._pause_at_step - int(self.physics.steps)
+                if left <= 0:
+                    self._pause_now()
+                    continue
+                steps = min(steps, left)
             self._advance(steps)
             self._rtf_samples.append((time.monotonic(), self.physics.time))
             if end_steps is not None and self.physics.steps >= end_steps:
@@ -398,15 +408,25 @@ class Runner:
                 self.paused = False
                 self._anchor = None
                 self._rtf_samples.clear()
+            self._pause_at_step = None
+            if p.get("pause_at") is not None:
+                t = float(p["pause_at"])
+                if not math.isfinite(t) or t < float(self.physics.time):
+                    raise ValueError(f"pause_at {t!r}: expected a sim time not before now ({self.physics.time:.3f} s)")
+                self._pause_at_step = round(t / float(self.physics.step_size))
         elif want == "paused":
-            self.paused = True
-            self._republish_at = []
+            self._pause_now()
         else:
             # Stop a moment later: the reply must leave before the context shuts down.
             timer = threading.Timer(0.25, self.request_stop, args=("quit requested through set_simulation_state",))
             timer.daemon = True
             timer.start()
         return {**self.state(), "state": "quitting" if want == "quitting" else self.state()["state"]}
+
+    def _pause_now(self) -> None:
+        self.paused = True
+        self._pause_at_step = None
+        self._republish_at = []
 
     def _srv_step_simulation(self, p: dict[str, Any]) -> dict[str, Any]:
         if not self.paused:

@@ -317,6 +317,21 @@ def test_real_time_pacing_and_state(sim_factory: Any) -> None:
     assert sim.control.reset("time")["sim_time"] == 0.0
 
 
+def test_play_with_pause_at_stops_exactly_there(sim_factory: Any) -> None:
+    sim: SimProcess = sim_factory("--paused")
+    st = sim.control.play(pause_at=0.5)
+    assert st["state"] == "playing"
+    st = wait_until(
+        lambda: s if (s := sim.control.state())["state"] == "paused" else None,
+        10.0,
+        what="the simulator to pause itself",
+    )
+    assert st["sim_time"] == pytest.approx(0.5, abs=1e-9)  # to the step, whatever the load
+    with pytest.raises(ControlError, match=r"pause_at 0\.1: expected a sim time not before now"):
+        sim.control.play(pause_at=0.1)
+    assert "pause_at" in sim.control.features()["features"]
+
+
 def test_check_prints_summary_without_ros(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROS_")}
     res = subprocess.run([SIM_COMMAND, "--check"], capture_output=True, text=True, timeout=60, env=env)
