@@ -199,3 +199,22 @@ def test_another_user_cannot_use_the_server(
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("b''", "reset")  # closed without an answer
     assert _request(server.name, b'{"op": "hello"}\n')["pid"] == server.server_pid  # we still can
+
+
+def test_a_dead_server_is_forgotten_and_the_start_falls_back(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from pytest_simtwin.backends.base import SimConfig
+    from pytest_simtwin.backends.embedded import EmbeddedBackend
+
+    server, proc = private_server
+    monkeypatch.setattr(_forkclient, "_server", server)  # as if it were this machine's shared one
+    spawn = EmbeddedBackend(SimConfig(), lease=None, ros=None, env={}, workdir=tmp_path).spawner()  # type: ignore[arg-type]
+    assert spawn is not None
+    proc.kill()  # e.g. the OOM killer
+    proc.wait()
+    with pytest.raises(OSError):
+        spawn({}, tmp_path / "sim.log", None)  # ManagedProcess then starts a plain process
+    assert _forkclient._server is None  # the next start looks for (or starts) a live server

@@ -246,6 +246,16 @@ def shared_server() -> ForkServer | None:
         return _server
 
 
+def forget(server: ForkServer) -> None:
+    """Drop a server that stopped answering: the next :func:`shared_server` starts or finds another."""
+    global _server
+    with _lock:
+        if _server is server:
+            _server = None
+    with contextlib.suppress(OSError):
+        server._keepalive.close()
+
+
 def prewarm() -> None:
     """Start (or find) the shared server in the background: the first simulator then forks warm."""
     if enabled() and _server is None and _disabled is None:

@@ -46,7 +46,11 @@ class EmbeddedBackend(SubprocessBackend):
         args = simulator_arguments(self.config, parent_pid=os.getpid())
 
         def spawn(env: Mapping[str, str], log_path: Path, cwd: Path | None) -> ForkedProcess:
-            return server.spawn(args, env=env, log_path=log_path, cwd=cwd)
+            try:
+                return server.spawn(args, env=env, log_path=log_path, cwd=cwd)
+            except (OSError, ValueError):
+                _forkclient.forget(server)  # gone (killed?): this start runs plainly, the next finds a new one
+                raise
 
         return spawn
 
