@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import domains, rosenv
 from .backends._process import SubprocessBackend, kill_partition, register_reaper
 from .backends.base import Backend, SimConfig, backend_class, resolve_msg_type
-from .backends.embedded import EmbeddedBackend
+from .backends.embedded import EmbeddedBackend, uses_fork_server
 from .errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from .ros import RosSession
 from .sim import protocol
@@ -93,7 +93,7 @@ def _same_simulation(a: SimConfig | None, b: SimConfig) -> bool:
 
 def prewarm(settings: Settings) -> None:
     """Tests will need embedded simulators: start the warm fork server now, in the background."""
-    if settings.backend == "embedded" and settings.sim.options.get("fork_server", True):
+    if settings.backend == "embedded" and uses_fork_server(settings.sim):
         from .backends import _forkclient
 
         _forkclient.prewarm()
@@ -233,7 +233,7 @@ class SimSession:
         self.backend, self.config = backend, config
         self._control, self._control_checked, self._topics = None, False, None
         self.starts += 1
-        if config.options.get("fork_server", True) and isinstance(backend, EmbeddedBackend):
+        if isinstance(backend, EmbeddedBackend) and uses_fork_server(config):
             # A fork starts in ~0.2 s once the server is warm; the first start waits for the
             # server's imports, which this process's own ROS start-up then overlaps.
             self._require_ros()

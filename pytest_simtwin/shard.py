@@ -125,13 +125,18 @@ def load_durations(path: Path) -> dict[str, float]:
     return _durations_from(data, path)
 
 
+def expected_durations(nodeids: Sequence[str], durations: Mapping[str, float] | None) -> list[float]:
+    """Each node id's recorded duration; unknown ones count as the median (all 1.0 without data)."""
+    known = [durations[n] for n in nodeids if durations and n in durations]
+    default = statistics.median(known) if known else 1.0
+    return [durations.get(n, default) if durations else 1.0 for n in nodeids]
+
+
 def plan(nodeids: Sequence[str], total: int, durations: Mapping[str, float] | None = None) -> list[int]:
     """The 1-based shard of each node id (same order as ``nodeids``), balanced by expected duration."""
     if total < 1:
         raise ConfigError(f"shard count must be >= 1, found {total}")
-    known = [durations[n] for n in nodeids if durations and n in durations]
-    default = statistics.median(known) if known else 1.0
-    weights = [durations.get(n, default) if durations else 1.0 for n in nodeids]
+    weights = expected_durations(nodeids, durations)
     # Heaviest first; ties (all of them without durations) in stable-hash order, then position.
     order = sorted(range(len(nodeids)), key=lambda i: (-weights[i], stable_hash(nodeids[i]), i))
     loads = [0.0] * total
@@ -181,10 +186,9 @@ def longest_first(
     gets one of the longest tests followed by the shortest ones, and the remaining tests follow
     longest first. Unknown tests count as the median; ties keep their collection order.
     """
-    known = [durations[i.nodeid] for i in items if i.nodeid in durations]
-    default = statistics.median(known) if known else 0.0
-    position = {id(item): n for n, item in enumerate(items)}
-    ranked = sorted(items, key=lambda item: (-durations.get(item.nodeid, default), position[id(item)]))
+    weights = expected_durations([item.nodeid for item in items], durations)
+    order = sorted(range(len(items)), key=lambda i: (-weights[i], i))
+    ranked = [items[i] for i in order]
     workers = max(1, workers)
     chunk = max(2, min(len(items) // workers // 4, maxschedchunk or len(items)))
     if len(items) < 2 * workers or len(items) < workers * chunk:

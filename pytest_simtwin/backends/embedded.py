@@ -38,7 +38,7 @@ class EmbeddedBackend(SubprocessBackend):
     def spawner(self) -> Spawner | None:
         from . import _forkclient
 
-        if not self.config.options.get("fork_server", True):
+        if not uses_fork_server(self.config):
             return None
         server = _forkclient.shared_server()
         if server is None:
@@ -53,6 +53,11 @@ class EmbeddedBackend(SubprocessBackend):
                 raise
 
         return spawn
+
+
+def uses_fork_server(cfg: SimConfig) -> bool:
+    """Whether embedded simulators for ``cfg`` come from the fork server (``fork_server`` option, default on)."""
+    return bool(cfg.options.get("fork_server", True))
 
 
 def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
