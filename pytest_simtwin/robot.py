@@ -116,6 +116,7 @@ class Robot(RobotObserver):
         if duration < 0:
             raise ConfigError(f"send_velocity: duration must be >= 0 sim seconds, found {duration!r}")
         own = topic is None or topic == self.cmd_vel_topic
+        self.commanded_at = time.monotonic()
         self._last_target = (topic or self.cmd_vel_topic, self.cmd_vel_type if own else topic_type or self.cmd_vel_type)
         if own and self.control is not None and "cmd_count" in self.control.state():
             self._drive_stepped(float(linear), float(angular), float(duration), stop)

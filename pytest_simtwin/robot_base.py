@@ -75,6 +75,7 @@ class RobotObserver:
         self._t0 = time.monotonic()
         self._cmd_log: list[tuple[float, float, float]] = []
         self._last_target: tuple[str, str] | None = None
+        self.commanded_at: float | None = None  # monotonic time the last velocity command was sent
         self.reset_odometry_origin()
         # The trajectory starts at the message that describes the robot now (see _current_odom).
         self._t0 = self._origin.t if self._origin is not None else self._t0

@@ -367,8 +367,7 @@ def test_assert_reaches_while_the_robot_drives_on(robot: Robot) -> None:
 
 
 def test_assert_reaches_sees_a_fast_robot_pass_through(session: Any) -> None:
-    # 5x real time: the robot is within 2 cm of the point for ~16 ms of wall time. (Free-running at
-    # ~100x, a loaded host drops odometry samples: the publisher keeps only the last 10.)
+    # 5x real time: the robot is within 2 cm of the point for ~16 ms of wall time.
     robot = make_robot(session, session.settings.sim.with_(rtf=5.0))
     x0, y0 = robot.pose.x, robot.pose.y
     robot.send_velocity(0.5, 0.0, 0.1, stop=False)
@@ -376,6 +375,20 @@ def test_assert_reaches_sees_a_fast_robot_pass_through(session: Any) -> None:
     # though it is there only for ~1 ms of wall time.
     assert_reaches(robot, x0 + 1.0, y0, tolerance=0.02, timeout=5.0)
     robot.stop()
+
+
+def test_assert_reaches_counts_from_the_command_not_from_the_call(robot: Robot) -> None:
+    # A test process stalled between the command and the assertion (a loaded CI runner) must not
+    # turn a robot that drove through the point into a failure.
+    x0, y0 = robot.pose.x, robot.pose.y
+    robot.send_velocity(0.5, 0.0, 0.1, stop=False)
+    robot.wait(3.0)  # the stall: the robot is ~1.5 m on, past the point, when the assertion starts
+    assert robot.pose.x > x0 + 1.3
+    assert_reaches(robot, x0 + 1.0, y0, tolerance=0.02, timeout=0.2)
+    robot.stop()
+    # Only poses since the last command count: the start point was left before the stop command.
+    with pytest.raises(AssertionError, match=r"did not reach .* closest approach 1\.[4-9]"):
+        assert_reaches(robot, x0, y0, tolerance=0.05, timeout=0.2)
 
 
 def test_without_control_commands_are_timed_by_the_clock(session: Any) -> None:
@@ -388,8 +401,10 @@ def test_without_control_commands_are_timed_by_the_clock(session: Any) -> None:
     assert robot.sim_time() - t0 >= 1.0  # type: ignore[operator]
     traj = robot.trajectory
     moving = traj["t"][traj["vx"] > 0.2]
-    assert moving[-1] - moving[0] == pytest.approx(1.0, abs=0.3)  # DDS latency at both ends, in wall time
-    assert robot.distance_travelled == pytest.approx(0.4, abs=0.15)
+    # Both ends carry DDS latency in wall time (0.31 s measured once on a loaded 2-core runner): the
+    # bound tells a clock-timed 1 s from a 2 s or a 0.5 s motion, not latency from latency.
+    assert moving[-1] - moving[0] == pytest.approx(1.0, abs=0.45)
+    assert robot.distance_travelled == pytest.approx(0.4, abs=0.18)
     assert_robot_stopped(robot)
 
 
