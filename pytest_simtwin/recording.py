@@ -190,6 +190,11 @@ class Recorder:
             messages, self._messages = self._messages, []
         return Take(list(self.specs), messages)
 
+    def seen_topics(self) -> set[str]:
+        """Topics with at least one message kept since start()."""
+        with self._lock:
+            return {topic for topic, _stamp, _data in self._messages}
+
     @property
     def active(self) -> bool:
         return self._active

@@ -28,6 +28,10 @@ def _drive(request, robot, vx, wz, duration):
     t0 = time.monotonic()
     robot.send_velocity(vx, wz, duration)
     WALL[request.node.name] = time.monotonic() - t0
+    # Stepped in sim time, the command lasts exactly its duration on the simulator's clock; timed
+    # by wall-clock sleeps it would carry DDS latency (milliseconds at least).
+    cmd_t = robot.trajectory["cmd_t"]
+    assert abs(cmd_t[-1] - cmd_t[-2] - duration) < 1e-6, list(cmd_t)
 
 def test_forward(request, robot):
     start = robot.pose
@@ -62,8 +66,9 @@ def test_tutorial_motion_tests_pass_with_8_workers(pytester: pytest.Pytester) ->
     walls = _walls(pytester.path / "walls.txt")
     assert set(walls) == {"test_forward", "test_rotation", "test_stop"}
     total = sum(walls.values())
+    # Wall time depends on the machine's load (8 workers on 2 cores): printed, not asserted; that
+    # the motion was stepped in sim time is asserted inside each test (_drive).
     print(f"commanded 6.0 s of motion took {total:.2f} s wall ({6.0 / total:.1f}x real time)")
-    assert total < 4.0, walls  # stepped in sim time, not slept in wall time
 
 
 HARMLESS = """

@@ -110,11 +110,20 @@ def record(
                 names = ", ".join(s.topic for s in specs)
                 until = f"for {duration:g} s" if duration else "until Ctrl-C"
                 print(f"recording {names} on ROS_DOMAIN_ID {domain_id} {until}", file=sys.stderr)
+            announced: set[str] = set()
             while not stop.is_set():
                 left = None if duration is None else duration - (time.monotonic() - t0)
                 if left is not None and left <= 0:
                     break
                 stop.wait(0.2 if left is None else min(0.2, left))
+                if not quiet:
+                    # A topic seen in the graph is not yet a matched one: say when data really flows.
+                    for topic in sorted(rec.seen_topics() - announced):
+                        announced.add(topic)
+                        print(
+                            f"simtwin record: first message on {topic} after {time.monotonic() - t0:.1f} s",
+                            file=sys.stderr,
+                        )
             take = rec.stop()
     finally:
         if previous is not None:

@@ -19,13 +19,12 @@ from pytest_simtwin.errors import DataError
 from pytest_simtwin.recording import read_counts
 from pytest_simtwin.twin.loaders import load_trajectory
 from pytest_simtwin.twin.record import record
-from pytest_simtwin.waiting import wait_until
 
 OPEN_WORLD = Path(__file__).parent / "data" / "open_world.sdf"
 pytestmark = pytest.mark.simtwin(world=str(OPEN_WORLD), reset="test")
 
 
-def _drive(sim: Any, stop: threading.Event) -> tuple[threading.Thread, Any]:
+def _drive(sim: Any, stop: threading.Event) -> threading.Thread:
     """Publish (0.3 m/s, 0.2 rad/s) at 10 Hz while the simulator plays, like a teleop node."""
     from geometry_msgs.msg import Twist
 
@@ -39,14 +38,14 @@ def _drive(sim: Any, stop: threading.Event) -> tuple[threading.Thread, Any]:
 
     th = threading.Thread(target=run, daemon=True)
     th.start()
-    return th, pub
+    return th
 
 
 def test_record_cli_until_ctrl_c_with_json_export(sim: Any, tmp_path: Path) -> None:
     if sim.state().get("state") != "playing":
         sim.play()
     stop = threading.Event()
-    driver, pub = _drive(sim, stop)
+    driver = _drive(sim, stop)
     bag, js = tmp_path / "run", tmp_path / "run.json"
     env = {**sim.env, "ROS_DOMAIN_ID": str(sim.domain_id)}
     proc = subprocess.Popen(
@@ -66,9 +65,14 @@ def test_record_cli_until_ctrl_c_with_json_export(sim: Any, tmp_path: Path) -> N
                 break
         assert "recording" in line, line
         # The recorder starts once the simulator's topics are in its graph; the teleop publisher is
-        # another participant, matched on its own schedule (seconds on a loaded runner): wait for
-        # its second subscriber (the simulator is the first) before timing the recording.
-        wait_until(lambda: pub.get_subscription_count() >= 2, 30.0, what="the recorder to match /cmd_vel")
+        # another participant, matched on its own schedule (seconds on a loaded runner; the writer
+        # can see the reader before the reader accepts the writer): wait until the recorder says
+        # it received the first command before timing the recording.
+        while time.monotonic() < deadline and "first message on /cmd_vel" not in line:
+            line = proc.stderr.readline() if proc.stderr else ""
+            if not line and proc.poll() is not None:
+                break
+        assert "first message on /cmd_vel" in line, line
         time.sleep(2.0)  # the duration of the recording itself, not a synchronisation
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
