@@ -15,6 +15,7 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,7 +75,7 @@ class Robot(RobotObserver):
             self.record.sim_duration = float(traj["t"][-1] - traj["t"][0])
 
     _pause_latency = 0.05  # wall seconds a pause request takes (learned, see _play_until)
-    _pause_at_supported: bool | None = None  # the simulator pauses itself at a sim time (features)
+    _feature_set: frozenset[str] | None = None  # the control services' features (see _features)
 
     # -- commands ------------------------------------------------------------------------------
     def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
@@ -118,8 +119,9 @@ class Robot(RobotObserver):
         own = topic is None or topic == self.cmd_vel_topic
         self.commanded_at = time.monotonic()
         self._last_target = (topic or self.cmd_vel_topic, self.cmd_vel_type if own else topic_type or self.cmd_vel_type)
-        if own and self.control is not None and "cmd_count" in self.control.state():
-            self._drive_stepped(float(linear), float(angular), float(duration), stop)
+        st = self.control.state() if own and self.control is not None else {}
+        if "cmd_count" in st:
+            self._drive_stepped(float(linear), float(angular), float(duration), stop, st)
         else:
             self._drive_streamed(
                 float(linear),
@@ -135,10 +137,13 @@ class Robot(RobotObserver):
         """Command zero velocity and wait (bounded) until the robot is at rest."""
         self.send_velocity(0.0, 0.0, 0.0, stop=True)
 
-    def _confirm_command(self, vx: float, wz: float) -> dict[str, Any]:
-        """Publish to the simulator until its ``cmd_count`` shows it received the command."""
+    def _confirm_command(self, vx: float, wz: float, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Publish to the simulator until its ``cmd_count`` shows it received the command.
+
+        ``current``: the simulator's state when the caller has it (saves a round trip).
+        """
         assert self.control is not None
-        before = int(self.control.state()["cmd_count"])
+        before = int((current if current is not None else self.control.state())["cmd_count"])
         pub = self._publisher(self.cmd_vel_topic, self.cmd_vel_type)
         msg = self._command(self.cmd_vel_topic, self.cmd_vel_type, vx, wz)
         last = [-math.inf]
@@ -171,23 +176,28 @@ class Robot(RobotObserver):
     def _settle(self, st: dict[str, Any]) -> dict[str, Any]:
         """Step the paused simulator until the robot is at rest (at most SETTLE_LIMIT sim seconds)."""
         assert self.control is not None
+        if "until_rest" in self._features():
+            # One request: the simulator checks the twist between chunks itself.
+            rest = {"name": self._entity_name(), "linear": REST_LINEAR, "angular": REST_ANGULAR, "chunk": STEP_CHUNK}
+            return self.control.step(duration=SETTLE_LIMIT, until_rest=rest)
         settled = 0.0
         while settled < SETTLE_LIMIT and not self._at_rest():
             st = self.control.step(duration=STEP_CHUNK)
             settled += STEP_CHUNK
         return st
 
-    def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool) -> None:
+    def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool, st: dict[str, Any]) -> None:
+        """``st``: the simulator's state just read (each state the next request returns is reused)."""
         assert self.control is not None
-        was_playing = self.control.state().get("state") == "playing"
+        was_playing = st.get("state") == "playing"
         if was_playing:
-            self.control.pause()
+            st = self.control.pause()
         try:
-            st = self._confirm_command(vx, wz)
+            st = self._confirm_command(vx, wz, st)
             if duration > 0:
                 st = self.control.step(duration=duration)
             if stop:
-                st = self._settle(self._confirm_command(0.0, 0.0))
+                st = self._settle(self._confirm_command(0.0, 0.0, st))
             self._await_odom_at(st)
         except BaseException:
             if stop:
@@ -218,14 +228,18 @@ class Robot(RobotObserver):
             wait_until(relayed, RELAY_WAIT, what="a relayed command", max_interval=0.01)
         return last
 
-    def _can_pause_at(self) -> bool:
-        if self._pause_at_supported is None:
+    def _features(self) -> frozenset[str]:
+        """What the simulator's control services support (asked once per helper)."""
+        if self._feature_set is None:
             try:
                 features = self.control.features() if self.control is not None else {}
             except ControlError:
                 features = {}
-            self._pause_at_supported = "pause_at" in (features.get("features") or [])
-        return self._pause_at_supported
+            self._feature_set = frozenset(str(f) for f in features.get("features") or [])
+        return self._feature_set
+
+    def _can_pause_at(self) -> bool:
+        return "pause_at" in self._features()
 
     def _play_until(self, end: float, auto: bool = False) -> None:
         """Let the playing simulator reach sim time ``end`` exactly.

@@ -366,7 +366,9 @@ class SimSession:
                 raise err from None
             self._control, self._topics = None, None  # a foreign simulator: topics only
         else:
-            self._control = ControlClient(self._require_ros(), abort=self.death_reason, died=self.died_error)
+            self._control = ControlClient(
+                self._require_ros(), abort=self.death_reason, died=self.died_error, features=features
+            )
             self._topics = dict(features.get("topics") or {}) or None
         self._control_checked = True
 

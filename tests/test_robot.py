@@ -409,6 +409,7 @@ def test_without_control_commands_are_timed_by_the_clock(session: Any) -> None:
 
 
 def test_waits_fail_with_domain_and_simulator_log(session: Any) -> None:
+    make_robot(session)  # a running simulator (its /clock), whichever test ran before on this worker
     robot = Robot(
         session._require_ros(),
         None,

@@ -30,7 +30,9 @@ class ControlClient:
         *,
         abort: Callable[[], str | None] | None = None,
         died: Callable[[str], Exception] | None = None,
+        features: dict[str, Any] | None = None,
     ) -> None:
+        """``features``: the simulator's get_simulator_features reply when the caller already has it."""
         self.ros = ros
         self.namespace = namespace
         self.timeout = timeout
@@ -38,6 +40,7 @@ class ControlClient:
         # builds the error to raise then (with the simulator's log tail), instead of a bare timeout.
         self.abort = abort
         self.died = died
+        self._features = features
 
     def call(
         self, name: str, /, timeout: float | None = None, resend: float | None = None, **payload: Any
@@ -78,7 +81,10 @@ class ControlClient:
 
     # -- simulation state ------------------------------------------------------------------------
     def features(self) -> dict[str, Any]:
-        return self.call("get_simulator_features")
+        """The simulator's name, version, features and topics (asked once: they do not change)."""
+        if self._features is None:
+            self._features = self.call("get_simulator_features")
+        return dict(self._features)
 
     def state(self) -> dict[str, Any]:
         return self.call("get_simulation_state")
@@ -93,13 +99,21 @@ class ControlClient:
     def quit(self) -> dict[str, Any]:
         return self.call("set_simulation_state", state="quitting")
 
-    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]:
-        """Advance exactly ``steps`` physics steps or ``duration`` sim seconds (only while paused)."""
+    def step(
+        self, steps: int | None = None, duration: float | None = None, *, until_rest: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Advance exactly ``steps`` physics steps or ``duration`` sim seconds (only while paused).
+
+        ``until_rest`` (``{"name", "linear", "angular", "chunk"}``, feature "until_rest"): at most
+        that long, stopping once the entity is at rest; the reply adds ``at_rest``.
+        """
         if (steps is None) == (duration is None):
             raise ValueError("give exactly one of steps= or duration=")
         # The reply comes when the steps are done: allow for a slow (CPU-starved) simulator.
         timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
-        return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration)
+        if until_rest is None:
+            return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration)
+        return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest)
 
     def reset(self, scope: str = "all", seed: int | None = None) -> dict[str, Any]:
         """Reset (scope all also re-seeds the sensor noise: with ``seed``, else the start seed)."""

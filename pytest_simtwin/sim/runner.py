@@ -41,6 +41,7 @@ FEATURES = [
     "lockstep",
     "real_time_factor",
     "pause_at",  # set_simulation_state playing with {"pause_at": t}: pauses itself at sim time t
+    "until_rest",  # step_simulation with {"until_rest": {...}}: stops stepping once an entity is at rest
 ]
 
 
@@ -446,15 +447,47 @@ class Runner:
             steps = max(1, round(float(duration) / dt))
         else:
             raise ValueError('give {"steps": N} or {"duration": seconds}')
+        rest = self._rest_condition(p.get("until_rest"), dt)
         # Commands that arrived while paused apply from the first step; none change mid-request, so
         # the result depends only on the request sequence (lockstep determinism).
         cmd = self.node.take_command()
         if cmd is not None:
             self.physics.set_command(*cmd)
-        self._advance(int(steps))
+        if rest is None:
+            self._advance(int(steps))
+        else:
+            # Checked before each chunk, as a client stepping chunk by chunk would (one request
+            # instead of two round trips per chunk while a stopped robot decelerates).
+            at_rest, chunk, done = rest[0](), rest[1], 0
+            while not at_rest and done < steps and self.stop_reason is None:
+                n = min(chunk, int(steps) - done)
+                self._advance(n)
+                done += n
+                at_rest = rest[0]()
         if self.duration is not None and self.physics.time >= self.duration - 1e-9:
             self.request_stop(f"--duration {self.duration:g} s of sim time reached")
-        return self.state()
+        return self.state() if rest is None else {**self.state(), "at_rest": at_rest}
+
+    def _rest_condition(self, spec: Any, dt: float) -> tuple[Any, int] | None:
+        """``{"name", "linear", "angular", "chunk"}``: (at rest now?, steps per check) or None."""
+        if spec is None:
+            return None
+        if not isinstance(spec, dict):
+            raise ValueError(f'until_rest must be an object such as {{"name": "robot"}}, found {spec!r}')
+        name = self._name(spec)
+        limits = {}
+        for key, default in (("linear", 0.01), ("angular", 0.02), ("chunk", 0.05)):
+            value = spec.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"until_rest.{key} must be a positive number, found {value!r}")
+            limits[key] = float(value)
+
+        def at_rest() -> bool:
+            tw = self.physics.entity_state(name).get("twist") or {}
+            speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
+            return speed < limits["linear"] and abs(float(tw.get("wz", 0.0))) < limits["angular"]
+
+        return at_rest, max(1, round(limits["chunk"] / dt))
 
     def _srv_reset_simulation(self, p: dict[str, Any]) -> dict[str, Any]:
         scope = p.get("scope", "all")

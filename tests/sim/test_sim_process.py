@@ -135,6 +135,34 @@ def test_zero_command_stops_within_half_a_second(sim: SimProcess) -> None:
     assert abs(truth(sim)["twist"]["vx"]) < 0.02
 
 
+def test_step_until_rest_stops_early_and_checks_its_request(sim: SimProcess) -> None:
+    robot = sim.control.state()["robot"]
+    rest = {"name": robot, "linear": 0.01, "angular": 0.02, "chunk": 0.05}
+    st0 = sim.control.step(duration=2.0, until_rest=rest)  # at rest already: not a single step
+    assert st0["at_rest"] is True and st0["steps"] == sim.control.state()["steps"]
+    before = sim.control.step(duration=0.004)["steps"]
+    assert sim.control.step(duration=2.0, until_rest=rest)["steps"] == before  # still at rest
+    command(sim, 0.5)
+    sim.control.step(duration=1.0)
+    command(sim, 0.0)
+    st = sim.control.step(duration=2.0, until_rest=rest)
+    stepped = (st["steps"] - before) * st["step_size"] - 1.0
+    # braking from 0.5 m/s takes a few chunks (whole steps nearest 0.05 s), far less than the 2 s allowed
+    chunk = round(0.05 / st["step_size"]) * st["step_size"]
+    assert st["at_rest"] is True and chunk <= stepped < 1.0
+    assert stepped / chunk == pytest.approx(round(stepped / chunk), abs=1e-6)
+    assert abs(truth(sim)["twist"]["vx"]) < 0.01
+    command(sim, 0.5)
+    moving = sim.control.step(duration=0.5)
+    st = sim.control.step(duration=0.2, until_rest=rest)  # never at rest: the whole duration
+    assert st["at_rest"] is False and st["steps"] - moving["steps"] == round(0.2 / st["step_size"])
+    with pytest.raises(ControlError, match="no entity named 'nobody'"):
+        sim.control.step(duration=0.1, until_rest={"name": "nobody"})
+    with pytest.raises(ControlError, match=r"until_rest\.chunk must be a positive number, found -1"):
+        sim.control.step(duration=0.1, until_rest={"name": robot, "chunk": -1})
+    assert "until_rest" in sim.control.features()["features"]
+
+
 def test_ten_metres_per_second_is_clamped_to_the_limit(sim: SimProcess) -> None:
     limit = sim.control.features()["topics"]["max_linear_velocity"]
     assert limit == pytest.approx(0.6)
