@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ from .backends.embedded import EmbeddedBackend, uses_fork_server
 from .errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from .ros import RosSession
 from .sim import protocol
-from .waiting import wait_until
+from .waiting import Background, wait_until
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -247,11 +247,18 @@ class SimSession:
         """Wait for the launched simulator's first ready message; stop it on failure."""
         if self.backend is None:
             raise SimulatorError("no simulator was launched (SimSession.launch was not called)")
+        assert self.config is not None
+        backend, config = self.backend, self.config
         try:
             self._require_ros()  # started here, while the simulator process boots
-            self.backend.wait_ready()
-            assert self.config is not None
-            self._probe_control(self.config)  # one answered request: the reply path is matched
+            # Ask for the control services while the first message is awaited: both discoveries go
+            # on at once and a lost first reply is re-sent meanwhile (~50 ms per start; up to the
+            # probe timeout for a simulator without the services).
+            probe: Background[dict[str, Any] | None] = Background(
+                lambda: self._fetch_features(config, backend), name="simtwin-control-probe"
+            )
+            backend.wait_ready()
+            self._apply_features(probe.result())  # one answered request: the reply path is matched
         except BaseException:
             self.stop_simulator()
             raise
@@ -313,7 +320,9 @@ class SimSession:
         )
 
     # -- control -----------------------------------------------------------------------------
-    def _call_retrying(self, name: str, total: float, **payload: Any) -> dict[str, Any]:
+    def _call_retrying(
+        self, name: str, total: float, abort: Callable[[], str | None] | None = None, **payload: Any
+    ) -> dict[str, Any]:
         """Call an idempotent /simtwin service, retrying with short attempts for up to ``total`` s.
 
         A request sent while discovery is still matching the reply path can be lost; one lost reply
@@ -321,7 +330,8 @@ class SimSession:
         """
         from .sim.control import ControlClient
 
-        client = ControlClient(self._require_ros(), abort=self.death_reason, died=self.died_error)
+        stop = abort or self.death_reason
+        client = ControlClient(self._require_ros(), abort=stop, died=self.died_error)
         errors: list[str] = []
 
         def attempt() -> dict[str, Any] | None:
@@ -338,7 +348,7 @@ class SimSession:
                 total,
                 what=f"an answer from {protocol.NAMESPACE}/{name} on domain {self.domain_id}",
                 describe=lambda: f"{len(errors)} attempt(s), errors: {' | '.join(dict.fromkeys(errors)) or '-'}",
-                abort=self.death_reason,
+                abort=stop,
                 error=ControlError,
             )
         except ControlError:
@@ -348,22 +358,37 @@ class SimSession:
 
     def _probe_control(self, config: SimConfig) -> None:
         """After a start: find out whether the simulator has the /simtwin services, and its topics."""
-        from .sim.control import ControlClient
+        assert self.backend is not None
+        self._apply_features(self._fetch_features(config, self.backend))
+
+    def _fetch_features(self, config: SimConfig, backend: Backend) -> dict[str, Any] | None:
+        """The simulator's features reply; None for a foreign simulator (topics only).
+
+        Ends as soon as ``backend`` is no longer this session's simulator (stopped or replaced).
+        """
+
+        def gone() -> str | None:
+            return "the simulator was stopped" if self.backend is not backend else self.death_reason()
 
         embedded = self.settings.backend == "embedded"
         try:
-            features = self._call_retrying(
-                "get_simulator_features", config.start_timeout if embedded else CONTROL_PROBE_TIMEOUT
+            return self._call_retrying(
+                "get_simulator_features", config.start_timeout if embedded else CONTROL_PROBE_TIMEOUT, abort=gone
             )
         except ControlError as exc:
             if embedded:
                 err = ControlUnansweredError(
-                    f"the {self.backend.describe() if self.backend else 'simulator'} publishes but does not answer "
-                    f"its control services: {exc}",
-                    log_tail=self.log_tail(),
+                    f"the {backend.describe()} publishes but does not answer its control services: {exc}",
+                    log_tail=backend.log_tail(30),
                 )
-                err.retryable = self.alive
+                err.retryable = backend.is_alive()
                 raise err from None
+            return None
+
+    def _apply_features(self, features: dict[str, Any] | None) -> None:
+        from .sim.control import ControlClient
+
+        if features is None:
             self._control, self._topics = None, None  # a foreign simulator: topics only
         else:
             self._control = ControlClient(

@@ -1,10 +1,14 @@
-"""The one polling wait helper: every ``wait_for_*`` in pytest-simtwin goes through :func:`wait_until`."""
+"""The one polling wait helper: every ``wait_for_*`` in pytest-simtwin goes through :func:`wait_until`.
+
+:class:`Background` runs one wait beside another (a control probe while the first message is awaited).
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from .errors import WaitTimeout
 
@@ -44,3 +48,26 @@ def wait_until(
             raise (error or WaitTimeout)(f"timed out after {timeout:.2f} s waiting for {what}{seen}")
         time.sleep(min(delay, max(deadline - now, 0.0)))
         delay = min(delay * 1.5, max_interval)
+
+
+class Background(Generic[T]):
+    """``fn()`` running in a daemon thread; :meth:`result` joins it and returns or re-raises."""
+
+    def __init__(self, fn: Callable[[], T], name: str = "simtwin-background") -> None:
+        self._fn = fn
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
