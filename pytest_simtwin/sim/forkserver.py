@@ -68,9 +68,7 @@ PRELOAD = (
     "pytest_simtwin.sim.mjcf",
     "pytest_simtwin.sim.lidar",
     "pytest_simtwin.sim.topics",
-    # imported lazily by rclpy when the first node and entities are created (~0.15 s, mostly the
-    # rosidl_parser grammar that type descriptions load through lark)
-    "rosidl_parser.parser",
+    # imported lazily by rclpy when the first node and entities are created
     "rosidl_generator_py.import_type_support_impl",
     "type_description_interfaces.msg",
     "rcl_interfaces.msg",
@@ -93,10 +91,41 @@ WARM_TYPES = (
 )
 
 
+def _without_message_generator() -> None:
+    """Make ``rosidl_generator_py`` import only its ``import_type_support``.
+
+    Its ``__init__`` also imports the message *generator* (the rosidl_parser grammar through lark,
+    empy: ~45 ms of the server's start, on the first simulator's critical path) that only builds
+    of message packages use. Every message class imports the package to load its type support.
+    Here (a simulator process of ours, never a user's process) the package is a plain namespace
+    over the same files, so submodules, the generator included, still import on demand.
+    """
+    import importlib.util
+    import types
+
+    if "rosidl_generator_py" in sys.modules:
+        return
+    spec = importlib.util.find_spec("rosidl_generator_py")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    package = types.ModuleType("rosidl_generator_py")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    package.__spec__ = spec
+    sys.modules["rosidl_generator_py"] = package
+    try:
+        from rosidl_generator_py.import_type_support_impl import import_type_support
+    except ImportError:
+        del sys.modules["rosidl_generator_py"]  # let the real package report what is missing
+        return
+    package.import_type_support = import_type_support  # type: ignore[attr-defined]
+
+
 def preload() -> list[str]:
     """Import :data:`PRELOAD`; returns the modules that could not be imported (they load in the child)."""
     os.environ.setdefault("MUJOCO_GL", "disable")  # never render: no GLFW/X11 libraries
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS thread pool to lose in the fork
+    _without_message_generator()
     missing = []
     for name in PRELOAD:
         try:
@@ -109,6 +138,21 @@ def preload() -> list[str]:
         except (ImportError, AttributeError):
             missing.append(f"{module}.{cls}")
     return missing
+
+
+def warm_world() -> None:
+    """Load and compile the built-in world once.
+
+    The first world load in a process pays ~35 ms of one-time set-up (lazy imports, parser and
+    compiler state); done here, no forked simulator pays it again.
+    """
+    try:
+        from pytest_simtwin.sim.physics import Physics
+        from pytest_simtwin.sim.sdf import load_world
+
+        Physics(load_world(None, None, None), seed=0)
+    except Exception as exc:  # only a warm-up: each simulator reports its own world's errors
+        print(f"simtwin fork server: warm-up of the built-in world failed: {exc}", flush=True)
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
@@ -254,9 +298,13 @@ class Server:
         signal.signal(signal.SIGTERM, lambda sig, _f: stop.append(sig))
         idle_since: float | None = time.monotonic()
         print(f"simtwin fork server {self.name} ready (pid {os.getpid()})", flush=True)
+        warm = True
         while not stop:
             by_fd = {c.fileno(): c for c in self.conns}
-            readable, _, _ = select.select([self.listener.fileno(), wake_r, *by_fd], [], [], 0.5)
+            readable, _, _ = select.select([self.listener.fileno(), wake_r, *by_fd], [], [], 0.0 if warm else 0.5)
+            if warm and not readable:
+                warm = False  # once, when no request waits: a waiting simulator comes first
+                warm_world()
             for fd in readable:
                 if fd == self.listener.fileno():
                     conn, _addr = self.listener.accept()
