@@ -218,3 +218,24 @@ def test_a_dead_server_is_forgotten_and_the_start_falls_back(
     with pytest.raises(OSError):
         spawn({}, tmp_path / "sim.log", None)  # ManagedProcess then starts a plain process
     assert _forkclient._server is None  # the next start looks for (or starts) a live server
+
+
+def test_preload_skips_the_message_generator_but_keeps_every_message_working() -> None:
+    # In a fresh interpreter, as the server starts: the generator (lark, empy) is not imported, the
+    # type supports load, and the generator still imports on demand from the same package.
+    code = (
+        "import sys\n"
+        "from pytest_simtwin.sim import forkserver as f\n"
+        "missing = f.preload()\n"
+        "assert not missing, missing\n"
+        "assert 'lark' not in sys.modules and 'em' not in sys.modules\n"
+        "from nav_msgs.msg import Odometry\n"
+        "Odometry.__class__.__import_type_support__()\n"
+        "assert Odometry.__class__._TYPE_SUPPORT is not None\n"
+        "f.warm_world()\n"
+        "import rosidl_generator_py.generate_py_impl as g\n"
+        "assert callable(g.generate_py)\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
