@@ -169,9 +169,15 @@ def _convert(option: Option, raw: Any, source: str, base: Path) -> Any:
                 return False
             raise ValueError(f"expected true/false, found {raw!r}")
         if option.kind == "int":
-            return int(str(raw).strip())
+            try:
+                return int(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"expected a whole number, found {raw!r}") from None
         if option.kind == "float":
-            value = float(str(raw).strip())
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"expected a number, found {raw!r}") from None
             if not math.isfinite(value):
                 raise ValueError(f"expected a finite number, found {raw!r}")
             return value

@@ -68,7 +68,9 @@ def test_ini_world_is_relative_to_the_ini_file(pytester: pytest.Pytester) -> Non
     [
         (["--simtwin-backend", "vr"], "invalid choice: 'vr'"),
         (["--simtwin-rtf", "-1"], "--simtwin-rtf: expected a real-time factor >= 0"),
-        (["--simtwin-rtf", "fast"], "--simtwin-rtf: could not convert string to float"),
+        (["--simtwin-rtf", "fast"], "--simtwin-rtf: expected a number, found 'fast'"),
+        (["--simtwin-timeout", "abc"], "--simtwin-timeout: expected a number, found 'abc'"),
+        (["--simtwin-seed", "1.5"], "--simtwin-seed: expected a whole number, found '1.5'"),
         (["--simtwin-timeout", "0"], "--simtwin-timeout: expected a positive number"),
         (["--simtwin-domain-range", "5-300"], "--simtwin-domain-range: invalid ROS domain range"),
         (["--simtwin-world", "nowhere.sdf"], "the world file"),

@@ -239,3 +239,36 @@ def test_preload_skips_the_message_generator_but_keeps_every_message_working() -
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def test_exit_status_reaches_every_thread_that_polls(
+    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    leased: tuple[domains.DomainLease, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    # The session polls a starting simulator from two threads (the control probe and the wait for
+    # the first message). A simulator that fails at once (a malformed world: exit 2) must be seen
+    # as exited by both; neither may block on the status the other one read.
+    import threading
+
+    server, _proc = private_server
+    _lease, env = leased
+    bad = tmp_path / "bad.sdf"
+    bad.write_text('<sdf version="1.9"><world name="w"><model name="m"><link name="l"></model></world></sdf>\n')
+    for _attempt in range(10):
+        child = server.spawn(["--world", str(bad)], env={**os.environ, **env}, log_path=tmp_path / "bad.log")
+        seen: list[int] = []
+
+        def watch(child: _forkclient.ForkedProcess = child, seen: list[int] = seen) -> None:
+            while (code := child.poll()) is None:
+                pass  # as tight as it gets: the threads meet inside poll()
+            seen.append(code)
+
+        threads = [threading.Thread(target=watch, daemon=True) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=10)
+        assert not any(th.is_alive() for th in threads), "a poll() blocked after the other thread read the exit"
+        assert seen == [2] * 6
+        child.close()

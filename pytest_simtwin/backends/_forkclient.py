@@ -63,6 +63,9 @@ class ForkedProcess:
         self.pid = pid
         self.returncode: int | None = None
         self._buf = buffered
+        # poll() runs in more than one thread (a control probe beside the wait for the first
+        # message): one reader at a time, and never a blocking recv after another took the data.
+        self._lock = threading.Lock()
         self._parse()
 
     def _parse(self) -> None:
@@ -74,13 +77,19 @@ class ForkedProcess:
                     self.returncode = int(msg["exit"])
 
     def _read(self, timeout: float) -> None:
+        with self._lock:
+            self._read_locked(timeout)
+
+    def _read_locked(self, timeout: float) -> None:
         if self.returncode is not None:
             return
         try:
             ready, _, _ = select.select([self._conn], [], [], max(timeout, 0.0))
             if not ready:
                 return
-            data = self._conn.recv(4096)
+            data = self._conn.recv(4096, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
         except (OSError, ValueError):
             data = b""
         if not data:
