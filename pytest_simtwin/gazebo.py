@@ -102,6 +102,41 @@ def _is_diff_drive(plugin: ET.Element) -> bool:
     return "diff-drive" in ident or "diffdrive" in ident or "diff_drive" in ident
 
 
+def _included_models(world_el: ET.Element, path: Path) -> list[ET.Element]:
+    """The ``<model>`` of each ``<include>`` of the world, named as the include names it.
+
+    URIs resolve as Gazebo resolves them (``model://`` through GZ_SIM_RESOURCE_PATH and friends,
+    ``package://``, paths relative to the world file); a URDF include has no Gazebo plugins to read.
+    """
+    from .errors import ModelError
+    from .sim.resources import Resolver
+    from .sim.xmltree import Element
+
+    resolver = Resolver()
+    found: list[ET.Element] = []
+    for include in world_el.findall("include"):
+        uri = (include.findtext("uri") or "").strip()
+        if not uri:
+            raise ValueError(f"world file {path}: an <include> without <uri>; expected e.g. <uri>model://NAME</uri>")
+        where = Element("include", {}, path, 0)
+        try:
+            model_file = resolver.model_file(resolver.resolve(uri, path.parent, where), where)
+            root = ET.parse(model_file).getroot()
+        except ModelError as exc:
+            raise ValueError(f"world file {path}: {exc}") from None
+        except (OSError, ET.ParseError) as exc:
+            raise ValueError(f"world file {path}: included {uri} cannot be read as SDF ({exc})") from None
+        model_el = root.find("model") if root.tag == "sdf" else None
+        if model_el is None:
+            continue
+        name = (include.findtext("name") or "").strip()
+        if name:
+            model_el.set("name", name)
+        model_el.extend(include.findall("plugin"))  # SDF 1.9: plugins added by the include
+        found.append(model_el)
+    return found
+
+
 def topics_from_sdf(path: Path, *, model: str | None = None, cmd_vel_type: str = "twist") -> RobotTopics:
     """Read the world name and the robot's topics from an SDF world (DiffDrive, lidar, joint states).
 
@@ -115,9 +150,10 @@ def topics_from_sdf(path: Path, *, model: str | None = None, cmd_vel_type: str =
     if world_el is None:
         raise ValueError(f"world file {path}: expected <sdf><world name=...>, found <{root.tag}> without a <world>")
     world_name = world_el.get("name") or "default"
-    candidates = [m for m in world_el.iter("model") if any(_is_diff_drive(p) for p in m.iter("plugin"))]
+    models = [*world_el.iter("model"), *_included_models(world_el, path)]
+    candidates = [m for m in models if any(_is_diff_drive(p) for p in m.iter("plugin"))]
     if model is not None:
-        candidates = [m for m in world_el.iter("model") if m.get("name") == model]
+        candidates = [m for m in models if m.get("name") == model]
     if not candidates:
         wanted = f"a model named {model!r}" if model else "a model with a DiffDrive plugin (gz-sim-diff-drive-system)"
         raise ValueError(f"world file {path}: expected {wanted} in world {world_name!r}, found none")

@@ -78,6 +78,20 @@ def test_topics_defaults_without_overrides(tmp_path: Path) -> None:
     assert t.scan_gz == "/world/w/model/bot/link/chassis/sensor/laser/scan"
 
 
+def test_included_robot_is_found_through_the_resource_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The example project's arena includes its robot as model://diffbot, as most robot repos do.
+    project = Path(__file__).resolve().parents[2] / "example_project"
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(project / "models"))
+    t = gazebo.topics_from_sdf(project / "worlds" / "test_arena.sdf")
+    assert (t.world, t.model) == ("test_arena", "diffbot")
+    assert t.cmd_vel_gz and t.odom_gz and t.scan_gz
+    named = gazebo.topics_from_sdf(project / "worlds" / "test_arena.sdf", model="diffbot")
+    assert named == t
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", "")
+    with pytest.raises(ValueError, match=r"test_arena\.sdf: .*cannot resolve <uri>model://obstacle_box</uri>"):
+        gazebo.topics_from_sdf(project / "worlds" / "test_arena.sdf")
+
+
 def test_bad_world_files_name_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sdf"
     bad.write_text("<sdf><world name='x'>")

@@ -245,7 +245,7 @@ CASES = [
         "bad_timeout",
         "Bad option value: timeout not a number",
         "`pytest --simtwin-timeout abc`",
-        ["ERROR: --simtwin-timeout: could not convert string to float: 'abc'"],
+        ["ERROR: --simtwin-timeout: expected a number, found 'abc'"],
         "usage error (exit 4)",
         files={"test_a.py": SIM_TEST},
         args=["--simtwin-timeout", "abc"],
