@@ -219,6 +219,11 @@ def pytest_runtest_makereport(
             )
             report.outcome = "failed"
             report.simtwin_infra = True  # type: ignore[attr-defined]  # survives xdist serialisation
+            # JUnit can only say "failure" for the call phase: a property tells CI dashboards it was
+            # the infrastructure (on the item, so the teardown report that JUnit reads carries it).
+            prop = ("simtwin_error", f"infrastructure: {reason}")
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
     return report
 
 

@@ -162,11 +162,20 @@ def test_b_next_gets_a_fresh_simulator(sim, robot):
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_simulator_death_is_an_error_and_the_next_test_runs(pytester: pytest.Pytester, workers: list[str]) -> None:
     pytester.makepyfile(test_death=DEATH)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simtwin-timeout", "20", *workers, timeout=180)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--simtwin-timeout", "20", "--junitxml=j.xml", *workers, timeout=180
+    )
     result.assert_outcomes(passed=1, errors=1)
     out = result.stdout.str()
     assert "SimulatorDiedError" in out and "exited with code -9 during the test" in out
     assert "lines of simulator log" in out
+    # JUnit has no "error" for the call phase: the testcase says it was the infrastructure
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "j.xml").getroot().iter("testcase")}
+    props = {p.get("name"): p.get("value") for p in cases["test_a_sim_dies"].iter("property")}
+    assert (props.get("simtwin_error") or "").startswith("infrastructure: "), props
+    assert "simtwin_error" not in {p.get("name") for p in cases["test_b_next_gets_a_fresh_simulator"].iter("property")}
 
 
 MARKED = """
