@@ -151,6 +151,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._active = False
         self._messages: list[tuple[str, int, bytes]] = []
+        self._seen: set[str] = set()
         self.add_topics(specs)
 
     def add_topics(self, specs: Iterable[TopicSpec]) -> None:
@@ -176,12 +177,14 @@ class Recorder:
             with self._lock:
                 if self._active:
                     self._messages.append((topic, stamp, bytes(data)))
+                    self._seen.add(topic)
 
         return callback
 
     def start(self) -> None:
         with self._lock:
             self._messages = []
+            self._seen = set()
             self._active = True
 
     def stop(self) -> Take:
@@ -191,9 +194,9 @@ class Recorder:
         return Take(list(self.specs), messages)
 
     def seen_topics(self) -> set[str]:
-        """Topics with at least one message kept since start()."""
+        """Topics with at least one message kept since start() (polled while recording: no scan)."""
         with self._lock:
-            return {topic for topic, _stamp, _data in self._messages}
+            return set(self._seen)
 
     @property
     def active(self) -> bool:

@@ -111,8 +111,6 @@ class ControlClient:
             raise ValueError("give exactly one of steps= or duration=")
         # The reply comes when the steps are done: allow for a slow (CPU-starved) simulator.
         timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
-        if until_rest is None:
-            return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration)
         return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest)
 
     def reset(self, scope: str = "all", seed: int | None = None) -> dict[str, Any]:

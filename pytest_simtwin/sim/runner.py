@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..domains import process_alive
@@ -468,7 +469,7 @@ class Runner:
             self.request_stop(f"--duration {self.duration:g} s of sim time reached")
         return self.state() if rest is None else {**self.state(), "at_rest": at_rest}
 
-    def _rest_condition(self, spec: Any, dt: float) -> tuple[Any, int] | None:
+    def _rest_condition(self, spec: Any, dt: float) -> tuple[Callable[[], bool], int] | None:
         """``{"name", "linear", "angular", "chunk"}``: (at rest now?, steps per check) or None."""
         if spec is None:
             return None
