@@ -102,6 +102,7 @@ class RosSession:
         self.node: Node | None = None
         self._executor: Any = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._buffers: dict[tuple[str, str], TopicBuffer] = {}
         self._publishers: dict[tuple[str, str], Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
@@ -125,6 +126,7 @@ class RosSession:
         # list of pending futures on every callback and took ~10x the CPU on message bursts.
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._spin, name=f"simtwin-ros-{self.domain_id}", daemon=True)
         self._thread.start()
         return self
@@ -133,23 +135,37 @@ class RosSession:
         from rclpy.executors import ExternalShutdownException
 
         with contextlib.suppress(ExternalShutdownException, Exception):
-            self._executor.spin()
+            # Short waits so that close() can stop the loop itself (see there).
+            while not self._stopping.is_set():
+                self._executor.spin_once(timeout_sec=0.1)
 
     def close(self) -> None:
-        """Shut the context down, then join the spin thread (the other order aborts the process)."""
+        """Stop the spin thread, then destroy the node, the executor and the context, in that order.
 
+        Shutting the context down under a spinning executor made the spin thread destroy a
+        publisher itself, holding the GIL while Fast DDS waited for its event thread: a worker
+        hung at teardown (seen once in CI-like runs). Nothing is destroyed while it spins.
+        """
         if self.context is None:
             return
         ctx, self.context = self.context, None
-        with contextlib.suppress(Exception):
-            ctx.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=2.0)
+        if thread is not None and thread.is_alive():
+            # A callback still runs: let the context shutdown wake and end the loop (bounded).
+            with contextlib.suppress(Exception):
+                ctx.shutdown()
+            thread.join(timeout=5.0)
         with contextlib.suppress(Exception):
             self._executor.shutdown(timeout_sec=1.0)
         with contextlib.suppress(Exception):
             if self.node is not None:
                 self.node.destroy_node()
+        with contextlib.suppress(Exception):
+            if ctx.ok():
+                ctx.shutdown()
         self.node = None
         self._buffers.clear()
         self._publishers.clear()
