@@ -150,6 +150,8 @@ class RosSession:
             return
         ctx, self.context = self.context, None
         self._stopping.set()
+        with contextlib.suppress(Exception):
+            self._executor.wake()  # end the current wait now rather than after its 0.1 s
         thread = self._thread
         if thread is not None:
             thread.join(timeout=2.0)
