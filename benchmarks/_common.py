@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example_project"
 PYTHON = sys.executable
 
+# The measured processes cache bytecode as a user's Python does. Some sandboxes (this one) export
+# PYTHONDONTWRITEBYTECODE=1: every pytest process then recompiles the plugin and pytest re-rewrites
+# its modules (~0.3 s per process here), a cost no installed plugin pays (pip compiles a wheel's
+# modules; pytest caches what it rewrote). Removed for every process the benchmarks start.
+BYTECODE_FLAG_REMOVED = os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None
+
 
 @dataclass
 class Ratio:
@@ -147,6 +153,7 @@ def machine_facts() -> dict[str, Any]:
         "pytest_xdist": _version("pytest-xdist"),
         "pytest_simtwin": _version("pytest-simtwin"),
         "loadavg": os.getloadavg(),
+        "bytecode_flag_removed": BYTECODE_FLAG_REMOVED,
     }
 
 

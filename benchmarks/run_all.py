@@ -108,6 +108,13 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         f"* load average at start: {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f} (1/5/15 min); at the end "
         f"{os.getloadavg()[0]:.2f}"
         + ("  **(busy machine: numbers inflated)**" if load0[0] > 1.5 * facts["cores"] else ""),
+        "* bytecode: "
+        + (
+            "this machine exports PYTHONDONTWRITEBYTECODE=1; the benchmarks unset it for the processes they "
+            "measure (users' Python caches bytecode) and warm the caches with one untimed run"
+            if facts.get("bytecode_flag_removed")
+            else "cached as Python does by default; one untimed run warms the caches"
+        ),
         "",
         "## Ratios against their targets",
         "",

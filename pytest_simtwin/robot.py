@@ -29,6 +29,7 @@ from .robot_msgs import (
     Velocity,
     make_twist,
     min_range_of,
+    sim_stamp,
     trajectory_arrays,
     twist_type,
     yaw_from_quaternion,
@@ -78,9 +79,14 @@ class Robot(RobotObserver):
     _feature_set: frozenset[str] | None = None  # the control services' features (see _features)
 
     # -- commands ------------------------------------------------------------------------------
-    def _command(self, topic: str, type_name: str, vx: float, wz: float) -> Any:
-        clock = self._clock.latest()
-        return make_twist(type_name, vx, wz, clock.clock if clock is not None else None, self.frame_id)
+    def _command(self, topic: str, type_name: str, vx: float, wz: float, sim_time: float | None = None) -> Any:
+        """The command message; a TwistStamped is stamped ``sim_time`` (default: the last /clock
+        received, if /clock is subscribed: this never subscribes, see _clock)."""
+        if type_name != "twist_stamped":
+            return make_twist(type_name, vx, wz)
+        if sim_time is None and self._clock_buf is not None:
+            sim_time = self._clock_time()
+        return make_twist(type_name, vx, wz, sim_stamp(sim_time) if sim_time is not None else None, self.frame_id)
 
     def _publisher(self, topic: str, type_name: str) -> Any:
         pub = self.ros.publisher(topic, twist_type(type_name))
@@ -143,9 +149,11 @@ class Robot(RobotObserver):
         ``current``: the simulator's state when the caller has it (saves a round trip).
         """
         assert self.control is not None
-        before = int((current if current is not None else self.control.state())["cmd_count"])
+        now = current if current is not None else self.control.state()
+        before = int(now["cmd_count"])
         pub = self._publisher(self.cmd_vel_topic, self.cmd_vel_type)
-        msg = self._command(self.cmd_vel_topic, self.cmd_vel_type, vx, wz)
+        # Stamped with the paused simulator's own time: no /clock subscription needed.
+        msg = self._command(self.cmd_vel_topic, self.cmd_vel_type, vx, wz, now.get("sim_time"))
         last = [-math.inf]
         seen = [before]
 
@@ -248,27 +256,31 @@ class Robot(RobotObserver):
         just before it (/clock), pause, then step the rest in short chunks (commands relayed
         meanwhile apply at each chunk); pausing takes a service round trip, long on a loaded host.
         """
-        assert self.control is not None
+        control = self.control
+        assert control is not None
+        st = control.state()
+        left = end - float(st["sim_time"])
         if auto:
-            control = self.control
-            dt = float(control.state().get("step_size") or 0.001)
+            # Asked, not read from /clock: a robot that steps never subscribes to /clock (see _clock).
+            dt = float(st.get("step_size") or 0.001)
+            seen = [st]
+
+            def paused_there() -> bool:
+                seen[0] = control.state()
+                return seen[0].get("state") == "paused" and float(seen[0]["sim_time"]) >= end - dt / 2
+
             self._wait(
-                lambda: (self._clock_time() or -math.inf) >= end - dt / 2,
-                self._wall_budget(end - (self._clock_time() or end)),
-                f"/clock to reach {end:.3f} s",
-                describe=self._describe_clock,
-            )
-            self._wait(
-                lambda: control.state().get("state") == "paused",
-                5.0,
+                paused_there,
+                self._wall_budget(left),
                 f"the simulator to pause itself at {end:.3f} s",
+                describe=lambda: f"it is {seen[0].get('state')} at {float(seen[0]['sim_time']):.3f} s",
             )
             return
         # Stop playing ahead of `end` by ~2x the slowest recent pause round trip (sim seconds).
         margin = min(max(2.0 * self._pause_latency * self.real_time_factor(), 0.02), 0.5)
         self._wait(
             lambda: (self._clock_time() or -math.inf) >= end - margin,
-            self._wall_budget(end - (self._clock_time() or end)),
+            self._wall_budget(left),
             f"/clock to reach {end - margin:.3f} s",
             describe=self._describe_clock,
             max_interval=0.005,
@@ -295,11 +307,15 @@ class Robot(RobotObserver):
         played = control is not None and not gated and not lockstep and not playing
         pub = self._publisher(topic, type_name)
         halt = threading.Event()
+        stamped = type_name == "twist_stamped"
+        paused_at = st.get("sim_time")
 
         def stream() -> None:
             while not halt.is_set():
+                # Stamps from /clock while it runs; before its first message, the time it paused at.
+                now = self._clock_time() if stamped else None
                 with contextlib.suppress(Exception):
-                    pub.publish(self._command(topic, type_name, vx, wz))
+                    pub.publish(self._command(topic, type_name, vx, wz, now if now is not None else paused_at))
                 halt.wait(1.0 / REPUBLISH_HZ)
 
         thread = threading.Thread(target=stream, name="simtwin-cmd-stream", daemon=True)

@@ -56,7 +56,6 @@ class RobotObserver:
         cmd_vel_type: str | None = None,
     ) -> None:
         from nav_msgs.msg import Odometry
-        from rosgraph_msgs.msg import Clock
 
         self.ros = ros
         self.control = control
@@ -69,7 +68,15 @@ class RobotObserver:
         twist_type(self.cmd_vel_type)  # validate early
         self.frame_id = str(self.topics.get("child_frame_id") or "base_link")
         self._odom = ros.subscribe(str(self.topics.get("odom") or protocol.ODOM), Odometry)
-        self._clock = ros.subscribe(str(self.topics.get("clock") or protocol.CLOCK), Clock)
+        self._clock_topic = str(self.topics.get("clock") or protocol.CLOCK)
+        self._clock_buf: TopicBuffer | None = None
+        if control is None:
+            # Without control services /clock times everything: subscribe now and have a first
+            # message (bounded: a simulator without /clock falls back to wall time).
+            clock = self._clock
+            if ros.count_publishers(self._clock_topic) > 0:
+                with contextlib.suppress(WaitTimeout):
+                    wait_until(lambda: clock.latest() is not None, 2.0, what=self._clock_topic)
         gt = self.topics.get("ground_truth")
         self._gt = ros.subscribe(str(gt), Odometry) if gt else None
         self._scan: TopicBuffer | None = None
@@ -104,6 +111,17 @@ class RobotObserver:
             abort=self._abort,
             max_interval=max_interval,
         )
+
+    @property
+    def _clock(self) -> TopicBuffer:
+        """/clock, subscribed when first needed. With control services (stepping) the robot never
+        needs it, and each subscriber makes the simulator serialise, and this process deserialise,
+        ~80 clock messages per sim second: stepping ran at half speed with it."""
+        if self._clock_buf is None:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_buf = self.ros.subscribe(self._clock_topic, Clock)
+        return self._clock_buf
 
     def sim_time(self) -> float | None:
         """The simulator's time: from the control services when available, else the last /clock."""
@@ -352,7 +370,9 @@ class RobotObserver:
         def check() -> str | None:
             if probe():
                 return "ok"
-            now = self._clock_time()
+            # Asked when it answers (a service round trip per poll) rather than subscribing to
+            # /clock for the rest of the session (see _clock).
+            now = self.sim_time() if self.control is not None else self._clock_time()
             if now is not None and start is not None:
                 return "late" if now - start >= timeout else None
             return "late" if time.monotonic() - wall0 >= timeout else None  # no /clock: wall time
@@ -372,6 +392,9 @@ class RobotObserver:
         )
 
     def _describe_clock(self) -> str:
+        if self.control is not None and self._clock_buf is None:
+            with contextlib.suppress(ControlError):
+                return f"sim time {float(self.control.state()['sim_time']):.3f} s"
         now = self._clock_time()
         return f"/clock at {now:.3f} s" if now is not None else f"no message on {self._clock.topic}"
 

@@ -34,6 +34,14 @@ def stamp_seconds(stamp: Any) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
+def sim_stamp(seconds: float) -> Any:
+    """A builtin_interfaces Time for ``seconds`` of sim time (the inverse of :func:`stamp_seconds`)."""
+    from builtin_interfaces.msg import Time
+
+    ns = max(round(float(seconds) * 1e9), 0)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
 def pose_of(odom: Any) -> Pose2D:
     p = odom.pose.pose
     q = p.orientation

@@ -264,7 +264,7 @@ class SimSession:
             raise
 
     def begin_test(self, config: SimConfig, reset: str, scope: str) -> None:
-        """Before a test: (re)start as needed, reset per policy, then check health (SimulatorError)."""
+        """Before a test: (re)start as needed, reset per policy, check a running one's health (SimulatorError)."""
         started = self.ensure(config)
         if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
             try:
@@ -276,7 +276,10 @@ class SimSession:
                     raise self.died_error("before the test started") from None
                 raise self._unhealthy(f"it did not reset ({exc})") from None
         self._scope = scope
-        self.check_health()
+        if not started:
+            # A simulator started just now has answered its control services and published its
+            # first message (await_ready): checking again would only cost another message period.
+            self.check_health()
 
     def topics(self) -> dict[str, Any]:
         """The robot's topics as the simulator reports them (protocol defaults without control)."""
@@ -455,7 +458,12 @@ class SimSession:
                 return  # a paused simulator publishes nothing by design; it answered, that is healthy
         since = time.monotonic()
         config = self.config or SimConfig()
-        if ros.count_publishers(protocol.CLOCK) > 0:
+        if client is not None and "sim_time" in state:
+            # Its own clock, asked: a /clock subscription here would stay for the whole session and
+            # make the simulator serialise, and this process deserialise, every clock message
+            # (~80 per sim second) while tests step it.
+            self._wait_state_advances(limit, float(state["sim_time"]))
+        elif ros.count_publishers(protocol.CLOCK) > 0:
             self._wait_clock_advances(limit, since)
         try:
             ros.wait_for_message(config.ready_topic, resolve_msg_type(config.ready_type), timeout=limit, since=since)
@@ -463,6 +471,30 @@ class SimSession:
             if not self.alive:
                 raise self.died_error("before the test started") from None
             raise self._unhealthy(f"its sensors publish nothing: {exc}") from None
+
+    def _wait_state_advances(self, limit: float, first: float) -> None:
+        last = [first]
+
+        def advanced() -> bool:
+            last[0] = float(self._call_retrying("get_simulation_state", limit).get("sim_time", first))
+            return last[0] > first
+
+        try:
+            wait_until(
+                advanced,
+                limit,
+                what=f"the simulation time to advance on domain {self.domain_id}",
+                describe=lambda: f"sim_time stayed at {last[0]:.3f} s (get_simulation_state)",
+                abort=self.death_reason,
+                max_interval=0.01,
+            )
+        except SimulatorDiedError:
+            raise
+        except (WaitTimeout, ControlError) as exc:
+            if not self.alive:
+                raise self.died_error("before the test started") from None
+            what = "its clock does not advance" if isinstance(exc, WaitTimeout) else "it stopped answering"
+            raise self._unhealthy(f"{what}: {exc}") from None
 
     def _wait_clock_advances(self, limit: float, since: float) -> None:
         from rosgraph_msgs.msg import Clock
