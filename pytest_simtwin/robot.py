@@ -286,11 +286,11 @@ class Robot(RobotObserver):
             max_interval=0.005,
         )
         sent = time.monotonic()
-        st = self.control.pause()
+        st = control.pause()
         self._pause_latency = max(0.8 * self._pause_latency, time.monotonic() - sent, 0.02)
         dt = float(st.get("step_size") or 0.001)
         while end - float(st["sim_time"]) > dt / 2:
-            st = self.control.step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
+            st = control.step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
 
     def _drive_streamed(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
         """Stream the command to ``topic`` (e.g. a node under test) while the simulator runs ``duration``.
