@@ -103,6 +103,7 @@ class RosSession:
         self._executor: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._stop_guard: Any = None
         self._buffers: dict[tuple[str, str], TopicBuffer] = {}
         self._publishers: dict[tuple[str, str], Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
@@ -127,6 +128,9 @@ class RosSession:
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._stopping = threading.Event()
+        # Triggered by close(): running its (empty) callback ends the current spin_once at once.
+        # Executor.wake() only makes the wait start over, so stopping took up to the 0.1 s timeout.
+        self._stop_guard = self.node.create_guard_condition(lambda: None)
         self._thread = threading.Thread(target=self._spin, name=f"simtwin-ros-{self.domain_id}", daemon=True)
         self._thread.start()
         return self
@@ -151,7 +155,7 @@ class RosSession:
         ctx, self.context = self.context, None
         self._stopping.set()
         with contextlib.suppress(Exception):
-            self._executor.wake()  # end the current wait now rather than after its 0.1 s
+            self._stop_guard.trigger()  # end the current wait now rather than after its 0.1 s
         thread = self._thread
         if thread is not None:
             thread.join(timeout=2.0)

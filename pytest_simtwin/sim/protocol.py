@@ -21,7 +21,8 @@ set_simulation_state       {"state": "playing"|"paused"|"quitting"}             
 step_simulation            {"steps": int} or {"duration": sec}                  STATE (only while paused)
                            may add "until_rest": {"name", "linear"?: m/s,       STATE + "at_rest": bool
                            "angular"?: rad/s, "chunk"?: s}: stops once the
-                           entity is slower than both (checked before each
+                           entity is slower than both, and for the robot its
+                           last odometry message too (checked before each
                            chunk: at rest already, nothing is stepped)
 reset_simulation           {"scope": "all"|"time"|"state"|"spawned",            STATE
                             "seed"?: int (scope all: re-seed the sensor noise)}

@@ -483,10 +483,17 @@ class Runner:
                 raise ValueError(f"until_rest.{key} must be a positive number, found {value!r}")
             limits[key] = float(value)
 
+        is_robot = name == self.world.robot.name
+
         def at_rest() -> bool:
             tw = self.physics.entity_state(name).get("twist") or {}
             speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
-            return speed < limits["linear"] and abs(float(tw.get("wz", 0.0))) < limits["angular"]
+            if not (speed < limits["linear"] and abs(float(tw.get("wz", 0.0))) < limits["angular"]):
+                return False
+            # The robot's last odometry message must say so too: wheel odometry averages over its
+            # period and lags the true twist, and a client reads "stopped" from that message.
+            odom = self._odom_snapshot[1] if is_robot else None
+            return odom is None or (abs(float(odom.vx)) < limits["linear"] and abs(float(odom.wz)) < limits["angular"])
 
         return at_rest, max(1, round(limits["chunk"] / dt))
 
