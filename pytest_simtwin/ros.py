@@ -258,6 +258,14 @@ class RosSession:
 
         return wait_until(probe, timeout, what=f"a {msg_type.__name__} on {topic}", describe=describe)
 
+    def await_no_publishers(self, topic: str, timeout: float) -> bool:
+        """Wait (bounded) until no publisher of ``topic`` is known; False if some still are."""
+        try:
+            wait_until(lambda: self.count_publishers(topic) == 0, timeout, what=f"no publisher on {topic}")
+        except WaitTimeout:
+            return False
+        return True
+
     def count_publishers(self, topic: str) -> int:
         return int(self._require_node().count_publishers(topic))
 

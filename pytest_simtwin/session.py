@@ -148,9 +148,16 @@ class SimSession:
 
     def close(self) -> None:
         """Stop the simulator, the ROS session and release the domain; safe to call twice."""
+        backend, config = self.backend, self.config
         self.stop_simulator()
         if self.ros is not None:
             ros, self.ros = self.ros, None
+            if backend is not None and backend.name != "attach" and ros.active:
+                # Let our participant finish dropping the simulator's (it announced its exit) before
+                # our own endpoints are destroyed: Fast DDS can deadlock destroying a writer while
+                # it removes a remote participant (eProsima/Fast-DDS#6502, #6193; an xdist worker
+                # hung at teardown twice in ~40 suite runs).
+                ros.await_no_publishers((config or SimConfig()).ready_topic, timeout=0.5)
             ros.close()
         if self.lease is not None:
             lease, self.lease = self.lease, None
