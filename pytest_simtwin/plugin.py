@@ -34,6 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", cfg.MARKER_HELP)
     config.stash[SETTINGS_KEY] = cfg.load_settings(config)  # pytest.UsageError on a bad option
+    from . import warmup
+
+    if warmup.used_simulators_last_time(config.rootpath, config.args):
+        # The same tests used simulators last time: start the fork server's imports now rather
+        # than at the first collected simulation test (warmup.py).
+        config.stash[PREWARMED_KEY] = True
+        warmup.prewarm(config.stash[SETTINGS_KEY])
     from .backends._process import register_reaper
     from .domains import reap_leftovers
 
@@ -75,10 +82,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if "sim" in getattr(item, "fixturenames", ()) and not item.config.stash.get(PREWARMED_KEY, False):
         # The first test that needs a simulator is known: get the simulator fork server importing
         # while collection and the first set-up go on (a separate process; no ROS here).
-        from .session import prewarm
+        from .warmup import prewarm
 
         item.config.stash[PREWARMED_KEY] = True
         prewarm(item.config.stash[SETTINGS_KEY])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from .warmup import remember
+
+    uses_sim = any("sim" in getattr(item, "fixturenames", ()) for item in session.items)
+    remember(session.config.rootpath, session.config.args, uses_sim)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

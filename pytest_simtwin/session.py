@@ -91,14 +91,6 @@ def _same_simulation(a: SimConfig | None, b: SimConfig) -> bool:
     return a is not None and a.with_(start_timeout=0.0) == b.with_(start_timeout=0.0)
 
 
-def prewarm(settings: Settings) -> None:
-    """Tests will need embedded simulators: start the warm fork server now, in the background."""
-    if settings.backend == "embedded" and uses_fork_server(settings.sim):
-        from .backends import _forkclient
-
-        _forkclient.prewarm()
-
-
 class SimSession:
     """Lease + environment + RosSession + backend + control for one worker (a context manager)."""
 

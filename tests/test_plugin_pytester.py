@@ -352,3 +352,43 @@ def test_process_backend_that_never_publishes_errors_within_the_timeout(pytester
     assert "$ sleep 600" in out  # the simulator's log tail
     setup = re.search(r"([\d.]+)s setup +test_quiet.py::test_a", out)
     assert setup is not None and float(setup.group(1)) < 8.0, out
+
+
+WARMUP_CONFTEST = """
+import traceback
+from pathlib import Path
+
+from pytest_simtwin.backends import _forkclient
+
+
+def _record():
+    names = [frame.name for frame in traceback.extract_stack()]
+    phase = "configure" if "pytest_configure" in names else "collection"
+    with Path(__file__).with_name("prewarm.log").open("a") as log:
+        log.write(phase + "\\n")
+
+
+_forkclient.prewarm = _record  # observed, not started
+"""
+
+
+def test_the_fork_server_starts_at_configure_when_the_same_tests_used_simulators(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No simulator runs here (collection only): a private state directory is safe.
+    monkeypatch.setenv("SIMTWIN_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeconftest(WARMUP_CONFTEST)
+    pytester.makepyfile(test_motion="def test_drive(sim):\n    pass\n")
+    log = pytester.path / "prewarm.log"
+
+    def run(*args: str) -> list[str]:
+        log.unlink(missing_ok=True)
+        pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", *args).assert_outcomes()
+        return log.read_text().split() if log.exists() else []
+
+    assert run() == ["collection"]  # first run: known only once a test using `sim` is collected
+    assert run() == ["configure"]  # the same tests used simulators last time: at once
+    assert run("test_motion.py") == ["collection"]  # other paths, other memory
+    pytester.makepyfile(test_motion="def test_pure():\n    pass\n")
+    assert run() == ["configure"]  # one wrong guess (an idle server that exits after the run) ...
+    assert run() == []  # ... and the memory follows what was collected
