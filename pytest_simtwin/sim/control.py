@@ -87,7 +87,10 @@ class ControlClient:
         return dict(self._features)
 
     def state(self) -> dict[str, Any]:
-        return self.call("get_simulation_state")
+        # Re-sent after 50 ms (doubling) until answered: it is idempotent, and a request that
+        # arrives while the simulator's executor finishes the previous reply sometimes waited
+        # 0.1-0.6 s (the next event) before it was served; a second copy is served at once.
+        return self.call("get_simulation_state", resend=0.05)
 
     def pause(self) -> dict[str, Any]:
         return self.call("set_simulation_state", state="paused")
