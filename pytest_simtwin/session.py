@@ -265,6 +265,7 @@ class SimSession:
     def begin_test(self, config: SimConfig, reset: str, scope: str) -> None:
         """Before a test: (re)start as needed, reset per policy, check a running one's health (SimulatorError)."""
         started = self.ensure(config)
+        since = time.monotonic()  # a reset publishes every sensor at once: its messages count below
         if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
             try:
                 self.reset(config)
@@ -278,7 +279,7 @@ class SimSession:
         if not started:
             # A simulator started just now has answered its control services and published its
             # first message (await_ready): checking again would only cost another message period.
-            self.check_health()
+            self.check_health(since=since)
 
     def topics(self) -> dict[str, Any]:
         """The robot's topics as the simulator reports them (protocol defaults without control)."""
@@ -429,14 +430,18 @@ class SimSession:
             self.ensure(config)
             return
         limit = min(HEALTH_TIMEOUT, self.settings.timeout)
-        self._call_retrying("reset_simulation", limit, scope="all")  # idempotent: safe to retry
-        state = self._call_retrying("get_simulation_state", limit)
+        state = self._call_retrying("reset_simulation", limit, scope="all")  # idempotent: safe to retry
+        if "state" not in state:  # the reply is the state after the reset (protocol); older ones: ask
+            state = self._call_retrying("get_simulation_state", limit)
         want = "paused" if (config.paused or config.lockstep) else "playing"
         if state.get("state") != want:
             client.play() if want == "playing" else client.pause()
 
-    def check_health(self, timeout: float | None = None) -> None:
-        """Raise :class:`SimulatorError` unless the simulator is alive, its clock advances and it publishes."""
+    def check_health(self, timeout: float | None = None, since: float | None = None) -> None:
+        """Raise :class:`SimulatorError` unless the simulator is alive, its clock advances and it publishes.
+
+        ``since`` (monotonic): ready-topic messages received from then on count (default: now).
+        """
         backend, ros = self.backend, self._require_ros()
         if backend is None:
             raise SimulatorError("no simulator is running (SimSession.ensure was not called)")
@@ -455,7 +460,7 @@ class SimSession:
                 raise self._unhealthy(f"it does not answer its control services ({exc})") from None
             if state.get("state") == "paused":
                 return  # a paused simulator publishes nothing by design; it answered, that is healthy
-        since = time.monotonic()
+        since = time.monotonic() if since is None else since
         config = self.config or SimConfig()
         if client is not None and "sim_time" in state:
             # Its own clock, asked: a /clock subscription here would stay for the whole session and
