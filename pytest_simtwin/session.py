@@ -80,6 +80,9 @@ class WorkerInfo:
         return ids[(self.index * stride) % len(ids)]
 
 
+PEER_LEASE = 10.0  # leaseDuration of data/fastdds_profile.xml: a silent participant is dropped after it
+
+
 class ControlUnansweredError(SimulatorStartError):
     """The simulator started and publishes but its control services never answered."""
 
@@ -109,6 +112,9 @@ class SimSession:
         self._control_checked = False
         self._previous_env: dict[str, str | None] | None = None
         self.starts = 0  # simulators started by this session (restarts included)
+        # When a simulator last went away without saying goodbye (killed, crashed): its DDS
+        # participant stays known until its lease runs out (see close()).
+        self._peer_lost_at: float | None = None
         self._topics: dict[str, Any] | None = None
         self._scope: str | None = None
 
@@ -145,11 +151,15 @@ class SimSession:
         if self.ros is not None:
             ros, self.ros = self.ros, None
             if backend is not None and backend.name != "attach" and ros.active:
-                # Let our participant finish dropping the simulator's (it announced its exit) before
-                # our own endpoints are destroyed: Fast DDS can deadlock destroying a writer while
-                # it removes a remote participant (eProsima/Fast-DDS#6502, #6193; an xdist worker
-                # hung at teardown twice in ~40 suite runs).
-                ros.await_no_publishers((config or SimConfig()).ready_topic, timeout=0.5)
+                # Let our participant finish dropping the simulators' before our own endpoints are
+                # destroyed: Fast DDS can deadlock destroying a writer while it removes a remote
+                # participant (eProsima/Fast-DDS#6502, #6193; workers hung at teardown, once right
+                # when the lease of a simulator killed seconds before ran out). One that said
+                # goodbye goes at once; a killed one when its lease expires.
+                wait = 0.5
+                if self._peer_lost_at is not None:
+                    wait = max(wait, self._peer_lost_at + PEER_LEASE + 1.0 - time.monotonic())
+                ros.await_no_publishers((config or SimConfig()).ready_topic, timeout=wait)
             ros.close()
         if self.lease is not None:
             lease, self.lease = self.lease, None
@@ -301,10 +311,13 @@ class SimSession:
         self.config = None
         self._control, self._control_checked, self._topics = None, False, None
         if backend is not None:
+            was_alive = backend.is_alive()
             if grace is not None and isinstance(backend, SubprocessBackend):
                 backend.stop(grace=grace)
             else:
                 backend.stop()
+            if not was_alive or backend.returncode() not in (0, None):
+                self._peer_lost_at = time.monotonic()  # no orderly DDS goodbye: see close()
             # Helpers must not read the previous simulator's messages as if they were new.
             if self.ros is not None:
                 self.ros.clear_buffers()
