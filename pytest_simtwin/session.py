@@ -496,22 +496,14 @@ class SimSession:
             last[0] = float(self._call_retrying("get_simulation_state", limit).get("sim_time", first))
             return last[0] > first
 
-        try:
-            wait_until(
-                advanced,
-                limit,
-                what=f"the simulation time to advance on domain {self.domain_id}",
-                describe=lambda: f"sim_time stayed at {last[0]:.3f} s (get_simulation_state)",
-                abort=self.death_reason,
-                max_interval=0.01,
-            )
-        except SimulatorDiedError:
-            raise
-        except (WaitTimeout, ControlError) as exc:
-            if not self.alive:
-                raise self.died_error("before the test started") from None
-            what = "its clock does not advance" if isinstance(exc, WaitTimeout) else "it stopped answering"
-            raise self._unhealthy(f"{what}: {exc}") from None
+        self._health_wait(
+            advanced,
+            limit,
+            what=f"the simulation time to advance on domain {self.domain_id}",
+            describe=lambda: f"sim_time stayed at {last[0]:.3f} s (get_simulation_state)",
+            failure="its clock does not advance",
+            max_interval=0.01,
+        )
 
     def _wait_clock_advances(self, limit: float, since: float) -> None:
         from rosgraph_msgs.msg import Clock
@@ -524,18 +516,34 @@ class SimSession:
             times = [r.msg.clock.sec + r.msg.clock.nanosec * 1e-9 for r in buf.since(since)[-2:]]
             return len(times) == 2 and times[1] > times[0]
 
+        self._health_wait(
+            advanced,
+            limit,
+            what=f"{protocol.CLOCK} to advance on domain {self.domain_id}",
+            describe=lambda: f"{len(buf.since(since))} clock message(s) arrived, latest {buf.latest()!r:.120}",
+            failure="its clock does not advance",
+        )
+
+    def _health_wait(
+        self,
+        probe: Callable[[], bool],
+        limit: float,
+        *,
+        what: str,
+        describe: Callable[[], str],
+        failure: str,
+        max_interval: float = 0.05,
+    ) -> None:
+        """wait_until for a health condition: SimulatorDiedError if it died, else an unhealthy error."""
         try:
-            wait_until(
-                advanced,
-                limit,
-                what=f"{protocol.CLOCK} to advance on domain {self.domain_id}",
-                describe=lambda: f"{len(buf.since(since))} clock message(s) arrived, latest {buf.latest()!r:.120}",
-                abort=self.death_reason,
-            )
-        except WaitTimeout as exc:
+            wait_until(probe, limit, what=what, describe=describe, abort=self.death_reason, max_interval=max_interval)
+        except SimulatorDiedError:
+            raise
+        except (WaitTimeout, ControlError) as exc:
             if not self.alive:
                 raise self.died_error("before the test started") from None
-            raise self._unhealthy(f"its clock does not advance: {exc}") from None
+            reason = failure if isinstance(exc, WaitTimeout) else "it stopped answering"
+            raise self._unhealthy(f"{reason}: {exc}") from None
 
     def _unhealthy(self, what: str) -> SimulatorError:
         backend = self.backend
