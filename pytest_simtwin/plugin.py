@@ -78,8 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
 
 
+def _uses_sim(item: pytest.Item) -> bool:
+    return "sim" in getattr(item, "fixturenames", ())  # robot, ros_node, ... depend on it
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
-    if "sim" in getattr(item, "fixturenames", ()) and not item.config.stash.get(PREWARMED_KEY, False):
+    if _uses_sim(item) and not item.config.stash.get(PREWARMED_KEY, False):
         # The first test that needs a simulator is known: get the simulator fork server importing
         # while collection and the first set-up go on (a separate process; no ROS here).
         from .warmup import prewarm
@@ -91,8 +95,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     from .warmup import remember
 
-    uses_sim = any("sim" in getattr(item, "fixturenames", ()) for item in session.items)
-    remember(session.config.rootpath, session.config.args, uses_sim)
+    remember(session.config.rootpath, session.config.args, any(_uses_sim(item) for item in session.items))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -485,15 +485,16 @@ class Runner:
 
         is_robot = name == self.world.robot.name
 
+        def slow(linear: float, angular: float) -> bool:
+            return abs(linear) < limits["linear"] and abs(angular) < limits["angular"]
+
         def at_rest() -> bool:
             tw = self.physics.entity_state(name).get("twist") or {}
             speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
-            if not (speed < limits["linear"] and abs(float(tw.get("wz", 0.0))) < limits["angular"]):
-                return False
             # The robot's last odometry message must say so too: wheel odometry averages over its
             # period and lags the true twist, and a client reads "stopped" from that message.
             odom = self._odom_snapshot[1] if is_robot else None
-            return odom is None or (abs(float(odom.vx)) < limits["linear"] and abs(float(odom.wz)) < limits["angular"])
+            return slow(speed, float(tw.get("wz", 0.0))) and (odom is None or slow(float(odom.vx), float(odom.wz)))
 
         return at_rest, max(1, round(limits["chunk"] / dt))
 
