@@ -115,7 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
     """The worker's SimSession (domain lease, ROS context, simulator); opened on first use."""
-    from .session import SimSession, WorkerInfo
+    from .session import SimSession
+    from .workers import WorkerInfo
 
     with SimSession(pytestconfig.stash[SETTINGS_KEY], WorkerInfo.from_config(pytestconfig)) as session:
         yield session

@@ -182,7 +182,8 @@ class SimPool:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> SimPool:
         """Lease N domains, launch N simulators, wait until every one published its first message."""
-        from .session import SimSession, WorkerInfo
+        from .session import SimSession
+        from .workers import WorkerInfo
 
         if self._stack is not None:
             return self
