@@ -29,6 +29,11 @@ PREWARMED_KEY = pytest.StashKey[bool]()  # the fork server was asked to start
 # -- options, markers, configuration -------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     cfg.add_options(parser)
+    # pytest's first call into an installed plugin: if this same command used the simulator fork
+    # server last time, start its ~0.5 s of imports now, before conftests and configuration (warmup.py).
+    from . import warmup
+
+    warmup.start_if_used_last_time()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,9 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = cfg.load_settings(config)  # pytest.UsageError on a bad option
     from . import warmup
 
-    if warmup.used_simulators_last_time(config.rootpath, config.args):
-        # The same tests used simulators last time: start the fork server's imports now rather
-        # than at the first collected simulation test (warmup.py).
+    if warmup.started_early(config):
+        config.stash[PREWARMED_KEY] = True
+    elif warmup.used_last_time(config):
+        # The same command used the fork server last time (in-process runs miss the earlier start):
+        # start its imports now rather than at the first collected simulation test (warmup.py).
         config.stash[PREWARMED_KEY] = True
         warmup.prewarm(config.stash[SETTINGS_KEY])
     from .backends._process import register_reaper
@@ -93,9 +100,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from .warmup import remember
+    from .warmup import remember, wants_fork_server
 
-    remember(session.config.rootpath, session.config.args, any(_uses_sim(item) for item in session.items))
+    config = session.config
+    used = wants_fork_server(config.stash[SETTINGS_KEY]) and any(_uses_sim(item) for item in session.items)
+    remember(config, used)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

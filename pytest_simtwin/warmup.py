@@ -3,9 +3,10 @@
 Importing MuJoCo, rclpy and numpy takes the server ~0.5 s, on the first simulation test's critical
 path. The server is started (in the background, a separate process; nothing of ROS in this one)
 
-* at ``pytest_configure`` when the same test paths in the same root directory used simulators the
-  last time they ran (a marker file per (rootdir, paths) in the state directory, like pytest's own
-  cache, but there even with ``-p no:cacheprovider``), and
+* when the plugin is registered (pytest's first call into it, ~0.1 s before ``pytest_configure``) if
+  the same command in the same directory used the fork server the last time it ran (a marker file per
+  (directory, arguments) in the state directory, like pytest's own cache, but there even with
+  ``-p no:cacheprovider``), and
 * otherwise at the first collected test that uses ``sim``.
 
 A wrong guess costs an idle server that exits 2 s after this process; the marker follows what the
@@ -16,35 +17,75 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .domains import state_dir
 
 
-def prewarm(settings: Settings) -> None:
-    """Tests will need embedded simulators: start the warm fork server now, in the background."""
+def wants_fork_server(settings: Settings) -> bool:
+    """Whether this run's simulators come from the fork server (embedded backend, fork server on)."""
     from .backends.embedded import uses_fork_server
 
-    if settings.backend == "embedded" and uses_fork_server(settings.sim):
+    return settings.backend == "embedded" and uses_fork_server(settings.sim)
+
+
+def prewarm(settings: Settings) -> None:
+    """Tests will need embedded simulators: start the warm fork server now, in the background."""
+    if wants_fork_server(settings):
         from .backends import _forkclient
 
         _forkclient.prewarm()
 
 
-def _marker(rootdir: Path, paths: Sequence[str]) -> Path:
-    key = hashlib.sha256("\0".join([str(rootdir), *paths]).encode()).hexdigest()[:20]
-    return state_dir() / "warmup" / f"uses-sim-{key}"
+def _marker(directory: Path, args: Sequence[str]) -> Path:
+    key = hashlib.sha256("\0".join([str(directory), *args]).encode()).hexdigest()[:20]
+    return state_dir() / "warmup" / f"uses-fork-server-{key}"
 
 
-def used_simulators_last_time(rootdir: Path, paths: Sequence[str]) -> bool:
-    return _marker(rootdir, paths).exists()
+def invocation(config: Any) -> tuple[Path, tuple[str, ...]]:
+    """The command this run answers to: its directory and arguments (an xdist worker: its controller's)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput:  # workers run in the controller's directory and are told its command line
+        return Path.cwd(), tuple(str(a) for a in workerinput.get("mainargv", ())[1:])
+    return Path(config.invocation_params.dir), tuple(str(a) for a in config.invocation_params.args)
 
 
-def remember(rootdir: Path, paths: Sequence[str], used: bool) -> None:
-    """Record whether this run's tests use simulators (only a change touches the disk)."""
-    marker = _marker(rootdir, paths)
+_started_for: tuple[Path, tuple[str, ...]] | None = None  # the command start_if_used_last_time started it for
+
+
+def start_if_used_last_time() -> None:
+    """At plugin registration: start the server if this very command used it last time.
+
+    Only the current directory and ``sys.argv`` are known this early (they are what pytest records as
+    its invocation for a command-line run). xdist workers leave it to their controller.
+    """
+    global _started_for
+    command = (Path.cwd(), tuple(sys.argv[1:]))
+    if os.environ.get("PYTEST_XDIST_WORKER") or not _marker(*command).exists():
+        return
+    from .backends import _forkclient
+
+    _forkclient.prewarm()
+    _started_for = command
+
+
+def started_early(config: Any) -> bool:
+    """Whether :func:`start_if_used_last_time` already started the server for this run's command."""
+    return _started_for is not None and _started_for == invocation(config)
+
+
+def used_last_time(config: Any) -> bool:
+    return _marker(*invocation(config)).exists()
+
+
+def remember(config: Any, used: bool) -> None:
+    """Record whether this run used the fork server (only a change touches the disk)."""
+    marker = _marker(*invocation(config))
     with contextlib.suppress(OSError):  # a hint only: an unwritable state dir costs the early start
         if used and not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -354,7 +355,8 @@ def test_process_backend_that_never_publishes_errors_within_the_timeout(pytester
     assert setup is not None and float(setup.group(1)) < 8.0, out
 
 
-WARMUP_CONFTEST = """
+# Loaded with -p, before the installed plugins: sees the start at the plugin's registration too.
+WARMUP_RECORDER = """
 import traceback
 from pathlib import Path
 
@@ -362,33 +364,38 @@ from pytest_simtwin.backends import _forkclient
 
 
 def _record():
-    names = [frame.name for frame in traceback.extract_stack()]
-    phase = "configure" if "pytest_configure" in names else "collection"
-    with Path(__file__).with_name("prewarm.log").open("a") as log:
+    names = {frame.name for frame in traceback.extract_stack()}
+    phase = next((p for hook, p in HOOKS if hook in names), "collection")
+    with Path.cwd().joinpath("prewarm.log").open("a") as log:
         log.write(phase + "\\n")
 
 
+HOOKS = (("pytest_addoption", "registration"), ("pytest_configure", "configure"))
 _forkclient.prewarm = _record  # observed, not started
 """
 
 
-def test_the_fork_server_starts_at_configure_when_the_same_tests_used_simulators(
+def test_the_fork_server_starts_at_registration_when_the_same_command_used_it(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No simulator runs here (collection only): a private state directory is safe.
     monkeypatch.setenv("SIMTWIN_STATE_DIR", str(tmp_path / "state"))
-    pytester.makeconftest(WARMUP_CONFTEST)
+    pytester.makepyfile(record_prewarm=WARMUP_RECORDER)
     pytester.makepyfile(test_motion="def test_drive(sim):\n    pass\n")
     log = pytester.path / "prewarm.log"
 
     def run(*args: str) -> list[str]:
         log.unlink(missing_ok=True)
-        pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", *args).assert_outcomes()
+        argv = ("--collect-only", "-q", "-p", "no:cacheprovider", "-p", "record_prewarm", *args)
+        # pytester.run, not runpytest_subprocess: that adds a new --basetemp (another command) each time
+        pytester.run(sys.executable, "-m", "pytest", *argv, timeout=120).assert_outcomes()
         return log.read_text().split() if log.exists() else []
 
     assert run() == ["collection"]  # first run: known only once a test using `sim` is collected
-    assert run() == ["configure"]  # the same tests used simulators last time: at once
-    assert run("test_motion.py") == ["collection"]  # other paths, other memory
+    assert run() == ["registration"]  # the same command used the fork server last time: at once
+    assert run("test_motion.py") == ["collection"]  # another command, another memory
+    assert run("--simtwin-backend", "process", "--simtwin-command", "true") == []  # no fork server
+    assert run("--simtwin-backend", "process", "--simtwin-command", "true") == []  # ... nothing remembered
     pytester.makepyfile(test_motion="def test_pure():\n    pass\n")
-    assert run() == ["configure"]  # one wrong guess (an idle server that exits after the run) ...
+    assert run() == ["registration"]  # one wrong guess (an idle server that exits after the run) ...
     assert run() == []  # ... and the memory follows what was collected
