@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,11 +61,14 @@ def start_if_used_last_time() -> None:
     """At plugin registration: start the server if this very command used it last time.
 
     Only the current directory and ``sys.argv`` are known this early (they are what pytest records as
-    its invocation for a command-line run). xdist workers leave it to their controller.
+    its invocation for a command-line run). An xdist worker's ``sys.argv`` is its bootstrap's, not
+    the command's (and PYTEST_XDIST_WORKER is inherited by any pytest a test starts, so it cannot tell
+    a worker): a worker normally finds no marker and leaves the start to its controller; if it does
+    find one, it only connects to the one server of the machine.
     """
     global _started_for
     command = (Path.cwd(), tuple(sys.argv[1:]))
-    if os.environ.get("PYTEST_XDIST_WORKER") or not _marker(*command).exists():
+    if not _marker(*command).exists():
         return
     from .backends import _forkclient
 
