@@ -236,8 +236,15 @@ def acquire_domain(domains: Sequence[int], *, owner: str, prefer: int | None = N
     if prefer is not None and prefer in ids:
         start = ids.index(prefer)
         ids = ids[start:] + ids[:start]
-    directory = state_dir() / "domains"
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory = state_dir() / "domains"
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DomainError(
+            f"cannot keep ROS domain leases in {os.environ.get('SIMTWIN_STATE_DIR') or 'the state directory'} "
+            f"({exc}): expected a writable directory; point SIMTWIN_STATE_DIR at one, or unset it to use "
+            f"{Path(tempfile.gettempdir()) / f'simtwin-{os.getuid()}'}"
+        ) from None
     for domain_id in ids:
         path = directory / f"domain-{domain_id}.lock"
         fd = _try_lock(path)
@@ -265,7 +272,10 @@ def acquire_domain(domains: Sequence[int], *, owner: str, prefer: int | None = N
 
 def reap_leftovers(domains: Iterable[int] | None = None) -> list[str]:
     """Clean every stale lease (holder dead) in the state directory; used at session start."""
-    directory = state_dir() / "domains"
+    try:
+        directory = state_dir() / "domains"
+    except OSError:  # unusable state directory: nothing to clean; a lease says so when one is needed
+        return []
     if not directory.exists():
         return []
     wanted = set(domains) if domains is not None else None

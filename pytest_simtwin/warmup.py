@@ -67,8 +67,11 @@ def start_if_used_last_time() -> None:
     find one, it only connects to the one server of the machine.
     """
     global _started_for
-    command = (Path.cwd(), tuple(sys.argv[1:]))
-    if not _marker(*command).exists():
+    try:
+        command = (Path.cwd(), tuple(sys.argv[1:]))
+    except OSError:  # the working directory was removed: nothing to go by
+        return
+    if not _exists(*command):
         return
     from .backends import _forkclient
 
@@ -81,14 +84,21 @@ def started_early(config: Any) -> bool:
     return _started_for is not None and _started_for == invocation(config)
 
 
+def _exists(directory: Path, args: Sequence[str]) -> bool:
+    try:  # a hint only: an unusable state directory must not break pytest (this runs in every run)
+        return _marker(directory, args).exists()
+    except OSError:
+        return False
+
+
 def used_last_time(config: Any) -> bool:
-    return _marker(*invocation(config)).exists()
+    return _exists(*invocation(config))
 
 
 def remember(config: Any, used: bool) -> None:
     """Record whether this run used the fork server (only a change touches the disk)."""
-    marker = _marker(*invocation(config))
     with contextlib.suppress(OSError):  # a hint only: an unwritable state dir costs the early start
+        marker = _marker(*invocation(config))
         if used and not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()

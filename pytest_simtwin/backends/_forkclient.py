@@ -238,8 +238,8 @@ def shared_server() -> ForkServer | None:
         if _disabled is not None:
             return None
         name = f"simtwin-fork-{os.getuid()}-{_code_version()}"
-        log_path = domains.state_dir() / f"{name}.log"
         try:
+            log_path = domains.state_dir() / f"{name}.log"
             with (domains.state_dir() / f"{name}.lock").open("a") as lock_file:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)  # one starter; the others wait, then connect
                 try:

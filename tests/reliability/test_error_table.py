@@ -250,6 +250,18 @@ CASES = [
         files={"test_a.py": SIM_TEST},
         args=["--simtwin-timeout", "abc"],
     ),
+    Case(
+        "unusable_state_dir",
+        "State directory not usable",
+        "`SIMTWIN_STATE_DIR=file/x pytest` where `file` is a file",
+        [
+            "DomainError: cannot keep ROS domain leases in <dir>/file/x ([Errno 20] Not a directory: '<dir>/file/x'): "
+            "expected a writable directory; point SIMTWIN_STATE_DIR at one, or unset it to use <dir>",
+        ],
+        "tests that use the simulator error; the others run as without the plugin",
+        files={"file": "", "test_a.py": SIM_TEST + "\n\ndef test_plain():\n    assert True\n"},
+        env={"SIMTWIN_STATE_DIR": "{tmp}/file/x"},
+    ),
 ]
 
 OUTCOME_CHECKS = {  # outcome text in the doc -> what the run's output must show
@@ -259,6 +271,7 @@ OUTCOME_CHECKS = {  # outcome text in the doc -> what the run's output must show
     "docker_daemon_down": r"\b1 error\b",
     "missing_image": r"\b1 error\b",
     "corrupt_baseline": r"\b1 passed\b",
+    "unusable_state_dir": r"\b1 passed, 1 error\b",
 }
 
 
