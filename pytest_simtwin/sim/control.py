@@ -87,9 +87,9 @@ class ControlClient:
         return dict(self._features)
 
     def state(self) -> dict[str, Any]:
-        # Re-sent after 50 ms (doubling) until answered: it is idempotent, and a request that
-        # arrives while the simulator's executor finishes the previous reply sometimes waited
-        # 0.1-0.6 s (the next event) before it was served; a second copy is served at once.
+        # Re-sent after 50 ms (doubling) until answered: it is idempotent, and a request or reply
+        # can be late (a reply sent before the server matched our reader is lost; simulators on a
+        # multi-threaded rclpy executor, as ours was, sometimes serve a request 0.15-0.75 s late).
         return self.call("get_simulation_state", resend=0.05)
 
     def pause(self) -> dict[str, Any]:
