@@ -258,10 +258,12 @@ class RosSession:
 
         return wait_until(probe, timeout, what=f"a {msg_type.__name__} on {topic}", describe=describe)
 
-    def await_no_publishers(self, topic: str, timeout: float) -> bool:
-        """Wait (bounded) until no publisher of ``topic`` is known; False if some still are."""
+    def await_publishers_at_most(self, topic: str, count: int, timeout: float) -> bool:
+        """Wait (bounded) until at most ``count`` publishers of ``topic`` are known; False if more still are."""
         try:
-            wait_until(lambda: self.count_publishers(topic) == 0, timeout, what=f"no publisher on {topic}")
+            wait_until(
+                lambda: self.count_publishers(topic) <= count, timeout, what=f"at most {count} publisher(s) on {topic}"
+            )
         except WaitTimeout:
             return False
         return True

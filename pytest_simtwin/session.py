@@ -102,22 +102,27 @@ class SimSession:
         return self
 
     def close(self) -> None:
-        """Stop the simulator, the ROS session and release the domain; safe to call twice."""
+        """Close the ROS session, stop the simulator and release the domain; safe to call twice.
+
+        Our ROS side goes first, while the simulator still runs: Fast DDS can deadlock a participant
+        that removes a remote writer matched to its readers (the receive thread holds the PDP lock
+        and waits for the event thread, which waits for that lock to send the next announcement;
+        eProsima/Fast-DDS#6502, #6193). A simulator exiting under our live readers made a worker hang
+        at teardown; closing ours first leaves nothing of ours to unmatch (a simulator stuck that way
+        is killed after its grace).
+        """
         backend, config = self.backend, self.config
-        self.stop_simulator()
         if self.ros is not None:
             ros, self.ros = self.ros, None
-            if backend is not None and backend.name != "attach" and ros.active:
-                # Let our participant finish dropping the simulators' before our own endpoints are
-                # destroyed: Fast DDS can deadlock destroying a writer while it removes a remote
-                # participant (eProsima/Fast-DDS#6502, #6193; workers hung at teardown, once right
-                # when the lease of a simulator killed seconds before ran out). One that said
-                # goodbye goes at once; a killed one when its lease expires.
-                wait = 0.5
-                if self._peer_lost_at is not None:
-                    wait = max(wait, self._peer_lost_at + PEER_LEASE + 1.0 - time.monotonic())
-                ros.await_no_publishers((config or SimConfig()).ready_topic, timeout=wait)
+            if self._peer_lost_at is not None and ros.active:
+                # A simulator killed or crashed less than a lease ago: let our participant drop it
+                # (lease expiry) before our own endpoints are destroyed, the same deadlock's other trigger.
+                left = self._peer_lost_at + PEER_LEASE + 1.0 - time.monotonic()
+                live = 1 if backend is not None and backend.is_alive() else 0
+                if left > 0:
+                    ros.await_publishers_at_most((config or SimConfig()).ready_topic, live, timeout=left)
             ros.close()
+        self.stop_simulator()
         if self.lease is not None:
             lease, self.lease = self.lease, None
             # Anything still running in our partition (a node a test forgot) must not outlive the lease.
