@@ -59,10 +59,15 @@ def parse_domain_range(text: str) -> list[int]:
     return sorted(ids)
 
 
+def default_state_dir() -> Path:
+    """Where per-host state lives unless ``SIMTWIN_STATE_DIR`` says otherwise."""
+    return Path(tempfile.gettempdir()) / f"simtwin-{os.getuid()}"
+
+
 def state_dir() -> Path:
     """Directory holding domain leases and other per-host state (``SIMTWIN_STATE_DIR`` overrides)."""
     override = os.environ.get("SIMTWIN_STATE_DIR")
-    path = Path(override) if override else Path(tempfile.gettempdir()) / f"simtwin-{os.getuid()}"
+    path = Path(override) if override else default_state_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -243,7 +248,7 @@ def acquire_domain(domains: Sequence[int], *, owner: str, prefer: int | None = N
         raise DomainError(
             f"cannot keep ROS domain leases in {os.environ.get('SIMTWIN_STATE_DIR') or 'the state directory'} "
             f"({exc}): expected a writable directory; point SIMTWIN_STATE_DIR at one, or unset it to use "
-            f"{Path(tempfile.gettempdir()) / f'simtwin-{os.getuid()}'}"
+            f"{default_state_dir()}"
         ) from None
     for domain_id in ids:
         path = directory / f"domain-{domain_id}.lock"
