@@ -159,8 +159,8 @@ def machine_facts() -> dict[str, Any]:
 
 def settings(backend: str, sim: Any, artifacts: Path, timeout: float = 60.0) -> Any:
     """Plugin Settings for a SimSession outside pytest (the default domain range, leased)."""
-    from pytest_simtwin.config import Settings
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
+    from pytest_simtwin.runtime.settings import Settings
 
     return Settings(
         backend=backend,
@@ -347,8 +347,8 @@ def compare_runs(a: SuiteRun, b: SuiteRun) -> list[str]:
     The band is the baseline module's (``baseline.band_for``): max(5 % of the value, 1 % of the
     tolerance) unless the metric sets ``baseline_rtol`` / ``baseline_atol`` (noisy sensors do).
     """
-    from pytest_simtwin.baseline import band_for
-    from pytest_simtwin.metrics import MetricRecord
+    from pytest_simtwin.results.baselines import band_for
+    from pytest_simtwin.results.metrics import MetricRecord
 
     diffs: list[str] = []
     for nodeid in sorted(set(a.outcomes) | set(b.outcomes)):

@@ -26,8 +26,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=8, help="simulators per pool (default 8)")
     ap.add_argument("--repeat", type=int, help="pools to start (default 3, quick 1)")
     args = ap.parse_args()
-    from pytest_simtwin.domains import process_alive
-    from pytest_simtwin.pool import SimPool
+    from pytest_simtwin.batch.pool import SimPool
+    from pytest_simtwin.ros.domains import process_alive
 
     repeat = args.repeat or (1 if args.quick else 3)
     totals: list[float] = []

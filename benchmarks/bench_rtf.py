@@ -39,9 +39,9 @@ def robot_without_lidar(directory: Path) -> Path:
 
 
 def measure_rtf(seconds: float, tmp: Path) -> dict[str, tuple[float, float]]:
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.ros import RosSession
-    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.environment import ros_environment
+    from pytest_simtwin.ros.session import RosSession
 
     robots = {
         "lidar 10 Hz": sim_benchmark.robot_with_lidar_rate(10.0, tmp),

@@ -36,7 +36,7 @@ TARGET_VS_HAND = 5.0  # ours: a test starts at least 5x sooner than after `sleep
 def plugin_starts(backend: str, starts: int, tmp: Path, image: str | None) -> list[float]:
     """Seconds from nothing to "a test can start" (SimSession opened + simulator ready), per start."""
     from pytest_simtwin.backends.base import SimConfig
-    from pytest_simtwin.session import SimSession, WorkerInfo
+    from pytest_simtwin.runtime.session import SimSession, WorkerInfo
 
     cfg = SimConfig(rtf=1.0, start_timeout=60.0, image=image)
     times: list[float] = []
@@ -52,8 +52,8 @@ def plugin_starts(backend: str, starts: int, tmp: Path, image: str | None) -> li
 def docker_unavailable(image: str | None) -> str | None:
     """Why the docker backend cannot run here (None: it can)."""
     try:
-        from pytest_simtwin.backends.docker import connect
-        from pytest_simtwin.images import default_sim_image
+        from pytest_simtwin.backends.containers.docker import connect
+        from pytest_simtwin.backends.containers.images import default_sim_image
 
         client = connect()
         name = image or default_sim_image()
@@ -69,10 +69,10 @@ def hand_made_starts(starts: int, tmp: Path) -> tuple[list[float], list[float]]:
     """(time until the test starts, time of the first /odom) for `simtwin-sim & sleep 10`."""
     from nav_msgs.msg import Odometry
 
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.ros import RosSession
-    from pytest_simtwin.rosenv import ros_environment
-    from pytest_simtwin.waiting import wait_until
+    from pytest_simtwin._internal.waiting import wait_until
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.environment import ros_environment
+    from pytest_simtwin.ros.session import RosSession
 
     ready, first = [], []
     ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
@@ -113,9 +113,9 @@ def hand_made_starts(starts: int, tmp: Path) -> tuple[list[float], list[float]]:
 
 def first_odom(starts: int, tmp: Path) -> list[Ratio]:
     """Simulator start -> first /odom, forked (default) and fresh process, against the 0.5 s target."""
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.ros import RosSession
-    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.environment import ros_environment
+    from pytest_simtwin.ros.session import RosSession
 
     out: list[Ratio] = []
     ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)

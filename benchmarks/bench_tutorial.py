@@ -56,8 +56,8 @@ def test_stop(robot):
 
 def tutorial_flow(tmp: Path) -> float:
     """simtwin-sim & sleep 10 && python -m unittest ...: wall seconds; raises if the tests fail."""
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.environment import ros_environment
 
     ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
     with acquire_domain(ids, owner="bench_tutorial", prefer=ids[len(ids) // 4]) as lease:

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_simtwin import domains, rosenv
 from pytest_simtwin.backends.base import SimConfig, backend_class
-from pytest_simtwin.ros import RosSession
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.session import RosSession
 
 TARGET_S = 1.5
 

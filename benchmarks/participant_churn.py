@@ -56,8 +56,8 @@ PROPAGATION = re.compile(r"\s*<propertiesPolicy>.*?</propertiesPolicy>", re.S)
 
 def churn(profile: Path, procs: int, runs: int) -> tuple[int, int]:
     """(crashed processes, processes) over ``runs`` rounds of ``procs`` concurrent churners."""
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.environment import ros_environment
 
     crashed = total = 0
     ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
@@ -81,7 +81,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.runs = 5
-    from pytest_simtwin.rosenv import default_profile_path
+    from pytest_simtwin.ros.environment import default_profile_path
 
     packaged = default_profile_path()
     text = packaged.read_text()

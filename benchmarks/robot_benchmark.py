@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_simtwin import domains
 from pytest_simtwin.backends.base import SimConfig
-from pytest_simtwin.config import Settings
-from pytest_simtwin.robot import Robot
-from pytest_simtwin.session import SimSession, WorkerInfo
+from pytest_simtwin.helpers.robot import Robot
+from pytest_simtwin.ros import domains
+from pytest_simtwin.runtime.session import SimSession, WorkerInfo
+from pytest_simtwin.runtime.settings import Settings
 
 
 def run(repeat: int, duration: float, rtf: float) -> None:

@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-from pytest_simtwin.ros import RosSession
-from pytest_simtwin.rosenv import ros_environment
-from pytest_simtwin.sim.control import ControlClient
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.control.client import ControlClient
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros.environment import ros_environment
+from pytest_simtwin.ros.session import RosSession
 
 STARTUP_TARGET = 0.5
 RTF_TARGET = 100.0
@@ -142,8 +142,8 @@ def bench_rtf(
 
 def bench_physics_only(robot: Path, seconds: float) -> tuple[float, float]:
     """Physics + lidar at 10 Hz + odometry reads in this process: (per wall second, per CPU second)."""
-    from pytest_simtwin.sim.physics import Physics
-    from pytest_simtwin.sim.sdf import load_world
+    from pytest_simtwin.sim.engine.physics import Physics
+    from pytest_simtwin.sim.world.sdf import load_world
 
     world = load_world(None, robot)
     physics = Physics(world, seed=0)

@@ -43,9 +43,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from pytest_simtwin.backends.base import SimConfig
-    from pytest_simtwin.config import Settings
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
-    from pytest_simtwin.session import SimSession
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
+    from pytest_simtwin.runtime.session import SimSession
+    from pytest_simtwin.runtime.settings import Settings
     from pytest_simtwin.twin.calibrate import calibrate, nominal_from_sdf
     from pytest_simtwin.twin.loaders import load_trajectory
     from pytest_simtwin.twin.replay import replay

@@ -7,17 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from pytest_simtwin import assertions
-from pytest_simtwin.assertions import (
+from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.helpers import assertions
+from pytest_simtwin.helpers.assertions import (
     MetricRecorder,
     assert_metric,
     assert_within_tolerance,
     record_metric,
     set_active_record,
 )
-from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.metrics import ValidationMetric
-from pytest_simtwin.results import TestRecord
+from pytest_simtwin.results.metrics import ValidationMetric
+from pytest_simtwin.results.records import TestRecord
 
 pytest_plugins = ["pytester"]
 
@@ -155,7 +155,7 @@ def test_record_metric_and_recorder() -> None:
 def test_failures_hide_plugin_frames(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        from pytest_simtwin.assertions import assert_metric, assert_within_tolerance
+        from pytest_simtwin.helpers.assertions import assert_metric, assert_within_tolerance
 
         def test_scalar():
             assert_within_tolerance(2.0, 1.0, 0.1, unit="m")

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import domains, rosenv
-from pytest_simtwin.backends._process import ManagedProcess, partition_members
 from pytest_simtwin.backends.base import Backend, SimConfig, backend_class
+from pytest_simtwin.backends.processes import ManagedProcess, partition_members
+from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ControlError
-from pytest_simtwin.ros import RosSession
-from pytest_simtwin.sim import protocol
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.session import RosSession
 
 SIM_TEMPLATE = f"{sys.executable} -m pytest_simtwin.sim --seed {{seed}} --rtf {{rtf}}"
 BACKENDS = ["embedded", "process", "attach", "docker"]
@@ -52,7 +53,7 @@ def domain() -> Iterator[Domain]:
 
 
 def _docker_ready() -> bool:
-    if importlib.util.find_spec("pytest_simtwin.backends.docker") is None or shutil.which("docker") is None:
+    if importlib.util.find_spec("pytest_simtwin.backends.containers.docker") is None or shutil.which("docker") is None:
         return False
     try:
         import docker  # type: ignore[import-not-found]
@@ -97,7 +98,7 @@ def _topic_types(ros: RosSession, names: list[str], timeout: float = 10.0) -> di
         types = ros.topic_types()
         return types if all(n in types for n in names) else None
 
-    from pytest_simtwin.waiting import wait_until
+    from pytest_simtwin._internal.waiting import wait_until
 
     return wait_until(probe, timeout, what=f"topics {names}", describe=lambda: str(sorted(ros.topic_types())))
 
@@ -133,7 +134,7 @@ def test_backend_conformance(backend: Backend, domain: Domain) -> None:
         if backend.supports_control:
             _check_control(domain.ros)
         else:
-            from pytest_simtwin.sim.control import ControlClient
+            from pytest_simtwin.control.client import ControlClient
 
             with pytest.raises(ControlError):
                 ControlClient(domain.ros).call("get_simulator_features", timeout=2.0)
@@ -151,7 +152,7 @@ def test_backend_conformance(backend: Backend, domain: Domain) -> None:
 
 
 def _check_control(ros: RosSession) -> None:
-    from pytest_simtwin.sim.control import ControlClient
+    from pytest_simtwin.control.client import ControlClient
 
     control = ControlClient(ros)
     features = control.features()
@@ -180,8 +181,8 @@ def _check_control(ros: RosSession) -> None:
 def test_process_backend_without_control_says_so(domain: Domain, tmp_path: Path) -> None:
     """A foreign simulator (here: our simulator under another service namespace) has no /simtwin control."""
     config = SimConfig(command=SIM_TEMPLATE + " --namespace /elsewhere", start_timeout=30.0)
-    from pytest_simtwin.config import Settings
-    from pytest_simtwin.session import Sim, SimSession, WorkerInfo
+    from pytest_simtwin.runtime.session import Sim, SimSession, WorkerInfo
+    from pytest_simtwin.runtime.settings import Settings
 
     settings = Settings(
         backend="process",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import baseline as bl
 from pytest_simtwin.errors import BaselineError
-from pytest_simtwin.metrics import MetricRecord
-from pytest_simtwin.results import TestRecord
+from pytest_simtwin.results import baselines as bl
+from pytest_simtwin.results.metrics import MetricRecord
+from pytest_simtwin.results.records import TestRecord
 
 pytest_plugins = ["pytester"]
 
@@ -252,9 +252,9 @@ def test_corrupt_baseline_file_is_reported_not_a_crash(pytester: pytest.Pytester
 WRITER = """
 import sys, time
 from pathlib import Path
-from pytest_simtwin.baseline import BaselineStore
-from pytest_simtwin.metrics import MetricRecord
-from pytest_simtwin.results import TestRecord
+from pytest_simtwin.results.baselines import BaselineStore
+from pytest_simtwin.results.metrics import MetricRecord
+from pytest_simtwin.results.records import TestRecord
 
 store = BaselineStore(Path(sys.argv[1]))
 i = 0

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin.baseline import BaselineStore
 from pytest_simtwin.cli import main
-from pytest_simtwin.metrics import MetricRecord
-from pytest_simtwin.results import ResultsCollector, TestRecord
+from pytest_simtwin.results.baselines import BaselineStore
+from pytest_simtwin.results.metrics import MetricRecord
+from pytest_simtwin.results.records import ResultsCollector, TestRecord
 
 
 def metrics_file(path: Path, speed: float, err: float = 0.004, extra_test: bool = False) -> Path:

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import config as cfg
 from pytest_simtwin.backends.process import check_template, needs_shell
 from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.runtime import settings as cfg
 
 pytest_plugins = ["pytester"]
 
 # A test that prints the effective settings, so the outer test can check what the plugin parsed.
 SHOW = """
-from pytest_simtwin.plugin import SETTINGS_KEY
+from pytest_simtwin.plugin.hooks import SETTINGS_KEY
 
 def test_show(pytestconfig):
     s = pytestconfig.stash[SETTINGS_KEY]
@@ -106,7 +106,7 @@ def test_missing_world_message_says_what_to_do(pytester: pytest.Pytester) -> Non
 
 MARKED = """
 import pytest
-from pytest_simtwin.plugin import OVERRIDES_KEY
+from pytest_simtwin.plugin.hooks import OVERRIDES_KEY
 
 pytestmark = pytest.mark.simtwin(world="w.sdf", rtf=2.0)
 
@@ -174,12 +174,12 @@ def test_command_templates() -> None:
 def test_other_modules_can_add_options(pytester: pytest.Pytester) -> None:
     # The documented way: an Option in config.OPTIONS shows up in --help and reads ini + command line.
     pytester.makeconftest(
-        "from pytest_simtwin import config as cfg\n"
+        "from pytest_simtwin.runtime import settings as cfg\n"
         "def pytest_addoption(parser):\n"
         "    cfg.add_option(parser, cfg.Option('demo-flag', 'a demo', kind='bool', default=False))\n"
     )
     pytester.makepyfile(
-        "from pytest_simtwin import config as cfg\n"
+        "from pytest_simtwin.runtime import settings as cfg\n"
         "def test_read(pytestconfig):\n"
         "    cfg.OPTIONS.append(cfg.Option('demo-flag', 'a demo', kind='bool', default=False))\n"
         "    try:\n"

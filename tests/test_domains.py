@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import domains
 from pytest_simtwin.errors import ConfigError, DomainError
+from pytest_simtwin.ros import domains
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def test_leases_are_exclusive_and_released() -> None:
 def test_lease_of_killed_holder_is_freed_and_its_children_reaped(tmp_path: Path) -> None:
     code = (
         "import subprocess, sys, time\n"
-        "from pytest_simtwin import domains\n"
+        "from pytest_simtwin.ros import domains\n"
         "lease = domains.acquire_domain([7], owner='victim')\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
         "lease.add_child(child.pid, 'sleeper')\n"

@@ -108,7 +108,7 @@ def test_launch_file_is_python_and_says_it_cannot_run_here() -> None:
 
 def test_ini_keys_are_known_options() -> None:
     """A misspelt simtwin_* key in the example would be silently ignored by pytest: catch it here."""
-    from pytest_simtwin.config import OPTIONS
+    from pytest_simtwin.runtime.settings import OPTIONS
 
     ini = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     known = {o.ini for o in OPTIONS}

@@ -16,24 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import domains
-from pytest_simtwin.backends import _forkclient
-from pytest_simtwin.backends._process import partition_members
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-from pytest_simtwin.ros import RosSession
-from pytest_simtwin.rosenv import ros_environment
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends import forkclient
+from pytest_simtwin.backends.processes import partition_members
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros.environment import ros_environment
+from pytest_simtwin.ros.session import RosSession
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[tuple[_forkclient.ForkServer, subprocess.Popen[bytes]]]:
+def private_server(tmp_path: Path) -> Iterator[tuple[forkclient.ForkServer, subprocess.Popen[bytes]]]:
     """A server of our own (not the machine's shared one), so its lifetime can be asserted."""
     name = f"simtwin-fork-test-{uuid.uuid4().hex[:8]}"
-    proc = _forkclient._start_server(name, tmp_path / "server.log")
+    proc = forkclient._start_server(name, tmp_path / "server.log")
     try:
-        conn, pid = _forkclient._await_server(name, proc, tmp_path / "server.log")
+        conn, pid = forkclient._await_server(name, proc, tmp_path / "server.log")
         assert pid == proc.pid
-        yield _forkclient.ForkServer(name, conn, pid), proc
+        yield forkclient.ForkServer(name, conn, pid), proc
     finally:
         proc.kill()
         proc.wait()
@@ -51,12 +51,12 @@ def _request(name: str, payload: bytes) -> dict[str, object]:
         conn.settimeout(10)
         conn.connect("\0" + name)
         conn.sendall(payload)
-        reply, _ = _forkclient._read_line(conn, 10)
+        reply, _ = forkclient._read_line(conn, 10)
         return reply
 
 
 def test_a_forked_simulator_publishes_is_findable_and_exits_cleanly(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
     leased: tuple[domains.DomainLease, dict[str, str]],
     tmp_path: Path,
 ) -> None:
@@ -91,7 +91,7 @@ def test_a_forked_simulator_publishes_is_findable_and_exits_cleanly(
 
 
 def test_a_killed_simulator_reports_its_signal(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
     leased: tuple[domains.DomainLease, dict[str, str]],
     tmp_path: Path,
 ) -> None:
@@ -102,7 +102,7 @@ def test_a_killed_simulator_reports_its_signal(
 
 
 def test_bad_requests_get_an_explanation(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
 ) -> None:
     server, _proc = private_server
     assert "expected a JSON object with 'op'" in str(_request(server.name, b"not json\n")["error"])
@@ -113,8 +113,8 @@ def test_bad_requests_get_an_explanation(
 CLIENT = """
 import sys, time
 from pathlib import Path
-from pytest_simtwin.backends._forkclient import ForkServer, _hello
-from pytest_simtwin.rosenv import ros_environment
+from pytest_simtwin.backends.forkclient import ForkServer, _hello
+from pytest_simtwin.ros.environment import ros_environment
 conn, pid = _hello(sys.argv[1], 10)
 child = ForkServer(sys.argv[1], conn, pid).spawn(["--paused"], env=ros_environment(int(sys.argv[3]), sys.argv[4]),
                                                   log_path=Path(sys.argv[2]))
@@ -124,7 +124,7 @@ time.sleep(120)
 
 
 def test_simulators_die_with_their_client_and_the_idle_server_exits(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
     leased: tuple[domains.DomainLease, dict[str, str]],
     tmp_path: Path,
 ) -> None:
@@ -151,13 +151,13 @@ def test_the_fork_server_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.M
 
     backend = EmbeddedBackend(SimConfig(options={"fork_server": False}), lease=None, ros=None, env={}, workdir=tmp_path)
     assert backend.spawner() is None
-    monkeypatch.setenv(_forkclient.ENV_SWITCH, "0")
-    assert _forkclient.shared_server() is None
+    monkeypatch.setenv(forkclient.ENV_SWITCH, "0")
+    assert forkclient.shared_server() is None
     assert EmbeddedBackend(SimConfig(), lease=None, ros=None, env={}, workdir=tmp_path).spawner() is None
 
 
 def test_server_refuses_a_taken_name(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     server, _proc = private_server
     out = subprocess.run(
@@ -187,7 +187,7 @@ except OSError:  # reset or broken pipe: refused
     os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to act as another user"
 )
 def test_another_user_cannot_use_the_server(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
 ) -> None:
     server, _proc = private_server
     out = subprocess.run(
@@ -202,7 +202,7 @@ def test_another_user_cannot_use_the_server(
 
 
 def test_a_dead_server_is_forgotten_and_the_start_falls_back(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
@@ -210,14 +210,14 @@ def test_a_dead_server_is_forgotten_and_the_start_falls_back(
     from pytest_simtwin.backends.embedded import EmbeddedBackend
 
     server, proc = private_server
-    monkeypatch.setattr(_forkclient, "_server", server)  # as if it were this machine's shared one
+    monkeypatch.setattr(forkclient, "_server", server)  # as if it were this machine's shared one
     spawn = EmbeddedBackend(SimConfig(), lease=None, ros=None, env={}, workdir=tmp_path).spawner()  # type: ignore[arg-type]
     assert spawn is not None
     proc.kill()  # e.g. the OOM killer
     proc.wait()
     with pytest.raises(OSError):
         spawn({}, tmp_path / "sim.log", None)  # ManagedProcess then starts a plain process
-    assert _forkclient._server is None  # the next start looks for (or starts) a live server
+    assert forkclient._server is None  # the next start looks for (or starts) a live server
 
 
 def test_preload_skips_the_message_generator_but_keeps_every_message_working() -> None:
@@ -242,7 +242,7 @@ def test_preload_skips_the_message_generator_but_keeps_every_message_working() -
 
 
 def test_exit_status_reaches_every_thread_that_polls(
-    private_server: tuple[_forkclient.ForkServer, subprocess.Popen[bytes]],
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
     leased: tuple[domains.DomainLease, dict[str, str]],
     tmp_path: Path,
 ) -> None:
@@ -259,7 +259,7 @@ def test_exit_status_reaches_every_thread_that_polls(
         child = server.spawn(["--world", str(bad)], env={**os.environ, **env}, log_path=tmp_path / "bad.log")
         seen: list[int] = []
 
-        def watch(child: _forkclient.ForkedProcess = child, seen: list[int] = seen) -> None:
+        def watch(child: forkclient.ForkedProcess = child, seen: list[int] = seen) -> None:
             while (code := child.poll()) is None:
                 pass  # as tight as it gets: the threads meet inside poll()
             seen.append(code)

@@ -9,8 +9,8 @@ import pytest
 
 gym = pytest.importorskip("gymnasium")
 
-from pytest_simtwin.gym_env import SimTwinEnv, make_vector_env  # noqa: E402
-from pytest_simtwin.pool import SimPool  # noqa: E402
+from pytest_simtwin.batch.gym_env import SimTwinEnv, make_vector_env  # noqa: E402
+from pytest_simtwin.batch.pool import SimPool  # noqa: E402
 
 
 def _rollout(env: SimTwinEnv, seed: int, actions: list[tuple[float, float]]) -> list[np.ndarray]:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import domains
-from pytest_simtwin.backends._process import partition_members
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends.processes import partition_members
+from pytest_simtwin.ros import domains
 
 pytest_plugins = ["pytester"]
 
@@ -75,7 +75,7 @@ def test_no_crosstalk_8_workers_100_tests(pytester: pytest.Pytester) -> None:
 # -- SIGKILL ---------------------------------------------------------------------------------------
 HANG = """
 import json, os, time
-from pytest_simtwin.backends._process import partition_members
+from pytest_simtwin.backends.processes import partition_members
 
 def test_hang(sim, simtwin_session):
     info = {"worker_pid": os.getpid(), "partition": sim.partition, "domain": sim.domain_id,

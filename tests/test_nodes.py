@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import nodes, rosenv
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, DomainLease, acquire_domain, parse_domain_range, process_alive
 from pytest_simtwin.errors import ConfigError, WaitTimeout
-from pytest_simtwin.nodes import NodeLauncher, RosNodeHelper, node_argv
-from pytest_simtwin.results import TestRecord
-from pytest_simtwin.ros import RosSession
+from pytest_simtwin.helpers import nodes
+from pytest_simtwin.helpers.nodes import NodeLauncher, RosNodeHelper, node_argv
+from pytest_simtwin.results.records import TestRecord
+from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.domains import (
+    DEFAULT_DOMAIN_RANGE,
+    DomainLease,
+    acquire_domain,
+    parse_domain_range,
+    process_alive,
+)
+from pytest_simtwin.ros.session import RosSession
 
 ECHO_NODE = textwrap.dedent(
     """
@@ -240,9 +247,9 @@ VICTIM = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from pytest_simtwin import rosenv
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
-    from pytest_simtwin.nodes import NodeLauncher
+    from pytest_simtwin.ros import environment as rosenv
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.helpers.nodes import NodeLauncher
 
     ids = parse_domain_range(DEFAULT_DOMAIN_RANGE)
     lease = acquire_domain(ids, owner="killed worker", prefer=ids[len(ids) // 2 + 11])

@@ -130,7 +130,7 @@ def test_d_sim_again(sim):
 def test_users_own_rclpy_init_keeps_working(
     pytester: pytest.Pytester, workers: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+    from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
 
     pytester.makepyfile(test_user=USER_ROS)
     # The users' own nodes run on the domain their environment names. This worker's environment
@@ -147,7 +147,7 @@ def test_users_own_rclpy_init_keeps_working(
 DEATH = """
 import os, signal
 
-from pytest_simtwin.backends._process import partition_members
+from pytest_simtwin.backends.processes import partition_members
 
 def test_a_sim_dies(sim, robot):
     for pid in partition_members(sim.partition):
@@ -284,8 +284,9 @@ def test_launch_node_and_ros_node_share_the_simulation_domain(pytester: pytest.P
 def test_attach_backend_uses_a_running_simulator_and_leaves_it_running(pytester: pytest.Pytester) -> None:
     import sys
 
-    from pytest_simtwin import domains, rosenv
-    from pytest_simtwin.backends._process import ManagedProcess
+    from pytest_simtwin.backends.processes import ManagedProcess
+    from pytest_simtwin.ros import domains
+    from pytest_simtwin.ros import environment as rosenv
 
     ids = domains.parse_domain_range(domains.DEFAULT_DOMAIN_RANGE)
     with domains.acquire_domain(ids, owner="attach test", prefer=ids[-1]) as lease:
@@ -324,7 +325,7 @@ def test_drive(sim, robot):
 def test_process_backend_runs_a_shell_pipeline_and_stops_all_of_it(pytester: pytest.Pytester) -> None:
     import sys
 
-    from pytest_simtwin.backends._process import partition_members
+    from pytest_simtwin.backends.processes import partition_members
 
     pytester.makepyfile(test_proc=PROCESS_TEST)
     command = f"{sys.executable} -m pytest_simtwin.sim --seed {{seed}} --rtf {{rtf}} 2>&1 | cat"
@@ -360,7 +361,7 @@ WARMUP_RECORDER = """
 import traceback
 from pathlib import Path
 
-from pytest_simtwin.backends import _forkclient
+from pytest_simtwin.backends import forkclient
 
 
 def _record():
@@ -371,7 +372,7 @@ def _record():
 
 
 HOOKS = (("pytest_addoption", "registration"), ("pytest_configure", "configure"))
-_forkclient.prewarm = _record  # observed, not started
+forkclient.prewarm = _record  # observed, not started
 """
 
 

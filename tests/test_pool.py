@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import domains
+from pytest_simtwin.batch.pool import SimPool
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.pool import SimPool
+from pytest_simtwin.ros import domains
 
 
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_pool_members_are_isolated_and_cleaned_up(tmp_path: Path) -> None:
 def test_killed_pool_leaves_nothing_once_the_next_pool_starts(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
-        "from pytest_simtwin.pool import SimPool\n"
+        "from pytest_simtwin.batch.pool import SimPool\n"
         f"pool = SimPool(2, artifacts={str(tmp_path / 'a')!r}, domain_range='60-70').start()\n"
         "print(' '.join(str(m.pid) for m in pool), flush=True)\n"
         "time.sleep(120)\n"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import recording
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ConfigError, DataError
-from pytest_simtwin.ros import sensor_qos
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin.results import recording
+from pytest_simtwin.ros.session import sensor_qos
 
 pytest_plugins = ["pytester"]
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import plots, report
-from pytest_simtwin.metrics import MetricRecord
-from pytest_simtwin.results import ResultsCollector, TestRecord, combine_outcome, downsample, load_metrics_file
+from pytest_simtwin.results import html as report
+from pytest_simtwin.results import plots
+from pytest_simtwin.results.metrics import MetricRecord
+from pytest_simtwin.results.records import ResultsCollector, TestRecord, combine_outcome, downsample, load_metrics_file
 
 pytest_plugins = ["pytester"]
 
@@ -188,7 +189,7 @@ def test_crashed_worker_test_is_in_the_metrics_file_once(pytester: pytest.Pytest
 SUITE = """
     import math
     import pytest
-    from pytest_simtwin.results import record_for
+    from pytest_simtwin.results.records import record_for
 
     def fill(request, speed):
         rec = record_for(request.node)
@@ -316,7 +317,7 @@ def test_without_pytest_html_nothing_breaks(pytester: pytest.Pytester, monkeypat
         "-p",
         "xdist",
         "-p",
-        "pytest_simtwin.plugin",
+        "pytest_simtwin.plugin.hooks",
         "-n",
         "2",
         "--simtwin-metrics-json=m.json",

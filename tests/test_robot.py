@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_simtwin import domains
-from pytest_simtwin.assertions import assert_reaches, assert_robot_stopped
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.errors import ConfigError, WaitTimeout
-from pytest_simtwin.nodes import NodeLauncher
-from pytest_simtwin.results import TestRecord
-from pytest_simtwin.robot import REST_ANGULAR, REST_LINEAR, Robot, min_range_of, yaw_from_quaternion
-from pytest_simtwin.robot_msgs import make_twist, trajectory_arrays
+from pytest_simtwin.helpers.assertions import assert_reaches, assert_robot_stopped
+from pytest_simtwin.helpers.nodes import NodeLauncher
+from pytest_simtwin.helpers.robot import REST_ANGULAR, REST_LINEAR, Robot, min_range_of, yaw_from_quaternion
+from pytest_simtwin.results.records import TestRecord
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros.messages import make_twist, trajectory_arrays
 
 # -- pure -------------------------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ def test_trajectory_arrays_align_truth_and_drop_repeats() -> None:
 
 
 def _worker() -> Any:
-    from pytest_simtwin.session import WorkerInfo
+    from pytest_simtwin.runtime.session import WorkerInfo
 
     # Start the lease search mid-range: tests elsewhere that use a private SIMTWIN_STATE_DIR take
     # the low ids without seeing the shared leases.
@@ -141,7 +141,7 @@ WORKER = _worker()
 
 
 def settings(tmp: Path, **sim: Any) -> Any:
-    from pytest_simtwin.config import Settings
+    from pytest_simtwin.runtime.settings import Settings
 
     return Settings(
         backend="embedded",
@@ -155,7 +155,7 @@ def settings(tmp: Path, **sim: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pytest_simtwin.session import SimSession
+    from pytest_simtwin.runtime.session import SimSession
 
     with SimSession(settings(tmp_path_factory.mktemp("robot")), WORKER) as s:
         yield s
@@ -315,7 +315,7 @@ def test_min_range_sees_a_spawned_box(robot: Robot, session: Any) -> None:
 
 
 def test_twist_stamped_mode(tmp_path: Path) -> None:
-    from pytest_simtwin.session import SimSession
+    from pytest_simtwin.runtime.session import SimSession
 
     # A fresh session: one rclpy context cannot hold Twist and TwistStamped on /cmd_vel.
     with SimSession(settings(tmp_path, cmd_vel_type="twist_stamped"), WORKER) as s:

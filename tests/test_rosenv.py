@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.rosenv import check_profile, default_profile_path, ros_environment
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros.environment import check_profile, default_profile_path, ros_environment
 
 NS = {"f": "http://www.eprosima.com"}
 CREATE_NODE = "import rclpy; rclpy.init(); rclpy.create_node('profile_probe').destroy_node(); rclpy.shutdown()"

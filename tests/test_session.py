@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import domains
-from pytest_simtwin.backends._process import partition_members
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.base import SimConfig
-from pytest_simtwin.config import Settings
+from pytest_simtwin.backends.processes import partition_members
 from pytest_simtwin.errors import BackendError, ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError
-from pytest_simtwin.session import Sim, SimSession, WorkerInfo
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin.ros import domains
+from pytest_simtwin.runtime.session import Sim, SimSession, WorkerInfo
+from pytest_simtwin.runtime.settings import Settings
 
 
 def make_settings(tmp_path: Path, backend: str = "embedded", **sim: Any) -> Settings:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import cli, shard
+from pytest_simtwin import cli
 from pytest_simtwin.errors import ConfigError, DataError
+from pytest_simtwin.plugin import sharding as shard
 
 pytest_plugins = ["pytester"]
 
@@ -285,7 +286,7 @@ def test_merge_refuses_overlapping_inputs(pytester: pytest.Pytester, capsys: pyt
     pytester.inline_run("-p", "no:cacheprovider", "--simtwin-shard", "1/2", "--simtwin-metrics-json", "a.json")
     a = str(pytester.path / "a.json")
     with pytest.raises(DataError, match=r"is in both .*a\.json and .*a\.json"):
-        from pytest_simtwin.cli_merge import merge_metrics
+        from pytest_simtwin.cli.merge import merge_metrics
 
         merge_metrics([Path(a), Path(a)])
     assert cli.main(["merge", "-o", str(pytester.path / "m.json"), a, a]) == 2
@@ -307,6 +308,6 @@ def test_merge_junit(pytester: pytest.Pytester) -> None:
     assert len(names) == len(set(names)) == ALL
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == (str(ALL), "1", "1")
     with pytest.raises(DataError, match="is in both"):
-        from pytest_simtwin.cli_merge import merge_junit
+        from pytest_simtwin.cli.merge import merge_junit
 
         merge_junit([pytester.path / "j1.xml", pytester.path / "j1.xml"])

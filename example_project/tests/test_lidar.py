@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from pytest_simtwin.assertions import assert_within_tolerance
+from pytest_simtwin.helpers.assertions import assert_within_tolerance
 
 LIDAR_X = 0.02  # the lidar sits 2 cm ahead of base_footprint (models/diffbot/model.sdf)
 SIZE = 0.3  # spawned box edge (m)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_simtwin.assertions import assert_robot_stopped, assert_within_tolerance
+from pytest_simtwin.helpers.assertions import assert_robot_stopped, assert_within_tolerance
 
 
 def test_drives_forward_one_metre(robot):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_simtwin.assertions import assert_robot_stopped
+from pytest_simtwin.helpers.assertions import assert_robot_stopped
 
 STOP_DISTANCE = 0.5  # m
 LIDAR_X = 0.02  # lidar ahead of base_footprint (m)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ._process import read_tail
-from .base import Backend
+from pytest_simtwin.backends.base import Backend
+from pytest_simtwin.backends.processes import read_tail
 
 
 class AttachBackend(Backend):

@@ -15,11 +15,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, SimulatorStartError
+from pytest_simtwin.errors import ConfigError, SimulatorStartError
 
 if TYPE_CHECKING:
-    from ..domains import DomainLease
-    from ..ros import RosSession
+    from pytest_simtwin.ros.domains import DomainLease
+    from pytest_simtwin.ros.session import RosSession
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ class Backend(abc.ABC):
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Wait for the first ``ready_topic`` message; fail early if the simulator exits."""
-        from ..errors import WaitTimeout
-        from ..waiting import wait_until
+        from pytest_simtwin._internal.waiting import wait_until
+        from pytest_simtwin.errors import WaitTimeout
 
         limit = self.config.start_timeout if timeout is None else timeout
         msg_type = resolve_msg_type(self.config.ready_type)
@@ -181,7 +181,7 @@ BACKENDS: dict[str, str] = {
     "embedded": "pytest_simtwin.backends.embedded:EmbeddedBackend",
     "process": "pytest_simtwin.backends.process:ProcessBackend",
     "attach": "pytest_simtwin.backends.attach:AttachBackend",
-    "docker": "pytest_simtwin.backends.docker:DockerBackend",
+    "docker": "pytest_simtwin.backends.containers.docker:DockerBackend",
 }
 
 

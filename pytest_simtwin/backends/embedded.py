@@ -2,7 +2,7 @@
 
 It runs ``sys.executable -m pytest_simtwin.sim`` (no re-exec through a venv wrapper) with the
 worker's ROS environment and ``--parent-pid`` so it also exits on its own when the worker dies.
-By default the process is forked from the machine's warm fork server (:mod:`._forkclient`), which
+By default the process is forked from the machine's warm fork server (:mod:`.forkclient`), which
 has already imported MuJoCo and rclpy; ``fork_server=False`` in the config's options (the plugin's
 ``--simtwin-fork-server off``) or ``SIMTWIN_FORK_SERVER=0`` starts a plain process instead.
 """
@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from ._process import SubprocessBackend
-from .base import SimConfig
+from pytest_simtwin.backends.base import SimConfig
+from pytest_simtwin.backends.processes import SubprocessBackend
 
 if TYPE_CHECKING:
-    from ._forkclient import ForkedProcess
-    from ._process import Spawner
+    from pytest_simtwin.backends.forkclient import ForkedProcess
+    from pytest_simtwin.backends.processes import Spawner
 
 
 class EmbeddedBackend(SubprocessBackend):
@@ -36,11 +36,11 @@ class EmbeddedBackend(SubprocessBackend):
         ], False
 
     def spawner(self) -> Spawner | None:
-        from . import _forkclient
+        from pytest_simtwin.backends import forkclient
 
         if not uses_fork_server(self.config):
             return None
-        server = _forkclient.shared_server()
+        server = forkclient.shared_server()
         if server is None:
             return None
         args = simulator_arguments(self.config, parent_pid=os.getpid())
@@ -49,7 +49,7 @@ class EmbeddedBackend(SubprocessBackend):
             try:
                 return server.spawn(args, env=env, log_path=log_path, cwd=cwd)
             except (OSError, ValueError):
-                _forkclient.forget(server)  # gone (killed?): this start runs plainly, the next finds a new one
+                forkclient.forget(server)  # gone (killed?): this start runs plainly, the next finds a new one
                 raise
 
         return spawn

@@ -18,8 +18,8 @@ import string
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ..errors import BackendError, ConfigError
-from ._process import SubprocessBackend
+from pytest_simtwin.backends.processes import SubprocessBackend
+from pytest_simtwin.errors import BackendError, ConfigError
 
 PLACEHOLDERS = ("world", "robot", "domain_id", "partition", "seed", "rtf")
 _SHELL_CHARS = set("|&;<>()$`\n*?")

@@ -20,12 +20,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ModelError, SimTwinError
-from . import protocol
+from pytest_simtwin.control import protocol
+from pytest_simtwin.errors import ConfigError, ModelError, SimTwinError
 
 if TYPE_CHECKING:
-    from .model import Pose, WorldSpec
-    from .runner import Runner
+    from pytest_simtwin.sim.runner import Runner
+    from pytest_simtwin.sim.world.model import Pose, WorldSpec
 
 log = logging.getLogger("simtwin.sim")
 
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_pose(text: str) -> Pose:
-    from .model import Pose
+    from pytest_simtwin.sim.world.model import Pose
 
     try:
         values = [float(v) for v in text.replace(" ", "").split(",")]
@@ -161,7 +161,7 @@ class _Stop:
 
 
 def _load(args: argparse.Namespace) -> WorldSpec:
-    from .sdf import load_world
+    from pytest_simtwin.sim.world.sdf import load_world
 
     pose = parse_pose(args.robot_pose) if args.robot_pose else None
     for label, path in (("world", args.world), ("robot", args.robot), ("bridge", args.bridge)):
@@ -225,7 +225,7 @@ class _PhysicsBuilder(threading.Thread):
             # MuJoCo itself is imported inside Physics(): after the world is parsed, overlapping the
             # main thread's creation of publishers and services (importing it earlier competes with
             # rclpy's import for the GIL and did not help, measured).
-            from . import physics
+            from pytest_simtwin.sim.engine import physics
 
             self.world_ready.wait()
             if self.world is not None:
@@ -249,7 +249,7 @@ def _publish_initial_odometry(node: Any) -> None:
     """Wheel odometry at t = 0 is the origin at rest by definition: publish it while MuJoCo still
     compiles the world, so subscribers know the simulator is up ~0.1 s sooner. Commands and control
     requests that follow are served as soon as the loop runs."""
-    from .physics import POSE_COVARIANCE, TWIST_COVARIANCE
+    from pytest_simtwin.sim.engine.physics import POSE_COVARIANCE, TWIST_COVARIANCE
 
     diag = [0.0] * 36
     for i, v in enumerate(POSE_COVARIANCE):
@@ -292,7 +292,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         if not args.check:
             # The participant first: DDS discovery then overlaps loading and compiling the world.
-            from .node import SimNode
+            from pytest_simtwin.sim.node import SimNode
 
             node = SimNode(namespace=args.namespace)
             log.debug("node up at %.3f s", time.monotonic() - t0)
@@ -303,7 +303,7 @@ def _main(argv: list[str] | None) -> int:
             raise
         builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
-        from .topics import load_bridge, resolve_topics
+        from pytest_simtwin.sim.topics import load_bridge, resolve_topics
 
         bridge = load_bridge(args.bridge) if args.bridge else []
         topics = resolve_topics(world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace)
@@ -334,7 +334,7 @@ def _main(argv: list[str] | None) -> int:
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         physics = builder.result()
         log.debug("physics built at %.3f s", time.monotonic() - t0)
-        from .runner import Runner
+        from pytest_simtwin.sim.runner import Runner
 
         rtf = args.rtf if args.rtf is not None else world.real_time_factor
         runner = Runner(

@@ -17,7 +17,7 @@ Protocol (newline-delimited JSON on an abstract Unix socket, one connection per 
 A simulator dies with its connection: when a client (an xdist worker) is killed, the kernel closes
 its sockets and the server SIGKILLs that client's simulators. The server exits once no client has
 been connected for ``--idle-exit`` seconds, and its children get ``PR_SET_PDEATHSIG`` so they never
-outlive it. Started by :mod:`pytest_simtwin.backends._forkclient`; ``python -m
+outlive it. Started by :mod:`pytest_simtwin.backends.forkclient`; ``python -m
 pytest_simtwin.sim.forkserver --name NAME`` runs it by hand.
 """
 
@@ -62,11 +62,11 @@ PRELOAD = (
     "pytest_simtwin.sim.cli",
     "pytest_simtwin.sim.node",
     "pytest_simtwin.sim.runner",
-    "pytest_simtwin.sim.physics",
-    "pytest_simtwin.sim.sdf",
-    "pytest_simtwin.sim.urdf",
-    "pytest_simtwin.sim.mjcf",
-    "pytest_simtwin.sim.lidar",
+    "pytest_simtwin.sim.engine.physics",
+    "pytest_simtwin.sim.world.sdf",
+    "pytest_simtwin.sim.world.urdf",
+    "pytest_simtwin.sim.world.mjcf",
+    "pytest_simtwin.sim.engine.lidar",
     "pytest_simtwin.sim.topics",
     # imported lazily by rclpy when the first node and entities are created
     "rosidl_generator_py.import_type_support_impl",
@@ -147,8 +147,8 @@ def warm_world() -> None:
     compiler state); done here, no forked simulator pays it again.
     """
     try:
-        from pytest_simtwin.sim.physics import Physics
-        from pytest_simtwin.sim.sdf import load_world
+        from pytest_simtwin.sim.engine.physics import Physics
+        from pytest_simtwin.sim.world.sdf import load_world
 
         Physics(load_world(None, None, None), seed=0)
     except Exception as exc:  # only a warm-up: each simulator reports its own world's errors
@@ -254,7 +254,7 @@ def _run_child(request: dict[str, Any], server_pid: int, close_fds: list[int], r
         args = [str(a) for a in request["args"]]
         sys.argv = [sys.executable, "-m", "pytest_simtwin.sim", *args]
         _show_as(sys.argv, dict(os.environ))
-        from .cli import main
+        from pytest_simtwin.sim.cli import main
 
         code = main(args)
     except SystemExit as exc:

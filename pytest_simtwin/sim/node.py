@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol
-from .topics import CMD_VEL_TYPES, Topics
+from pytest_simtwin.control import protocol
+from pytest_simtwin.sim.topics import CMD_VEL_TYPES, Topics
 
 log = logging.getLogger("simtwin.sim")
 

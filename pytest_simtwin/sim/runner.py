@@ -18,13 +18,13 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..domains import process_alive
-from ..errors import SimTwinError
-from . import protocol
+from pytest_simtwin.control import protocol
+from pytest_simtwin.errors import SimTwinError
+from pytest_simtwin.ros.domains import process_alive
 
 if TYPE_CHECKING:
-    from .model import WorldSpec
-    from .node import Request, SimNode
+    from pytest_simtwin.sim.node import Request, SimNode
+    from pytest_simtwin.sim.world.model import WorldSpec
 
 log = logging.getLogger("simtwin.sim")
 

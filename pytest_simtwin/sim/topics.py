@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from . import protocol
+from pytest_simtwin.control import protocol
+from pytest_simtwin.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .model import WorldSpec
+    from pytest_simtwin.sim.world.model import WorldSpec
 
 CMD_VEL_TYPES = {"twist": "geometry_msgs/msg/Twist", "twist_stamped": "geometry_msgs/msg/TwistStamped"}
 
@@ -28,7 +28,7 @@ def _abs(name: str) -> str:
 # -- ros_gz_bridge YAML -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BridgeEntry:
-    """One ros_gz_bridge YAML entry (read here for --bridge, written by pytest_simtwin.gazebo)."""
+    """One ros_gz_bridge YAML entry (read here for --bridge, written by pytest_simtwin.backends.gazebo)."""
 
     ros_topic_name: str
     gz_topic_name: str

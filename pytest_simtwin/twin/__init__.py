@@ -5,10 +5,10 @@ Heavy modules (rosbags, scipy, matplotlib, rclpy) are imported inside the functi
 
 from __future__ import annotations
 
-from ..robot_msgs import yaw_from_quaternion
-from .data import Trajectory
-from .loaders import Topics, load_trajectory
-from .scoring import TwinConfig, TwinResult, load_config, validate
+from pytest_simtwin.ros.messages import yaw_from_quaternion
+from pytest_simtwin.twin.data import Trajectory
+from pytest_simtwin.twin.loaders import Topics, load_trajectory
+from pytest_simtwin.twin.scoring import TwinConfig, TwinResult, load_config, validate
 
 __all__ = [
     "Topics",

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
-from .data import Array, Trajectory
+from pytest_simtwin.errors import DataError
+from pytest_simtwin.twin.data import Array, Trajectory
 
 OFFSET_METHODS = ("auto", "first_command", "xcorr", "none")
 

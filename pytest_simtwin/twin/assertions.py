@@ -1,6 +1,6 @@
 """Twin validation inside pytest: ``assert_twin_matches`` and the ``twin_validation`` fixture.
 
-Metrics go into the running test's :class:`~pytest_simtwin.results.TestRecord` (the HTML report,
+Metrics go into the running test's :class:`~pytest_simtwin.results.records.TestRecord` (the HTML report,
 metrics JSON, JUnit properties and baselines read them from there); ``validation_report.png`` and
 ``metrics.json`` go into the test's artifacts folder.
 """
@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .data import Trajectory
-from .loaders import Topics, load_trajectory
-from .scoring import MetricSpec, TwinConfig, TwinResult, load_config, validate
+from pytest_simtwin.twin.data import Trajectory
+from pytest_simtwin.twin.loaders import Topics, load_trajectory
+from pytest_simtwin.twin.scoring import MetricSpec, TwinConfig, TwinResult, load_config, validate
 
 if TYPE_CHECKING:
     import pytest
 
-    from ..results import TestRecord
-    from ..session import SimSession
+    from pytest_simtwin.results.records import TestRecord
+    from pytest_simtwin.runtime.session import SimSession
 
 RunLike = Trajectory | str | Path
 
@@ -61,11 +61,11 @@ def assert_twin_matches(
     result = validate(_as_run(real), _as_run(sim), _config(config, metrics))
     png = None
     if out_dir is not None:
-        from .report import write_outputs
+        from pytest_simtwin.twin.report import write_outputs
 
         png = write_outputs(result, out_dir).get("png")
     if record is None:
-        from ..assertions import active_record
+        from pytest_simtwin.helpers.assertions import active_record
 
         record = active_record()
     if record is not None:
@@ -97,7 +97,7 @@ class TwinValidation:
 
     def replay(self, real: RunLike, pose: str = "ground_truth") -> Trajectory:
         """Drive this test's simulator with ``real``'s /cmd_vel (uses the ``sim`` fixture's session)."""
-        from .replay import replay
+        from pytest_simtwin.twin.replay import replay
 
         if self._session is None:
             raise RuntimeError("twin_validation.replay needs the simulator: this test has no simtwin session")
@@ -112,7 +112,7 @@ class TwinValidation:
         png: bool = True,
     ) -> TwinResult:
         """Score ``sim`` (default: a replay of ``real``) against ``real``; records, never raises on a fail."""
-        from .report import write_outputs
+        from pytest_simtwin.twin.report import write_outputs
 
         real_run = _as_run(real)
         sim_run = self.replay(real_run) if sim is None else _as_run(sim)
@@ -136,7 +136,7 @@ class TwinValidation:
 
 def twin_validation_for(request: pytest.FixtureRequest, artifacts: Path) -> TwinValidation:
     """Build the fixture value: the test's record, its artifacts folder, the simulator on demand."""
-    from ..results import record_for
+    from pytest_simtwin.results.records import record_for
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
 

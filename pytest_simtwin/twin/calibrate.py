@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from .data import Array, Trajectory
-from .model import DiffDriveParams, predict, simulate
+from pytest_simtwin.errors import ConfigError, DataError
+from pytest_simtwin.twin.data import Array, Trajectory
+from pytest_simtwin.twin.model import DiffDriveParams, predict, simulate
 
 FITTABLE = (
     "wheel_radius",
@@ -105,7 +105,7 @@ def calibrate(
     start = initial or nominal
     if initial is None and "command_latency" in fit:
         # Start the latency at the cross-correlation estimate: from zero the fit barely feels it.
-        from .scoring import command_latency
+        from pytest_simtwin.twin.scoring import command_latency
 
         lr, lm = command_latency(real), command_latency(predict(real, nominal, nominal))
         if lr is not None and lm is not None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import DataError
+from pytest_simtwin.errors import DataError
 
 FORMAT = "simtwin-trajectory/1"
 Array = npt.NDArray[np.float64]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
-from ..robot_msgs import yaw_from_quaternion
-from .data import Trajectory, as_array, fill_missing_velocities, from_json_dict, matrix
+from pytest_simtwin.errors import DataError
+from pytest_simtwin.ros.messages import yaw_from_quaternion
+from pytest_simtwin.twin.data import Trajectory, as_array, fill_missing_velocities, from_json_dict, matrix
 
 ODOM_TYPES = ("nav_msgs/msg/Odometry",)
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Array, Trajectory
+from pytest_simtwin.twin.data import Array, Trajectory
 
 INF = math.inf
 

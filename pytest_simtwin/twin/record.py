@@ -1,7 +1,7 @@
 """``simtwin record``: record a robot's (or simulator's) odometry, joint states and commands to MCAP.
 
-It uses the per-test recorder of :mod:`pytest_simtwin.recording` (raw CDR subscriptions, one MCAP
-writer for the whole project) on a private :class:`~pytest_simtwin.ros.RosSession` of the given
+It uses the per-test recorder of :mod:`pytest_simtwin.results.recording` (raw CDR subscriptions, one MCAP
+writer for the whole project) on a private :class:`~pytest_simtwin.ros.session.RosSession` of the given
 domain, with the fast-discovery environment every process of a domain must share.
 """
 
@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, WaitTimeout
-from .loaders import Topics
+from pytest_simtwin.errors import ConfigError, DataError, WaitTimeout
+from pytest_simtwin.twin.loaders import Topics
 
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
 
@@ -56,10 +56,10 @@ def record(
     quiet: bool = False,
 ) -> Path:
     """Record until ``duration`` seconds passed, Ctrl-C or ``stop_event``; returns the bag folder."""
-    from ..recording import TopicSpec, recorder_for
-    from ..ros import RosSession
-    from ..rosenv import ros_environment
-    from ..waiting import wait_until
+    from pytest_simtwin._internal.waiting import wait_until
+    from pytest_simtwin.results.recording import TopicSpec, recorder_for
+    from pytest_simtwin.ros.environment import ros_environment
+    from pytest_simtwin.ros.session import RosSession
 
     tp = topics or Topics()
     domain_id = _domain(domain)

@@ -1,6 +1,6 @@
 """Replay a real run's ``/cmd_vel`` sequence in the simulator and record its response (open loop).
 
-It goes through the same :class:`~pytest_simtwin.session.SimSession` and backends as the tests,
+It goes through the same :class:`~pytest_simtwin.runtime.session.SimSession` and backends as the tests,
 and uses the robot helper's deterministic technique: with the simulator paused, publish a command,
 wait until the simulator's ``cmd_count`` shows it arrived, then step exactly to the next command's
 time. The simulated run therefore keeps the real timing in sim time and is the same at any
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ControlError, DataError, SimulatorError
-from ..robot_msgs import yaw_from_quaternion
-from .data import Trajectory, as_array, matrix
+from pytest_simtwin.errors import ControlError, DataError, SimulatorError
+from pytest_simtwin.ros.messages import yaw_from_quaternion
+from pytest_simtwin.twin.data import Trajectory, as_array, matrix
 
 if TYPE_CHECKING:
-    from ..backends.base import SimConfig
-    from ..session import SimSession
+    from pytest_simtwin.backends.base import SimConfig
+    from pytest_simtwin.runtime.session import SimSession
 
 #: Longest single step (sim s). The simulator's publishers keep the last 10 messages: a longer
 #: burst (31 Hz poses) loses some under CPU load. After each step we wait for its last pose.
@@ -61,7 +61,7 @@ def _stamp(msg: Any) -> float:
 
 def _await_stamp(buf: Any, sim_t: float, timeout: float = 1.0) -> None:
     """Wait (bounded, no error: a lost message is tolerated) until a pose stamped >= ``sim_t`` arrived."""
-    from ..waiting import wait_until
+    from pytest_simtwin._internal.waiting import wait_until
 
     def arrived() -> bool:
         latest = buf.latest()
@@ -96,7 +96,7 @@ def replay(
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
-    from ..robot_msgs import twist_type
+    from pytest_simtwin.ros.messages import twist_type
 
     plan = command_plan(real)
     if config is not None:
@@ -153,7 +153,7 @@ def replay(
                 st = control.state()
                 return st if int(st["cmd_count"]) >= target else None
 
-            from ..waiting import wait_until
+            from pytest_simtwin._internal.waiting import wait_until
 
             st = wait_until(
                 arrived,
@@ -184,7 +184,7 @@ def replay(
             latest = odom_buf.latest()
             return latest is not None and _stamp(latest) >= end_t - 0.1
 
-        from ..waiting import wait_until as _wait
+        from pytest_simtwin._internal.waiting import wait_until as _wait
 
         with contextlib.suppress(Exception):
             _wait(complete, 2.0, what="the last odometry of the replay")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .scoring import TwinResult
+from pytest_simtwin.twin.scoring import TwinResult
 
 
 def render_png(result: TwinResult, path: Path | None = None, dpi: int = 80) -> bytes:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from ..errors import ConfigError
-from ..metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction, per_step_errors
-from .align import Aligned, align, lag_xcorr, uniform_grid
-from .data import Array, Trajectory
+from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.results.metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction, per_step_errors
+from pytest_simtwin.twin.align import Aligned, align, lag_xcorr, uniform_grid
+from pytest_simtwin.twin.data import Array, Trajectory
 
 METRIC_KEYS = ("tolerance", "aggregate", "min_fraction", "enabled")
 

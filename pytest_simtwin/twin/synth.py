@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import DataError
-from .align import uniform_grid
-from .data import Array, Trajectory
+from pytest_simtwin.errors import DataError
+from pytest_simtwin.twin.align import uniform_grid
+from pytest_simtwin.twin.data import Array, Trajectory
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import domains, rosenv
 from pytest_simtwin.errors import BackendError
-from pytest_simtwin.ros import RosSession
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.session import RosSession
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    from pytest_simtwin.backends.docker import connect
+    from pytest_simtwin.backends.containers.docker import connect
 
     try:
         return connect(timeout=20.0)
@@ -24,8 +25,8 @@ def docker_client() -> Any:
 
 @pytest.fixture(scope="session")
 def sim_image(docker_client: Any) -> str:
-    from pytest_simtwin.backends.docker import check_image
-    from pytest_simtwin.images import default_sim_image
+    from pytest_simtwin.backends.containers.docker import check_image
+    from pytest_simtwin.backends.containers.images import default_sim_image
 
     image = default_sim_image()
     try:

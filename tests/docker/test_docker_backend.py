@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import reaper
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.base import SimConfig
-from pytest_simtwin.backends.docker import DockerBackend
+from pytest_simtwin.backends.containers import reaper
+from pytest_simtwin.backends.containers.docker import DockerBackend
 from pytest_simtwin.errors import BackendError, SimulatorStartError
-from pytest_simtwin.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -120,10 +120,10 @@ KILLED_WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pytest_simtwin import domains, rosenv
-    from pytest_simtwin.ros import RosSession
+    from pytest_simtwin.ros import domains, environment as rosenv
+    from pytest_simtwin.ros.session import RosSession
     from pytest_simtwin.backends.base import SimConfig
-    from pytest_simtwin.backends.docker import DockerBackend
+    from pytest_simtwin.backends.containers.docker import DockerBackend
     ids = domains.parse_domain_range(domains.DEFAULT_DOMAIN_RANGE)
     lease = domains.acquire_domain(ids, owner="killed-worker", prefer=ids[-1])
     env = rosenv.ros_environment(lease.domain_id, lease.partition)

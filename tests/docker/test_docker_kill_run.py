@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin import reaper
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends.containers import reaper
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

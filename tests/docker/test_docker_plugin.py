@@ -51,7 +51,7 @@ def test_suite_runs_in_containers_and_reports_their_logs(sim_image: str, docker_
     logs = list((tmp_path / "artifacts").rglob("docker-sim-*.log"))
     assert logs, "no container log file under the artifacts directory"
     # nothing of this run is left: every container it started is gone once pytest returned
-    from pytest_simtwin import reaper
+    from pytest_simtwin.backends.containers import reaper
 
     left = [c["Id"][:12] for c in docker_client.api.containers(all=True, filters={"label": f"{reaper.LABEL}=1"})
             if c["Id"] not in before and not reaper.owner_alive(c["Labels"])]  # fmt: skip

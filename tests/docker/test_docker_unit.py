@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_simtwin import reaper
-from pytest_simtwin.backends import docker as dk
 from pytest_simtwin.backends.base import SimConfig
+from pytest_simtwin.backends.containers import docker as dk
+from pytest_simtwin.backends.containers import reaper
+from pytest_simtwin.backends.containers.images import build_command_hint, default_sim_image
 from pytest_simtwin.errors import BackendError
-from pytest_simtwin.images import build_command_hint, default_sim_image
 
 
 def test_mount_dirs_collapses_files_and_nested_dirs(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_simulator_arguments_match_embedded_without_parent_pid(tmp_path: Path) -
 
 
 def test_container_env_and_binds(tmp_path: Path) -> None:
-    from pytest_simtwin.rosenv import ros_environment
+    from pytest_simtwin.ros.environment import ros_environment
 
     world = tmp_path / "worlds" / "w.sdf"
     world.parent.mkdir()
@@ -137,7 +137,7 @@ def test_no_permission_on_the_socket_says_docker_group_or_rootless() -> None:
     import sys
 
     code = (
-        "from pytest_simtwin.backends.docker import connect\n"
+        "from pytest_simtwin.backends.containers.docker import connect\n"
         "from pytest_simtwin.errors import BackendError\n"
         "try:\n    connect(timeout=5)\nexcept BackendError as e:\n    print(e.message)\n"
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_simtwin import gazebo
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends import gazebo
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "gazebo" / "entrypoint.sh"
@@ -285,11 +285,12 @@ def test_gazebo_image_through_the_docker_backend(docker_client: object, tmp_path
     """gz sim + bridge in the recipe image publish /odom on the worker's domain; where the image exists."""
     from nav_msgs.msg import Odometry
 
-    from pytest_simtwin import domains, rosenv
     from pytest_simtwin.backends.base import SimConfig
-    from pytest_simtwin.backends.docker import DockerBackend, check_image
+    from pytest_simtwin.backends.containers.docker import DockerBackend, check_image
     from pytest_simtwin.errors import BackendError
-    from pytest_simtwin.ros import RosSession
+    from pytest_simtwin.ros import domains
+    from pytest_simtwin.ros import environment as rosenv
+    from pytest_simtwin.ros.session import RosSession
 
     try:
         check_image(docker_client, GAZEBO_IMAGE)

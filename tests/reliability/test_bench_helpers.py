@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import SuiteRun, TreeSample, compare_runs, sample_tree  # noqa: E402
 
-from pytest_simtwin.metrics import MetricRecord  # noqa: E402
+from pytest_simtwin.results.metrics import MetricRecord  # noqa: E402
 
 
 def _run(workers: int, outcomes: dict[str, str], metrics: dict[str, dict[str, tuple[float, float]]]) -> SuiteRun:
@@ -62,7 +62,7 @@ def test_robot_without_lidar_loads_without_a_sensor(tmp_path: Path) -> None:
     pytest.importorskip("mujoco")
     import bench_rtf
 
-    from pytest_simtwin.sim.sdf import load_world
+    from pytest_simtwin.sim.world.sdf import load_world
 
     world = load_world(None, bench_rtf.robot_without_lidar(tmp_path))
     assert world.robot.lidars == [] and world.robot.diff_drive is not None

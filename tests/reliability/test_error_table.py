@@ -76,7 +76,7 @@ class Case:
 
 def _no_docker_daemon() -> str | None:
     try:
-        from pytest_simtwin.backends.docker import connect
+        from pytest_simtwin.backends.containers.docker import connect
 
         connect(timeout=5)
     except Exception as exc:  # ImportError, BackendError
@@ -287,7 +287,7 @@ def clean(output: str) -> str:
 
 
 def run_case(case: Case, tmp: Path) -> tuple[int, str]:
-    from pytest_simtwin.baseline import baseline_filename
+    from pytest_simtwin.results.baselines import baseline_filename
 
     for name, text in case.files.items():
         name = name.replace("{baseline}", baseline_filename("test_a.py::test_drive"))

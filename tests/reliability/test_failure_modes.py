@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin import domains
-from pytest_simtwin.backends._process import partition_members
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends.processes import partition_members
+from pytest_simtwin.ros import domains
 
 pytest_plugins = ["pytester"]
 
@@ -69,7 +69,7 @@ def test_domain_range_used_up_errors_the_second_worker(tmp_path: Path) -> None:
 CRASH = """
 import os, signal
 
-from pytest_simtwin.backends._process import partition_members
+from pytest_simtwin.backends.processes import partition_members
 
 def test_a_sim_dies(sim, robot):
     for pid in partition_members(sim.partition):
@@ -121,7 +121,7 @@ def test_with_a_stuck_node(sim, launch_node):
 
 
 def test_hanging_node_is_killed_at_teardown_within_the_bound(tmp_path: Path) -> None:
-    from pytest_simtwin import nodes
+    from pytest_simtwin.helpers import nodes
 
     (tmp_path / "test_stuck.py").write_text(STUCK)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
@@ -151,7 +151,7 @@ def test_node_runs(sim, launch_node, simtwin_session):
     node = launch_node([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"], name="sleeper")
     info = {"worker_pid": os.getpid(), "partition": sim.partition, "lease": str(simtwin_session.lease.path),
             "node": node.pid, "members": [int(p) for p in __import__(
-                "pytest_simtwin.backends._process", fromlist=["x"]).partition_members(sim.partition)]}
+                "pytest_simtwin.backends.processes", fromlist=["x"]).partition_members(sim.partition)]}
     out = os.path.join(os.environ["INFO_DIR"], f"{os.getpid()}.json")
     with open(out + ".tmp", "w") as fh:
         json.dump(info, fh)
@@ -211,7 +211,7 @@ def test_sigkill_of_the_run_with_nodes_under_test_leaves_nothing(tmp_path: Path)
 # -- SIGKILL while the metrics file is written ------------------------------------------------------
 BIG_RECORDS = """
 import pytest
-from pytest_simtwin.results import record_for
+from pytest_simtwin.results.records import record_for
 
 @pytest.mark.parametrize("i", range(150))
 def test_many(request, record_metric, i):

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, DomainLease, acquire_domain, parse_domain_range
-from pytest_simtwin.ros import RosSession
-from pytest_simtwin.rosenv import ros_environment
-from pytest_simtwin.sim.control import ControlClient
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.control.client import ControlClient
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, DomainLease, acquire_domain, parse_domain_range
+from pytest_simtwin.ros.environment import ros_environment
+from pytest_simtwin.ros.session import RosSession
 
 SIM_COMMAND = str(Path(sys.executable).with_name("simtwin-sim"))
 

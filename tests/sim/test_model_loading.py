@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pytest_simtwin.errors import ModelError
-from pytest_simtwin.sim.model import Pose
-from pytest_simtwin.sim.physics import Physics
-from pytest_simtwin.sim.sdf import load_world
+from pytest_simtwin.sim.engine.physics import Physics
+from pytest_simtwin.sim.world.model import Pose
+from pytest_simtwin.sim.world.sdf import load_world
 
 DATA = Path(__file__).parent / "data"
 MODELS = DATA / "models"
@@ -414,7 +414,7 @@ def test_static_mesh_room_collides_as_its_connected_parts(resources: Path) -> No
 
 
 def test_obj_polygons_and_negative_indices(tmp_path: Path) -> None:
-    from pytest_simtwin.sim.meshes import connected_parts, load_mesh
+    from pytest_simtwin.sim.world.meshes import connected_parts, load_mesh
 
     obj = tmp_path / "quads.obj"
     obj.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1/1/1 2/2/2 3/3/3 4/4/4\n"

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from pytest_simtwin.sim.model import Pose
-from pytest_simtwin.sim.physics import Physics, SpeedLimiter
-from pytest_simtwin.sim.sdf import load_world
+from pytest_simtwin.sim.engine.physics import Physics, SpeedLimiter
+from pytest_simtwin.sim.world.model import Pose
+from pytest_simtwin.sim.world.sdf import load_world
 
 LIDAR_X = -0.032  # built-in robot: lidar position in base_footprint
 FRONT_X = 0.04  # built-in robot: chassis front face in base_footprint
@@ -331,8 +331,8 @@ def test_bit_identical_across_processes(world) -> None:  # type: ignore[no-untyp
     import sys
 
     script = (
-        "from pytest_simtwin.sim.sdf import load_world\n"
-        "from pytest_simtwin.sim.physics import Physics\n"
+        "from pytest_simtwin.sim.world.sdf import load_world\n"
+        "from pytest_simtwin.sim.engine.physics import Physics\n"
         "p = Physics(load_world(None), seed=9)\n"
         "for vx, wz in [(0.5, 0.0), (0.2, 1.0), (0.6, -0.3), (0.0, 0.0)]:\n"
         "    p.set_command(vx, wz)\n"

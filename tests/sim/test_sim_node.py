@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_simtwin.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, acquire_domain, parse_domain_range
 from pytest_simtwin.sim.node import SimNode
 
 

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from simproc import SIM_COMMAND, SimProcess, wait_log
 
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ControlError
-from pytest_simtwin.sim.model import WorldSpec
-from pytest_simtwin.waiting import wait_until
+from pytest_simtwin.sim.world.model import WorldSpec
 
 
 def _world() -> WorldSpec:
-    from pytest_simtwin.sim.sdf import load_world
+    from pytest_simtwin.sim.world.sdf import load_world
 
     return load_world(None)
 

@@ -9,8 +9,8 @@ import pytest
 from simproc import SIM_COMMAND
 
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.sim.sdf import load_world
 from pytest_simtwin.sim.topics import load_bridge, resolve_topics
+from pytest_simtwin.sim.world.sdf import load_world
 
 BRIDGE = """\
 - ros_topic_name: /robot/cmd_vel

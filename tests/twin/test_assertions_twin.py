@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_simtwin.results import TestRecord
+from pytest_simtwin.results.records import TestRecord
 from pytest_simtwin.twin.assertions import assert_twin_matches
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.scoring import TwinConfig, validate

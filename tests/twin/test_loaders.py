@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_simtwin.errors import DataError
-from pytest_simtwin.robot_msgs import yaw_from_quaternion
+from pytest_simtwin.ros.messages import yaw_from_quaternion
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.loaders import Topics, load_trajectory
 

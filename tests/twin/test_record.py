@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_simtwin.errors import DataError
-from pytest_simtwin.recording import read_counts
+from pytest_simtwin.results.recording import read_counts
 from pytest_simtwin.twin.loaders import load_trajectory
 from pytest_simtwin.twin.record import record
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_simtwin.results import record_for
+from pytest_simtwin.results.records import record_for
 from pytest_simtwin.twin.calibrate import calibrate, nominal_from_sdf, write_sdf_copy
 from pytest_simtwin.twin.replay import replay
 from pytest_simtwin.twin.synth import SynthParams, scenario_trajectory, synthesize

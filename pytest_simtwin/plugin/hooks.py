@@ -1,0 +1,260 @@
+"""pytest entry point (``pytest11``): wires options, markers, hooks and fixtures; the work lives elsewhere.
+
+Installing the plugin is harmless: nothing touches ROS at import or session start. The first test
+that requests ``sim`` (or ``robot``, ``ros_node``, ``launch_node``) makes the worker lease a ROS
+domain, create its private ROS context and start its simulator (see ``session.py``).
+
+Options live in ``config.OPTIONS`` (add yours there); add your hooks below in their own section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_simtwin.runtime import settings as cfg
+
+if TYPE_CHECKING:
+    from pytest_simtwin.runtime.session import Sim, SimSession
+
+SETTINGS_KEY = pytest.StashKey["cfg.Settings"]()
+OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
+SESSION_KEY = pytest.StashKey["SimSession"]()  # on an item whose test uses the simulator
+MARKER_ERROR_KEY = pytest.StashKey[str]()  # an invalid simtwin marker found by an xdist worker
+PREWARMED_KEY = pytest.StashKey[bool]()  # the fork server was asked to start
+
+
+# -- options, markers, configuration -------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    cfg.add_options(parser)
+    # pytest's first call into an installed plugin: if this same command used the simulator fork
+    # server last time, start its ~0.5 s of imports now, before conftests and configuration (warmup.py).
+    from pytest_simtwin.plugin import warmup
+
+    warmup.start_if_used_last_time()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", cfg.MARKER_HELP)
+    config.stash[SETTINGS_KEY] = cfg.load_settings(config)  # pytest.UsageError on a bad option
+    from pytest_simtwin.plugin import warmup
+
+    if warmup.started_early(config):
+        config.stash[PREWARMED_KEY] = True
+    elif warmup.used_last_time(config):
+        # The same command used the fork server last time (in-process runs miss the earlier start):
+        # start its imports now rather than at the first collected simulation test (warmup.py).
+        config.stash[PREWARMED_KEY] = True
+        warmup.prewarm(config.stash[SETTINGS_KEY])
+    from pytest_simtwin.backends.processes import register_reaper
+    from pytest_simtwin.ros.domains import reap_leftovers
+
+    register_reaper()
+    if config.stash[SETTINGS_KEY].backend == "docker":
+        from pytest_simtwin.backends.containers.reaper import register as register_container_reaper
+
+        register_container_reaper()
+    if not hasattr(config, "workerinput"):
+        # Controller or plain run: clean what killed sessions left (dead holders only).
+        reap_leftovers()
+        if config.stash[SETTINGS_KEY].backend == "docker":
+            from pytest_simtwin.backends.containers.reaper import session_start as sweep_containers
+
+            sweep_containers()  # containers whose owner process is dead (labels), see reaper.py
+        if config.stash[SETTINGS_KEY].backend == "attach" and config.getoption("numprocesses", None):
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    "--simtwin-backend attach: every xdist worker talks to the same simulator, so parallel "
+                    "tests are not isolated from each other; run without -n or use the embedded backend"
+                ),
+                stacklevel=2,
+            )
+    else:
+        from pytest_simtwin.backends.processes import exit_with_parent
+
+        exit_with_parent()
+    # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (report.py).
+    from pytest_simtwin.results.html import ReportingPlugin
+
+    config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
+    # --simtwin-shard K/N: keep one deterministic slice of the selected tests (shard.py).
+    from pytest_simtwin.plugin.sharding import ShardPlugin
+
+    config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
+
+
+def _uses_sim(item: pytest.Item) -> bool:
+    return "sim" in getattr(item, "fixturenames", ())  # robot, ros_node, ... depend on it
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if _uses_sim(item) and not item.config.stash.get(PREWARMED_KEY, False):
+        # The first test that needs a simulator is known: get the simulator fork server importing
+        # while collection and the first set-up go on (a separate process; no ROS here).
+        from pytest_simtwin.plugin.warmup import prewarm
+
+        item.config.stash[PREWARMED_KEY] = True
+        prewarm(item.config.stash[SETTINGS_KEY])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_simtwin.plugin.warmup import remember, wants_fork_server
+
+    config = session.config
+    used = wants_fork_server(config.stash[SETTINGS_KEY]) and any(_uses_sim(item) for item in session.items)
+    remember(config, used)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("simtwin") is not None:
+            try:
+                item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # names the test
+            except pytest.UsageError as exc:
+                if not hasattr(config, "workerinput"):
+                    raise
+                # An xdist worker cannot stop the run with a usage error (xdist turns it into an
+                # INTERNALERROR that hides the message): the test errors at setup with the message.
+                item.stash[MARKER_ERROR_KEY] = str(exc)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
+    """The worker's SimSession (domain lease, ROS context, simulator); opened on first use."""
+    from pytest_simtwin.runtime.session import SimSession
+    from pytest_simtwin.runtime.workers import WorkerInfo
+
+    with SimSession(pytestconfig.stash[SETTINGS_KEY], WorkerInfo.from_config(pytestconfig)) as session:
+        yield session
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Sim]:
+    """The running simulator of this worker, configured for this test, reset and health-checked."""
+    from pytest_simtwin.runtime.session import Sim
+
+    item = request.node
+    config, reset = cfg.effective_config(request.config.stash[SETTINGS_KEY], item.stash.get(OVERRIDES_KEY, {}))
+    simtwin_session.begin_test(config, reset, scope=item.module.__name__ if item.module else item.nodeid)
+    item.stash[SESSION_KEY] = simtwin_session
+    from pytest_simtwin.results.records import record_for
+
+    record = record_for(item)
+    simtwin_session.fill_record(record)
+    yield Sim(simtwin_session, record)
+
+
+@pytest.fixture
+def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[Any]:
+    """The simulated robot (pytest_simtwin.helpers.robot.Robot) on this worker's simulator."""
+    from pytest_simtwin.helpers.robot import Robot
+    from pytest_simtwin.results.records import record_for
+
+    with Robot(
+        simtwin_session.ros_session,
+        simtwin_session.control_or_none(),
+        simtwin_session.topics(),
+        record=record_for(request.node),
+        log_tail=simtwin_session.log_tail,
+        abort=simtwin_session.death_reason,
+        cmd_vel_type=sim.config.cmd_vel_type,
+    ) as helper:
+        yield helper
+
+
+@pytest.fixture
+def ros_node(simtwin_session: SimSession) -> Any:
+    """Helpers around the worker's rclpy node on the simulation domain (``.node`` is the raw node)."""
+    from pytest_simtwin.helpers.nodes import RosNodeHelper
+
+    return RosNodeHelper(
+        simtwin_session.ros_session, log_tail=simtwin_session.log_tail, abort=simtwin_session.death_reason
+    )
+
+
+@pytest.fixture
+def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Any]:
+    """``launch_node(cmd, ...)``: start a node under test on the simulation domain; stopped after the test."""
+    from pytest_simtwin.helpers.nodes import NodeLauncher
+    from pytest_simtwin.results.records import record_for
+
+    with NodeLauncher(
+        simtwin_session.ros_session,
+        simtwin_session.env,
+        lease=simtwin_session.lease,
+        workdir=simtwin_session.test_dir(request.node.nodeid),
+        record=record_for(request.node),
+    ) as launcher:
+        yield launcher
+
+
+@pytest.fixture
+def record_metric(request: pytest.FixtureRequest) -> Any:
+    """``record_metric(name, value, unit="", tolerance=None, direction="lower")``: store a metric of this test."""
+    from pytest_simtwin.helpers.assertions import MetricRecorder
+    from pytest_simtwin.results.records import record_for
+
+    return MetricRecorder(record_for(request.node))
+
+
+@pytest.fixture
+def twin_validation(request: pytest.FixtureRequest) -> Any:
+    """Digital-twin validation for this test (twin/assertions.py): load, replay, score, record metrics."""
+    from pytest_simtwin.twin.assertions import twin_validation_for
+
+    return twin_validation_for(request, request.config.stash[SETTINGS_KEY].artifacts)
+
+
+# -- test lifecycle: active metric record, simulator death -> error ------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from pytest_simtwin.helpers.assertions import set_active_record
+    from pytest_simtwin.results.records import record_for
+
+    set_active_record(record_for(item))
+    marker_error = item.stash.get(MARKER_ERROR_KEY, None)
+    if marker_error is not None:
+        from pytest_simtwin.errors import ConfigError
+
+        raise ConfigError(f"invalid simtwin marker: {marker_error}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from pytest_simtwin.helpers.assertions import set_active_record
+
+    set_active_record(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    session = item.stash.get(SESSION_KEY, None)
+    if call.when == "call" and session is not None:
+        reason = session.death_reason()
+        if reason:
+            # Infrastructure, not the code under test: report it as an error with the simulator's log.
+            err = session.died_error("during the test")
+            original = str(report.longrepr) if report.failed and report.longrepr else ""
+            report.longrepr = f"{type(err).__name__}: {err}" + (
+                f"\n\n--- the test's own failure (probably a consequence) ---\n{original}" if original else ""
+            )
+            report.outcome = "failed"
+            report.simtwin_infra = True  # type: ignore[attr-defined]  # survives xdist serialisation
+            # JUnit can only say "failure" for the call phase: a property tells CI dashboards it was
+            # the infrastructure (on the item, so the teardown report that JUnit reads carries it).
+            prop = ("simtwin_error", f"infrastructure: {reason}")
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    if report.when == "call" and getattr(report, "simtwin_infra", False):
+        return "error", "E", ("ERROR", {"red": True})
+    return None

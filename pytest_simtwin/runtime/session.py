@@ -1,0 +1,525 @@
+"""SimSession: everything one pytest worker needs to run simulation tests, for its whole session.
+
+It owns, in order: a leased ROS domain (+ GZ_PARTITION), the ROS environment every child gets, the
+worker's private :class:`RosSession`, the simulator backend and its :class:`ControlClient`. The
+simulator starts on first use (:meth:`SimSession.ensure`), restarts when a test asks for another
+configuration or after it died, and is checked (:meth:`check_health`) before every test so an
+infrastructure problem errors the test before its body runs. ``Sim`` is the small facade the
+``sim`` fixture hands to tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pytest_simtwin._internal.waiting import Background, wait_until
+from pytest_simtwin.backends.base import Backend, SimConfig, backend_class, resolve_msg_type
+from pytest_simtwin.backends.embedded import EmbeddedBackend, uses_fork_server
+from pytest_simtwin.backends.processes import SubprocessBackend, kill_partition, register_reaper
+from pytest_simtwin.control import protocol
+from pytest_simtwin.errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
+from pytest_simtwin.ros import domains
+from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.session import RosSession
+from pytest_simtwin.runtime.workers import WorkerInfo
+
+if TYPE_CHECKING:
+    from pytest_simtwin.control.client import ControlClient
+    from pytest_simtwin.runtime.settings import Settings
+
+#: Seconds the health check waits for the clock and the ready topic (capped by the start timeout).
+HEALTH_TIMEOUT = 10.0
+#: Seconds to wait for the /simtwin services of a process/attach simulator before deciding it has none.
+CONTROL_PROBE_TIMEOUT = 3.0
+
+
+PEER_LEASE = 10.0  # leaseDuration of data/fastdds_profile.xml: a silent participant is dropped after it
+
+
+class ControlUnansweredError(SimulatorStartError):
+    """The simulator started and publishes but its control services never answered."""
+
+    retryable = False
+
+
+def _same_simulation(a: SimConfig | None, b: SimConfig) -> bool:
+    """Equal up to the start timeout, which does not change what is simulated (no restart for it)."""
+    return a is not None and a.with_(start_timeout=0.0) == b.with_(start_timeout=0.0)
+
+
+class SimSession:
+    """Lease + environment + RosSession + backend + control for one worker (a context manager)."""
+
+    def __init__(self, settings: Settings, worker: WorkerInfo | None = None) -> None:
+        self.settings = settings
+        self.worker = worker or WorkerInfo.from_env()
+        self.workdir = settings.artifacts / self.worker.name
+        self.lease: domains.DomainLease | None = None
+        self.domain_id: int = -1
+        self.partition = ""
+        self.env: dict[str, str] = {}
+        self.ros: RosSession | None = None
+        self.backend: Backend | None = None
+        self.config: SimConfig | None = None
+        self._control: ControlClient | None = None
+        self._control_checked = False
+        self._previous_env: dict[str, str | None] | None = None
+        self.starts = 0  # simulators started by this session (restarts included)
+        # When a simulator last went away without saying goodbye (killed, crashed): its DDS
+        # participant stays known until its lease runs out (see close()).
+        self._peer_lost_at: float | None = None
+        self._topics: dict[str, Any] | None = None
+        self._scope: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> SimSession:
+        register_reaper()
+        try:
+            if self.settings.backend == "attach":
+                assert self.settings.attach_domain is not None
+                self.domain_id = self.settings.attach_domain
+                self.partition = os.environ.get("GZ_PARTITION") or f"simtwin_attach_{self.domain_id}"
+            else:
+                ids = self.settings.domain_ids
+                self.lease = domains.acquire_domain(
+                    ids,
+                    owner=f"pytest-simtwin {self.worker.name} pid {os.getpid()}",
+                    prefer=self.worker.preferred_domain(ids),
+                )
+                self.domain_id, self.partition = self.lease.domain_id, self.lease.partition
+            self.env = rosenv.ros_environment(self.domain_id, self.partition)
+            self._previous_env = rosenv.apply_environment(self.env)
+            # Created now, started on first use: the first simulator launches before our own rclpy
+            # start-up (import + participant), so the two overlap.
+            self.ros = RosSession(self.domain_id, self.env, name=f"simtwin_{self.worker.name}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Close the ROS session, stop the simulator and release the domain; safe to call twice.
+
+        Our ROS side goes first, while the simulator still runs: Fast DDS can deadlock a participant
+        that removes a remote writer matched to its readers (the receive thread holds the PDP lock
+        and waits for the event thread, which waits for that lock to send the next announcement;
+        eProsima/Fast-DDS#6502, #6193). A simulator exiting under our live readers made a worker hang
+        at teardown; closing ours first leaves nothing of ours to unmatch (a simulator stuck that way
+        is killed after its grace).
+        """
+        backend, config = self.backend, self.config
+        if self.ros is not None:
+            ros, self.ros = self.ros, None
+            if self._peer_lost_at is not None and ros.active:
+                # A simulator killed or crashed less than a lease ago: let our participant drop it
+                # (lease expiry) before our own endpoints are destroyed, the same deadlock's other trigger.
+                left = self._peer_lost_at + PEER_LEASE + 1.0 - time.monotonic()
+                live = 1 if backend is not None and backend.is_alive() else 0
+                if left > 0:
+                    ros.await_publishers_at_most((config or SimConfig()).ready_topic, live, timeout=left)
+            ros.close()
+        self.stop_simulator()
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            # Anything still running in our partition (a node a test forgot) must not outlive the lease.
+            kill_partition(self.partition)
+            lease.release()
+        if self._previous_env is not None:
+            rosenv.restore_environment(self._previous_env)
+            self._previous_env = None
+
+    def __enter__(self) -> SimSession:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _require_ros(self) -> RosSession:
+        if self.ros is None:
+            raise SimulatorError("the simtwin session is not open")
+        if self.ros.context is None:
+            self.ros.start()
+        return self.ros
+
+    @property
+    def ros_session(self) -> RosSession:
+        """The worker's private RosSession on the simulation domain."""
+        return self._require_ros()
+
+    def test_dir(self, nodeid: str) -> Path:
+        """A per-test artifacts directory under this worker's directory."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in nodeid)[-150:]
+        path = self.workdir / safe
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def fill_record(self, rec: Any) -> None:
+        """Write where this test ran into its results.TestRecord."""
+        rec.backend = self.settings.backend
+        rec.domain_id = self.domain_id
+        rec.world = str(self.config.world) if self.config and self.config.world else "builtin"
+        rec.worker = self.worker.name
+
+    # -- simulator ---------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.backend is not None and self.backend.is_alive()
+
+    def death_reason(self) -> str | None:
+        return None if self.backend is None else self.backend.death_reason()
+
+    def ensure(self, config: SimConfig) -> bool:
+        """Make the running simulator match ``config`` (start or restart). True if one was started."""
+        if self.backend is not None and _same_simulation(self.config, config) and self.backend.is_alive():
+            return False
+        try:
+            self.launch(config)
+            self.await_ready()
+        except ControlUnansweredError as exc:
+            if not exc.retryable:
+                raise
+            # It ran and published but never answered a control request (seen once in ~50 starts on
+            # a host at load 40): a fresh process has always worked, so retry once before giving up.
+            self.launch(config)
+            self.await_ready()
+        return True
+
+    def launch(self, config: SimConfig) -> None:
+        """Start a simulator for ``config`` without waiting for it (pools launch many, then wait).
+
+        Call from the thread that will outlive the child: PR_SET_PDEATHSIG fires when the forking
+        thread exits.
+        """
+        self.stop_simulator()
+        if self.ros is None:
+            raise SimulatorError("the simtwin session is not open")
+        cls = backend_class(self.settings.backend)
+        backend = cls(config, lease=self.lease, ros=self.ros, env=self.env, workdir=self.workdir)
+        self.backend, self.config = backend, config
+        self._control, self._control_checked, self._topics = None, False, None
+        self.starts += 1
+        if isinstance(backend, EmbeddedBackend) and uses_fork_server(config):
+            # A fork starts in ~0.2 s once the server is warm; the first start waits for the
+            # server's imports, which this process's own ROS start-up then overlaps.
+            self._require_ros()
+        try:
+            backend.start()
+        except BaseException:
+            self.stop_simulator()
+            raise
+
+    def await_ready(self) -> None:
+        """Wait for the launched simulator's first ready message; stop it on failure."""
+        if self.backend is None:
+            raise SimulatorError("no simulator was launched (SimSession.launch was not called)")
+        assert self.config is not None
+        backend, config = self.backend, self.config
+        try:
+            self._require_ros()  # started here, while the simulator process boots
+            # Ask for the control services while the first message is awaited: both discoveries go
+            # on at once and a lost first reply is re-sent meanwhile (~50 ms per start; up to the
+            # probe timeout for a simulator without the services).
+            probe: Background[dict[str, Any] | None] = Background(
+                lambda: self._fetch_features(config, backend), name="simtwin-control-probe"
+            )
+            backend.wait_ready()
+            self._apply_features(probe.result())  # one answered request: the reply path is matched
+        except BaseException:
+            self.stop_simulator()
+            raise
+
+    def begin_test(self, config: SimConfig, reset: str, scope: str) -> None:
+        """Before a test: (re)start as needed, reset per policy, check a running one's health (SimulatorError)."""
+        started = self.ensure(config)
+        since = time.monotonic()  # a reset publishes every sensor at once: its messages count below
+        if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
+            try:
+                self.reset(config)
+            except SimulatorDiedError:
+                raise
+            except ControlError as exc:
+                if not self.alive:
+                    raise self.died_error("before the test started") from None
+                raise self._unhealthy(f"it did not reset ({exc})") from None
+        self._scope = scope
+        if not started:
+            # A simulator started just now has answered its control services and published its
+            # first message (await_ready): checking again would only cost another message period.
+            self.check_health(since=since)
+
+    def topics(self) -> dict[str, Any]:
+        """The robot's topics as the simulator reports them (protocol defaults without control)."""
+        self.control_or_none()
+        if self._topics is None:
+            self._topics = {
+                "cmd_vel": protocol.CMD_VEL,
+                "odom": protocol.ODOM,
+                "scan": protocol.SCAN,
+                "joint_states": protocol.JOINT_STATES,
+                "clock": protocol.CLOCK,
+                "ground_truth": None,
+            }
+        return self._topics
+
+    def stop_simulator(self, grace: float | None = None) -> None:
+        """Stop the simulator; ``grace`` shortens the wait for an orderly exit (unhealthy ones)."""
+        backend, self.backend = self.backend, None
+        self.config = None
+        self._control, self._control_checked, self._topics = None, False, None
+        if backend is not None:
+            was_alive = backend.is_alive()
+            if grace is not None and isinstance(backend, SubprocessBackend):
+                backend.stop(grace=grace)
+            else:
+                backend.stop()
+            if not was_alive or backend.returncode() not in (0, None):
+                self._peer_lost_at = time.monotonic()  # no orderly DDS goodbye: see close()
+            # Helpers must not read the previous simulator's messages as if they were new.
+            if self.ros is not None:
+                self.ros.clear_buffers()
+
+    def log_tail(self, lines: int = 30) -> list[str]:
+        return self.backend.log_tail(lines) if self.backend is not None else []
+
+    def died_error(self, during: str) -> SimulatorDiedError:
+        backend = self.backend
+        what = backend.describe() if backend is not None else "simulator"
+        code = backend.returncode() if backend is not None else None
+        return SimulatorDiedError(
+            f"the {what} exited with code {code} {during}. This is an infrastructure error, not a test "
+            f"failure; the next test gets a fresh simulator. Its log: {backend.log_path() if backend else None}",
+            log_tail=self.log_tail(),
+        )
+
+    # -- control -----------------------------------------------------------------------------
+    def _call_retrying(
+        self, name: str, total: float, abort: Callable[[], str | None] | None = None, **payload: Any
+    ) -> dict[str, Any]:
+        """Call an idempotent /simtwin service, retrying with short attempts for up to ``total`` s.
+
+        A request sent while discovery is still matching the reply path can be lost; one lost reply
+        must not cost the ControlClient's whole timeout (seen with 8 workers on 2 loaded cores).
+        """
+        from pytest_simtwin.control.client import ControlClient
+
+        stop = abort or self.death_reason
+        client = ControlClient(self._require_ros(), abort=stop, died=self.died_error)
+        errors: list[str] = []
+
+        def attempt() -> dict[str, Any] | None:
+            try:
+                # Re-sent every 0.1 s (doubling) until answered: a lost reply costs 0.1 s, not an attempt.
+                return client.call(name, timeout=min(3.0, total), resend=0.1, **payload)
+            except ControlError as exc:
+                errors.append(str(exc))
+                return None
+
+        try:
+            return wait_until(
+                attempt,
+                total,
+                what=f"an answer from {protocol.NAMESPACE}/{name} on domain {self.domain_id}",
+                describe=lambda: f"{len(errors)} attempt(s), errors: {' | '.join(dict.fromkeys(errors)) or '-'}",
+                abort=stop,
+                error=ControlError,
+            )
+        except ControlError:
+            if not self.alive:
+                raise self.died_error("while answering a control request") from None
+            raise
+
+    def _probe_control(self, config: SimConfig) -> None:
+        """After a start: find out whether the simulator has the /simtwin services, and its topics."""
+        assert self.backend is not None
+        self._apply_features(self._fetch_features(config, self.backend))
+
+    def _fetch_features(self, config: SimConfig, backend: Backend) -> dict[str, Any] | None:
+        """The simulator's features reply; None for a foreign simulator (topics only).
+
+        Ends as soon as ``backend`` is no longer this session's simulator (stopped or replaced).
+        """
+
+        def gone() -> str | None:
+            return "the simulator was stopped" if self.backend is not backend else self.death_reason()
+
+        embedded = self.settings.backend == "embedded"
+        try:
+            return self._call_retrying(
+                "get_simulator_features", config.start_timeout if embedded else CONTROL_PROBE_TIMEOUT, abort=gone
+            )
+        except ControlError as exc:
+            if embedded:
+                err = ControlUnansweredError(
+                    f"the {backend.describe()} publishes but does not answer its control services: {exc}",
+                    log_tail=backend.log_tail(30),
+                )
+                err.retryable = backend.is_alive()
+                raise err from None
+            return None
+
+    def _apply_features(self, features: dict[str, Any] | None) -> None:
+        from pytest_simtwin.control.client import ControlClient
+
+        if features is None:
+            self._control, self._topics = None, None  # a foreign simulator: topics only
+        else:
+            self._control = ControlClient(
+                self._require_ros(), abort=self.death_reason, died=self.died_error, features=features
+            )
+            self._topics = dict(features.get("topics") or {}) or None
+        self._control_checked = True
+
+    def control_or_none(self) -> ControlClient | None:
+        """The control client when the simulator answers the /simtwin services (probed at start)."""
+        if self.backend is None:
+            return None
+        if not self._control_checked and self.config is not None:
+            self._probe_control(self.config)
+        return self._control
+
+    @property
+    def control(self) -> ControlClient:
+        client = self.control_or_none()
+        if client is None:
+            name = self.backend.describe() if self.backend is not None else "simulator (not started)"
+            raise ControlError(
+                f"the {name} has no control: it does not answer the {protocol.NAMESPACE}/* services "
+                f"(step, reset, set pose, spawn, ...). Expected a simulator that implements them "
+                f"(e.g. simtwin-sim, --simtwin-backend embedded); use topics only with this backend."
+            )
+        return client
+
+    def reset(self, config: SimConfig) -> None:
+        """Bring the simulator back to the world's initial state (restart when it has no control)."""
+        client = self.control_or_none()
+        if client is None:
+            if self.settings.backend == "attach":
+                return  # cannot restart what we do not own; documented
+            self.stop_simulator()
+            self.ensure(config)
+            return
+        limit = min(HEALTH_TIMEOUT, self.settings.timeout)
+        state = self._call_retrying("reset_simulation", limit, scope="all")  # idempotent: safe to retry
+        if "state" not in state:  # the reply is the state after the reset (protocol); older ones: ask
+            state = self._call_retrying("get_simulation_state", limit)
+        want = "paused" if (config.paused or config.lockstep) else "playing"
+        if state.get("state") != want:
+            client.play() if want == "playing" else client.pause()
+
+    def check_health(self, timeout: float | None = None, since: float | None = None) -> None:
+        """Raise :class:`SimulatorError` unless the simulator is alive, its clock advances and it publishes.
+
+        ``since`` (monotonic): ready-topic messages received from then on count (default: now).
+        """
+        backend, ros = self.backend, self._require_ros()
+        if backend is None:
+            raise SimulatorError("no simulator is running (SimSession.ensure was not called)")
+        if not backend.is_alive():
+            raise self.died_error("before the test started")
+        limit = min(timeout if timeout is not None else HEALTH_TIMEOUT, self.settings.timeout)
+        client = self.control_or_none()
+        if client is not None:
+            try:
+                state = self._call_retrying("get_simulation_state", limit)
+            except SimulatorDiedError:
+                raise
+            except ControlError as exc:
+                if not backend.is_alive():
+                    raise self.died_error("before the test started") from None
+                raise self._unhealthy(f"it does not answer its control services ({exc})") from None
+            if state.get("state") == "paused":
+                return  # a paused simulator publishes nothing by design; it answered, that is healthy
+        since = time.monotonic() if since is None else since
+        config = self.config or SimConfig()
+        if client is not None and "sim_time" in state:
+            # Its own clock, asked: a /clock subscription here would stay for the whole session and
+            # make the simulator serialise, and this process deserialise, every clock message
+            # (~80 per sim second) while tests step it.
+            self._wait_state_advances(limit, float(state["sim_time"]))
+        elif ros.count_publishers(protocol.CLOCK) > 0:
+            self._wait_clock_advances(limit, since)
+        try:
+            ros.wait_for_message(config.ready_topic, resolve_msg_type(config.ready_type), timeout=limit, since=since)
+        except WaitTimeout as exc:
+            if not self.alive:
+                raise self.died_error("before the test started") from None
+            raise self._unhealthy(f"its sensors publish nothing: {exc}") from None
+
+    def _wait_state_advances(self, limit: float, first: float) -> None:
+        last = [first]
+
+        def advanced() -> bool:
+            last[0] = float(self._call_retrying("get_simulation_state", limit).get("sim_time", first))
+            return last[0] > first
+
+        self._health_wait(
+            advanced,
+            limit,
+            what=f"the simulation time to advance on domain {self.domain_id}",
+            describe=lambda: f"sim_time stayed at {last[0]:.3f} s (get_simulation_state)",
+            failure="its clock does not advance",
+            max_interval=0.01,
+        )
+
+    def _wait_clock_advances(self, limit: float, since: float) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        ros = self._require_ros()
+        buf = ros.subscribe(protocol.CLOCK, Clock)
+
+        def advanced() -> bool:
+            # Compare the latest two: a message from before a reset may still arrive after ``since``.
+            times = [r.msg.clock.sec + r.msg.clock.nanosec * 1e-9 for r in buf.since(since)[-2:]]
+            return len(times) == 2 and times[1] > times[0]
+
+        self._health_wait(
+            advanced,
+            limit,
+            what=f"{protocol.CLOCK} to advance on domain {self.domain_id}",
+            describe=lambda: f"{len(buf.since(since))} clock message(s) arrived, latest {buf.latest()!r:.120}",
+            failure="its clock does not advance",
+        )
+
+    def _health_wait(
+        self,
+        probe: Callable[[], bool],
+        limit: float,
+        *,
+        what: str,
+        describe: Callable[[], str],
+        failure: str,
+        max_interval: float = 0.05,
+    ) -> None:
+        """wait_until for a health condition: SimulatorDiedError if it died, else an unhealthy error."""
+        try:
+            wait_until(probe, limit, what=what, describe=describe, abort=self.death_reason, max_interval=max_interval)
+        except SimulatorDiedError:
+            raise
+        except (WaitTimeout, ControlError) as exc:
+            if not self.alive:
+                raise self.died_error("before the test started") from None
+            reason = failure if isinstance(exc, WaitTimeout) else "it stopped answering"
+            raise self._unhealthy(f"{reason}: {exc}") from None
+
+    def _unhealthy(self, what: str) -> SimulatorError:
+        backend = self.backend
+        name = backend.describe() if backend is not None else "simulator"
+        err = SimulatorError(
+            f"the {name} is unhealthy, {what}. Expected a running simulator whose clock advances and whose "
+            f"sensors publish; it will be restarted for the next test.",
+            log_tail=self.log_tail(),
+        )
+        self.stop_simulator(grace=0.5)
+        return err
+
+
+from pytest_simtwin.runtime.sim import Sim  # noqa: E402  (the sim fixture's facade; re-exported here)
+
+__all__ = ["ControlUnansweredError", "Sim", "SimSession", "WorkerInfo"]

@@ -1,0 +1,106 @@
+"""Whole-world checks after loading: things only visible once the robot is known (said once, at load time)."""
+
+from __future__ import annotations
+
+from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world.meshes import mesh_parts
+from pytest_simtwin.sim.world.model import GeomSpec, Pose, WorldSpec
+from pytest_simtwin.sim.world.xmltree import Element
+
+SDF_VERSIONS = ((1, 4), (1, 11))
+
+
+def check_version(root: Element, warnings: list[str]) -> None:
+    """SDF 1.4-1.11 is what we read; other versions load but may mean something else."""
+    raw = root.attrib.get("version", "")
+    try:
+        version = tuple(int(v) for v in raw.split(".")[:2])
+    except ValueError:
+        version = ()
+    if root.tag == "sdf" and not (SDF_VERSIONS[0] <= version <= SDF_VERSIONS[1]):
+        message = f"{root.where}: SDF version {raw!r} is outside 1.4-1.11; read as 1.11"
+        if message not in warnings:
+            warnings.append(message)
+
+
+def check_world(world: WorldSpec) -> None:
+    robot = world.robot
+    if robot.static or any(j.parent == "world" for j in robot.joints):
+        raise ModelError(
+            f"{robot.source or world.source}: robot model {robot.name!r} is static or jointed to the world; "
+            "expected a free-moving model (remove <static>true</static> or the joint to 'world')."
+        )
+    dd = robot.diff_drive
+    assert dd is not None
+    joints = {j.name: j for j in robot.joints}
+    for name in dd.left_joints + dd.right_joints:
+        joint = joints[name]
+        link = robot.link(joint.child)
+        if any(g.kind == "mesh" for g in link.collisions):
+            # A mesh wheel collides as its convex hull: a faceted disc with rim edges that scrub. A
+            # sphere of the plugin's wheel_radius at the axle rolls exactly like the DiffDrive assumes.
+            centre = Pose(joint.pose.x, joint.pose.y, joint.pose.z)
+            link.collisions = [g for g in link.collisions if g.kind != "mesh"]
+            link.collisions.append(GeomSpec("wheel", "sphere", (dd.wheel_radius,), centre, origin=dd.origin))
+            world.warn(f"{robot.name}/{link.name}: mesh wheel collision simulated as a sphere of wheel_radius")
+        if not link.collisions:
+            world.warn(f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>")
+    for model in world.models:
+        fixed = model.static or any(j.parent == "world" and j.kind == "fixed" for j in model.joints)
+        for link in model.links:
+            for geom in link.collisions:
+                if geom.kind == "mesh" and geom.mesh is not None:
+                    count = len(mesh_parts(geom.mesh, fixed))
+                    what = f"the convex hulls of its {count} connected parts" if count > 1 else "its convex hull"
+                    world.warn(f"{geom.origin}: mesh {geom.mesh.name} collides as {what} (MuJoCo)")
+        if model is not robot and model.lidars:
+            world.warn(f"{model.source or model.name}: lidar on {model.name!r} (not the robot) is not simulated")
+        if model.static:
+            continue
+        for link in model.links:
+            if link.inertial is None and any(g.kind != "plane" for g in link.collisions):
+                world.warn(
+                    f"{model.source or model.name}: link {model.name}/{link.name} has no <inertial>; using the "
+                    "SDF default mass 1 kg with inertia from its collision shapes"
+                )
+    grounds = [g for m in world.models if m.static for link in m.links for g in link.collisions]
+    if not grounds:
+        world.warn(f"{world.source or world.name}: no static geometry (no ground plane): the robot will fall")
+
+
+def _lowest_point(geom: GeomSpec, frame: Pose) -> float:
+    """Lowest z of a geometry placed at ``frame`` (bounding box of boxes/cylinders, exact for spheres)."""
+    import numpy as np
+
+    if geom.kind == "sphere":
+        return frame.z - geom.size[0]
+    if geom.kind == "box":
+        half = np.array(geom.size) / 2
+    elif geom.kind in ("cylinder", "capsule"):
+        r, length = geom.size
+        half = np.array([r, r, length / 2 + (r if geom.kind == "capsule" else 0.0)])
+    elif geom.kind == "ellipsoid":
+        half = np.array(geom.size)
+    else:
+        return frame.z  # planes and meshes: their origin is a fair guess for a robot part
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    return float(frame.z + (corners @ frame.rotation().T)[:, 2].min())
+
+
+def lift_robot(world: WorldSpec) -> None:
+    """A robot placed partly below z = 0 (a URDF rooted at axle height, spawned at z 0) is lifted onto
+    the ground: MuJoCo would otherwise throw it out of the ground plane at the first step."""
+    robot = world.robot
+    if not any(g.kind == "plane" for m in world.models if m.static for link in m.links for g in link.collisions):
+        return
+    lowest = min(
+        (_lowest_point(g, robot.pose * link.pose * g.pose) for link in robot.links for g in link.collisions),
+        default=0.0,
+    )
+    if lowest < -1e-3:
+        p = robot.pose
+        robot.pose = Pose(p.x, p.y, p.z - lowest, p.roll, p.pitch, p.yaw)
+        world.warn(
+            f"{robot.source or robot.name}: robot {robot.name!r} placed {-lowest:.3f} m into the ground; "
+            f"lifted to z = {robot.pose.z:.3f} m (give the spawn height in the robot pose to silence this)"
+        )

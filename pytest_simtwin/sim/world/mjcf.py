@@ -1,0 +1,279 @@
+"""WorldSpec -> MJCF text for MuJoCo, plus the names physics needs to find things again.
+
+Settings follow the measurements in /work/shared/README.md: the ``discrete`` integrator (accurate at
+1-4 ms with velocity-servoed wheels, where implicit integrators made wheels hop), stiff contacts
+(solimp 0.99 0.99 0.001: wheels sink 0.06 % of their radius instead of 0.5 %), driven wheels that
+collide as spheres (cylinder rims give two edge contacts that scrub when turning in place), velocity
+actuators with kv ~0.3 scaled to the robot mass and wheel radius.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_simtwin.sim.world.model import GeomSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
+
+#: Geom groups: rays see groups 0-2; the robot lives in 3 so its own lidar does not see it.
+ENV_GROUP = 0
+ROBOT_GROUP = 3
+SITE_GROUP = 5
+#: Collision bits: the robot's links do not collide with each other (Gazebo's self_collide=false).
+ENV_BITS = (1, 3)  # contype, conaffinity
+ROBOT_BITS = (2, 1)
+SOLIMP = "0.99 0.99 0.001"
+DEFAULT_FRICTION = 1.0
+#: Servo gain for 1 kg on r = 0.033 m wheels, one wheel per side. The prototype's 0.3 tracks light
+#: robots well but loaded wheels (skid steer turning in place) lag their command by 10 %; 10x that
+#: tracks within 1 % like Gazebo's exact velocity commands, changes nothing measurable for the
+#: built-in robot, and the discrete integrator treats the gain implicitly, so it stays stable.
+KV_REF, MR2_REF = 3.0, 1.0 * 0.033**2
+
+
+@dataclass
+class EntityLayout:
+    name: str
+    body: str
+    static: bool
+    #: model frame expressed in the root body's frame (entity pose = body pose * this).
+    offset: Pose = field(default_factory=Pose)
+
+
+@dataclass
+class Layout:
+    entities: dict[str, EntityLayout] = field(default_factory=dict)
+    robot: str = ""
+    robot_body: str = ""
+    left_joints: list[str] = field(default_factory=list)
+    right_joints: list[str] = field(default_factory=list)
+    left_actuators: list[str] = field(default_factory=list)
+    right_actuators: list[str] = field(default_factory=list)
+    #: every hinge/slide joint of the robot, for joint_states (MJCF name, reported name).
+    robot_joints: list[tuple[str, str]] = field(default_factory=list)
+    lidar_sites: list[str] = field(default_factory=list)
+
+
+def body_name(model: str, link: str) -> str:
+    return f"{model}::{link}"
+
+
+def _fmt(values: tuple[float, ...] | list[float]) -> str:
+    return " ".join(repr(float(v)) for v in values)
+
+
+def _place(element: ET.Element, pose: Pose) -> None:
+    element.set("pos", _fmt((pose.x, pose.y, pose.z)))
+    if pose.roll or pose.pitch or pose.yaw:
+        element.set("quat", _fmt(pose.quaternion()))
+
+
+class _Builder:
+    def __init__(self, world: WorldSpec) -> None:
+        self.world = world
+        self.layout = Layout()
+        self.root = ET.Element("mujoco", model=world.name)
+        self.meshes: dict[tuple[str, tuple[float, ...], bool], list[str]] = {}
+
+    def build(self) -> str:
+        w = self.world
+        ET.SubElement(self.root, "compiler", angle="radian", autolimits="true", inertiafromgeom="auto")
+        ET.SubElement(self.root, "option", timestep=repr(w.step_size), integrator="discrete", gravity=_fmt(w.gravity))
+        default = ET.SubElement(self.root, "default")
+        ET.SubElement(default, "geom", solimp=SOLIMP, friction=f"{DEFAULT_FRICTION} 0.005 0.0001")
+        self.asset = ET.SubElement(self.root, "asset")
+        self.worldbody = ET.SubElement(self.root, "worldbody")
+        self.actuators = ET.SubElement(self.root, "actuator")
+        self.contact = ET.SubElement(self.root, "contact")
+        robot = next((m for m in w.models if m.diff_drive is not None), None)
+        for model in w.models:
+            self._model(model, model is robot)
+        for section in (self.asset, self.actuators, self.contact):
+            if not len(section):
+                self.root.remove(section)
+        return ET.tostring(self.root, encoding="unicode")
+
+    # -- geometry ---------------------------------------------------------------------------------
+
+    def _geom(
+        self, body: ET.Element, geom: GeomSpec, pose: Pose, name: str, robot: bool, wheel: bool, static: bool = False
+    ) -> None:
+        g = ET.SubElement(body, "geom", name=name)
+        parts: list[str] = [""]
+        kind, size = geom.kind, geom.size
+        if wheel and kind == "cylinder":
+            kind, size = "sphere", (size[0],)
+        if kind == "box":
+            g.set("type", "box")
+            g.set("size", _fmt(tuple(s / 2 for s in size)))
+        elif kind in ("cylinder", "capsule"):
+            g.set("type", kind)
+            g.set("size", _fmt((size[0], size[1] / 2)))
+        elif kind in ("sphere", "ellipsoid"):
+            g.set("type", kind)
+            g.set("size", _fmt(size))
+        elif kind == "plane":
+            g.set("type", "plane")
+            g.set("size", _fmt((size[0] / 2, size[1] / 2, 1.0)) if size[0] > 0 and size[1] > 0 else "0 0 1")
+        elif kind == "mesh":
+            assert geom.mesh is not None
+            parts = self._mesh_assets(geom.mesh, size, split=static)
+            g.set("type", "mesh")
+            g.set("mesh", parts[0])
+        _place(g, pose)
+        contype, conaffinity = ROBOT_BITS if robot else ENV_BITS
+        g.set("contype", str(contype))
+        g.set("conaffinity", str(conaffinity))
+        g.set("group", str(ROBOT_GROUP if robot else ENV_GROUP))
+        if geom.friction is not None:
+            # MuJoCo takes the larger friction of a pair; ODE the smaller. Priority makes an explicit
+            # value (e.g. a frictionless caster) win against the ground's default.
+            g.set("priority", "1")
+            if geom.friction <= 0:
+                g.set("condim", "1")
+            else:
+                g.set("friction", f"{geom.friction} 0.005 0.0001")
+        for index, part in enumerate(parts[1:], start=1):  # further hulls of a split static mesh
+            copy = ET.SubElement(body, "geom", dict(g.attrib))
+            copy.set("name", f"{name}::part{index}")
+            copy.set("mesh", part)
+
+    def _mesh_assets(self, path: Path, scale: tuple[float, ...], split: bool) -> list[str]:
+        """Mesh assets (vertex clouds: MuJoCo builds their convex hulls) for one mesh file."""
+        from pytest_simtwin.sim.world.meshes import mesh_parts
+
+        key = (str(path), scale, split)
+        if key not in self.meshes:
+            names = []
+            for cloud in mesh_parts(path, split):
+                names.append(f"mesh{len(self.asset)}")
+                vertex = " ".join(f"{v:.9g}" for v in cloud.reshape(-1))
+                ET.SubElement(self.asset, "mesh", name=names[-1], scale=_fmt(scale), vertex=vertex)
+            self.meshes[key] = names
+        return self.meshes[key]
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def _model(self, model: ModelSpec, is_robot: bool) -> None:
+        fixed_to_world = any(j.parent == "world" and j.kind == "fixed" for j in model.joints)
+        if model.static or fixed_to_world or not model.links:
+            body = ET.SubElement(self.worldbody, "body", name=model.name)
+            _place(body, model.pose)
+            for link in model.links:
+                for geom in link.collisions:
+                    gname = f"{model.name}::{link.name}::{geom.name}"
+                    self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False, static=True)
+            self.layout.entities[model.name] = EntityLayout(model.name, model.name, True)
+            return
+        children: dict[str, list[tuple[str, str]]] = {}
+        has_parent: set[str] = set()
+        joints = {j.name: j for j in model.joints}
+        for joint in model.joints:
+            if joint.parent == "world" or joint.child in has_parent:
+                continue  # a second parent would close a loop MuJoCo trees cannot express
+            has_parent.add(joint.child)
+            children.setdefault(joint.parent, []).append((joint.name, joint.child))
+        root = model.root_link
+        while root in has_parent:
+            root = next(j.parent for j in model.joints if j.child == root and j.parent != "world")
+        wheel_joints = set(model.diff_drive.left_joints + model.diff_drive.right_joints) if model.diff_drive else set()
+        links = {link.name: link for link in model.links}
+        roots = [root] + [name for name in links if name not in has_parent and name != root]
+        for index, top in enumerate(roots):
+            body = self._link_body(self.worldbody, model, links, top, model.pose * links[top].pose, is_robot)
+            ET.SubElement(body, "freejoint", name=f"{model.name}::{top}::free")
+            if index == 0:
+                self.layout.entities[model.name] = EntityLayout(
+                    model.name, body_name(model.name, top), False, links[top].pose.inverse()
+                )
+            self._subtree(body, model, links, joints, children, top, is_robot, wheel_joints)
+        if is_robot and model.diff_drive is not None:
+            self._robot(model, root)
+        elif len(links) > 1:
+            names = [body_name(model.name, n) for n in links]
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    ET.SubElement(self.contact, "exclude", body1=a, body2=b)
+
+    def _link_body(
+        self, parent: ET.Element, model: ModelSpec, links: dict[str, LinkSpec], name: str, pose: Pose, robot: bool,
+        wheel: bool = False,
+    ) -> ET.Element:  # fmt: skip
+        link = links[name]
+        body = ET.SubElement(parent, "body", name=body_name(model.name, name))
+        _place(body, pose)
+        if link.inertial is not None:
+            i = link.inertial
+            inertial = ET.SubElement(body, "inertial", mass=repr(i.mass), fullinertia=_fmt(i.inertia))
+            _place(inertial, i.pose)
+        elif not link.collisions or all(g.kind == "plane" for g in link.collisions):
+            # Massless frame links (URDF base_footprint): tiny inertia so MuJoCo accepts a free root.
+            inertial = ET.SubElement(body, "inertial", pos="0 0 0", mass="0.001", diaginertia="1e-6 1e-6 1e-6")
+        massive = [g for g in link.collisions if g.kind != "plane"]
+        for geom in link.collisions:
+            gname = f"{model.name}::{name}::{geom.name}"
+            self._geom(body, geom, geom.pose, gname, robot, wheel)
+            if link.inertial is None and geom.kind != "plane":
+                body[-1].set("mass", repr(1.0 / len(massive)))
+        for lidar in link.sensors:
+            site = ET.SubElement(body, "site", name=f"{model.name}::{name}::{lidar.name}", group=str(SITE_GROUP))
+            _place(site, lidar.pose)
+            site.set("size", "0.005")
+        return body
+
+    def _subtree(
+        self, body: ET.Element, model: ModelSpec, links: dict[str, LinkSpec], joints: dict[str, JointSpec],
+        children: dict[str, list[tuple[str, str]]], name: str, robot: bool, wheel_joints: set[str],
+    ) -> None:  # fmt: skip
+        for joint_name, child in children.get(name, []):
+            joint = joints[joint_name]
+            pose = links[name].pose.inverse() * links[child].pose
+            child_body = self._link_body(body, model, links, child, pose, robot, joint_name in wheel_joints)
+            if joint.kind != "fixed":
+                j = ET.SubElement(child_body, "joint", name=f"{model.name}::{joint_name}")
+                j.set("type", "slide" if joint.kind == "prismatic" else "hinge")
+                j.set("pos", _fmt((joint.pose.x, joint.pose.y, joint.pose.z)))
+                j.set("axis", _fmt(joint.axis))
+                if joint.limits is not None:
+                    j.set("range", _fmt(joint.limits))
+                if joint.damping:
+                    j.set("damping", repr(joint.damping))
+                if joint.friction:
+                    j.set("frictionloss", repr(joint.friction))
+                if robot:
+                    self.layout.robot_joints.append((f"{model.name}::{joint_name}", joint_name))
+            self._subtree(child_body, model, links, joints, children, child, robot, wheel_joints)
+
+    def _robot(self, model: ModelSpec, root: str) -> None:
+        dd = model.diff_drive
+        assert dd is not None
+        lay = self.layout
+        lay.robot, lay.robot_body = model.name, body_name(model.name, root)
+        # Massless frame links count nothing; links without <inertial> get the SDF default 1 kg.
+        total = sum(link.mass if link.inertial else (1.0 if link.collisions else 0.0) for link in model.links)
+        per_side = max(len(dd.left_joints), len(dd.right_joints))
+        # kv scales with m r^2 so every robot gets the same servo time constant.
+        # No torque limit: Gazebo's DiffDrive sets wheel velocities as unlimited joint velocity commands,
+        # and a clamped MuJoCo actuator loses the discrete integrator's implicit damping (the wheel then
+        # flips by F*dt/I each step and the robot hops). Wheel traction stays bounded by ground friction.
+        kv = KV_REF * total * dd.wheel_radius**2 / MR2_REF / per_side
+        for side, names, acts in (("left", dd.left_joints, lay.left_actuators), ("right", dd.right_joints, lay.right_actuators)):  # fmt: skip
+            for joint in names:
+                act = f"{model.name}::{joint}::{side}_servo"
+                ET.SubElement(self.actuators, "velocity", name=act, joint=f"{model.name}::{joint}", kv=repr(kv))
+                acts.append(act)
+                (lay.left_joints if side == "left" else lay.right_joints).append(f"{model.name}::{joint}")
+        lay.lidar_sites = [f"{model.name}::{lidar.link}::{lidar.name}" for lidar in model.lidars]
+
+
+def to_mjcf(world: WorldSpec) -> tuple[str, Layout]:
+    """MJCF text for ``world`` and the layout (entity bodies, robot joints/actuators, lidar sites)."""
+    builder = _Builder(world)
+    text = builder.build()
+    return text, builder.layout
+
+
+def yaw_of(quat: tuple[float, float, float, float]) -> float:
+    w, x, y, z = quat
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))

@@ -1,0 +1,483 @@
+"""SDF (1.4-1.11) worlds and models -> :mod:`model` specs; also the ``load_world`` entry point.
+
+Supported: ``<physics>`` step size and real-time factor, ``<gravity>``, static and dynamic models with
+links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, STL/OBJ mesh), inertials, joints,
+poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``),
+``<include>`` of ``model://`` URIs, the DiffDrive plugin and lidar sensors. Anything else that changes
+the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world.checks import check_version, check_world, lift_robot
+from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
+from pytest_simtwin.sim.world.plugins import (
+    ROS2_CONTROL_HINT,
+    check_diff_drive_joints,
+    parse_diff_drive,
+    parse_lidar,
+    plugin_kind,
+)
+from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
+from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
+from pytest_simtwin.sim.world.xmltree import Element, parse_file
+
+#: Link children that do not change what we simulate.
+_IGNORED_LINK = {"visual", "pose", "inertial", "collision", "sensor", "gravity", "self_collide", "kinematic",
+                 "must_be_base_link", "velocity_decay", "enable_wind", "light", "audio_source", "projector"}  # fmt: skip
+_IGNORED_MODEL = {"pose", "static", "link", "joint", "plugin", "frame", "model", "include", "self_collide",
+                  "allow_auto_disable", "enable_wind"}  # fmt: skip
+_IGNORED_WORLD = {"physics", "gravity", "model", "include", "plugin", "scene", "gui", "magnetic_field",
+                  "atmosphere", "spherical_coordinates", "wind", "audio", "frame"}  # fmt: skip
+
+
+@dataclass
+class Context:
+    world: str = "default"
+    warnings: list[str] = field(default_factory=list)
+    resolver: Resolver = field(default_factory=Resolver)
+    #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
+    ros2_control: dict[str, str] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: Pose | None = None) -> WorldSpec:
+    """Load a world (None: the built-in arena) and its robot (see docs/design.md)."""
+    world_path = Path(path) if path is not None else DEFAULT_WORLD
+    root = parse_file(world_path)
+    if root.tag == "robot":
+        raise ModelError(
+            f"{root.where}: expected an SDF world, found a URDF robot; pass robot descriptions with --robot "
+            "(the world then defaults to the built-in arena)."
+        )
+    world_el = root.find("world") if root.tag == "sdf" else None
+    if world_el is None:
+        found = root.children[0].tag if root.tag == "sdf" and root.children else root.tag
+        hint = " (a model file: pass it as the robot)" if found == "model" else ""
+        raise ModelError(f"{root.where}: expected <sdf> with a <world>; found <{found}>{hint}.")
+    ctx = Context(world=world_el.attrib.get("name", "default"))
+    check_version(root, ctx.warnings)
+    ctx.resolver.extra = [world_path.resolve().parent, world_path.resolve().parent / "models"]
+    if robot is not None:
+        ctx.resolver.extra += [Path(robot).resolve().parent, Path(robot).resolve().parent.parent]
+    world = WorldSpec(name=ctx.world, source=world_path if path is not None else None, warnings=ctx.warnings)
+    _world_settings(world_el, world, ctx)
+    _world_models(world_el, world, world_path.parent, ctx)
+
+    robots = [m for m in world.models if m.diff_drive is not None]
+    if robot is not None:
+        if robots:
+            raise ModelError(
+                f"{world_path}: the world already contains robot {robots[0].name!r} ({robots[0].diff_drive.origin}"  # type: ignore[union-attr]
+                f"), and a robot file {robot} was given; expected one robot. Drop the robot option or remove the "
+                "DiffDrive model from the world."
+            )
+        robots = [load_robot(Path(robot), ctx, robot_pose)]
+    elif not robots:
+        if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
+            name, where = next(iter(ctx.ros2_control.items()))
+            raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
+        robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
+    elif len(robots) > 1:
+        listed = ", ".join(f"{m.name!r} ({m.diff_drive.origin})" for m in robots if m.diff_drive)
+        raise ModelError(
+            f"{world_path}: found {len(robots)} models with a DiffDrive plugin: {listed}; expected exactly one "
+            "robot. Remove the extra plugins (or make the other robots plain models)."
+        )
+    elif robot_pose is not None:
+        robots[0].pose = robot_pose
+    if robots[0] not in world.models:
+        _add_model(world, robots[0], None)
+    check_world(world)
+    lift_robot(world)
+    return world
+
+
+def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
+    """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
+    name = path.name.lower()
+    if name.endswith((".urdf", ".xacro")):
+        from pytest_simtwin.sim.world.urdf import load_urdf  # local: keeps xacro optional
+
+        model: ModelSpec = load_urdf(path, ctx)
+    else:
+        root = parse_file(path)
+        if root.tag == "robot":
+            from pytest_simtwin.sim.world.urdf import load_urdf
+
+            model = load_urdf(path, ctx)
+        else:
+            model_el = root.find("model") if root.tag == "sdf" else None
+            check_version(root, ctx.warnings)
+            if model_el is None:
+                found = root.children[0].tag if root.children else root.tag
+                raise ModelError(f"{root.where}: expected an SDF <model> (or a URDF <robot>); found <{found}>.")
+            model = parse_model(model_el, ctx, path.parent)
+    if model.diff_drive is None and model.name in ctx.ros2_control:
+        raise ModelError(f"{ctx.ros2_control[model.name]}: robot model {model.name!r} {ROS2_CONTROL_HINT}")
+    if model.diff_drive is None:
+        raise ModelError(
+            f"{path}: robot model {model.name!r} has no DiffDrive plugin; expected <plugin "
+            'filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive"> with left_joint, right_joint, '
+            "wheel_separation and wheel_radius (inside <gazebo> for URDF)."
+        )
+    if pose is not None:
+        model.pose = pose
+    return model
+
+
+def _world_settings(world_el: Element, world: WorldSpec, ctx: Context) -> None:
+    physics = [p for p in world_el.findall("physics")]
+    chosen = next((p for p in physics if p.attrib.get("default", "false") in ("true", "1")), None)
+    chosen = chosen or (physics[0] if physics else None)
+    if chosen is not None:
+        world.step_size = number(chosen, "max_step_size", 0.001)
+        world.real_time_factor = number(chosen, "real_time_factor", 1.0)
+        if world.step_size <= 0 or world.step_size > 0.05:
+            raise ModelError(
+                f"{chosen.where}: max_step_size {world.step_size} s is outside (0, 0.05]; expected e.g. 0.001-0.004."
+            )
+        legacy_gravity = chosen.find("gravity")  # SDF < 1.5 kept gravity inside <physics>
+        if legacy_gravity is not None:
+            world.gravity = tuple(floats(legacy_gravity, count=3))  # type: ignore[assignment]
+    gravity = world_el.find("gravity")
+    if gravity is not None:
+        world.gravity = tuple(floats(gravity, count=3))  # type: ignore[assignment]
+    for child in world_el.children:
+        if child.tag not in _IGNORED_WORLD and child.tag != "light":
+            ctx.warn(f"{child.where}: world element <{child.tag}> is not simulated")
+    if world_el.find("light") is not None:
+        ctx.warn(f"{world_el.where}: lights are ignored (no rendering)")
+    for plugin in world_el.findall("plugin"):
+        if plugin_kind(plugin) not in ("infrastructure",):
+            ctx.warn(f"{plugin.where}: world plugin {plugin.attrib.get('filename', '')!r} is not simulated")
+
+
+def _world_models(world_el: Element, world: WorldSpec, base: Path, ctx: Context) -> None:
+    relative: dict[str, tuple[Pose, str | None, Element]] = {}
+    for child in world_el.children:
+        if child.tag == "model":
+            model = parse_model(child, ctx, base)
+            _, rel = sdf_pose(child.find("pose"))
+        elif child.tag == "include":
+            model, rel = _include(child, ctx, base)
+        else:
+            continue
+        _add_model(world, model, child)
+        relative[model.name] = (model.pose, rel, child)
+    for frame in world_el.findall("frame"):
+        pose, rel = sdf_pose(frame.find("pose"))
+        relative[frame.attrib.get("name", "")] = (pose, rel or frame.attrib.get("attached_to"), frame)
+    resolved = _resolve_frames(relative, "world")
+    for model in world.models:
+        if model.name in resolved:
+            model.pose = resolved[model.name]
+
+
+def _add_model(world: WorldSpec, model: ModelSpec, element: Element | None) -> None:
+    if any(m.name == model.name for m in world.models):
+        where = element.where if element is not None else str(model.source)
+        raise ModelError(f"{where}: a second model named {model.name!r}; expected unique model names (use <name>).")
+    world.models.append(model)
+
+
+def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str | None]:
+    uri = text(element, "uri")
+    if not uri:
+        raise ModelError(f"{element.where}: <include> needs a <uri> (e.g. model://NAME).")
+    folder = ctx.resolver.resolve(uri, base, element)
+    path = ctx.resolver.model_file(folder, element)
+    root = parse_file(path)
+    model_el = root.find("model") if root.tag == "sdf" else None
+    if model_el is None:
+        if root.tag == "robot":
+            from pytest_simtwin.sim.world.urdf import load_urdf
+
+            model = load_urdf(path, ctx)
+        else:
+            raise ModelError(f"{element.where}: included {path} has no <model>; expected an SDF model file.")
+    else:
+        model = parse_model(model_el, ctx, path.parent, name=text(element, "name") or None)
+    if text(element, "name"):
+        model.name = text(element, "name")
+    pose_el = element.find("pose")
+    rel = None
+    if pose_el is not None:
+        model.pose, rel = sdf_pose(pose_el)
+    if element.find("static") is not None:
+        model.static = boolean(element, "static", model.static)
+    for plugin in element.findall("plugin"):  # SDF 1.9: plugins added through the include
+        _model_plugin(plugin, model, ctx)
+    if element.find("placement_frame") is not None:
+        ctx.warn(f"{element.where}: <placement_frame> is not supported; the model frame is placed at <pose>")
+    if model.diff_drive is not None:
+        check_diff_drive_joints(model.diff_drive, model)
+    return model, rel
+
+
+def _resolve_frames(frames: dict[str, tuple[Pose, str | None, Element]], root: str) -> dict[str, Pose]:
+    """Poses of named frames in ``root`` (``relative_to`` chains; missing = root); cycles are errors."""
+    out: dict[str, Pose] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Pose:
+        if name in ("", root, "__model__", "world"):
+            return Pose()
+        if name in out:
+            return out[name]
+        if name not in frames:
+            where = frames[chain[-1]][2].where if chain else "?"
+            raise ModelError(
+                f"{where}: relative_to={name!r} names no frame here; expected one of: {', '.join(sorted(frames))}."
+            )
+        if name in chain:
+            raise ModelError(f"{frames[name][2].where}: relative_to cycle {' -> '.join((*chain, name))}.")
+        pose, rel, _ = frames[name]
+        result = resolve(rel, (*chain, name)) * pose if rel else pose
+        out[name] = result
+        return result
+
+    for name in frames:
+        resolve(name, ())
+    return out
+
+
+def parse_model(element: Element, ctx: Context, base: Path, name: str | None = None) -> ModelSpec:
+    """An SDF ``<model>`` element (nested models flattened into ``outer::inner`` names)."""
+    model = ModelSpec(
+        name=name or element.attrib.get("name", ""),
+        static=boolean(element, "static", False),
+        canonical_link=element.attrib.get("canonical_link", ""),
+        source=element.file,
+    )
+    if not model.name:
+        raise ModelError(f"{element.where}: <model> needs a name attribute.")
+    model.pose, _ = sdf_pose(element.find("pose"))
+    frames: dict[str, tuple[Pose, str | None, Element]] = {}
+    joint_elements: list[Element] = []
+    for child in element.children:
+        if child.tag == "link":
+            link = _link(child, model, ctx, base)
+            model.links.append(link)
+            pose, rel = sdf_pose(child.find("pose"))
+            frames[link.name] = (pose, rel, child)
+        elif child.tag == "joint":
+            joint_elements.append(child)
+        elif child.tag == "frame":
+            pose, rel = sdf_pose(child.find("pose"))
+            frames[child.attrib.get("name", "")] = (pose, rel or child.attrib.get("attached_to"), child)
+        elif child.tag in ("model", "include"):
+            nested, _ = (parse_model(child, ctx, base), None) if child.tag == "model" else _include(child, ctx, base)
+            first = len(model.links)
+            _flatten(model, nested)
+            frames[nested.name] = (nested.pose, None, child)
+            for link in model.links[first:]:  # flattened poses are already in this model's frame
+                frames[link.name] = (link.pose, None, child)
+        elif child.tag not in _IGNORED_MODEL:
+            ctx.warn(f"{child.where}: model element <{child.tag}> of {model.name!r} is not simulated")
+    if not model.canonical_link and model.links:
+        model.canonical_link = model.links[0].name
+    for joint_el in joint_elements:
+        child_name = text(joint_el, "child")
+        pose, rel = sdf_pose(joint_el.find("pose"))
+        frames[joint_el.attrib.get("name", "")] = (pose, rel or child_name or None, joint_el)
+    resolved = _resolve_frames(frames, "__model__")
+    for link in model.links:
+        if link.name in resolved:
+            link.pose = resolved[link.name]
+    for joint_el in joint_elements:
+        model.joints.append(_joint(joint_el, model, resolved, ctx))
+    for plugin in element.findall("plugin"):
+        _model_plugin(plugin, model, ctx)
+    for link in model.links:
+        model.lidars.extend(link.sensors)
+    if model.diff_drive is not None:
+        check_diff_drive_joints(model.diff_drive, model)
+    return model
+
+
+def _flatten(outer: ModelSpec, nested: ModelSpec) -> None:
+    prefix = f"{nested.name}::"
+    for link in nested.links:
+        sensors = [replace(s, link=prefix + s.link) for s in link.sensors]
+        outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors))
+    for joint in nested.joints:
+        parent = joint.parent if joint.parent == "world" else prefix + joint.parent
+        outer.joints.append(replace(joint, name=prefix + joint.name, parent=parent, child=prefix + joint.child))
+    if nested.diff_drive is not None:
+        if outer.diff_drive is not None:
+            raise ModelError(f"{nested.diff_drive.origin}: a second DiffDrive plugin inside model {outer.name!r}.")
+        dd = nested.diff_drive
+        outer.diff_drive = replace(
+            dd, left_joints=[prefix + j for j in dd.left_joints], right_joints=[prefix + j for j in dd.right_joints]
+        )
+
+
+def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
+    kind = plugin_kind(plugin)
+    if kind in ("diff_drive", "classic_diff_drive"):
+        if model.diff_drive is not None:
+            raise ModelError(
+                f"{plugin.where}: model {model.name!r} has a second DiffDrive plugin (first at "
+                f"{model.diff_drive.origin}); expected one."
+            )
+        model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
+    elif kind != "infrastructure":
+        if kind == "ros2_control":
+            ctx.ros2_control[model.name] = plugin.where
+        ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
+
+
+def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkSpec:
+    link = LinkSpec(name=element.attrib.get("name", ""))
+    if not link.name:
+        raise ModelError(f"{element.where}: <link> needs a name attribute.")
+    inertial = element.find("inertial")
+    if inertial is not None:
+        link.inertial = _inertial(inertial)
+    for index, collision in enumerate(element.findall("collision")):
+        geom = parse_geometry(collision, collision.attrib.get("name", f"collision_{index}"), ctx, base)
+        if geom is not None:
+            pose, _ = sdf_pose(collision.find("pose"))
+            geom.pose = pose * geom.pose  # a plane's normal is a rotation inside the collision frame
+            geom.friction = _friction(collision)
+            link.collisions.append(geom)
+    for sensor in element.findall("sensor"):
+        lidar = parse_lidar(sensor, link.name, model.name, ctx.world, ctx.warnings)
+        if lidar is not None:
+            link.sensors.append(lidar)
+    for child in element.children:
+        if child.tag not in _IGNORED_LINK:
+            ctx.warn(f"{child.where}: link element <{child.tag}> of {model.name}/{link.name} is not simulated")
+    return link
+
+
+def _inertial(element: Element) -> InertialSpec:
+    mass = number(element, "mass", 1.0)
+    if mass <= 0:
+        raise ModelError(f"{element.where}: <mass> must be positive; found {mass}.")
+    pose, _ = sdf_pose(element.find("pose"))
+    tensor = element.find("inertia")
+    values = (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)  # SDF defaults
+    if tensor is not None:
+        values = tuple(
+            number(tensor, k, d) for k, d in zip(("ixx", "iyy", "izz", "ixy", "ixz", "iyz"), values, strict=True)
+        )  # type: ignore[assignment]
+    return InertialSpec(mass=mass, pose=pose, inertia=values)
+
+
+def _friction(collision: Element) -> float | None:
+    friction = collision.path("surface", "friction")
+    if friction is None:
+        return None
+    for engine in ("ode", "bullet"):
+        node = friction.find(engine)
+        if node is not None and node.find("mu") is not None:
+            return number(node, "mu")
+        if node is not None and node.find("friction") is not None:
+            return number(node, "friction")
+    return None
+
+
+def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> GeomSpec | None:
+    geometry = collision.find("geometry")
+    if geometry is None or not geometry.children:
+        return None  # SDF allows an empty geometry: nothing to collide with
+    shape = geometry.children[0]
+    kind = shape.tag
+    origin = shape.where
+    if kind == "box":
+        size = tuple(floats(shape.find("size") or shape, count=3, what="box size (x y z)"))
+    elif kind == "cylinder" or kind == "capsule":
+        size = (number(shape, "radius"), number(shape, "length"))
+    elif kind == "sphere":
+        size = (number(shape, "radius"),)
+    elif kind == "ellipsoid":
+        size = tuple(floats(shape.find("radii") or shape, count=3, what="ellipsoid radii"))
+    elif kind == "plane":
+        normal = floats(shape.find("normal") or shape, text=text(shape, "normal", "0 0 1"), count=3)
+        size_el = shape.find("size")
+        size = tuple(floats(size_el, count=2)) if size_el is not None else (0.0, 0.0)
+        norm = math.sqrt(sum(v * v for v in normal))
+        if norm == 0:
+            raise ModelError(f"{origin}: plane normal is zero; expected a direction such as 0 0 1.")
+        nx, ny, nz = (v / norm for v in normal)
+        # Tilt the plane's z axis onto the normal: R = Ry(pitch) Rx(roll) maps z to (nx, ny, nz).
+        tilt = Pose(roll=-math.asin(max(-1.0, min(1.0, ny))), pitch=math.atan2(nx, nz))
+        return GeomSpec(name, "plane", size, pose=tilt, origin=origin)
+    elif kind == "mesh":
+        uri = text(shape, "uri")
+        if not uri:
+            raise ModelError(f"{origin}: <mesh> needs a <uri>.")
+        if not uri.lower().endswith((".stl", ".obj")):
+            check_mesh(Path(uri), shape)
+        path = check_mesh(ctx.resolver.resolve(uri, base, shape), shape)
+        if shape.find("submesh") is not None:
+            ctx.warn(f"{origin}: <submesh> is ignored; the whole mesh collides")
+        scale_el = shape.find("scale")
+        scale = tuple(floats(scale_el, count=3)) if scale_el is not None else (1.0, 1.0, 1.0)
+        return GeomSpec(name, "mesh", scale, mesh=path.resolve(), origin=origin)
+    else:
+        raise ModelError(
+            f"{origin}: unknown geometry <{kind}> in collision {name!r}; expected box, cylinder, sphere, capsule, "
+            "ellipsoid, plane or mesh (STL/OBJ). Replace it with one of these."
+        )
+    if any(v <= 0 for v in size):
+        raise ModelError(f"{origin}: {kind} of collision {name!r} has a non-positive size {size}; expected > 0.")
+    return GeomSpec(name, kind, size, origin=origin)
+
+
+def _joint(element: Element, model: ModelSpec, frames: dict[str, Pose], ctx: Context) -> JointSpec:
+    name = element.attrib.get("name", "")
+    kind = element.attrib.get("type", "")
+    parent, child = text(element, "parent"), text(element, "child")
+    links = {link.name for link in model.links}
+    for role, link_name in (("parent", parent), ("child", child)):
+        if link_name not in links and not (role == "parent" and link_name == "world"):
+            raise ModelError(
+                f"{element.where}: joint {name!r} {role} {link_name!r} is not a link of model {model.name!r}; "
+                f"expected one of: {', '.join(sorted(links))}."
+            )
+    if kind not in ("revolute", "continuous", "prismatic", "fixed"):
+        ctx.warn(f"{element.where}: joint {name!r} of type {kind!r} is simulated as fixed")
+        kind = "fixed"
+    child_pose = frames.get(child, Pose())
+    joint_in_model = frames.get(name, child_pose)
+    pose = child_pose.inverse() * joint_in_model
+    axis = (0.0, 0.0, 1.0)
+    limits: tuple[float, float] | None = None
+    damping = friction = 0.0
+    axis_el = element.find("axis")
+    if axis_el is not None:
+        xyz_el = axis_el.find("xyz")
+        if xyz_el is not None:
+            import numpy as np
+
+            vec = np.array(floats(xyz_el, count=3, what="axis"))
+            if np.linalg.norm(vec) == 0:
+                raise ModelError(f"{xyz_el.where}: joint {name!r} axis is zero; expected a direction.")
+            expressed = xyz_el.attrib.get("expressed_in")
+            if expressed == "__model__" or boolean(axis_el, "use_parent_model_frame", False):
+                vec = child_pose.rotation().T @ vec
+            elif expressed and expressed in frames:
+                vec = child_pose.rotation().T @ frames[expressed].rotation() @ vec
+            else:
+                vec = pose.rotation() @ vec
+            vec = vec / np.linalg.norm(vec)
+            axis = (float(vec[0]), float(vec[1]), float(vec[2]))
+        limit = axis_el.find("limit")
+        if limit is not None and kind != "continuous":
+            lo, hi = number(limit, "lower", -1e16), number(limit, "upper", 1e16)
+            if hi - lo < 1e15:
+                limits = (lo, hi)
+        dynamics = axis_el.find("dynamics")
+        if dynamics is not None:
+            damping, friction = number(dynamics, "damping", 0.0), number(dynamics, "friction", 0.0)
+    return JointSpec(name, kind, parent, child, axis, pose, limits, damping, friction)

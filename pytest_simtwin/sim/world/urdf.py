@@ -1,0 +1,254 @@
+"""URDF (and ``.urdf.xacro`` through the ``xacro`` package) -> ModelSpec.
+
+Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
+``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction.
+URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
+from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
+from pytest_simtwin.sim.world.resources import check_mesh
+from pytest_simtwin.sim.world.values import floats
+from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
+
+if TYPE_CHECKING:
+    from pytest_simtwin.sim.world.sdf import Context
+
+_KNOWN_ROBOT = {"link", "joint", "gazebo", "material"}
+_JOINT_KINDS = {"revolute": "revolute", "continuous": "continuous", "prismatic": "prismatic", "fixed": "fixed"}
+
+
+def expand_xacro(path: Path) -> str:
+    """Run xacro on ``path``; errors name the file and what to install or fix."""
+    try:
+        import xacro
+    except ImportError:
+        raise ModelError(
+            f"{path} is a xacro file but the `xacro` package is not installed; install it with "
+            "`pip install xacro` (or pytest-simtwin[xacro]), or pass the expanded URDF."
+        ) from None
+    try:
+        document = xacro.process_file(str(path))
+    except Exception as exc:  # xacro raises its own XacroException, NameError, ... on bad input
+        raise ModelError(
+            f"{path}: xacro failed: {exc}. Expected a xacro file that expands on its own; $(find pkg) needs the "
+            "package on AMENT_PREFIX_PATH (source your workspace) and arguments need defaults."
+        ) from None
+    return str(document.toxml())
+
+
+def load_urdf(path: Path, ctx: Context) -> ModelSpec:
+    """A URDF robot; xacro files are expanded first (line numbers then refer to the expanded text)."""
+    if path.name.lower().endswith(".xacro"):
+        if not path.exists():
+            raise ModelError(f"robot file {path} does not exist; fix the path.")
+        root = parse_string(expand_xacro(path), path)
+        note = " (line in the xacro-expanded document)"
+    else:
+        root = parse_file(path)
+        note = ""
+    if root.tag != "robot":
+        raise ModelError(f"{root.where}: expected a URDF <robot> element; found <{root.tag}>{note}.")
+    try:
+        return _robot(root, path, ctx)
+    except ModelError as exc:
+        if note:
+            exc.message += note
+            exc.args = (exc.message,)
+        raise
+
+
+def _origin(element: Element | None) -> Pose:
+    if element is None:
+        return Pose()
+    xyz = floats(element, text=element.attrib.get("xyz", "0 0 0"), count=3, what="origin xyz")
+    rpy = floats(element, text=element.attrib.get("rpy", "0 0 0"), count=3, what="origin rpy")
+    return Pose(*xyz, *rpy)
+
+
+def _attr_float(element: Element, name: str, default: float | None = None) -> float:
+    raw = element.attrib.get(name)
+    if raw is None:
+        if default is None:
+            raise ModelError(f"{element.where}: <{element.tag}> needs a {name}= attribute.")
+        return default
+    return floats(element, text=raw, count=1, what=name)[0]
+
+
+def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
+    name = root.attrib.get("name", "")
+    if not name:
+        raise ModelError(f"{root.where}: <robot> needs a name attribute.")
+    model = ModelSpec(name=name, source=path)
+    for child in root.children:
+        if child.tag not in _KNOWN_ROBOT:
+            ctx.warn(f"{child.where}: URDF element <{child.tag}> of {name!r} is not simulated")
+    origins: dict[str, Pose] = {}
+    parents: dict[str, str] = {}
+    for el in root.findall("link"):
+        model.links.append(_link(el, path, ctx))
+    links = {link.name for link in model.links}
+    for el in root.findall("joint"):
+        joint = _joint(el, links, ctx)
+        if joint.child in parents:
+            raise ModelError(f"{el.where}: link {joint.child!r} has two parent joints; URDF must be a tree.")
+        parents[joint.child] = joint.parent
+        origins[joint.child] = _origin(el.find("origin"))
+        model.joints.append(joint)
+    roots = [link.name for link in model.links if link.name not in parents]
+    if len(roots) != 1:
+        raise ModelError(f"{root.where}: URDF {name!r} must have exactly one root link; found {roots or 'none'}.")
+    model.canonical_link = roots[0]
+    if model.canonical_link == "world":
+        raise ModelError(f"{root.where}: URDF {name!r} is fixed to 'world'; a robot must be free to move.")
+
+    def pose_of(link: str, depth: int = 0) -> Pose:
+        if link not in parents:
+            return Pose()
+        return pose_of(parents[link], depth + 1) * origins[link]
+
+    for link in model.links:
+        link.pose = pose_of(link.name)
+    for gz in root.findall("gazebo"):
+        _gazebo(gz, model, ctx)
+    for link in model.links:
+        model.lidars.extend(link.sensors)
+    if model.diff_drive is not None:
+        check_diff_drive_joints(model.diff_drive, model)
+    return model
+
+
+def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
+    link = LinkSpec(name=el.attrib.get("name", ""))
+    if not link.name:
+        raise ModelError(f"{el.where}: <link> needs a name attribute.")
+    inertial = el.find("inertial")
+    if inertial is not None:
+        mass_el = inertial.find("mass")
+        mass = _attr_float(mass_el, "value") if mass_el is not None else 0.0
+        tensor = inertial.find("inertia")
+        keys = ("ixx", "iyy", "izz", "ixy", "ixz", "iyz")
+        values = tuple(_attr_float(tensor, k, 0.0) for k in keys) if tensor is not None else (0.0,) * 6
+        if mass > 0:
+            link.inertial = InertialSpec(mass, _origin(inertial.find("origin")), values)  # type: ignore[arg-type]
+    for index, col in enumerate(el.findall("collision")):
+        geom = _geometry(col, col.attrib.get("name", f"collision_{index}"), path, ctx)
+        if geom is not None:
+            geom.pose = _origin(col.find("origin"))
+            link.collisions.append(geom)
+    return link
+
+
+def _geometry(col: Element, name: str, path: Path, ctx: Context) -> GeomSpec | None:
+    geometry = col.find("geometry")
+    if geometry is None or not geometry.children:
+        return None
+    shape = geometry.children[0]
+    if shape.tag == "box":
+        size: tuple[float, ...] = tuple(floats(shape, text=shape.attrib.get("size", ""), count=3, what="box size"))
+    elif shape.tag == "cylinder":
+        size = (_attr_float(shape, "radius"), _attr_float(shape, "length"))
+    elif shape.tag == "sphere":
+        size = (_attr_float(shape, "radius"),)
+    elif shape.tag == "mesh":
+        uri = shape.attrib.get("filename", "")
+        if not uri:
+            raise ModelError(f"{shape.where}: <mesh> needs a filename attribute.")
+        if not uri.lower().endswith((".stl", ".obj")):
+            check_mesh(Path(uri), shape)
+        mesh = check_mesh(ctx.resolver.resolve(uri, path.parent, shape), shape)
+        scale = tuple(floats(shape, text=shape.attrib.get("scale", "1 1 1"), count=3, what="mesh scale"))
+        return GeomSpec(name, "mesh", scale, mesh=mesh.resolve(), origin=shape.where)
+    else:
+        raise ModelError(
+            f"{shape.where}: unknown geometry <{shape.tag}> in collision {name!r}; expected box, cylinder, sphere "
+            "or mesh (STL/OBJ)."
+        )
+    if any(not (v > 0 and math.isfinite(v)) for v in size):
+        raise ModelError(f"{shape.where}: {shape.tag} of collision {name!r} has a non-positive size {size}.")
+    return GeomSpec(name, shape.tag, size, origin=shape.where)
+
+
+def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
+    name, kind = el.attrib.get("name", ""), el.attrib.get("type", "")
+    ends = {}
+    for role in ("parent", "child"):
+        node = el.find(role)
+        value = node.attrib.get("link", "") if node is not None else ""
+        if value not in links:
+            raise ModelError(
+                f"{el.where}: joint {name!r} {role} link {value!r} is not defined; expected one of: "
+                f"{', '.join(sorted(links))}."
+            )
+        ends[role] = value
+    if kind not in _JOINT_KINDS:
+        ctx.warn(f"{el.where}: URDF joint {name!r} of type {kind!r} is simulated as fixed")
+    if el.find("mimic") is not None:
+        ctx.warn(f"{el.where}: <mimic> of joint {name!r} is not simulated (the joint moves freely)")
+    axis_el = el.find("axis")
+    axis = (1.0, 0.0, 0.0)  # URDF default
+    if axis_el is not None:
+        values = floats(axis_el, text=axis_el.attrib.get("xyz", "1 0 0"), count=3, what="axis xyz")
+        norm = math.sqrt(sum(v * v for v in values))
+        if norm == 0:
+            raise ModelError(f"{axis_el.where}: joint {name!r} axis is zero; expected a direction.")
+        axis = (values[0] / norm, values[1] / norm, values[2] / norm)
+    limits = None
+    limit = el.find("limit")
+    if limit is not None and kind in ("revolute", "prismatic"):
+        limits = (_attr_float(limit, "lower", 0.0), _attr_float(limit, "upper", 0.0))
+    damping = friction = 0.0
+    dynamics = el.find("dynamics")
+    if dynamics is not None:
+        damping, friction = _attr_float(dynamics, "damping", 0.0), _attr_float(dynamics, "friction", 0.0)
+    return JointSpec(name, _JOINT_KINDS.get(kind, "fixed"), ends["parent"], ends["child"], axis, Pose(), limits,
+                     damping, friction)  # fmt: skip
+
+
+def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
+    reference = gz.attrib.get("reference")
+    link = None
+    if reference:
+        link = next((lk for lk in model.links if lk.name == reference), None)
+        if link is None:
+            ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link (joint references are ignored)")
+            return
+    for child in gz.children:
+        if child.tag == "plugin":
+            kind = plugin_kind(child)
+            if kind in ("diff_drive", "classic_diff_drive"):
+                if model.diff_drive is not None:
+                    raise ModelError(f"{child.where}: a second DiffDrive plugin in {model.name!r}; expected one.")
+                model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
+            elif kind != "infrastructure":
+                if kind == "ros2_control":
+                    ctx.ros2_control[model.name] = child.where
+                ctx.warn(
+                    f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
+                )
+        elif child.tag == "sensor" and link is not None:
+            lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
+            if lidar is not None:
+                link.sensors.append(lidar)
+        elif child.tag == "mu1" and link is not None:
+            mu = floats(child, count=1)[0]
+            for geom in link.collisions:
+                geom.friction = mu
+        elif child.tag not in (
+            "material",
+            "mu2",
+            "kp",
+            "kd",
+            "selfCollide",
+            "self_collide",
+            "visual",
+            "turnGravityOff",
+        ):
+            ctx.warn(f"{child.where}: <gazebo> element <{child.tag}> is not simulated")

@@ -1,0 +1,116 @@
+"""A small XML tree that remembers file and line of every element (ElementTree drops line numbers)."""
+
+from __future__ import annotations
+
+import xml.parsers.expat
+from collections.abc import Iterator
+from pathlib import Path
+
+from pytest_simtwin.errors import ModelError
+
+
+class Element:
+    """An XML element: ``tag``, ``attrib``, ``text`` (stripped), ``children``, ``file``, ``line``."""
+
+    __slots__ = ("attrib", "children", "file", "line", "parent", "tag", "text")
+
+    def __init__(self, tag: str, attrib: dict[str, str], file: Path | None, line: int) -> None:
+        self.tag = tag
+        self.attrib = attrib
+        self.file = file
+        self.line = line
+        self.text = ""
+        self.children: list[Element] = []
+        self.parent: Element | None = None
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.file or '<string>'}:{self.line}"
+
+    def find(self, tag: str) -> Element | None:
+        for child in self.children:
+            if child.tag == tag:
+                return child
+        return None
+
+    def findall(self, tag: str) -> list[Element]:
+        return [c for c in self.children if c.tag == tag]
+
+    def path(self, *tags: str) -> Element | None:
+        """Follow a chain of child tags, e.g. ``path("lidar", "scan", "horizontal")``."""
+        node: Element | None = self
+        for tag in tags:
+            if node is None:
+                return None
+            node = node.find(tag)
+        return node
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def child_text(self, tag: str) -> str | None:
+        child = self.find(tag)
+        return child.text if child is not None else None
+
+    def __repr__(self) -> str:
+        return f"<{self.tag} at {self.where}>"
+
+
+def parse_string(text: str | bytes, file: Path | None = None) -> Element:
+    """Parse XML text; a syntax error becomes a ModelError with file and line."""
+    parser = xml.parsers.expat.ParserCreate()
+    stack: list[Element] = []
+    root: list[Element] = []
+    texts: list[list[str]] = []
+
+    def start(tag: str, attrib: dict[str, str]) -> None:
+        element = Element(tag, attrib, file, parser.CurrentLineNumber)
+        if stack:
+            element.parent = stack[-1]
+            stack[-1].children.append(element)
+        else:
+            root.append(element)
+        stack.append(element)
+        texts.append([])
+
+    def end(tag: str) -> None:
+        element = stack.pop()
+        element.text = "".join(texts.pop()).strip()
+
+    def data(chunk: str) -> None:
+        if texts:
+            texts[-1].append(chunk)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data
+    try:
+        parser.Parse(text, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise ModelError(
+            f"{file or '<string>'}:{exc.lineno}: malformed XML ({xml.parsers.expat.errors.messages[exc.code]} "
+            f"at column {exc.offset}); expected a well-formed SDF/URDF document. Fix the file (e.g. check it "
+            f"with `xmllint --noout {file or 'FILE'}`)."
+        ) from None
+    if not root:
+        raise ModelError(f"{file or '<string>'}: empty XML document; expected an SDF or URDF description.")
+    return root[0]
+
+
+def parse_file(path: Path) -> Element:
+    """Read and parse ``path``; a missing or unreadable file is a ModelError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(
+            f"model file {path} does not exist; expected an SDF (.sdf/.world), URDF (.urdf) or "
+            f".urdf.xacro file. Check the path (relative paths are relative to {Path.cwd()})."
+        ) from None
+    except IsADirectoryError:
+        raise ModelError(f"{path} is a directory; expected an SDF or URDF file inside it.") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}; check its permissions.") from None
+    return parse_string(data, path)
