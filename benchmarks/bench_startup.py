@@ -52,7 +52,7 @@ def plugin_starts(backend: str, starts: int, tmp: Path, image: str | None) -> li
 def docker_unavailable(image: str | None) -> str | None:
     """Why the docker backend cannot run here (None: it can)."""
     try:
-        from pytest_simtwin.backends.containers.docker import connect
+        from pytest_simtwin.backends.containers.client import connect
         from pytest_simtwin.backends.containers.images import default_sim_image
 
         client = connect()

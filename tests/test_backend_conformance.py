@@ -181,8 +181,9 @@ def _check_control(ros: RosSession) -> None:
 def test_process_backend_without_control_says_so(domain: Domain, tmp_path: Path) -> None:
     """A foreign simulator (here: our simulator under another service namespace) has no /simtwin control."""
     config = SimConfig(command=SIM_TEMPLATE + " --namespace /elsewhere", start_timeout=30.0)
-    from pytest_simtwin.runtime.session import Sim, SimSession, WorkerInfo
+    from pytest_simtwin.runtime.session import SimSession, WorkerInfo
     from pytest_simtwin.runtime.settings import Settings
+    from pytest_simtwin.runtime.sim import Sim
 
     settings = Settings(
         backend="process",

@@ -17,7 +17,7 @@ pytest_plugins = ["pytester"]
 
 # A test that prints the effective settings, so the outer test can check what the plugin parsed.
 SHOW = """
-from pytest_simtwin.plugin.hooks import SETTINGS_KEY
+from pytest_simtwin.plugin.keys import SETTINGS_KEY
 
 def test_show(pytestconfig):
     s = pytestconfig.stash[SETTINGS_KEY]
@@ -106,7 +106,7 @@ def test_missing_world_message_says_what_to_do(pytester: pytest.Pytester) -> Non
 
 MARKED = """
 import pytest
-from pytest_simtwin.plugin.hooks import OVERRIDES_KEY
+from pytest_simtwin.plugin.keys import OVERRIDES_KEY
 
 pytestmark = pytest.mark.simtwin(world="w.sdf", rtf=2.0)
 

@@ -19,8 +19,9 @@ from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.processes import partition_members
 from pytest_simtwin.errors import BackendError, ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError
 from pytest_simtwin.ros import domains
-from pytest_simtwin.runtime.session import Sim, SimSession, WorkerInfo
+from pytest_simtwin.runtime.session import SimSession, WorkerInfo
 from pytest_simtwin.runtime.settings import Settings
+from pytest_simtwin.runtime.sim import Sim
 
 
 def make_settings(tmp_path: Path, backend: str = "embedded", **sim: Any) -> Settings:

@@ -15,7 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_simtwin.errors import ConfigError, SimulatorStartError
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.errors import ConfigError, SimulatorStartError, WaitTimeout
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.domains import DomainLease
@@ -131,8 +132,6 @@ class Backend(abc.ABC):
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Wait for the first ``ready_topic`` message; fail early if the simulator exits."""
-        from pytest_simtwin._internal.waiting import wait_until
-        from pytest_simtwin.errors import WaitTimeout
 
         limit = self.config.start_timeout if timeout is None else timeout
         msg_type = resolve_msg_type(self.config.ready_type)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from pytest_simtwin.backends import forkclient
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.processes import SubprocessBackend
 
@@ -36,7 +37,6 @@ class EmbeddedBackend(SubprocessBackend):
         ], False
 
     def spawner(self) -> Spawner | None:
-        from pytest_simtwin.backends import forkclient
 
         if not uses_fork_server(self.config):
             return None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_simtwin.ros import domains
+from pytest_simtwin.sim import forkserver
 
 log = logging.getLogger("simtwin.forkserver")
 
@@ -209,7 +210,6 @@ def _hello(name: str, timeout: float) -> tuple[socket.socket, int]:
 
 
 def _start_server(name: str, log_path: Path) -> subprocess.Popen[bytes]:
-    from pytest_simtwin.sim import forkserver
 
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
     env["OPENBLAS_NUM_THREADS"] = "1"

@@ -31,7 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.topics import BridgeEntry
+from pytest_simtwin.sim.world.resources import Resolver
+from pytest_simtwin.sim.world.xmltree import Element
 
 EXIT_USAGE = 2
 EXIT_MISSING_TOOL = 127
@@ -108,9 +111,6 @@ def _included_models(world_el: ET.Element, path: Path) -> list[ET.Element]:
     URIs resolve as Gazebo resolves them (``model://`` through GZ_SIM_RESOURCE_PATH and friends,
     ``package://``, paths relative to the world file); a URDF include has no Gazebo plugins to read.
     """
-    from pytest_simtwin.errors import ModelError
-    from pytest_simtwin.sim.world.resources import Resolver
-    from pytest_simtwin.sim.world.xmltree import Element
 
     resolver = Resolver()
     found: list[ET.Element] = []

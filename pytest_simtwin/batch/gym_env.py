@@ -23,7 +23,10 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.batch.pool import SimPool
 from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.ros.messages import stamp_seconds
 
 if TYPE_CHECKING:
     from pytest_simtwin.batch.pool import PoolMember, SimPool
@@ -56,7 +59,6 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         self._own_pool: SimPool | None = None
         if member is None:
             # A standalone environment owns a pool of one (lockstep: time moves only when we step).
-            from pytest_simtwin.batch.pool import SimPool
 
             kwargs = {"lockstep": True, **(pool_kwargs or {})}
             self._own_pool = SimPool(1, **kwargs).start()
@@ -82,7 +84,6 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         if scan is not None:
             first = scan
             second = self.robot.wait_for_scan(timeout=10.0)
-            from pytest_simtwin.ros.messages import stamp_seconds
 
             gap = stamp_seconds(second.header.stamp) - stamp_seconds(first.header.stamp)
             self._scan_rate = 1.0 / gap if gap > 0 else 0.0
@@ -122,8 +123,6 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         """The scan published last before the current sim time (the simulator is paused here)."""
         from sensor_msgs.msg import LaserScan
 
-        from pytest_simtwin._internal.waiting import wait_until
-        from pytest_simtwin.ros.messages import stamp_seconds
 
         st = self.member.control.state()
         now = float(st["sim_time"])

@@ -25,7 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.errors import ConfigError, SimTwinError
+from pytest_simtwin.helpers.robot import Robot
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range, reap_leftovers
+from pytest_simtwin.runtime.session import SimSession
+from pytest_simtwin.runtime.settings import Settings
+from pytest_simtwin.runtime.workers import WorkerInfo
 
 if TYPE_CHECKING:
     from pytest_simtwin.control.client import ControlClient
@@ -83,7 +87,6 @@ class PoolMember:
     def robot(self) -> Robot:
         """A robot helper bound to this simulator (created once)."""
         if self._robot is None:
-            from pytest_simtwin.helpers.robot import Robot
 
             session = self.session
             self._robot = Robot(
@@ -168,7 +171,6 @@ class SimPool:
         self.ready_after = 0.0
 
     def _settings(self) -> Any:
-        from pytest_simtwin.runtime.settings import Settings
 
         return Settings(
             backend=self.backend,
@@ -182,8 +184,6 @@ class SimPool:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> SimPool:
         """Lease N domains, launch N simulators, wait until every one published its first message."""
-        from pytest_simtwin.runtime.session import SimSession
-        from pytest_simtwin.runtime.workers import WorkerInfo
 
         if self._stack is not None:
             return self

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.base import resolve_msg_type
 from pytest_simtwin.backends.processes import ManagedProcess
-from pytest_simtwin.errors import ConfigError, WaitTimeout
+from pytest_simtwin.errors import ConfigError, WaitTimeout, format_log_tail
 from pytest_simtwin.helpers.assertions import hide_frames
 
 if TYPE_CHECKING:
@@ -134,7 +134,6 @@ class NodeProcess:
         __tracebackhide__ = True
         reason = self.death_reason()
         if reason is not None:
-            from pytest_simtwin.errors import format_log_tail
 
             raise AssertionError(
                 f"{reason}; expected it to keep running. Its log: {self.log_path}\n"

@@ -14,16 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_simtwin.plugin.keys import MARKER_ERROR_KEY, OVERRIDES_KEY, PREWARMED_KEY, SESSION_KEY, SETTINGS_KEY
 from pytest_simtwin.runtime import settings as cfg
 
 if TYPE_CHECKING:
-    from pytest_simtwin.runtime.session import Sim, SimSession
+    from pytest_simtwin.runtime.session import SimSession
+    from pytest_simtwin.runtime.sim import Sim
 
-SETTINGS_KEY = pytest.StashKey["cfg.Settings"]()
-OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
-SESSION_KEY = pytest.StashKey["SimSession"]()  # on an item whose test uses the simulator
-MARKER_ERROR_KEY = pytest.StashKey[str]()  # an invalid simtwin marker found by an xdist worker
-PREWARMED_KEY = pytest.StashKey[bool]()  # the fork server was asked to start
 
 
 # -- options, markers, configuration -------------------------------------------------------------
@@ -76,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         exit_with_parent()
     # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (report.py).
-    from pytest_simtwin.results.html import ReportingPlugin
+    from pytest_simtwin.plugin.reporting import ReportingPlugin
 
     config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
     # --simtwin-shard K/N: keep one deterministic slice of the selected tests (shard.py).
@@ -134,7 +131,7 @@ def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
 @pytest.fixture
 def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Sim]:
     """The running simulator of this worker, configured for this test, reset and health-checked."""
-    from pytest_simtwin.runtime.session import Sim
+    from pytest_simtwin.runtime.sim import Sim
 
     item = request.node
     config, reset = cfg.effective_config(request.config.stash[SETTINGS_KEY], item.stash.get(OVERRIDES_KEY, {}))

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.runtime.settings import get_option
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,6 @@ def plan(nodeids: Sequence[str], total: int, durations: Mapping[str, float] | No
 
 def configured_shard(config: pytest.Config) -> Shard | None:
     """The shard asked for on the command line or in the ini file (validated), or None."""
-    from pytest_simtwin.runtime.settings import get_option
 
     text = get_option(config, "shard")
     if not text:
@@ -165,7 +165,6 @@ def configured_shard(config: pytest.Config) -> Shard | None:
 
 def configured_durations(config: pytest.Config) -> dict[str, float] | None:
     """The recorded per-test durations (``--simtwin-shard-durations``), or None."""
-    from pytest_simtwin.runtime.settings import get_option
 
     path = get_option(config, "shard-durations")  # a Path, already resolved against cwd / ini dir
     if path is None:

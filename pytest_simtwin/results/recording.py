@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, DataError
+from pytest_simtwin.results.baselines import baseline_filename
 from pytest_simtwin.results.records import TestRecord, atomic_write_text
+from pytest_simtwin.ros.session import sensor_qos
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.session import RosSession
@@ -78,7 +81,6 @@ def parse_topic_lines(lines: Iterable[str]) -> list[TopicSpec]:
 
 def default_topics(topics: Mapping[str, Any]) -> list[TopicSpec]:
     """The robot's standard topics from the simulator's features ``topics`` payload (sim/protocol.py)."""
-    from pytest_simtwin.control import protocol
 
     cmd_type = (
         "geometry_msgs/msg/TwistStamped" if topics.get("cmd_vel_type") == "twist_stamped" else "geometry_msgs/msg/Twist"
@@ -155,7 +157,6 @@ class Recorder:
         self.add_topics(specs)
 
     def add_topics(self, specs: Iterable[TopicSpec]) -> None:
-        from pytest_simtwin.ros.session import sensor_qos
 
         node = self._ros.node
         if node is None:
@@ -241,7 +242,6 @@ def read_counts(bag: Path) -> dict[str, int]:
 
 
 def safe_dirname(nodeid: str) -> str:
-    from pytest_simtwin.results.baselines import baseline_filename
 
     return baseline_filename(nodeid)[: -len(".json")]
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pytest_simtwin import __version__
 from pytest_simtwin.errors import DataError
 from pytest_simtwin.results.metrics import MetricRecord
 
@@ -266,7 +267,6 @@ class ResultsCollector:
         return [self.records[k] for k in sorted(self.records)]
 
     def to_dict(self) -> dict[str, Any]:
-        from pytest_simtwin import __version__
 
         tests = self.ordered()
         counts: dict[str, int] = {}

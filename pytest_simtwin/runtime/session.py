@@ -22,6 +22,7 @@ from pytest_simtwin.backends.base import Backend, SimConfig, backend_class, reso
 from pytest_simtwin.backends.embedded import EmbeddedBackend, uses_fork_server
 from pytest_simtwin.backends.processes import SubprocessBackend, kill_partition, register_reaper
 from pytest_simtwin.control import protocol
+from pytest_simtwin.control.client import ControlClient
 from pytest_simtwin.errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from pytest_simtwin.ros import domains
 from pytest_simtwin.ros import environment as rosenv
@@ -29,7 +30,6 @@ from pytest_simtwin.ros.session import RosSession
 from pytest_simtwin.runtime.workers import WorkerInfo
 
 if TYPE_CHECKING:
-    from pytest_simtwin.control.client import ControlClient
     from pytest_simtwin.runtime.settings import Settings
 
 #: Seconds the health check waits for the clock and the ready topic (capped by the start timeout).
@@ -307,7 +307,6 @@ class SimSession:
         A request sent while discovery is still matching the reply path can be lost; one lost reply
         must not cost the ControlClient's whole timeout (seen with 8 workers on 2 loaded cores).
         """
-        from pytest_simtwin.control.client import ControlClient
 
         stop = abort or self.death_reason
         client = ControlClient(self._require_ros(), abort=stop, died=self.died_error)
@@ -365,7 +364,6 @@ class SimSession:
             return None
 
     def _apply_features(self, features: dict[str, Any] | None) -> None:
-        from pytest_simtwin.control.client import ControlClient
 
         if features is None:
             self._control, self._topics = None, None  # a foreign simulator: topics only
@@ -520,6 +518,5 @@ class SimSession:
         return err
 
 
-from pytest_simtwin.runtime.sim import Sim  # noqa: E402  (the sim fixture's facade; re-exported here)
 
-__all__ = ["ControlUnansweredError", "Sim", "SimSession", "WorkerInfo"]
+__all__ = ["ControlUnansweredError", "SimSession", "WorkerInfo"]

@@ -26,7 +26,9 @@ from typing import Any, Literal
 import pytest
 
 from pytest_simtwin.backends.base import BACKENDS, SimConfig
-from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.backends.containers.docker import parse_memory
+from pytest_simtwin.backends.process import check_template
+from pytest_simtwin.errors import BackendError, ConfigError
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, MAX_DOMAIN_ID, parse_domain_range
 
 Kind = Literal["str", "int", "float", "bool", "path"]
@@ -261,7 +263,6 @@ def load_settings(config: pytest.Config) -> Settings:
                 "such as 'gz sim -s -r --headless-rendering {world}' ({world} {robot} {domain_id} {partition} "
                 "{seed} {rtf} are filled in); none was given"
             )
-        from pytest_simtwin.backends.process import check_template
 
         try:
             check_template(command)
@@ -282,8 +283,6 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--simtwin-docker-cpus: expected a positive number of CPUs (e.g. 1.5), found {cpus}")
     memory = get_option(config, "docker-memory")
     if memory:
-        from pytest_simtwin.backends.containers.docker import parse_memory
-        from pytest_simtwin.errors import BackendError
 
         try:
             parse_memory(memory)

@@ -16,11 +16,11 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import SimTwinError
-from pytest_simtwin.ros.domains import process_alive
 
 if TYPE_CHECKING:
     from pytest_simtwin.sim.node import Request, SimNode
@@ -307,7 +307,7 @@ class Runner:
             self.node.publish_scan(t, self._last_scan)
 
     def _housekeeping(self, now: float) -> None:
-        if self.parent_pid is not None and not process_alive(self.parent_pid):
+        if self.parent_pid is not None and not _alive(self.parent_pid):
             self.request_stop(f"parent process {self.parent_pid} exited (--parent-pid)")
         if now >= self._next_type_check:  # a graph query: about 1 ms, so once a second
             self._next_type_check = now + 1.0
@@ -574,3 +574,11 @@ class Runner:
         name = self._name(p)
         self.physics.remove(name)
         return {"name": name}
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone): the simulator exits with its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -12,8 +12,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin.helpers.assertions import active_record
+from pytest_simtwin.results.records import record_for
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.loaders import Topics, load_trajectory
+from pytest_simtwin.twin.replay import replay
+from pytest_simtwin.twin.report import write_outputs
 from pytest_simtwin.twin.scoring import MetricSpec, TwinConfig, TwinResult, load_config, validate
 
 if TYPE_CHECKING:
@@ -61,11 +65,9 @@ def assert_twin_matches(
     result = validate(_as_run(real), _as_run(sim), _config(config, metrics))
     png = None
     if out_dir is not None:
-        from pytest_simtwin.twin.report import write_outputs
 
         png = write_outputs(result, out_dir).get("png")
     if record is None:
-        from pytest_simtwin.helpers.assertions import active_record
 
         record = active_record()
     if record is not None:
@@ -97,7 +99,6 @@ class TwinValidation:
 
     def replay(self, real: RunLike, pose: str = "ground_truth") -> Trajectory:
         """Drive this test's simulator with ``real``'s /cmd_vel (uses the ``sim`` fixture's session)."""
-        from pytest_simtwin.twin.replay import replay
 
         if self._session is None:
             raise RuntimeError("twin_validation.replay needs the simulator: this test has no simtwin session")
@@ -112,7 +113,6 @@ class TwinValidation:
         png: bool = True,
     ) -> TwinResult:
         """Score ``sim`` (default: a replay of ``real``) against ``real``; records, never raises on a fail."""
-        from pytest_simtwin.twin.report import write_outputs
 
         real_run = _as_run(real)
         sim_run = self.replay(real_run) if sim is None else _as_run(sim)
@@ -136,7 +136,6 @@ class TwinValidation:
 
 def twin_validation_for(request: pytest.FixtureRequest, artifacts: Path) -> TwinValidation:
     """Build the fixture value: the test's record, its artifacts folder, the simulator on demand."""
-    from pytest_simtwin.results.records import record_for
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
 

@@ -20,6 +20,7 @@ import numpy as np
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.twin.data import Array, Trajectory
 from pytest_simtwin.twin.model import DiffDriveParams, predict, simulate
+from pytest_simtwin.twin.scoring import command_latency
 
 FITTABLE = (
     "wheel_radius",
@@ -105,7 +106,6 @@ def calibrate(
     start = initial or nominal
     if initial is None and "command_latency" in fit:
         # Start the latency at the cross-correlation estimate: from zero the fit barely feels it.
-        from pytest_simtwin.twin.scoring import command_latency
 
         lr, lm = command_latency(real), command_latency(predict(real, nominal, nominal))
         if lr is not None and lm is not None:

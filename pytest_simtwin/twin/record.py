@@ -15,7 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ConfigError, DataError, WaitTimeout
+from pytest_simtwin.results.recording import TopicSpec, recorder_for
+from pytest_simtwin.ros.environment import ros_environment
+from pytest_simtwin.ros.session import RosSession
 from pytest_simtwin.twin.loaders import Topics
 
 CMD_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
@@ -56,10 +60,6 @@ def record(
     quiet: bool = False,
 ) -> Path:
     """Record until ``duration`` seconds passed, Ctrl-C or ``stop_event``; returns the bag folder."""
-    from pytest_simtwin._internal.waiting import wait_until
-    from pytest_simtwin.results.recording import TopicSpec, recorder_for
-    from pytest_simtwin.ros.environment import ros_environment
-    from pytest_simtwin.ros.session import RosSession
 
     tp = topics or Topics()
     domain_id = _domain(domain)

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin._internal.waiting import wait_until as _wait
 from pytest_simtwin.errors import ControlError, DataError, SimulatorError
-from pytest_simtwin.ros.messages import yaw_from_quaternion
+from pytest_simtwin.ros.messages import twist_type, yaw_from_quaternion
 from pytest_simtwin.twin.data import Trajectory, as_array, matrix
 
 if TYPE_CHECKING:
@@ -61,7 +63,6 @@ def _stamp(msg: Any) -> float:
 
 def _await_stamp(buf: Any, sim_t: float, timeout: float = 1.0) -> None:
     """Wait (bounded, no error: a lost message is tolerated) until a pose stamped >= ``sim_t`` arrived."""
-    from pytest_simtwin._internal.waiting import wait_until
 
     def arrived() -> bool:
         latest = buf.latest()
@@ -96,7 +97,6 @@ def replay(
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
-    from pytest_simtwin.ros.messages import twist_type
 
     plan = command_plan(real)
     if config is not None:
@@ -153,7 +153,6 @@ def replay(
                 st = control.state()
                 return st if int(st["cmd_count"]) >= target else None
 
-            from pytest_simtwin._internal.waiting import wait_until
 
             st = wait_until(
                 arrived,
@@ -184,7 +183,6 @@ def replay(
             latest = odom_buf.latest()
             return latest is not None and _stamp(latest) >= end_t - 0.1
 
-        from pytest_simtwin._internal.waiting import wait_until as _wait
 
         with contextlib.suppress(Exception):
             _wait(complete, 2.0, what="the last odometry of the replay")

@@ -15,7 +15,7 @@ from pytest_simtwin.ros.session import RosSession
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    from pytest_simtwin.backends.containers.docker import connect
+    from pytest_simtwin.backends.containers.client import connect
 
     try:
         return connect(timeout=20.0)

@@ -137,7 +137,7 @@ def test_no_permission_on_the_socket_says_docker_group_or_rootless() -> None:
     import sys
 
     code = (
-        "from pytest_simtwin.backends.containers.docker import connect\n"
+        "from pytest_simtwin.backends.containers.client import connect\n"
         "from pytest_simtwin.errors import BackendError\n"
         "try:\n    connect(timeout=5)\nexcept BackendError as e:\n    print(e.message)\n"
     )

@@ -76,7 +76,7 @@ class Case:
 
 def _no_docker_daemon() -> str | None:
     try:
-        from pytest_simtwin.backends.containers.docker import connect
+        from pytest_simtwin.backends.containers.client import connect
 
         connect(timeout=5)
     except Exception as exc:  # ImportError, BackendError

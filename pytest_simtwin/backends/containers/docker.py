@@ -25,8 +25,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pytest_simtwin.backends import embedded
 from pytest_simtwin.backends.base import Backend
 from pytest_simtwin.backends.containers import reaper
+from pytest_simtwin.backends.containers.client import api_client, connect, daemon_address, sdk
 from pytest_simtwin.backends.containers.images import build_command_hint, default_sim_image
 from pytest_simtwin.backends.processes import read_tail
 from pytest_simtwin.errors import BackendError
@@ -45,72 +47,6 @@ FORWARDED_ENV = (
 )
 STOP_GRACE = 5.0
 _log_counter = itertools.count(1)
-_client_lock = threading.Lock()
-_client: Any = None
-
-
-def sdk() -> Any:
-    """The docker SDK module (imported lazily; ``Any`` because the repo's docker/ folder confuses mypy)."""
-    import importlib
-
-    return importlib.import_module("docker")
-
-
-def _daemon_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def explain_connection_error(exc: BaseException) -> BackendError:
-    """Turn a docker SDK connection failure into an error that says what to do."""
-    text = str(exc)
-    where = _daemon_address()
-    if "Permission denied" in text or "PermissionError" in text:
-        return BackendError(
-            f"no permission to use the Docker daemon at {where} ({text}). Expected read/write access to the "
-            f"docker socket. Add the user to the docker group (sudo usermod -aG docker $USER, then log in "
-            f"again) or use rootless docker (DOCKER_HOST=unix://$XDG_RUNTIME_DIR/docker.sock), or run with "
-            f"--simtwin-backend embedded."
-        )
-    return BackendError(
-        f"cannot reach a Docker daemon at {where} ({text}). Expected a running dockerd for "
-        f"--simtwin-backend docker. Start it (sudo systemctl start docker, or scripts/docker-setup.sh which "
-        f"starts dockerd and builds the images), point DOCKER_HOST at it, or use --simtwin-backend embedded."
-    )
-
-
-def connect(timeout: float = 30.0) -> Any:
-    """A docker SDK client for this process (cached); raises :class:`BackendError` when unusable."""
-    global _client
-    with _client_lock:
-        if _client is not None:
-            return _client
-        try:
-            docker = sdk()
-        except ImportError:
-            raise BackendError(
-                "the docker backend needs the docker SDK for Python, which is not installed. "
-                "Install it with: pip install 'pytest-simtwin[docker]' (or use --simtwin-backend embedded)"
-            ) from None
-        try:
-            client = docker.from_env(timeout=int(timeout))
-            client.ping()
-        except docker.errors.DockerException as exc:
-            raise explain_connection_error(exc) from None
-        except OSError as exc:
-            raise explain_connection_error(exc) from None
-        _client = client
-        return client
-
-
-def _api_client(timeout: float | None = None) -> Any:
-    """A second low-level client for blocking calls (wait, attach) in background threads."""
-    docker = sdk()
-
-    main = connect()
-    kwargs = docker.utils.kwargs_from_env()
-    return docker.APIClient(version=main.api.api_version, timeout=timeout, **kwargs)
-
-
 def check_image(client: Any, image: str) -> dict[str, Any]:
     """The image's attributes; :class:`BackendError` with the exact build command when it is missing."""
     docker = sdk()
@@ -119,7 +55,7 @@ def check_image(client: Any, image: str) -> dict[str, Any]:
         attrs: dict[str, Any] = client.api.inspect_image(image)
     except docker.errors.ImageNotFound:
         raise BackendError(
-            f"docker image {image!r} not found on the daemon at {_daemon_address()}. Expected the simulator "
+            f"docker image {image!r} not found on the daemon at {daemon_address()}. Expected the simulator "
             f"image built locally (no registry is used). Build it with: {build_command_hint(image)}"
         ) from None
     except docker.errors.APIError as exc:
@@ -179,7 +115,6 @@ def simulator_arguments(backend: Backend) -> list[str]:
 
     No ``--parent-pid``: the container has its own pid namespace; the stdin guard does that job.
     """
-    from pytest_simtwin.backends import embedded
 
     return embedded.simulator_arguments(backend.config, parent_pid=None)
 
@@ -303,9 +238,9 @@ class DockerBackend(Backend):
     def _attach_streams(self) -> None:
         """Attach before start: output goes to the log file, our end of stdin is the liveness link."""
         assert self.container_id is not None
-        api = _api_client()
+        api = api_client()
         # The wait must be issued before start so an early exit of an auto-removed container is seen.
-        waiter = _api_client()
+        waiter = api_client()
         cid = self.container_id
         ready = threading.Event()
 

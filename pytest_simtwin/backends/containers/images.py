@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_simtwin.backends.containers.client import connect, sdk
 from pytest_simtwin.errors import BackendError
 
 IMAGE_REPO = "pytest-simtwin"
@@ -83,13 +84,11 @@ def _print(msg: str) -> None:
 
 
 def _client() -> Any:
-    from pytest_simtwin.backends.containers.docker import connect
 
     return connect(timeout=600.0)
 
 
 def image_exists(image: str) -> bool:
-    from pytest_simtwin.backends.containers.docker import sdk
 
     docker = sdk()
 
@@ -101,7 +100,6 @@ def image_exists(image: str) -> bool:
 
 
 def image_labels(image: str) -> dict[str, str]:
-    from pytest_simtwin.backends.containers.docker import sdk
 
     docker = sdk()
 
@@ -245,7 +243,6 @@ def build_sim_image(
     ``base_python``: the base image's ``major.minor`` when known. When it differs from the host's,
     the wheelhouse cannot satisfy every dependency and pip inside the build uses the index.
     """
-    from pytest_simtwin.backends.containers.docker import sdk
 
     docker = sdk()
 

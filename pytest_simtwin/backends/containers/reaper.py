@@ -22,7 +22,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_simtwin.ros.domains import _proc_start_time, process_alive
+from pytest_simtwin.backends.containers.client import connect
+from pytest_simtwin.errors import BackendError
+from pytest_simtwin.ros.domains import _proc_start_time, process_alive, register_stale_child_reaper
 
 LABEL = "simtwin.managed"
 L_SESSION = "simtwin.session"
@@ -71,10 +73,8 @@ def owner_alive(labels: Mapping[str, str]) -> bool:
 
 def _client() -> Any | None:
     """A docker client, or None when docker is unavailable (reaping is then nothing to do)."""
-    from pytest_simtwin.errors import BackendError
 
     try:
-        from pytest_simtwin.backends.containers.docker import connect
 
         return connect(timeout=10.0)
     except BackendError:
@@ -129,7 +129,6 @@ def reap_lease_child(child: Mapping[str, Any]) -> bool:
 
 def register() -> None:
     """Let stale domain leases remove their recorded containers (see ``domains.register_stale_child_reaper``)."""
-    from pytest_simtwin.ros.domains import register_stale_child_reaper
 
     register_stale_child_reaper(reap_lease_child)
 

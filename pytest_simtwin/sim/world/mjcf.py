@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_simtwin.sim.world.meshes import mesh_parts
 from pytest_simtwin.sim.world.model import GeomSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 
 #: Geom groups: rays see groups 0-2; the robot lives in 3 so its own lidar does not see it.
@@ -141,7 +142,6 @@ class _Builder:
 
     def _mesh_assets(self, path: Path, scale: tuple[float, ...], split: bool) -> list[str]:
         """Mesh assets (vertex clouds: MuJoCo builds their convex hulls) for one mesh file."""
-        from pytest_simtwin.sim.world.meshes import mesh_parts
 
         key = (str(path), scale, split)
         if key not in self.meshes:

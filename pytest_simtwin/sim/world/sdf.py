@@ -10,11 +10,12 @@ the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.checks import check_version, check_world, lift_robot
+from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.plugins import (
     ROS2_CONTROL_HINT,
@@ -23,7 +24,8 @@ from pytest_simtwin.sim.world.plugins import (
     parse_lidar,
     plugin_kind,
 )
-from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
+from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, check_mesh
+from pytest_simtwin.sim.world.urdf import load_urdf
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
@@ -34,19 +36,6 @@ _IGNORED_MODEL = {"pose", "static", "link", "joint", "plugin", "frame", "model",
                   "allow_auto_disable", "enable_wind"}  # fmt: skip
 _IGNORED_WORLD = {"physics", "gravity", "model", "include", "plugin", "scene", "gui", "magnetic_field",
                   "atmosphere", "spherical_coordinates", "wind", "audio", "frame"}  # fmt: skip
-
-
-@dataclass
-class Context:
-    world: str = "default"
-    warnings: list[str] = field(default_factory=list)
-    resolver: Resolver = field(default_factory=Resolver)
-    #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
-    ros2_control: dict[str, str] = field(default_factory=dict)
-
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
 
 
 def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: Pose | None = None) -> WorldSpec:
@@ -105,13 +94,11 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
     """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
     name = path.name.lower()
     if name.endswith((".urdf", ".xacro")):
-        from pytest_simtwin.sim.world.urdf import load_urdf  # local: keeps xacro optional
 
         model: ModelSpec = load_urdf(path, ctx)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-            from pytest_simtwin.sim.world.urdf import load_urdf
 
             model = load_urdf(path, ctx)
         else:
@@ -199,7 +186,6 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     model_el = root.find("model") if root.tag == "sdf" else None
     if model_el is None:
         if root.tag == "robot":
-            from pytest_simtwin.sim.world.urdf import load_urdf
 
             model = load_urdf(path, ctx)
         else:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.values import floats
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
-
-if TYPE_CHECKING:
-    from pytest_simtwin.sim.world.sdf import Context
 
 _KNOWN_ROBOT = {"link", "joint", "gazebo", "material"}
 _JOINT_KINDS = {"revolute": "revolute", "continuous": "continuous", "prismatic": "prismatic", "fixed": "fixed"}

@@ -1,0 +1,20 @@
+"""What loading one world carries from file to file: its name, the warnings said, the URI resolver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pytest_simtwin.sim.world.resources import Resolver
+
+
+@dataclass
+class Context:
+    world: str = "default"
+    warnings: list[str] = field(default_factory=list)
+    resolver: Resolver = field(default_factory=Resolver)
+    #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
+    ros2_control: dict[str, str] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
