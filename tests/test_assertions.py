@@ -8,27 +8,21 @@ import numpy as np
 import pytest
 
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.helpers import assertions
 from pytest_simtwin.helpers.assertions import (
     MetricRecorder,
     assert_metric,
     assert_within_tolerance,
     record_metric,
-    set_active_record,
 )
 from pytest_simtwin.results.metrics import ValidationMetric
-from pytest_simtwin.results.records import TestRecord
-
-pytest_plugins = ["pytester"]
+from pytest_simtwin.results.records import TestRecord, bind_record, current_record
 
 
 @pytest.fixture
 def rec() -> object:
-    bound = assertions.active_record()  # the plugin binds one for every test
-    record = TestRecord(nodeid="t::x")
-    set_active_record(record)
-    yield record
-    set_active_record(bound)
+    assert current_record() is not None  # the plugin binds one for every test
+    with bind_record(TestRecord(nodeid="t::x")) as record:
+        yield record
 
 
 def test_scalar_within_tolerance_passes_at_the_boundary() -> None:
@@ -144,12 +138,9 @@ def test_record_metric_and_recorder() -> None:
     with pytest.raises(ConfigError, match="expected a number"):
         recorder("x", "fast")  # type: ignore[arg-type]
     # Without an active record the value is returned but stored nowhere.
-    bound = assertions.active_record()  # the plugin binds one for every test
-    set_active_record(None)
-    try:
+    with bind_record(None):
         assert record_metric("free", 1.0).value == 1.0
-    finally:
-        set_active_record(bound)
+        assert current_record() is None
 
 
 def test_failures_hide_plugin_frames(pytester: pytest.Pytester) -> None:

@@ -20,8 +20,6 @@ from pytest_simtwin.results import baselines as bl
 from pytest_simtwin.results.metrics import MetricRecord
 from pytest_simtwin.results.records import TestRecord
 
-pytest_plugins = ["pytester"]
-
 
 def make_record(
     nodeid: str = "tests/test_nav.py::test_drive[0.5]", speed: float = 0.5, err: float = 0.004

@@ -13,8 +13,6 @@ from pytest_simtwin.backends.process import check_template, needs_shell
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.runtime import settings as cfg
 
-pytest_plugins = ["pytester"]
-
 # A test that prints the effective settings, so the outer test can check what the plugin parsed.
 SHOW = """
 from pytest_simtwin.plugin.keys import SETTINGS_KEY

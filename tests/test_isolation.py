@@ -16,8 +16,6 @@ from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.processes import partition_members
 from pytest_simtwin.ros import domains
 
-pytest_plugins = ["pytester"]
-
 CROSSTALK = """
 import math
 import os

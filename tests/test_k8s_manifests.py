@@ -16,9 +16,6 @@ import yaml
 K8S = Path(__file__).resolve().parent.parent / "k8s"
 MANIFESTS = ("test-shards-job.yaml", "merge-job.yaml")
 
-pytest_plugins = ["pytester"]
-
-
 def _docs(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 

@@ -15,8 +15,6 @@ from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.results import recording
 from pytest_simtwin.ros.session import sensor_qos
 
-pytest_plugins = ["pytester"]
-
 
 def test_topic_lines_and_types() -> None:
     specs = recording.parse_topic_lines(

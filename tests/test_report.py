@@ -19,8 +19,6 @@ from pytest_simtwin.results import plots
 from pytest_simtwin.results.metrics import MetricRecord
 from pytest_simtwin.results.records import ResultsCollector, TestRecord, combine_outcome, downsample, load_metrics_file
 
-pytest_plugins = ["pytester"]
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

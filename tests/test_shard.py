@@ -14,8 +14,6 @@ from pytest_simtwin import cli
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.plugin import sharding as shard
 
-pytest_plugins = ["pytester"]
-
 SUITE = """
 import pytest
 

@@ -7,16 +7,31 @@ with one worker (no ``-n``), e.g. against a simulator you debug in another termi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pytest_simtwin.backends.base import Backend
 from pytest_simtwin.backends.processes import read_tail
+from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.ros.domains import MAX_DOMAIN_ID
 
 
 class AttachBackend(Backend):
     name: ClassVar[str] = "attach"
     supports_control: ClassVar[bool] = True  # probed on first use, like the process backend
+    owns_simulator: ClassVar[bool] = False  # already running: no lease, no restart, shared by every worker
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        domain = options.get("attach-domain")
+        if domain is None:
+            raise ConfigError(
+                "--simtwin-backend attach needs --simtwin-attach-domain: the ROS_DOMAIN_ID of the running "
+                "simulator; none was given"
+            )
+        if not 0 <= domain <= MAX_DOMAIN_ID:
+            raise ConfigError(f"--simtwin-attach-domain: expected 0..{MAX_DOMAIN_ID}, found {domain}")
 
     _started = False
 

@@ -11,6 +11,7 @@ import abc
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,8 +72,33 @@ class Backend(abc.ABC):
     """One simulator instance on one leased domain."""
 
     name: ClassVar[str] = "abstract"
+    # -- capabilities: what the rest of the package asks instead of checking a backend's name --
     #: True when the simulator answers the /simtwin control services (step, reset, spawn, ...).
     supports_control: ClassVar[bool] = True
+    #: True when it is always our simulator, so control services that do not answer are an error.
+    control_guaranteed: ClassVar[bool] = False
+    #: False when the simulator runs already (attach): no domain lease, no restart, shared by workers.
+    owns_simulator: ClassVar[bool] = True
+    #: True when a pool can start members paused and release them together (needs control at start).
+    can_start_held: ClassVar[bool] = True
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Validate this backend's options (``--simtwin-*`` names as keys) before anything starts.
+
+        Raises :class:`ConfigError` naming the option; the default accepts everything.
+        """
+        return None  # an optional hook: most backends take no options of their own
+
+    @classmethod
+    def wants_fork_server(cls, config: SimConfig) -> bool:
+        """Whether simulators of this config start from the warm fork server (so it is worth prewarming)."""
+        return False
+
+    @classmethod
+    def session_start(cls, controller: bool) -> None:
+        """Once per pytest process at configure time (``controller``: the xdist controller or a plain run)."""
+        return None  # an optional hook
 
     def __init__(
         self,
@@ -175,6 +201,9 @@ class Backend(abc.ABC):
         self.stop()
 
 
+#: Entry-point group under which other packages register backends: ``name = "module:Class"``.
+ENTRY_POINT_GROUP = "pytest_simtwin.backends"
+
 #: name -> "module:Class", imported only when chosen (docker pulls in the docker SDK).
 BACKENDS: dict[str, str] = {
     "embedded": "pytest_simtwin.backends.embedded:EmbeddedBackend",
@@ -184,13 +213,29 @@ BACKENDS: dict[str, str] = {
 }
 
 
+def available_backends() -> dict[str, str]:
+    """The built-in backends plus those registered under :data:`ENTRY_POINT_GROUP` by installed packages."""
+    found = dict(BACKENDS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
 def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name``; a :class:`ConfigError` lists the known names."""
+    known = BACKENDS if name in BACKENDS else available_backends()
     try:
-        target = BACKENDS[name]
+        target = known[name]
     except KeyError:
+        raise ConfigError(f"unknown simulator backend {name!r}: expected one of {', '.join(sorted(known))}") from None
+    module_name, _, cls_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
         raise ConfigError(
-            f"unknown simulator backend {name!r}: expected one of {', '.join(sorted(BACKENDS))}"
+            f"simulator backend {name!r} is registered as {target!r}, which cannot be loaded ({exc}); "
+            "reinstall the package that provides it"
         ) from None
-    module_name, cls_name = target.split(":")
-    cls: type[Backend] = getattr(importlib.import_module(module_name), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"simulator backend {name!r} ({target}) is not a pytest_simtwin Backend subclass")
     return cls

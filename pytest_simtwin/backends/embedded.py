@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 class EmbeddedBackend(SubprocessBackend):
     name: ClassVar[str] = "embedded"
     supports_control: ClassVar[bool] = True
+    control_guaranteed: ClassVar[bool] = True  # always our simulator: silent control services are a fault
+
+    @classmethod
+    def wants_fork_server(cls, config: SimConfig) -> bool:
+        return uses_fork_server(config)
 
     def command(self) -> tuple[Sequence[str] | str, bool]:
         return [

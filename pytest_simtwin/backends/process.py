@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import shlex
 import string
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from pytest_simtwin.backends.processes import SubprocessBackend
 from pytest_simtwin.errors import BackendError, ConfigError
@@ -50,6 +50,21 @@ class ProcessBackend(SubprocessBackend):
     name: ClassVar[str] = "process"
     #: Decided per simulator by the session (it probes the /simtwin services once on first use).
     supports_control: ClassVar[bool] = True
+    can_start_held: ClassVar[bool] = False  # a foreign simulator may have no control to hold it with
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        command = options.get("command")
+        if not command or not str(command).strip():
+            raise ConfigError(
+                "--simtwin-backend process needs --simtwin-command (or ini simtwin_command): a command template "
+                "such as 'gz sim -s -r --headless-rendering {world}' ({world} {robot} {domain_id} {partition} "
+                "{seed} {rtf} are filled in); none was given"
+            )
+        try:
+            check_template(command)
+        except ConfigError as exc:
+            raise ConfigError(f"--simtwin-command: {exc}") from None
 
     def values(self) -> dict[str, str]:
         cfg = self.config

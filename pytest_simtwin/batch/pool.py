@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pytest_simtwin.backends.base import SimConfig
+from pytest_simtwin.backends.base import SimConfig, backend_class
 from pytest_simtwin.errors import ConfigError, SimTwinError
 from pytest_simtwin.helpers.robot import Robot
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range, reap_leftovers
@@ -135,8 +135,8 @@ class SimPool:
             raise ConfigError(f"SimPool: n must be a positive integer, found {n!r}")
         if rtf < 0:
             raise ConfigError(f"SimPool: rtf must be >= 0 (0 = as fast as possible), found {rtf}")
-        if backend == "attach":
-            raise ConfigError("SimPool: the attach backend has no lifecycle; a pool needs embedded, process or docker")
+        if not backend_class(backend).owns_simulator:
+            raise ConfigError(f"SimPool: the {backend} backend has no lifecycle; a pool needs embedded, process or docker")
         ids = parse_domain_range(domain_range)
         if len(ids) < n:
             raise ConfigError(
@@ -216,7 +216,8 @@ class SimPool:
         return self
 
     def _hold_until_all_ready(self) -> bool:
-        return self.n > 1 and self.backend != "process" and not (self.config.paused or self.config.lockstep)
+        held = backend_class(self.backend).can_start_held
+        return self.n > 1 and held and not (self.config.paused or self.config.lockstep)
 
     def _play_all(self) -> None:
         """Release every held member at once: a request sent after some members already run free

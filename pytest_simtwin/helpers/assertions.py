@@ -3,60 +3,31 @@
 Every helper sets ``__tracebackhide__`` so a failure points at the user's line, and every message
 names the expected value, the actual value, the tolerance, the unit and by how much it missed.
 ``assert_metric`` and ``record_metric`` write a :class:`MetricRecord` into the running test's
-:class:`TestRecord` (the plugin binds it with :func:`set_active_record`), where reports and
+:class:`TestRecord` (the plugin binds it to the running test, :func:`~pytest_simtwin.results.records.bind_record`), where reports and
 baselines pick it up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pytest_simtwin.errors import ConfigError, WaitTimeout
 from pytest_simtwin.results.metrics import DIRECTIONS, Direction, MetricRecord, ValidationMetric, get_metric
+from pytest_simtwin.results.records import current_record
 
 if TYPE_CHECKING:
     from pytest_simtwin.helpers.robot import Robot
     from pytest_simtwin.results.records import TestRecord
 
-_active_record: TestRecord | None = None
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
-def hide_frames(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Make a helper's failures (AssertionError, e.g. WaitTimeout) point at the test's own line.
-
-    The traceback is cut at the helper, so pytest shows the test's frame and the message, not the
-    plugin's wait loop. Infrastructure errors (SimulatorError, ControlError) keep their traceback.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        __tracebackhide__ = True
-        try:
-            return fn(*args, **kwargs)
-        except AssertionError as exc:
-            raise exc.with_traceback(None) from None
-
-    return wrapper
-
-
-def set_active_record(record: TestRecord | None) -> None:
-    """Bind the record that ``assert_metric``/``record_metric`` write to (the plugin does this per test)."""
-    global _active_record
-    _active_record = record
-
-
-def active_record() -> TestRecord | None:
-    return _active_record
 
 
 def _fmt(value: float, unit: str | None) -> str:
@@ -85,7 +56,7 @@ def record_metric(
     metric = MetricRecord(
         name=name, value=number, unit=unit, tolerance=tolerance, direction=direction, description=description
     )
-    target = record if record is not None else _active_record
+    target = record if record is not None else current_record()
     if target is not None:
         target.add_metric(metric)
     return metric

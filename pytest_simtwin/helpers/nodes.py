@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.base import resolve_msg_type
 from pytest_simtwin.backends.processes import ManagedProcess
 from pytest_simtwin.errors import ConfigError, WaitTimeout, format_log_tail
-from pytest_simtwin.helpers.assertions import hide_frames
 
 if TYPE_CHECKING:
     from pytest_simtwin.results.records import TestRecord

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
-from pytest_simtwin.helpers.assertions import hide_frames
 from pytest_simtwin.helpers.robot_state import STEP_CHUNK, ControlLike, RobotObserver
 from pytest_simtwin.ros.messages import (
     Pose2D,

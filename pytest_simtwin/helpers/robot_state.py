@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
-from pytest_simtwin.helpers.assertions import hide_frames
 from pytest_simtwin.ros.messages import Pose2D, Velocity, pose_of, stamp_seconds, twist_type
 
 if TYPE_CHECKING:

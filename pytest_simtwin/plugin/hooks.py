@@ -10,7 +10,7 @@ Options live in ``config.OPTIONS`` (add yours there); add your hooks below in th
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,8 +18,12 @@ from pytest_simtwin.plugin.keys import MARKER_ERROR_KEY, OVERRIDES_KEY, PREWARME
 from pytest_simtwin.runtime import settings as cfg
 
 if TYPE_CHECKING:
+    from pytest_simtwin.helpers.assertions import MetricRecorder
+    from pytest_simtwin.helpers.nodes import NodeLauncher, RosNodeHelper
+    from pytest_simtwin.helpers.robot import Robot
     from pytest_simtwin.runtime.session import SimSession
     from pytest_simtwin.runtime.sim import Sim
+    from pytest_simtwin.twin.assertions import TwinValidation
 
 
 
@@ -49,21 +53,16 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_simtwin.ros.domains import reap_leftovers
 
     register_reaper()
-    if config.stash[SETTINGS_KEY].backend == "docker":
-        from pytest_simtwin.backends.containers.reaper import register as register_container_reaper
-
-        register_container_reaper()
-    if not hasattr(config, "workerinput"):
+    backend = config.stash[SETTINGS_KEY].backend_class
+    controller = not hasattr(config, "workerinput")
+    backend.session_start(controller)  # e.g. docker: the container reaper, a sweep of dead owners' containers
+    if controller:
         # Controller or plain run: clean what killed sessions left (dead holders only).
         reap_leftovers()
-        if config.stash[SETTINGS_KEY].backend == "docker":
-            from pytest_simtwin.backends.containers.reaper import session_start as sweep_containers
-
-            sweep_containers()  # containers whose owner process is dead (labels), see reaper.py
-        if config.stash[SETTINGS_KEY].backend == "attach" and config.getoption("numprocesses", None):
+        if not backend.owns_simulator and config.getoption("numprocesses", None):
             config.issue_config_time_warning(
                 pytest.PytestConfigWarning(
-                    "--simtwin-backend attach: every xdist worker talks to the same simulator, so parallel "
+                    f"--simtwin-backend {backend.name}: every xdist worker talks to the same simulator, so parallel "
                     "tests are not isolated from each other; run without -n or use the embedded backend"
                 ),
                 stacklevel=2,
@@ -145,7 +144,7 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
 
 
 @pytest.fixture
-def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[Any]:
+def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[Robot]:
     """The simulated robot (pytest_simtwin.helpers.robot.Robot) on this worker's simulator."""
     from pytest_simtwin.helpers.robot import Robot
     from pytest_simtwin.results.records import record_for
@@ -163,7 +162,7 @@ def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession)
 
 
 @pytest.fixture
-def ros_node(simtwin_session: SimSession) -> Any:
+def ros_node(simtwin_session: SimSession) -> RosNodeHelper:
     """Helpers around the worker's rclpy node on the simulation domain (``.node`` is the raw node)."""
     from pytest_simtwin.helpers.nodes import RosNodeHelper
 
@@ -173,7 +172,7 @@ def ros_node(simtwin_session: SimSession) -> Any:
 
 
 @pytest.fixture
-def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[Any]:
+def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[NodeLauncher]:
     """``launch_node(cmd, ...)``: start a node under test on the simulation domain; stopped after the test."""
     from pytest_simtwin.helpers.nodes import NodeLauncher
     from pytest_simtwin.results.records import record_for
@@ -189,7 +188,7 @@ def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> 
 
 
 @pytest.fixture
-def record_metric(request: pytest.FixtureRequest) -> Any:
+def record_metric(request: pytest.FixtureRequest) -> MetricRecorder:
     """``record_metric(name, value, unit="", tolerance=None, direction="lower")``: store a metric of this test."""
     from pytest_simtwin.helpers.assertions import MetricRecorder
     from pytest_simtwin.results.records import record_for
@@ -198,7 +197,7 @@ def record_metric(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def twin_validation(request: pytest.FixtureRequest) -> Any:
+def twin_validation(request: pytest.FixtureRequest) -> TwinValidation:
     """Digital-twin validation for this test (twin/assertions.py): load, replay, score, record metrics."""
     from pytest_simtwin.twin.assertions import twin_validation_for
 
@@ -206,24 +205,21 @@ def twin_validation(request: pytest.FixtureRequest) -> Any:
 
 
 # -- test lifecycle: active metric record, simulator death -> error ------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    from pytest_simtwin.results.records import bind_record, record_for  # lazy: see the module docstring
+
+    with bind_record(record_for(item)):  # record_metric / assert_metric write to this test's record
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    from pytest_simtwin.helpers.assertions import set_active_record
-    from pytest_simtwin.results.records import record_for
-
-    set_active_record(record_for(item))
     marker_error = item.stash.get(MARKER_ERROR_KEY, None)
     if marker_error is not None:
         from pytest_simtwin.errors import ConfigError
 
         raise ConfigError(f"invalid simtwin marker: {marker_error}")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    from pytest_simtwin.helpers.assertions import set_active_record
-
-    set_active_record(None)
 
 
 @pytest.hookimpl(wrapper=True)

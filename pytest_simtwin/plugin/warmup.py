@@ -28,9 +28,7 @@ from pytest_simtwin.runtime.settings import Settings
 
 def wants_fork_server(settings: Settings) -> bool:
     """Whether this run's simulators come from the fork server (embedded backend, fork server on)."""
-    from pytest_simtwin.backends.embedded import uses_fork_server
-
-    return settings.backend == "embedded" and uses_fork_server(settings.sim)
+    return settings.backend_class.wants_fork_server(settings.sim)
 
 
 def prewarm(settings: Settings) -> None:

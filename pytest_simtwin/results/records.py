@@ -17,7 +17,8 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,23 @@ class TestRecord:
 
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
+#: The running test's record: bound by the plugin around each test (setup, call, teardown).
+_CURRENT: ContextVar[TestRecord | None] = ContextVar("simtwin_current_record", default=None)
+
+
+@contextlib.contextmanager
+def bind_record(record: TestRecord | None) -> Iterator[TestRecord | None]:
+    """Make ``record`` the running test's record (what ``record_metric``/``assert_metric`` write to) inside."""
+    token = _CURRENT.set(record)
+    try:
+        yield record
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_record() -> TestRecord | None:
+    """The record bound by :func:`bind_record`, or None outside a test."""
+    return _CURRENT.get()
 
 
 def record_for(item: pytest.Item) -> TestRecord:

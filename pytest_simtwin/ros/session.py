@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import itertools
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +31,21 @@ if TYPE_CHECKING:
     from rclpy.node import Node
 
 _counter = itertools.count()
+
+
+def quiet_message_support() -> None:
+    """Import the message type-support loader once, without the two warnings its dependency raises.
+
+    Every ROS message class loads ``rosidl_generator_py``, whose ``__init__`` imports the rosidl
+    parser and with it ``lark``, which imports the deprecated ``sre_parse``/``sre_constants``: two
+    DeprecationWarnings in the user's summary (an error under ``-W error``) for a module we pulled in.
+    """
+    if "rosidl_generator_py" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"module 'sre_(parse|constants)' is deprecated", DeprecationWarning)
+        with contextlib.suppress(ImportError):  # reported by the message import itself
+            importlib.import_module("rosidl_generator_py")
 
 
 @dataclass
@@ -111,7 +129,8 @@ class RosSession:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> RosSession:
-        import rclpy
+        quiet_message_support()
+        import rclpy  # lazy: rclpy and DDS load at the first simulation test, not at plugin import
         from rclpy.executors import SingleThreadedExecutor
 
         if self._env is not None:

@@ -80,7 +80,7 @@ class SimSession:
     def open(self) -> SimSession:
         register_reaper()
         try:
-            if self.settings.backend == "attach":
+            if not self.settings.backend_class.owns_simulator:  # attach: the running simulator's domain
                 assert self.settings.attach_domain is not None
                 self.domain_id = self.settings.attach_domain
                 self.partition = os.environ.get("GZ_PARTITION") or f"simtwin_attach_{self.domain_id}"
@@ -348,13 +348,13 @@ class SimSession:
         def gone() -> str | None:
             return "the simulator was stopped" if self.backend is not backend else self.death_reason()
 
-        embedded = self.settings.backend == "embedded"
+        ours = backend.control_guaranteed
         try:
             return self._call_retrying(
-                "get_simulator_features", config.start_timeout if embedded else CONTROL_PROBE_TIMEOUT, abort=gone
+                "get_simulator_features", config.start_timeout if ours else CONTROL_PROBE_TIMEOUT, abort=gone
             )
         except ControlError as exc:
-            if embedded:
+            if ours:
                 err = ControlUnansweredError(
                     f"the {backend.describe()} publishes but does not answer its control services: {exc}",
                     log_tail=backend.log_tail(30),
@@ -398,8 +398,8 @@ class SimSession:
         """Bring the simulator back to the world's initial state (restart when it has no control)."""
         client = self.control_or_none()
         if client is None:
-            if self.settings.backend == "attach":
-                return  # cannot restart what we do not own; documented
+            if not self.settings.backend_class.owns_simulator:
+                return  # cannot restart what we do not own (attach); documented
             self.stop_simulator()
             self.ensure(config)
             return

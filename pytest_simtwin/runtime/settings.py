@@ -19,17 +19,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
-from pytest_simtwin.backends.base import BACKENDS, SimConfig
+from pytest_simtwin.backends.base import BACKENDS, Backend, SimConfig, available_backends, backend_class
 from pytest_simtwin.backends.containers.docker import parse_memory
-from pytest_simtwin.backends.process import check_template
 from pytest_simtwin.errors import BackendError, ConfigError
-from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, MAX_DOMAIN_ID, parse_domain_range
+from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 GROUP = "simtwin"
@@ -62,7 +61,8 @@ class Option:
 
 
 OPTIONS: list[Option] = [
-    Option("backend", "simulator backend", default="embedded", choices=tuple(BACKENDS)),
+    # not argparse choices: third-party backends (entry points) are looked up only when named
+    Option("backend", f"simulator backend: {', '.join(BACKENDS)} or an installed third-party one", default="embedded"),
     Option("world", "world file (SDF) for every test; default: the built-in arena", kind="path"),
     Option("robot", "robot file (SDF/URDF) added to the world; default: the built-in robot", kind="path"),
     Option("rtf", "real-time factor (0 = as fast as possible)", kind="float", default=1.0),
@@ -218,7 +218,11 @@ class Settings:
     timeout: float
     artifacts: Path
     attach_domain: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend_class(self) -> type[Backend]:
+        """The backend's class: ask it (capabilities, hooks) instead of comparing :attr:`backend` to names."""
+        return backend_class(self.backend)
 
 
 def _check_file(path: Path | None, what: str, source: str) -> Path | None:
@@ -256,28 +260,16 @@ def load_settings(config: pytest.Config) -> Settings:
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")
-    if backend == "process":
-        if not command or not str(command).strip():
-            raise pytest.UsageError(
-                "--simtwin-backend process needs --simtwin-command (or ini simtwin_command): a command template "
-                "such as 'gz sim -s -r --headless-rendering {world}' ({world} {robot} {domain_id} {partition} "
-                "{seed} {rtf} are filled in); none was given"
-            )
-
-        try:
-            check_template(command)
-        except ConfigError as exc:
-            raise pytest.UsageError(f"--simtwin-command: {exc}") from None
-    if backend == "attach":
-        if attach_domain is None:
-            raise pytest.UsageError(
-                "--simtwin-backend attach needs --simtwin-attach-domain: the ROS_DOMAIN_ID of the running "
-                "simulator; none was given"
-            )
-        if not 0 <= attach_domain <= MAX_DOMAIN_ID:
-            raise pytest.UsageError(f"--simtwin-attach-domain: expected 0..{MAX_DOMAIN_ID}, found {attach_domain}")
-    if backend == "docker" and not image:
-        image = None  # the docker backend picks its default image
+    try:
+        backend_cls = backend_class(backend)
+    except ConfigError as exc:
+        choices = ", ".join(repr(name) for name in available_backends())
+        reason = f"invalid choice: {backend!r} (choose from {choices})" if "unknown" in str(exc) else str(exc)
+        raise pytest.UsageError(f"argument --simtwin-backend: {reason}") from None
+    try:
+        backend_cls.check_options({"command": command, "attach-domain": attach_domain})
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     cpus = get_option(config, "docker-cpus")
     if cpus is not None and cpus <= 0:
         raise pytest.UsageError(f"--simtwin-docker-cpus: expected a positive number of CPUs (e.g. 1.5), found {cpus}")

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_simtwin.helpers.assertions import active_record
-from pytest_simtwin.results.records import record_for
+from pytest_simtwin.results.records import current_record, record_for
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.loaders import Topics, load_trajectory
 from pytest_simtwin.twin.replay import replay
@@ -65,11 +64,9 @@ def assert_twin_matches(
     result = validate(_as_run(real), _as_run(sim), _config(config, metrics))
     png = None
     if out_dir is not None:
-
         png = write_outputs(result, out_dir).get("png")
     if record is None:
-
-        record = active_record()
+        record = current_record()
     if record is not None:
         record_result(result, record, png)
     if not result.passed:

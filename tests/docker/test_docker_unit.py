@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_simtwin.backends.base import SimConfig
+from pytest_simtwin.backends.containers import client, reaper
 from pytest_simtwin.backends.containers import docker as dk
-from pytest_simtwin.backends.containers import reaper
 from pytest_simtwin.backends.containers.images import build_command_hint, default_sim_image
 from pytest_simtwin.errors import BackendError
 
@@ -59,17 +59,17 @@ def test_owner_labels_name_this_process() -> None:
 
 
 def test_connection_errors_say_what_to_do() -> None:
-    perm = dk.explain_connection_error(PermissionError(13, "Permission denied"))
+    perm = client.explain_connection_error(PermissionError(13, "Permission denied"))
     assert "docker group" in perm.message and "rootless" in perm.message
-    missing = dk.explain_connection_error(FileNotFoundError(2, "No such file or directory"))
+    missing = client.explain_connection_error(FileNotFoundError(2, "No such file or directory"))
     assert "dockerd" in missing.message and "--simtwin-backend embedded" in missing.message
 
 
 def test_unreachable_daemon_raises_backend_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(dk, "_client", None)
+    monkeypatch.setattr(client, "_client", None)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     with pytest.raises(BackendError, match="cannot reach a Docker daemon") as info:
-        dk.connect(timeout=2)
+        client.connect(timeout=2)
     assert "no-such.sock" in info.value.message
 
 

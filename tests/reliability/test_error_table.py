@@ -137,7 +137,7 @@ CASES = [
         "Unknown backend",
         "`pytest --simtwin-backend gazebo`",
         [
-            "error: argument --simtwin-backend: invalid choice: 'gazebo' (choose from 'embedded', 'process', "
+            "ERROR: argument --simtwin-backend: invalid choice: 'gazebo' (choose from 'embedded', 'process', "
             "'attach', 'docker')"
         ],
         "usage error (exit 4) before any simulator starts",

@@ -24,8 +24,6 @@ from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.backends.processes import partition_members
 from pytest_simtwin.ros import domains
 
-pytest_plugins = ["pytester"]
-
 RUN = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
 
 

@@ -123,6 +123,12 @@ class DockerBackend(Backend):
     name: ClassVar[str] = "docker"
     supports_control: ClassVar[bool] = True
 
+    @classmethod
+    def session_start(cls, controller: bool) -> None:
+        reaper.register()  # stale leases remove their recorded containers
+        if controller:
+            reaper.sweep_once()  # containers whose owner process is dead (labels), see reaper.py
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.image = self.config.image or default_sim_image()
