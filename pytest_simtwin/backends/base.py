@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ConfigError, SimulatorStartError, WaitTimeout
+from pytest_simtwin.ros.msgtypes import resolve_msg_type
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.domains import DomainLease
@@ -51,21 +52,6 @@ class SimConfig:
 
     def with_(self, **changes: Any) -> SimConfig:
         return replace(self, **changes)
-
-
-def resolve_msg_type(name: str) -> type:
-    """``"nav_msgs/msg/Odometry"`` -> the rclpy message class (imports lazily)."""
-    try:
-        pkg, kind, cls = name.split("/")
-    except ValueError:
-        raise ConfigError(f"message type {name!r}: expected 'package/msg/Type'") from None
-    try:
-        module = importlib.import_module(f"{pkg}.{kind}")
-        return getattr(module, cls)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        raise ConfigError(
-            f"message type {name!r} is not installed: pip install ros-kilted-{pkg.replace('_', '-')}"
-        ) from None
 
 
 class Backend(abc.ABC):

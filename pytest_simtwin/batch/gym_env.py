@@ -127,9 +127,10 @@ class SimTwinEnv(gym.Env[Obs, npt.NDArray[np.float32]]):
         st = self.member.control.state()
         now = float(st["sim_time"])
         period = 1.0 / self._scan_rate if self._scan_rate > 0 else self.control_dt
-        if st.get("scan_stamp") is not None:
+        scan_stamp = st.get("scan_stamp")
+        if scan_stamp is not None:
             # The simulator names its last scan's stamp: wait for exactly that message.
-            period = now - float(st["scan_stamp"]) + 1e-9
+            period = now - float(scan_stamp) + 1e-9
         buf = self.member.ros.subscribe(str(self.member.session.topics()["scan"]), LaserScan)
 
         def fresh() -> Any | None:

@@ -124,9 +124,9 @@ def run_pool(args: argparse.Namespace) -> int:
 def run_probe(args: argparse.Namespace) -> int:
     import os
 
-    from pytest_simtwin.backends.base import resolve_msg_type
     from pytest_simtwin.errors import WaitTimeout
     from pytest_simtwin.ros.environment import ros_environment
+    from pytest_simtwin.ros.msgtypes import resolve_msg_type
     from pytest_simtwin.ros.session import RosSession
 
     domain = args.domain if args.domain is not None else int(os.environ.get("ROS_DOMAIN_ID", "0"))

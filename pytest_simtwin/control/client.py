@@ -8,8 +8,10 @@ the simulator's own message.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.control import protocol
@@ -17,6 +19,10 @@ from pytest_simtwin.errors import ControlError, WaitTimeout
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.session import RosSession
+
+
+#: Seconds between re-sends of a velocity command that the simulator has not counted yet.
+COMMAND_RESEND = 0.25
 
 
 class ControlClient:
@@ -80,31 +86,31 @@ class ControlClient:
         return body
 
     # -- simulation state ------------------------------------------------------------------------
-    def features(self) -> dict[str, Any]:
+    def features(self) -> protocol.Features:
         """The simulator's name, version, features and topics (asked once: they do not change)."""
         if self._features is None:
             self._features = self.call("get_simulator_features")
-        return dict(self._features)
+        return cast(protocol.Features, dict(self._features))
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> protocol.SimState:
         # Re-sent after 50 ms (doubling) until answered: it is idempotent, and a request or reply
         # can be late (a reply sent before the server matched our reader is lost; simulators on a
         # multi-threaded rclpy executor, as ours was, sometimes serve a request 0.15-0.75 s late).
-        return self.call("get_simulation_state", resend=0.05)
+        return cast(protocol.SimState, self.call("get_simulation_state", resend=0.05))
 
-    def pause(self) -> dict[str, Any]:
-        return self.call("set_simulation_state", state="paused")
+    def pause(self) -> protocol.SimState:
+        return cast(protocol.SimState, self.call("set_simulation_state", state="paused"))
 
-    def play(self, pause_at: float | None = None) -> dict[str, Any]:
+    def play(self, pause_at: float | None = None) -> protocol.SimState:
         """Play; with ``pause_at`` the simulator pauses itself exactly at that sim time."""
-        return self.call("set_simulation_state", state="playing", pause_at=pause_at)
+        return cast(protocol.SimState, self.call("set_simulation_state", state="playing", pause_at=pause_at))
 
-    def quit(self) -> dict[str, Any]:
-        return self.call("set_simulation_state", state="quitting")
+    def quit(self) -> protocol.SimState:
+        return cast(protocol.SimState, self.call("set_simulation_state", state="quitting"))
 
     def step(
-        self, steps: int | None = None, duration: float | None = None, *, until_rest: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+        self, steps: int | None = None, duration: float | None = None, *, until_rest: protocol.UntilRest | None = None
+    ) -> protocol.SimState:
         """Advance exactly ``steps`` physics steps or ``duration`` sim seconds (only while paused).
 
         ``until_rest`` (``{"name", "linear", "angular", "chunk"}``, feature "until_rest"): at most
@@ -114,22 +120,60 @@ class ControlClient:
             raise ValueError("give exactly one of steps= or duration=")
         # The reply comes when the steps are done: allow for a slow (CPU-starved) simulator.
         timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
-        return self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest)
+        reply = self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest)
+        return cast(protocol.SimState, reply)
 
-    def reset(self, scope: str = "all", seed: int | None = None) -> dict[str, Any]:
+    def reset(self, scope: str = "all", seed: int | None = None) -> protocol.SimState:
         """Reset (scope all also re-seeds the sensor noise: with ``seed``, else the start seed)."""
-        return self.call("reset_simulation", scope=scope, seed=seed)
+        return cast(protocol.SimState, self.call("reset_simulation", scope=scope, seed=seed))
 
-    def wait_for_commands(self, count: int, timeout: float = 5.0) -> dict[str, Any]:
+    def confirm_command(
+        self,
+        publish: Callable[[], None],
+        before: int,
+        *,
+        what: str,
+        timeout: float = 5.0,
+        error: Callable[[str], Exception] | None = None,
+        abort: Callable[[], str | None] | None = None,
+    ) -> protocol.SimState:
+        """Call ``publish()`` until the simulator's ``cmd_count`` passes ``before``; returns that state.
+
+        The one way a velocity command is confirmed (robot helper, replay): a message sent before the
+        simulator's reader matched ours is lost, so it is sent again every :data:`COMMAND_RESEND` s.
+        """
+        sent = -math.inf
+        seen = before
+
+        def arrived() -> protocol.SimState | None:
+            nonlocal sent, seen
+            now = time.monotonic()
+            if now - sent >= COMMAND_RESEND:
+                publish()
+                sent = now
+            st = self.state()
+            seen = int(st["cmd_count"])
+            return st if seen > before else None
+
+        return wait_until(
+            arrived,
+            timeout,
+            what=what,
+            describe=lambda: f"cmd_count stayed at {seen}",
+            error=error or ControlError,
+            abort=abort or self.abort,
+        )
+
+    def wait_for_commands(self, count: int, timeout: float = 5.0) -> protocol.SimState:
         """Wait until the simulator has received at least ``count`` velocity commands (state cmd_count).
 
         The deterministic-command recipe: pause, publish, ``wait_for_commands(before + 1)``, step.
         """
-        last: dict[str, Any] = {}
+        last: protocol.SimState = {}
 
-        def probe() -> dict[str, Any] | None:
+        def probe() -> protocol.SimState | None:
             last.update(self.state())
-            return dict(last) if int(last.get("cmd_count", 0)) >= count else None
+            return protocol.SimState(**last) if int(last.get("cmd_count", 0)) >= count else None
 
         try:
             return wait_until(
@@ -145,18 +189,19 @@ class ControlClient:
     def entities(self) -> list[str]:
         return list(self.call("get_entities").get("entities", []))
 
-    def get_entity_state(self, name: str) -> dict[str, Any]:
-        return self.call("get_entity_state", name=name)
+    def get_entity_state(self, name: str) -> protocol.EntityState:
+        return cast(protocol.EntityState, self.call("get_entity_state", name=name))
 
     def set_entity_state(
         self, name: str, pose: Mapping[str, float] | None = None, twist: Mapping[str, float] | None = None
-    ) -> dict[str, Any]:
-        return self.call(
+    ) -> protocol.EntityState:
+        reply = self.call(
             "set_entity_state",
             name=name,
             pose=dict(pose) if pose else None,
             twist=dict(twist) if twist is not None else None,
         )
+        return cast(protocol.EntityState, reply)
 
     def spawn(
         self,

@@ -51,9 +51,8 @@ On failure ``success`` is false and ``message`` is {"error": "..."}.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, TypedDict
 
-SERVICE_TYPE = "diagnostic_msgs/srv/AddDiagnostics"
 NAMESPACE = "/simtwin"
 
 SERVICES = (
@@ -81,6 +80,91 @@ GROUND_TRUTH = "/simtwin/ground_truth"
 STATES = ("playing", "paused", "quitting")
 RESET_SCOPES = ("all", "time", "state", "spawned")
 SHAPES = ("box", "cylinder", "sphere")
+
+
+# -- payloads, typed: the simulator builds them, the client returns them ----------------------------
+class Pose(TypedDict, total=False):
+    """Metres and radians; keys left out of a request keep their value."""
+
+    x: float
+    y: float
+    z: float
+    roll: float
+    pitch: float
+    yaw: float
+
+
+class Twist(TypedDict, total=False):
+    """Linear (m/s) and angular (rad/s) velocity in the world frame."""
+
+    vx: float
+    vy: float
+    vz: float
+    wx: float
+    wy: float
+    wz: float
+
+
+class Topics(TypedDict, total=False):
+    """The ROS names the robot uses (``get_simulator_features`` reply's ``topics``)."""
+
+    cmd_vel: str
+    cmd_vel_type: Literal["twist", "twist_stamped"]
+    odom: str
+    scan: str | None
+    joint_states: str
+    clock: str
+    ground_truth: str
+    frame_id: str
+    child_frame_id: str
+    max_linear_velocity: float
+    max_angular_velocity: float
+
+
+class Features(TypedDict, total=False):
+    """``get_simulator_features`` reply."""
+
+    name: str
+    version: str
+    features: list[str]
+    topics: Topics
+
+
+class SimState(TypedDict, total=False):
+    """STATE: what ``get/set_simulation_state``, ``step_simulation`` and ``reset_simulation`` reply."""
+
+    state: Literal["playing", "paused", "quitting"]
+    sim_time: float
+    steps: int
+    step_size: float
+    rtf_target: float
+    rtf_measured: float
+    cmd_count: int
+    world: str
+    robot: str
+    seed: int
+    lockstep: bool
+    odom_stamp: float | None
+    scan_stamp: float | None
+    dropped: dict[str, int]
+    at_rest: bool  # step_simulation with until_rest
+
+
+class UntilRest(TypedDict, total=False):
+    """``step_simulation``'s ``until_rest``: stop once the entity is slower than both limits."""
+
+    name: str
+    linear: float
+    angular: float
+    chunk: float
+
+
+class EntityState(TypedDict, total=False):
+    """``get_entity_state`` / ``set_entity_state`` reply."""
+
+    name: str
+    pose: Pose
+    twist: Twist
 
 
 def service_name(name: str, namespace: str = NAMESPACE) -> str:

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
-from pytest_simtwin.backends.base import resolve_msg_type
 from pytest_simtwin.backends.processes import ManagedProcess
 from pytest_simtwin.errors import ConfigError, WaitTimeout, format_log_tail
+from pytest_simtwin.ros.msgtypes import resolve_msg_type
 
 if TYPE_CHECKING:
     from pytest_simtwin.results.records import TestRecord

@@ -15,7 +15,6 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,8 +22,10 @@ import numpy.typing as npt
 
 from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.control.client import ControlClient
+from pytest_simtwin.control.protocol import SimState, UntilRest
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
-from pytest_simtwin.helpers.robot_state import STEP_CHUNK, ControlLike, RobotObserver
+from pytest_simtwin.helpers.robot_state import STEP_CHUNK, RobotObserver
 from pytest_simtwin.ros.messages import (
     Pose2D,
     Velocity,
@@ -143,34 +144,22 @@ class Robot(RobotObserver):
         """Command zero velocity and wait (bounded) until the robot is at rest."""
         self.send_velocity(0.0, 0.0, 0.0, stop=True)
 
-    def _confirm_command(self, vx: float, wz: float, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _confirm_command(self, vx: float, wz: float, current: SimState | None = None) -> SimState:
         """Publish to the simulator until its ``cmd_count`` shows it received the command.
 
         ``current``: the simulator's state when the caller has it (saves a round trip).
         """
         assert self.control is not None
         now = current if current is not None else self.control.state()
-        before = int(now["cmd_count"])
         pub = self._publisher(self.cmd_vel_topic, self.cmd_vel_type)
         # Stamped with the paused simulator's own time: no /clock subscription needed.
         msg = self._command(self.cmd_vel_topic, self.cmd_vel_type, vx, wz, now.get("sim_time"))
-        last = [-math.inf]
-        seen = [before]
-
-        def received() -> dict[str, Any] | None:
-            now = time.monotonic()
-            if now - last[0] >= 0.25:  # a message sent before the reader matched is lost: resend
-                pub.publish(msg)
-                last[0] = now
-            st = self.control.state()  # type: ignore[union-attr]
-            seen[0] = int(st["cmd_count"])
-            return st if seen[0] > before else None
-
-        st: dict[str, Any] = self._wait(
-            received,
-            5.0,
-            f"the simulator to receive ({vx:g} m/s, {wz:g} rad/s) on {self.cmd_vel_topic}",
-            describe=lambda: f"cmd_count stayed at {seen[0]}",
+        st = self.control.confirm_command(
+            lambda: pub.publish(msg),
+            int(now["cmd_count"]),
+            what=f"the simulator to receive ({vx:g} m/s, {wz:g} rad/s) on {self.cmd_vel_topic}",
+            error=self._error,
+            abort=self._abort,
         )
         self._cmd_log.append((float(st["sim_time"]), vx, wz))
         return st
@@ -181,12 +170,14 @@ class Robot(RobotObserver):
         speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
         return speed < REST_LINEAR and abs(float(tw.get("wz", 0.0))) < REST_ANGULAR
 
-    def _settle(self, st: dict[str, Any]) -> dict[str, Any]:
+    def _settle(self, st: SimState) -> SimState:
         """Step the paused simulator until the robot is at rest (at most SETTLE_LIMIT sim seconds)."""
         assert self.control is not None
         if "until_rest" in self._features():
             # One request: the simulator checks the twist between chunks itself.
-            rest = {"name": self._entity_name(), "linear": REST_LINEAR, "angular": REST_ANGULAR, "chunk": STEP_CHUNK}
+            rest: UntilRest = {
+                "name": self._entity_name(), "linear": REST_LINEAR, "angular": REST_ANGULAR, "chunk": STEP_CHUNK
+            }
             return self.control.step(duration=SETTLE_LIMIT, until_rest=rest)
         settled = 0.0
         while settled < SETTLE_LIMIT and not self._at_rest():
@@ -194,7 +185,7 @@ class Robot(RobotObserver):
             settled += STEP_CHUNK
         return st
 
-    def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool, st: dict[str, Any]) -> None:
+    def _drive_stepped(self, vx: float, wz: float, duration: float, stop: bool, st: SimState) -> None:
         """``st``: the simulator's state just read (each state the next request returns is reused)."""
         assert self.control is not None
         was_playing = st.get("state") == "playing"
@@ -220,13 +211,13 @@ class Robot(RobotObserver):
         if was_playing:
             self.control.play()
 
-    def _await_relay(self, before: int) -> dict[str, Any]:
+    def _await_relay(self, before: int) -> SimState:
         """Wait (bounded, wall time) until the simulator received a command after ``before``.
 
         A node under test may drop or transform commands; silence is not an error here.
         """
         assert self.control is not None
-        last: dict[str, Any] = {}
+        last: SimState = {}
 
         def relayed() -> bool:
             last.update(self.control.state())  # type: ignore[union-attr]
@@ -387,7 +378,7 @@ class Robot(RobotObserver):
             twist={"vx": 0.0, "vy": 0.0, "vz": 0.0, "wx": 0.0, "wy": 0.0, "wz": 0.0},
         )
 
-    def control_required(self, action: str) -> ControlLike:
+    def control_required(self, action: str) -> ControlClient:
         if self.control is None:
             raise ControlError(
                 f"{action} needs the simulator's control services (/simtwin/*); this backend has none "

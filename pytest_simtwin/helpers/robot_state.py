@@ -12,11 +12,12 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.control import protocol
+from pytest_simtwin.control.client import ControlClient
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
 from pytest_simtwin.ros.messages import Pose2D, Velocity, pose_of, stamp_seconds, twist_type
 
@@ -27,27 +28,13 @@ if TYPE_CHECKING:
 STEP_CHUNK = 0.05  # sim seconds per step while waiting for a condition in a paused simulator
 
 
-class ControlLike(Protocol):
-    """The part of ``sim.control.ControlClient`` the robot helper uses."""
-
-    def state(self) -> dict[str, Any]: ...
-    def pause(self) -> dict[str, Any]: ...
-    def play(self, pause_at: float | None = None) -> dict[str, Any]: ...
-    def features(self) -> dict[str, Any]: ...
-    def step(
-        self, steps: int | None = None, duration: float | None = None, *, until_rest: dict[str, Any] | None = None
-    ) -> dict[str, Any]: ...
-    def get_entity_state(self, name: str) -> dict[str, Any]: ...
-    def set_entity_state(self, name: str, pose: Any = None, twist: Any = None) -> dict[str, Any]: ...
-
-
 class RobotObserver:
     """Odometry, ground truth, clock and sim-time waits of one simulated robot (see ``Robot``)."""
 
     def __init__(
         self,
         ros: RosSession,
-        control: ControlLike | None,
+        control: ControlClient | None,
         topics: Mapping[str, Any],
         *,
         record: TestRecord | None = None,
@@ -140,7 +127,7 @@ class RobotObserver:
             st = self.control.state()
             # The slower of measured and target: a CPU-starved simulator runs below its target,
             # and a measurement taken while it was briefly faster must not shrink wait budgets.
-            rates = [float(st.get(key) or 0.0) for key in ("rtf_measured", "rtf_target")]
+            rates = [float(st.get("rtf_measured") or 0.0), float(st.get("rtf_target") or 0.0)]
             positive = [r for r in rates if r > 0]
             if positive:
                 return min(positive)

@@ -17,15 +17,14 @@ must not flip on sub-noise changes), 0 for ``higher`` ones; a metric overrides b
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin.errors import BaselineError
 from pytest_simtwin.results.metrics import MetricRecord
 from pytest_simtwin.results.records import TestRecord, atomic_write_text, downsample
@@ -54,15 +53,8 @@ def stable_float(value: float, digits: int = 9) -> float | str:
 
 
 def baseline_filename(nodeid: str) -> str:
-    """A safe, readable, collision-free file name for a test id.
-
-    ``tests/test_nav.py::test_stop[0.5]`` -> ``tests-test_nav.py--test_stop-0.5-<hash8>.json``;
-    the hash of the full id keeps two ids that sanitise alike apart.
-    """
-    readable = nodeid.replace("::", "--").replace("/", "-").replace("\\", "-")
-    readable = re.sub(r"[^A-Za-z0-9._=+-]+", "-", readable).strip("-.")[:120] or "test"
-    digest = hashlib.sha1(nodeid.encode("utf-8")).hexdigest()[:8]
-    return f"{readable}-{digest}.json"
+    """The baseline file of a test: :func:`~pytest_simtwin._internal.files.nodeid_filename` + ``.json``."""
+    return nodeid_filename(nodeid) + ".json"
 
 
 @dataclass

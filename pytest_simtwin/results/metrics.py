@@ -143,13 +143,6 @@ def per_step_errors(name: str, actual: npt.ArrayLike, expected: npt.ArrayLike) -
     raise ConfigError(f"unknown metric {name!r}: expected one of {', '.join(STANDARD_METRICS)}")
 
 
-def compute_metric(name: str, actual: npt.ArrayLike, expected: npt.ArrayLike, how: str = "rmse") -> float:
-    """One value of a standard metric from aligned samples (``how`` aggregates per-step errors)."""
-    if name == "velocity_tracking" and how == "rmse":
-        how = "mean"  # a mean relative error reads as "x % off", which is what the 5 % tolerance means
-    return aggregate(per_step_errors(name, actual, expected), how)
-
-
 def pass_fraction(errors: npt.ArrayLike, tolerance: float) -> float:
     """Fraction of steps whose error is within ``tolerance`` (e.g. "under 1 cm for 90 % of steps")."""
     import numpy as np

@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, DataError
-from pytest_simtwin.results.baselines import baseline_filename
 from pytest_simtwin.results.records import TestRecord, atomic_write_text
 from pytest_simtwin.ros.session import sensor_qos
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.session import RosSession
 
-RECORD_MODES = ("off", "failed", "all")
 
 
 @dataclass(frozen=True)
@@ -242,8 +241,8 @@ def read_counts(bag: Path) -> dict[str, int]:
 
 
 def safe_dirname(nodeid: str) -> str:
-
-    return baseline_filename(nodeid)[: -len(".json")]
+    """The folder name of a test's bundle or bag (the same rule as every per-test file)."""
+    return nodeid_filename(nodeid)
 
 
 def rerun_command(nodeid: str, args: Sequence[str], rootdir: Path) -> str:

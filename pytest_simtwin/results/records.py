@@ -17,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,11 +198,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def json_float(value: Any) -> float:
-    """Inverse of :func:`_json_safe` for one number."""
-    return float(value)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one.
 
@@ -355,5 +350,3 @@ def load_metrics_file(path: Path) -> list[TestRecord]:
         raise DataError(f"metrics file {path} has a malformed test entry ({exc!r})") from None
 
 
-def records_by_nodeid(records: Iterable[TestRecord]) -> dict[str, TestRecord]:
-    return {r.nodeid: r for r in records}

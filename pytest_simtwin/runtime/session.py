@@ -17,8 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin._internal.waiting import Background, wait_until
-from pytest_simtwin.backends.base import Backend, SimConfig, backend_class, resolve_msg_type
+from pytest_simtwin.backends.base import Backend, SimConfig, backend_class
 from pytest_simtwin.backends.embedded import EmbeddedBackend, uses_fork_server
 from pytest_simtwin.backends.processes import SubprocessBackend, kill_partition, register_reaper
 from pytest_simtwin.control import protocol
@@ -26,6 +27,7 @@ from pytest_simtwin.control.client import ControlClient
 from pytest_simtwin.errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
 from pytest_simtwin.ros import domains
 from pytest_simtwin.ros import environment as rosenv
+from pytest_simtwin.ros.msgtypes import resolve_msg_type
 from pytest_simtwin.ros.session import RosSession
 from pytest_simtwin.runtime.workers import WorkerInfo
 
@@ -155,8 +157,7 @@ class SimSession:
 
     def test_dir(self, nodeid: str) -> Path:
         """A per-test artifacts directory under this worker's directory."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in nodeid)[-150:]
-        path = self.workdir / safe
+        path = self.workdir / nodeid_filename(nodeid)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -6,7 +6,9 @@ A thin facade over :class:`pytest_simtwin.runtime.session.SimSession` (which own
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_simtwin.control.protocol import EntityState, Features, Pose, SimState
 
 if TYPE_CHECKING:
     from pytest_simtwin.backends.base import SimConfig
@@ -65,7 +67,7 @@ class Sim:
         return self._session.backend.log_path() if self._session.backend is not None else None
 
     # -- control -------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def state(self) -> SimState:
         return self.control.state()
 
     @property
@@ -77,20 +79,20 @@ class Sim:
         """Measured real-time factor."""
         return float(self.state()["rtf_measured"])
 
-    def step(self, steps: int | None = None, duration: float | None = None) -> dict[str, Any]:
+    def step(self, steps: int | None = None, duration: float | None = None) -> SimState:
         return self.control.step(steps=steps, duration=duration)
 
-    def pause(self) -> dict[str, Any]:
+    def pause(self) -> SimState:
         return self.control.pause()
 
-    def play(self, pause_at: float | None = None) -> dict[str, Any]:
+    def play(self, pause_at: float | None = None) -> SimState:
         """Play (real time x rtf); ``pause_at``: the simulator pauses itself exactly at that sim time."""
         return self.control.play(pause_at=pause_at)
 
-    def reset(self, scope: str = "all") -> dict[str, Any]:
+    def reset(self, scope: str = "all") -> SimState:
         return self.control.reset(scope)
 
-    def features(self) -> dict[str, Any]:
+    def features(self) -> Features:
         return self.control.features()
 
     def entities(self) -> list[str]:
@@ -99,8 +101,8 @@ class Sim:
     def robot_name(self) -> str:
         return str(self.state()["robot"])
 
-    def get_pose(self, name: str | None = None) -> dict[str, float]:
-        return dict(self.control.get_entity_state(name or self.robot_name())["pose"])
+    def get_pose(self, name: str | None = None) -> Pose:
+        return Pose(**self.control.get_entity_state(name or self.robot_name())["pose"])
 
     def set_pose(
         self,
@@ -112,7 +114,7 @@ class Sim:
         yaw: float | None = None,
         roll: float | None = None,
         pitch: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> EntityState:
         """Move an entity (default: the robot); omitted coordinates keep their value."""
         pose = {
             k: v
@@ -121,9 +123,9 @@ class Sim:
         }
         return self.control.set_entity_state(name or self.robot_name(), pose=pose)
 
-    def ground_truth(self, name: str | None = None) -> dict[str, Any]:
+    def ground_truth(self, name: str | None = None) -> EntityState:
         """True pose and twist (world frame) of an entity, default the robot."""
-        return dict(self.control.get_entity_state(name or self.robot_name()))
+        return self.control.get_entity_state(name or self.robot_name())
 
     def spawn_obstacle(
         self,

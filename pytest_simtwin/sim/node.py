@@ -14,7 +14,7 @@ import math
 import queue
 import threading
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,15 +329,6 @@ class SimNode:
         with contextlib.suppress(Exception):
             return tuple(p.get_subscription_count() for p in pubs if p is not None)
         return ()
-
-    def publisher_types(self) -> Mapping[str, str]:
-        return {
-            self.topics.odom: "nav_msgs/msg/Odometry",
-            self.topics.ground_truth: "nav_msgs/msg/Odometry",
-            self.topics.joint_states: "sensor_msgs/msg/JointState",
-            self.topics.clock: "rosgraph_msgs/msg/Clock",
-            **({self.topics.scan: "sensor_msgs/msg/LaserScan"} if self.topics.scan else {}),
-        }
 
     # -- shutdown ---------------------------------------------------------------------------------
     def close(self) -> None:

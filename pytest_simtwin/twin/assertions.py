@@ -7,11 +7,11 @@ metrics JSON, JUnit properties and baselines read them from there); ``validation
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin.results.records import current_record, record_for
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.loaders import Topics, load_trajectory
@@ -134,7 +134,7 @@ class TwinValidation:
 def twin_validation_for(request: pytest.FixtureRequest, artifacts: Path) -> TwinValidation:
     """Build the fixture value: the test's record, its artifacts folder, the simulator on demand."""
 
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+    safe = nodeid_filename(request.node.nodeid)
 
     def session() -> SimSession:
         return request.getfixturevalue("sim")._session  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ real-time factor and CPU load. Repeated identical commands are merged into one l
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -141,24 +142,10 @@ def replay(
     try:
         for duration, vx, wz in plan:
             msg = command(vx, wz)
-            # A message sent before the subscription matched is lost: resend until cmd_count moves.
-            last_pub = -math.inf
-
-            def arrived(target: int = count + 1, msg: Any = msg) -> dict[str, Any] | None:
-                nonlocal last_pub
-                now = time.monotonic()
-                if now - last_pub > 0.25:
-                    pub.publish(msg)
-                    last_pub = now
-                st = control.state()
-                return st if int(st["cmd_count"]) >= target else None
-
-
-            st = wait_until(
-                arrived,
-                5.0,
+            st = control.confirm_command(
+                functools.partial(pub.publish, msg),
+                count,
                 what=f"the simulator to receive ({vx:g}, {wz:g}) on {cmd_topic}",
-                error=ControlError,
                 abort=session.death_reason,
             )
             count = int(st["cmd_count"])
