@@ -9,6 +9,7 @@ Options live in ``config.OPTIONS`` (add yours there); add your hooks below in th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say once what more workers than CPUs costs (users type ``-n 8`` on 2-core CI runners)."""
+    workers = getattr(config.option, "numprocesses", None)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not isinstance(workers, int) or workers <= cpus or hasattr(config, "workerinput"):
+        return None
+    return (
+        f"simtwin: -n {workers} on {cpus} CPUs: {workers} simulators share {cpus} cores (idle ones are paused), "
+        f"so a test gets about {cpus / workers:.2g} of a core when every worker runs one; "
+        f"-n auto would start {cpus} workers"
+    )
+
+
 def _uses_sim(item: pytest.Item) -> bool:
     return "sim" in getattr(item, "fixturenames", ())  # robot, ros_node, ... depend on it
 
@@ -141,6 +155,7 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
     record = record_for(item)
     simtwin_session.fill_record(record)
     yield Sim(simtwin_session, record)
+    simtwin_session.end_test()  # idle until the next test: paused, costs no CPU
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ infrastructure problem errors the test before its body runs. ``Sim`` is the smal
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,7 +26,14 @@ from pytest_simtwin.backends.embedded import EmbeddedBackend, uses_fork_server
 from pytest_simtwin.backends.processes import SubprocessBackend, kill_partition, register_reaper
 from pytest_simtwin.control import protocol
 from pytest_simtwin.control.client import ControlClient
-from pytest_simtwin.errors import ControlError, SimulatorDiedError, SimulatorError, SimulatorStartError, WaitTimeout
+from pytest_simtwin.errors import (
+    ControlError,
+    SimTwinError,
+    SimulatorDiedError,
+    SimulatorError,
+    SimulatorStartError,
+    WaitTimeout,
+)
 from pytest_simtwin.ros import domains
 from pytest_simtwin.ros import environment as rosenv
 from pytest_simtwin.ros.msgtypes import resolve_msg_type
@@ -33,6 +42,8 @@ from pytest_simtwin.runtime.workers import WorkerInfo
 
 if TYPE_CHECKING:
     from pytest_simtwin.runtime.settings import Settings
+
+log = logging.getLogger("simtwin")
 
 #: Seconds the health check waits for the clock and the ready topic (capped by the start timeout).
 HEALTH_TIMEOUT = 10.0
@@ -77,6 +88,7 @@ class SimSession:
         self._peer_lost_at: float | None = None
         self._topics: dict[str, Any] | None = None
         self._scope: str | None = None
+        self._idle_paused = False  # end_test paused the simulator; begin_test resumes it
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> SimSession:
@@ -240,7 +252,11 @@ class SimSession:
         """Before a test: (re)start as needed, reset per policy, check a running one's health (SimulatorError)."""
         started = self.ensure(config)
         since = time.monotonic()  # a reset publishes every sensor at once: its messages count below
-        if not started and (reset == "test" or (reset == "module" and scope != self._scope)):
+        resets = not started and (reset == "test" or (reset == "module" and scope != self._scope))
+        idled, self._idle_paused = self._idle_paused, False
+        if idled and not started and not resets and not (config.paused or config.lockstep):
+            self._resume()  # paused by end_test; a reset sets the wanted state itself
+        if resets:
             try:
                 self.reset(config)
             except SimulatorDiedError:
@@ -254,6 +270,30 @@ class SimSession:
             # A simulator started just now has answered its control services and published its
             # first message (await_ready): checking again would only cost another message period.
             self.check_health(since=since)
+
+    def end_test(self) -> None:
+        """After a test: pause the simulator (ours, with control) so an idle worker costs no CPU.
+
+        Between tests nobody observes it; under ``-n`` larger than the CPUs, idle simulators running
+        at their real-time factor took CPU from the ones that run tests. ``begin_test`` resumes it.
+        """
+        if not self.settings.idle_pause or not self.settings.backend_class.owns_simulator:
+            return
+        client = self._control if self._control_checked else None
+        if client is None or not self.alive:
+            return
+        try:
+            client.pause()
+        except SimTwinError as exc:  # the next begin_test's health check reports a broken simulator
+            log.debug("could not pause the idle simulator: %s", exc)
+            return
+        self._idle_paused = True
+
+    def _resume(self) -> None:
+        client = self._control if self._control_checked else None
+        if client is not None:
+            with contextlib.suppress(ControlError):  # the health check that follows names the problem
+                client.play()
 
     def topics(self) -> dict[str, Any]:
         """The robot's topics as the simulator reports them (protocol defaults without control)."""

@@ -89,6 +89,13 @@ OPTIONS: list[Option] = [
         default="on",
         choices=("on", "off"),
     ),
+    Option(
+        "idle-pause",
+        "pause a worker's simulator between its tests, so idle workers cost no CPU (resumed when the next "
+        "test starts); 'off' lets it run on",
+        default="on",
+        choices=("on", "off"),
+    ),
     Option("attach-domain", "attach backend: ROS_DOMAIN_ID of the already running simulator", kind="int"),
     Option("image", "docker backend: simulator image"),
     Option("docker-cpus", "docker backend: CPU limit of each simulator container (e.g. 1.5)", kind="float"),
@@ -218,6 +225,7 @@ class Settings:
     timeout: float
     artifacts: Path
     attach_domain: int | None = None
+    idle_pause: bool = True
 
     @property
     def backend_class(self) -> type[Backend]:
@@ -303,6 +311,7 @@ def load_settings(config: pytest.Config) -> Settings:
         timeout=timeout,
         artifacts=Path(artifacts).resolve(),
         attach_domain=attach_domain,
+        idle_pause=get_option(config, "idle-pause") == "on",
     )
 
 
