@@ -1,4 +1,4 @@
-"""File names and writes shared by every artifact: one node-id -> file-name rule, atomic text writes."""
+"""File names shared by every artifact: the one node-id -> file-name rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Simulator backends behind one protocol (:class:`.base.SimulatorBackend`): embedded, process, attach, docker.
+"""Simulator backends behind one protocol (:class:`.base.Backend`): embedded, process, attach, docker.
 
 A backend describes its differences through class attributes and hooks (capabilities), never through
 its name being checked elsewhere; :func:`.base.backend_class` finds one by name, including third-party

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_simtwin.ros import domains
-from pytest_simtwin.sim import forkserver
+from pytest_simtwin.sim import forkpad
 
 log = logging.getLogger("simtwin.forkserver")
 
@@ -213,8 +213,8 @@ def _start_server(name: str, log_path: Path) -> subprocess.Popen[bytes]:
 
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
     env["OPENBLAS_NUM_THREADS"] = "1"
-    env[forkserver.ENV_PAD_VAR] = "x" * forkserver.ENV_PAD  # room for each child's environment
-    pad = "x" * forkserver.ARGV_PAD
+    env[forkpad.ENV_PAD_VAR] = "x" * forkpad.ENV_PAD  # room for each child's environment
+    pad = "x" * forkpad.ARGV_PAD
     with log_path.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "pytest_simtwin.sim.forkserver", "--name", name, "--pad", pad],

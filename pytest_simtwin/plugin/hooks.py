@@ -2,9 +2,9 @@
 
 Installing the plugin is harmless: nothing touches ROS at import or session start. The first test
 that requests ``sim`` (or ``robot``, ``ros_node``, ``launch_node``) makes the worker lease a ROS
-domain, create its private ROS context and start its simulator (see ``session.py``).
+domain, create its private ROS context and start its simulator (see :mod:`pytest_simtwin.runtime.session`).
 
-Options live in ``config.OPTIONS`` (add yours there); add your hooks below in their own section.
+Options live in ``runtime.settings.OPTIONS`` (add yours there); add your hooks below in their own section.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 def pytest_addoption(parser: pytest.Parser) -> None:
     cfg.add_options(parser)
     # pytest's first call into an installed plugin: if this same command used the simulator fork
-    # server last time, start its ~0.5 s of imports now, before conftests and configuration (warmup.py).
+    # server last time, start its ~0.5 s of imports now, before conftests and configuration (plugin/warmup.py).
     from pytest_simtwin.plugin import warmup
 
     warmup.start_if_used_last_time()
@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[PREWARMED_KEY] = True
     elif warmup.used_last_time(config):
         # The same command used the fork server last time (in-process runs miss the earlier start):
-        # start its imports now rather than at the first collected simulation test (warmup.py).
+        # start its imports now rather than at the first collected simulation test (plugin/warmup.py).
         config.stash[PREWARMED_KEY] = True
         warmup.prewarm(config.stash[SETTINGS_KEY])
     from pytest_simtwin.backends.processes import register_reaper
@@ -72,11 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_simtwin.backends.processes import exit_with_parent
 
         exit_with_parent()
-    # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (report.py).
+    # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (plugin/reporting.py).
     from pytest_simtwin.plugin.reporting import ReportingPlugin
 
     config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
-    # --simtwin-shard K/N: keep one deterministic slice of the selected tests (shard.py).
+    # --simtwin-shard K/N: keep one deterministic slice of the selected tests (plugin/sharding.py).
     from pytest_simtwin.plugin.sharding import ShardPlugin
 
     config.pluginmanager.register(ShardPlugin(), "simtwin-shard")

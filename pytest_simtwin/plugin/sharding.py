@@ -244,7 +244,7 @@ def summary(config: pytest.Config) -> str | None:
 
 
 class ShardPlugin:
-    """The hooks; ``plugin.py`` registers an instance (``config.pluginmanager.register``)."""
+    """The hooks; ``plugin/hooks.py`` registers an instance (``config.pluginmanager.register``)."""
 
     @pytest.hookimpl(trylast=True)  # after -k/-m and other plugins: split exactly what would run
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:

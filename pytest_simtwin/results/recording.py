@@ -12,7 +12,6 @@ with ``rosbags``: ``ros2 bag info``, Foxglove and the ``mcap`` reader open them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shlex
@@ -30,6 +29,7 @@ from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.results.records import TestRecord, atomic_write_text
+from pytest_simtwin.ros.msgtypes import resolve_msg_type
 from pytest_simtwin.ros.session import sensor_qos
 
 if TYPE_CHECKING:
@@ -48,16 +48,9 @@ class TopicSpec:
 
 def import_type(type_name: str) -> type:
     """The rclpy message class of ``pkg/msg/Name``; :class:`ConfigError` if it is not installed."""
-    parts = type_name.split("/")
-    if len(parts) != 3 or parts[1] != "msg":
+    if type_name.count("/") != 2 or type_name.split("/")[1] != "msg":
         raise ConfigError(f"bad message type {type_name!r}: expected 'package/msg/Name', e.g. 'nav_msgs/msg/Odometry'")
-    try:
-        return getattr(importlib.import_module(f"{parts[0]}.msg"), parts[2])  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        raise ConfigError(
-            f"message type {type_name} is not installed in this Python environment: install its ROS 2 "
-            f"message package (e.g. ros-kilted-{parts[0].replace('_', '-')}) or remove the topic"
-        ) from None
+    return resolve_msg_type(type_name)
 
 
 def type_name_of(msg_type: type) -> str:
@@ -79,7 +72,7 @@ def parse_topic_lines(lines: Iterable[str]) -> list[TopicSpec]:
 
 
 def default_topics(topics: Mapping[str, Any]) -> list[TopicSpec]:
-    """The robot's standard topics from the simulator's features ``topics`` payload (sim/protocol.py)."""
+    """The robot's standard topics from the simulator's features ``topics`` payload (control/protocol.py)."""
 
     cmd_type = (
         "geometry_msgs/msg/TwistStamped" if topics.get("cmd_vel_type") == "twist_stamped" else "geometry_msgs/msg/Twist"

@@ -18,5 +18,6 @@ def resolve_msg_type(name: str) -> type:
         return getattr(module, cls)  # type: ignore[no-any-return]
     except (ImportError, AttributeError):
         raise ConfigError(
-            f"message type {name!r} is not installed: pip install ros-kilted-{pkg.replace('_', '-')}"
+            f"message type {name!r} is not installed in this Python environment: install its ROS 2 message "
+            f"package (pip install ros-kilted-{pkg.replace('_', '-')}) or stop asking for the type"
         ) from None

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin._internal.waiting import Background, wait_until
 from pytest_simtwin.backends.base import Backend, SimConfig, backend_class
-from pytest_simtwin.backends.embedded import EmbeddedBackend, uses_fork_server
 from pytest_simtwin.backends.processes import SubprocessBackend, kill_partition, register_reaper
 from pytest_simtwin.control import protocol
 from pytest_simtwin.control.client import ControlClient
@@ -218,7 +217,7 @@ class SimSession:
         self.backend, self.config = backend, config
         self._control, self._control_checked, self._topics = None, False, None
         self.starts += 1
-        if isinstance(backend, EmbeddedBackend) and uses_fork_server(config):
+        if cls.wants_fork_server(config):
             # A fork starts in ~0.2 s once the server is warm; the first start waits for the
             # server's imports, which this process's own ROS start-up then overlaps.
             self._require_ros()
@@ -389,6 +388,8 @@ class SimSession:
         def gone() -> str | None:
             return "the simulator was stopped" if self.backend is not backend else self.death_reason()
 
+        if not backend.supports_control:
+            return None  # topics only: no probe, no wait
         ours = backend.control_guaranteed
         try:
             return self._call_retrying(

@@ -26,8 +26,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_simtwin.backends.base import BACKENDS, Backend, SimConfig, available_backends, backend_class
-from pytest_simtwin.backends.containers.docker import parse_memory
-from pytest_simtwin.errors import BackendError, ConfigError
+from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
 
 Kind = Literal["str", "int", "float", "bool", "path"]
@@ -103,7 +102,7 @@ OPTIONS: list[Option] = [
     Option(
         "artifacts", "directory for logs and per-test artifacts (default: <rootdir>/simtwin-artifacts)", kind="path"
     ),
-    # shard.py: run one deterministic slice of the suite (N CI jobs / Kubernetes pods)
+    # plugin/sharding.py: run one deterministic slice of the suite (N CI jobs / Kubernetes pods)
     Option("shard", "run only shard K of N (1-based), a deterministic split of the selected tests", metavar="K/N"),
     Option(
         "shard-durations",
@@ -111,7 +110,7 @@ OPTIONS: list[Option] = [
         "duration (every shard must use the same file); under -n, tests are also handed out longest first",
         kind="path",
     ),
-    # report.py / baseline.py / recording.py: results, baselines, recordings
+    # plugin/reporting.py, results/: results, baselines, recordings
     Option(
         "metrics-json",
         "write every test's outcome, durations, metrics and baseline verdicts to this JSON file",
@@ -268,6 +267,7 @@ def load_settings(config: pytest.Config) -> Settings:
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")
+    memory = get_option(config, "docker-memory")
     try:
         backend_cls = backend_class(backend)
     except ConfigError as exc:
@@ -275,19 +275,12 @@ def load_settings(config: pytest.Config) -> Settings:
         reason = f"invalid choice: {backend!r} (choose from {choices})" if "unknown" in str(exc) else str(exc)
         raise pytest.UsageError(f"argument --simtwin-backend: {reason}") from None
     try:
-        backend_cls.check_options({"command": command, "attach-domain": attach_domain})
+        backend_cls.check_options({"command": command, "attach-domain": attach_domain, "docker-memory": memory})
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     cpus = get_option(config, "docker-cpus")
     if cpus is not None and cpus <= 0:
         raise pytest.UsageError(f"--simtwin-docker-cpus: expected a positive number of CPUs (e.g. 1.5), found {cpus}")
-    memory = get_option(config, "docker-memory")
-    if memory:
-
-        try:
-            parse_memory(memory)
-        except BackendError as exc:
-            raise pytest.UsageError(f"--simtwin-docker-memory: {exc}") from None
     artifacts = get_option(config, "artifacts") or (config.rootpath / "simtwin-artifacts")
     sim = SimConfig(
         world=world,

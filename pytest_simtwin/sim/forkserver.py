@@ -177,12 +177,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(EXIT_INTERNAL)
 
 
-# The server is started with this much padding in its environment and command line, so that a child
-# can write its own into the same memory: /proc/<pid>/environ and cmdline then show the simulator's
-# ROS_DOMAIN_ID, GZ_PARTITION and arguments (reapers, `ps` and `pgrep -f` find it like any process).
-ENV_PAD_VAR = "SIMTWIN_FORKSERVER_PAD"
-ENV_PAD = 64 * 1024
-ARGV_PAD = 1024
 _SHOWN_FIRST = ("GZ_PARTITION", "ROS_DOMAIN_ID")
 
 

@@ -31,8 +31,7 @@ from pytest_simtwin.backends.containers import reaper
 from pytest_simtwin.backends.containers.client import api_client, connect, daemon_address, sdk
 from pytest_simtwin.backends.containers.images import build_command_hint, default_sim_image
 from pytest_simtwin.backends.processes import read_tail
-from pytest_simtwin.errors import BackendError
-from pytest_simtwin.ros import domains
+from pytest_simtwin.errors import BackendError, ConfigError
 
 #: Where the host's Fast DDS profile is mounted inside the container.
 CONTAINER_PROFILE = "/etc/simtwin/fastdds_profile.xml"
@@ -124,6 +123,13 @@ class DockerBackend(Backend):
     supports_control: ClassVar[bool] = True
 
     @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        try:
+            parse_memory(options.get("docker-memory"))
+        except BackendError as exc:
+            raise ConfigError(f"--simtwin-docker-memory: {exc}") from None
+
+    @classmethod
     def session_start(cls, controller: bool) -> None:
         reaper.register()  # stale leases remove their recorded containers
         if controller:
@@ -186,7 +192,7 @@ class DockerBackend(Backend):
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         docker = sdk()
-
+        reaper.register()  # idempotent: also for a SimPool, which runs no pytest configure
         client = connect()
         reaper.sweep_once(client)
         attrs = check_image(client, self.image)
@@ -335,5 +341,3 @@ class DockerBackend(Backend):
             return None
         return f"the {self.describe()} exited early with code {self._exit_code}"
 
-
-domains.register_stale_child_reaper(reaper.reap_lease_child)
