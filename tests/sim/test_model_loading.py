@@ -280,7 +280,9 @@ def test_network_uri_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path, "w.sdf", world_with("<include><uri>https://fuel.gazebosim.org/1.0/x/models/y</uri></include>")
     )
-    message = expect(f"{path}:4: Gazebo Fuel model 'https://fuel.gazebosim.org/1.0/x/models/y' is not in the local", path)
+    message = expect(
+        f"{path}:4: Gazebo Fuel model 'https://fuel.gazebosim.org/1.0/x/models/y' is not in the local", path
+    )
     assert 'gz fuel download -u "https://fuel.gazebosim.org/1.0/x/models/y"' in message
 
 

@@ -144,7 +144,8 @@ def _pose_from(pose: Pose | dict[str, float] | None, base: Pose) -> Pose:
 
 def compile_error(world: WorldSpec, origins: dict[str, str], message: str) -> ModelError:
     """MuJoCo's compiler message, pointed at the user's file and element (never the generated MJCF's line)."""
-    text = re.sub(r",?\s*line \d+(, column \d+)?", "", message.strip()).replace("Error: ", "")
+    text = re.sub(r"\s*Element name '[^']*', id \d+", "", message.strip())
+    text = re.sub(r",?\s*line \d+(, column \d+)?", "", text).replace("Error: ", "").strip().rstrip(".")
     names = re.findall(r"[Ee]lement name '([^']*)'", message)
     where = next((origins[n] for n in names if n in origins), None)
     if where is None:

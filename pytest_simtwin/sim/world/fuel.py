@@ -93,6 +93,6 @@ def resolve(uri: str, element: Element) -> Path | None:
     raise ModelError(
         f"{element.where}: Gazebo Fuel {ref.kind[:-1]} {ref.url!r} is not in the local Fuel cache (no network is "
         f"used); looked in:\n{listed}\nExpected the layout of `gz fuel download`: run "
-        f"`gz fuel download -u \"{_download_url(ref)}\"` once (set GZ_FUEL_CACHE_PATH to choose the cache "
+        f'`gz fuel download -u "{_download_url(ref)}"` once (set GZ_FUEL_CACHE_PATH to choose the cache '
         "folder), or replace the <uri> with a local model://NAME."
     )

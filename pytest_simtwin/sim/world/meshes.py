@@ -38,7 +38,7 @@ MESH_SUFFIXES = (".stl", ".obj", ".dae", ".glb", ".gltf", ".ply", ".off")
 CONCAVE_RATIO = 1.5
 MAX_DECOMPOSE_FACES = 2000  # bounded time: larger concave parts (a 2k-face bin: 9 s) stay one hull
 #: Bumped when the processing below changes, so stale cache entries are not reused.
-CACHE_VERSION = "5"
+CACHE_VERSION = "6"
 
 
 def cache_dir() -> Path | None:
@@ -77,7 +77,7 @@ def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ModelError(
             f"mesh {path} is not a valid {suffix[1:].upper()} file ({type(exc).__name__}: {exc}); re-export it."
         ) from None
-    meshes = [g for g in scene.dump() if hasattr(g, "faces") and len(g.faces)]
+    meshes: list[Any] = [g for g in scene.dump() if hasattr(g, "faces") and len(g.faces)]
     if not meshes:
         raise ModelError(
             f"mesh {path} is not a valid {suffix[1:].upper()} file (no triangles); expected a surface mesh, re-export it."
@@ -189,7 +189,7 @@ def _process(path: Path, split: bool) -> tuple[np.ndarray, ...]:
 def _read_cache(file: Path) -> tuple[np.ndarray, ...] | None:
     try:
         with np.load(file) as data:
-            return tuple(data[f"p{i}"] for i in range(len(data.files)))
+            return tuple(data[f"arr_{i}"] for i in range(len(data.files)))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -199,7 +199,7 @@ def _write_cache(file: Path, parts: tuple[np.ndarray, ...]) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         # write then rename: parallel workers never read a half-written file
         with tempfile.NamedTemporaryFile(dir=file.parent, suffix=".tmp", delete=False) as tmp:
-            np.savez(tmp, **{f"p{i}": p for i, p in enumerate(parts)})
+            np.savez(tmp, *parts)
         os.replace(tmp.name, file)
     except OSError:
         pass  # a read-only cache only costs time

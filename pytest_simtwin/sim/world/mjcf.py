@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_simtwin.sim.world.meshes import mesh_parts
 from pytest_simtwin.sim.world.model import GeomSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 
 #: Geom groups: rays see groups 0-2; the robot lives in 3 so its own lidar does not see it.
@@ -177,8 +178,6 @@ class _Builder:
 
     def _mesh_assets(self, path: Path, scale: tuple[float, ...], split: bool) -> list[str]:
         """Mesh assets (vertex clouds: MuJoCo builds their convex hulls) for one mesh file."""
-        from pytest_simtwin.sim.world.meshes import mesh_parts
-
         key = (str(path), scale, split)
         if key not in self.meshes:
             names = []
@@ -240,7 +239,9 @@ class _Builder:
         link = links[name]
         body = ET.SubElement(parent, "body", name=body_name(model.name, name))
         _place(body, pose)
-        self.layout.origins[body.get("name", "")] = f"{link.origin or model.source} (link {name!r} of model {model.name!r})"
+        self.layout.origins[body.get("name", "")] = (
+            f"{link.origin or model.source} (link {name!r} of model {model.name!r})"
+        )
         if link.inertial is not None:
             i = link.inertial
             # MuJoCo takes fullinertia in the body frame and no orientation with it: rotate the tensor.
@@ -282,7 +283,9 @@ class _Builder:
             axes.append((f"{name}::axis2", joint.axis2))
         for jname, axis in axes:
             j = ET.SubElement(body, "joint", name=jname)
-            self.layout.origins[jname] = f"{joint.origin or model.source} (joint {joint.name!r} of model {model.name!r})"
+            self.layout.origins[jname] = (
+                f"{joint.origin or model.source} (joint {joint.name!r} of model {model.name!r})"
+            )
             j.set("pos", _fmt((joint.pose.x, joint.pose.y, joint.pose.z)))
             if joint.kind == "ball":
                 j.set("type", "ball")  # a caster's ball joint rolls freely, as in Gazebo

@@ -18,6 +18,7 @@ import numpy as np
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world import fuel
 from pytest_simtwin.sim.world.checks import check_version, check_world, lift_robot
+from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.plugins import (
     ROS2_CONTROL_HINT,
@@ -26,7 +27,6 @@ from pytest_simtwin.sim.world.plugins import (
     parse_lidar,
     plugin_kind,
 )
-from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file

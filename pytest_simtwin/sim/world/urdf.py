@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
-from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.values import floats
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
