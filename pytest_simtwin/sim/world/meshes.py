@@ -36,9 +36,12 @@ MIN_THICKNESS = 1e-3
 MESH_SUFFIXES = (".stl", ".obj", ".dae", ".glb", ".gltf", ".ply", ".off")
 #: A closed static part whose hull is this many times its volume is decomposed into convex pieces.
 CONCAVE_RATIO = 1.5
+#: Hull input and output caps (see _thin): bounded qhull time and MJCF size for 100k-vertex meshes.
+MAX_HULL_INPUT = 20000
+MAX_HULL_POINTS = 1000
 MAX_DECOMPOSE_FACES = 2000  # bounded time: larger concave parts (a 2k-face bin: 9 s) stay one hull
 #: Bumped when the processing below changes, so stale cache entries are not reused.
-CACHE_VERSION = "6"
+CACHE_VERSION = "7"
 
 
 def cache_dir() -> Path | None:
@@ -59,8 +62,8 @@ def _unit_meter(path: Path, scene: Any) -> float:
     return float(match.group(1)) if match else 1.0
 
 
-def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (N, 3) float in metres, faces (M, 3) int) of a mesh file, scene transforms applied."""
+def _load_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (metres) and faces as trimesh reads them: STL corners are not merged yet."""
     import trimesh  # heavy (~0.3 s): only worlds with meshes pay for it
 
     suffix = path.suffix.lower()
@@ -87,11 +90,17 @@ def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
         vertices.append(np.asarray(mesh.vertices, dtype=float))
         faces.append(np.asarray(mesh.faces, dtype=np.int64) + offset)
         offset += len(mesh.vertices)
-    v = np.concatenate(vertices) * _unit_meter(path, scene)
-    f = np.concatenate(faces)
-    # STL repeats corners per triangle: merge equal coordinates to recover connectivity.
-    merged, inverse = np.unique(np.round(v, 9), axis=0, return_inverse=True)
-    return merged, inverse.reshape(-1)[f]
+    return np.concatenate(vertices) * _unit_meter(path, scene), np.concatenate(faces)
+
+
+def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (N, 3) float in metres, faces (M, 3) int) of a mesh file, scene transforms applied,
+    equal vertices merged (STL repeats corners per triangle) so that faces show the connectivity."""
+    from trimesh.grouping import unique_rows  # hashing, faster than np.unique(axis=0) on 1M corners
+
+    raw, faces = _load_raw(path)
+    first, inverse = unique_rows(raw, digits=9)  # type: ignore[no-untyped-call]
+    return raw[first], np.asarray(inverse, dtype=np.int64).reshape(-1)[faces]
 
 
 def components(vertices: np.ndarray, faces: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -148,14 +157,26 @@ def _hull_points(points: np.ndarray) -> np.ndarray:
     """The convex hull's vertices of ``points``; flat or degenerate sets are thickened first."""
     from scipy.spatial import ConvexHull, QhullError
 
-    points = _solid(points)
+    points = _solid(_thin(points, MAX_HULL_INPUT))
     if len(points) <= 8:
         return points
     try:
         hull = ConvexHull(points)
     except QhullError:
         return points
-    return np.asarray(points[hull.vertices])
+    return _thin(np.asarray(points[hull.vertices]), MAX_HULL_POINTS)
+
+
+def _thin(points: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` points: an even stride through them plus the six axis extremes (so the bounding
+    box stays exact). Dense scanned or CAD shells (a 160k-vertex round top: every vertex on the hull, qhull
+    5 s) lose under a millimetre this way; the stride keeps time and memory linear."""
+    if len(points) <= limit:
+        return points
+    step = int(np.ceil(len(points) / (limit - 6)))
+    extremes = np.concatenate([points.argmin(axis=0), points.argmax(axis=0)])
+    keep = np.unique(np.concatenate([np.arange(0, len(points), step), extremes]))
+    return np.asarray(points[keep])
 
 
 def _solid(points: np.ndarray) -> np.ndarray:
@@ -176,6 +197,9 @@ def _solid(points: np.ndarray) -> np.ndarray:
 
 
 def _process(path: Path, split: bool) -> tuple[np.ndarray, ...]:
+    if not split:  # one hull: no connectivity needed, so no vertex merging
+        raw, faces = _load_raw(path)
+        return (_hull_points(raw[np.unique(faces)]),)
     vertices, faces = load_mesh(path)
     if split:
         pieces = components(vertices, faces)
