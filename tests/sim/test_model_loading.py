@@ -318,8 +318,10 @@ def test_two_robots_in_a_world(tmp_path: Path, resources: Path) -> None:
     body = (
         "<include><uri>model://test_bot</uri></include><include><name>bot2</name><uri>model://test_bot</uri></include>"
     )
-    message = expect("found 2 models with a DiffDrive plugin", write(tmp_path, "w.sdf", world_with(body)))
-    assert "'test_bot'" in message and "'bot2'" in message
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    assert world.robot.name == "test_bot", "the first DiffDrive model is the driven robot"
+    assert any("a second DiffDrive robot 'bot2'; only the first, 'test_bot', is driven" in w for w in world.warnings)
+    Physics(world)  # the passive second robot simulates too
 
 
 def test_robot_file_for_a_world_that_has_a_robot(resources: Path) -> None:

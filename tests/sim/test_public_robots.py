@@ -149,3 +149,26 @@ def test_gz_sim_visualize_lidar_world_loads_its_fuel_playground_from_the_cache_a
     # the ball caster rolls freely: the vehicle turns as commanded (a dragging caster made it 43-80 %)
     assert math.remainder(end["yaw"] - moved["yaw"], 2 * math.pi) == pytest.approx(1.0, abs=0.15)
     assert _tilt(end) < 0.03, end
+
+
+def test_gz_sim_diff_drive_world_loads_and_its_first_vehicle_drives(sim_factory: Any) -> None:
+    """gz-sim's examples/worlds/diff_drive.sdf as shipped (two DiffDrive vehicles): vehicle_blue drives on
+    its gz default topics; vehicle_green stays where it is (one driven robot per simulator for now)."""
+    sim: SimProcess = sim_factory(
+        str(GZ_WORLDS / "diff_drive.sdf"), "--paused", wait_topic="/model/vehicle_blue/odometry"
+    )
+    assert {"vehicle_blue", "vehicle_green"} <= set(sim.control.entities())
+    sim.control.step(duration=0.3)
+    start = truth(sim)["pose"]
+    green = sim.control.get_entity_state("vehicle_green")["pose"]
+    _twist(sim, "/model/vehicle_blue/cmd_vel", 0.2, 0.0)
+    sim.control.step(duration=2.0)
+    _twist(sim, "/model/vehicle_blue/cmd_vel", 0.0, 0.5)
+    sim.control.step(duration=2.0)
+    _twist(sim, "/model/vehicle_blue/cmd_vel", 0.0, 0.0)
+    sim.control.step(duration=1.0)
+    end = truth(sim)["pose"]
+    assert end["x"] - start["x"] > 0.3, (start, end)
+    assert math.remainder(end["yaw"] - start["yaw"], 2 * math.pi) == pytest.approx(1.0, abs=0.15)
+    still = sim.control.get_entity_state("vehicle_green")["pose"]
+    assert math.hypot(still["x"] - green["x"], still["y"] - green["y"]) < 0.01

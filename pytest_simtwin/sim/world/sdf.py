@@ -92,11 +92,18 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         _check_no_user_robot(world, path)
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
     elif len(robots) > 1:
-        listed = ", ".join(f"{m.name!r} ({m.diff_drive.origin})" for m in robots if m.diff_drive)
-        raise ModelError(
-            f"{world_path}: found {len(robots)} models with a DiffDrive plugin: {listed}; expected exactly one "
-            "robot. Remove the extra plugins (or make the other robots plain models)."
-        )
+        # One robot is driven per simulator for now: the first, like a user who commands one of them;
+        # the others stay in the world as passive models (their wheels roll freely), said at load time.
+        for other in robots[1:]:
+            assert other.diff_drive is not None
+            ctx.warn(
+                f"{other.diff_drive.origin}: a second DiffDrive robot {other.name!r}; only the first, "
+                f"{robots[0].name!r}, is driven (the others are passive models)"
+            )
+            other.diff_drive = None
+        robots = robots[:1]
+        if robot_pose is not None:
+            robots[0].pose = robot_pose
     elif robot_pose is not None:
         robots[0].pose = robot_pose
     if robots[0] not in world.models:
