@@ -93,6 +93,16 @@ def test_compiler_error_names_the_users_file_line_and_link(tmp_path: Path) -> No
     assert "line 1" not in message and "built-in world" not in message and "Element name" not in message
 
 
+def test_impossible_principal_moments_are_warned_and_boundary_ones_are_not(tmp_path: Path) -> None:
+    inertial = "<inertial><mass>1</mass><inertia><ixx>0.01</ixx><iyy>0.01</iyy><izz>0.03</izz></inertia></inertial>"
+    path = write(tmp_path, "r.sdf", robot_sdf(base_inertial=inertial))
+    world = load_world(None, path)
+    assert any(f"{path}:4: inertia of link r/base has principal moments" in w for w in world.warnings)
+    Physics(world)  # MuJoCo (balanceinertia) still compiles it
+    tb3_world = load_world(TB3 / "worlds" / "empty_world.world", TB3 / "models" / "turtlebot3_burger" / "model.sdf")
+    assert not any("principal moments" in w for w in tb3_world.warnings), "ixx + iyy == izz is a valid disc"
+
+
 # -- meshes -----------------------------------------------------------------------------------------------
 
 

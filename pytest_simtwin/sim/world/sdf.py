@@ -1,9 +1,11 @@
 """SDF (1.4-1.11) worlds and models -> :mod:`model` specs; also the ``load_world`` entry point.
 
 Supported: ``<physics>`` step size and real-time factor, ``<gravity>``, static and dynamic models with
-links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, STL/OBJ mesh), inertials, joints,
-poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``),
-``<include>`` of ``model://`` URIs, the DiffDrive plugin and lidar sensors. Anything else that changes
+links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, mesh: STL/OBJ/DAE/glTF), inertials
+(rotated poses included), joints (revolute, continuous, prismatic, fixed, ball, universal/revolute2),
+poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``;
+``<include merge="true">`` without a prefix), ``<include>`` of ``model://`` and Gazebo Fuel URIs (see
+:mod:`fuel`), the DiffDrive plugin and lidar sensors. Anything else that changes
 the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored silently.
 """
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world import fuel
-from pytest_simtwin.sim.world.checks import check_version, check_world, lift_robot
+from pytest_simtwin.sim.world.checks import check_no_user_robot, check_version, check_world, lift_robot
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.plugins import (
@@ -89,7 +91,7 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
             name, where = next(iter(ctx.ros2_control.items()))
             raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
-        _check_no_user_robot(world, path)
+        check_no_user_robot(world, path)
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
     elif len(robots) > 1:
         # One robot is driven per simulator for now: the first, like a user who commands one of them;
@@ -111,23 +113,6 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
     check_world(world)
     lift_robot(world)
     return world
-
-
-def _check_no_user_robot(world: WorldSpec, path: Path | None) -> None:
-    """A user's world with a jointed model but no DiffDrive is a robot we cannot drive: adding the built-in
-    robot would silently test something else (and place it inside the user's model)."""
-    if path is None:
-        return
-    jointed = [m for m in world.models if not m.static and any(j.kind != "fixed" for j in m.joints)]
-    if jointed:
-        model = jointed[0]
-        raise ModelError(
-            f"{model.source or path}: world {world.name!r} has no model with a DiffDrive plugin; model "
-            f"{model.name!r} has joints but nothing drives it. Expected one robot with "
-            '<plugin filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive"> (left_joint, '
-            "right_joint, wheel_separation, wheel_radius), or a robot file passed with --robot / simtwin_robot."
-        )
-    world.warn(f"{path}: no robot in the world; the built-in robot simtwin_bot is added at the origin")
 
 
 def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
@@ -470,7 +455,7 @@ def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> G
     else:
         raise ModelError(
             f"{origin}: unknown geometry <{kind}> in collision {name!r}; expected box, cylinder, sphere, capsule, "
-            "ellipsoid, plane or mesh (STL/OBJ). Replace it with one of these."
+            "ellipsoid, plane or mesh. Replace it with one of these."
         )
     if any(v <= 0 for v in size):
         raise ModelError(f"{origin}: {kind} of collision {name!r} has a non-positive size {size}; expected > 0.")

@@ -1,7 +1,8 @@
 """URDF (and ``.urdf.xacro`` through the ``xacro`` package) -> ModelSpec.
 
 Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
-``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction.
+``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction
+(element text or ``value=`` attribute, as sdformat's URDF parser reads both).
 URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
 """
 
@@ -170,7 +171,7 @@ def _geometry(col: Element, name: str, path: Path, ctx: Context) -> GeomSpec | N
     else:
         raise ModelError(
             f"{shape.where}: unknown geometry <{shape.tag}> in collision {name!r}; expected box, cylinder, sphere "
-            "or mesh (STL/OBJ)."
+            "or mesh."
         )
     if any(not (v > 0 and math.isfinite(v)) for v in size):
         raise ModelError(f"{shape.where}: {shape.tag} of collision {name!r} has a non-positive size {size}.")
