@@ -151,6 +151,19 @@ def test_a_big_mesh_becomes_a_bounded_hull(tmp_path: Path) -> None:
     assert len(cloud) <= len(sphere.vertices) and np.linalg.norm(cloud, axis=1).max() == pytest.approx(0.2, rel=1e-3)
 
 
+def test_gltf_binary_meshes_load_with_their_scene_transforms(tmp_path: Path) -> None:
+    import trimesh
+
+    scene = trimesh.Scene()
+    scene.add_geometry(
+        trimesh.creation.box(extents=(0.2, 0.4, 0.6)), transform=trimesh.transformations.translation_matrix([1, 0, 0])
+    )
+    path = tmp_path / "crate.glb"
+    scene.export(path)
+    (cloud,) = meshes.mesh_parts(path, False)
+    assert cloud.min(axis=0) == pytest.approx([0.9, -0.2, -0.3]) and cloud.max(axis=0) == pytest.approx([1.1, 0.2, 0.3])
+
+
 # -- Fuel -------------------------------------------------------------------------------------------------
 
 
