@@ -30,6 +30,7 @@ from pytest_simtwin.sim.world.plugins import (
     plugin_kind,
 )
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
+from pytest_simtwin.sim.world.urdf import load_urdf  # xacro itself is imported only for .xacro files
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
@@ -122,14 +123,10 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
     """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
     name = path.name.lower()
     if name.endswith((".urdf", ".xacro")):
-        from pytest_simtwin.sim.world.urdf import load_urdf  # local: keeps xacro optional
-
         model: ModelSpec = load_urdf(path, ctx)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-            from pytest_simtwin.sim.world.urdf import load_urdf
-
             model = load_urdf(path, ctx)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
@@ -226,8 +223,6 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     model_el = root.find("model") if root.tag == "sdf" else None
     if model_el is None:
         if root.tag == "robot":
-            from pytest_simtwin.sim.world.urdf import load_urdf
-
             model = load_urdf(path, ctx)
         else:
             raise ModelError(f"{element.where}: included {path} has no <model>; expected an SDF model file.")
