@@ -89,7 +89,8 @@ def check_world(world: WorldSpec) -> None:
             for geom in link.collisions:
                 if geom.kind == "mesh" and geom.mesh is not None:
                     count = len(mesh_parts(geom.mesh, fixed))
-                    what = f"the convex hulls of its {count} connected parts" if count > 1 else "its convex hull"
+                    # pieces: its connected parts, concave closed ones split further (see meshes.py)
+                    what = f"{count} convex pieces" if count > 1 else "its convex hull"
                     world.warn(f"{geom.origin}: mesh {geom.mesh.name} collides as {what} (MuJoCo)")
         if model is not robot and model.lidars:
             world.warn(f"{model.source or model.name}: lidar on {model.name!r} (not the robot) is not simulated")
