@@ -72,10 +72,7 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         raise ModelError(f"{root.where}: expected <sdf> with a <world>; found <{found}>{hint}.")
     ctx = Context(world=world_el.attrib.get("name", "default"))
     check_version(root, ctx.warnings)
-    # <pkg>/worlds/x.world next to <pkg>/models/ is the ROS package layout (turtlebot3_gazebo, nav2, ...)
-    # whose launch files put <pkg>/models on GZ_SIM_RESOURCE_PATH: searched after that variable.
-    folder = world_path.resolve().parent
-    ctx.resolver.extra = [folder, folder / "models", folder.parent / "models"]
+    ctx.resolver.extra = [world_path.resolve().parent, world_path.resolve().parent / "models"]
     if robot is not None:
         ctx.resolver.extra += [Path(robot).resolve().parent, Path(robot).resolve().parent.parent]
     world = WorldSpec(name=ctx.world, source=world_path if path is not None else None, warnings=ctx.warnings)
