@@ -112,8 +112,8 @@ class _Builder:
 
     def build(self) -> str:
         w = self.world
-        # balanceinertia: DART/ODE accept a tensor on the triangle-inequality boundary (TurtleBot3 wheels:
-        # ixx + iyy == izz) that MuJoCo's check rejects by rounding; the checks module warns about real violations.
+        # balanceinertia: DART/ODE simulate tensors that violate A + B >= C (common in CAD-exported URDFs),
+        # MuJoCo refuses them; balanced, they get the mean moment, and checks.py says so at load time.
         ET.SubElement(self.root, "compiler", angle="radian", autolimits="true", inertiafromgeom="auto",
                       balanceinertia="true")  # fmt: skip
         ET.SubElement(self.root, "option", timestep=repr(w.step_size), integrator="discrete", gravity=_fmt(w.gravity),
