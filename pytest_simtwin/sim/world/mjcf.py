@@ -69,8 +69,8 @@ def friction_priority(mu: float) -> int:
 
 
 def effective_friction(mu: float) -> float:
-    """The friction MuJoCo gets for an SDF ``<mu>``: values above MAX_FRICTION (TurtleBot3's 100000, Gazebo's
-    ground 100) all mean "never slips" for a wheel, and MuJoCo's solver handles them best clamped."""
+    """The friction MuJoCo gets for an SDF ``<mu>``: clamped to MAX_FRICTION, above which a wheel never slips
+    anyway (TurtleBot3 with elliptic cones drives the same at 100 and 100000) and the solver stays well scaled."""
     return min(mu, MAX_FRICTION)
 
 
