@@ -10,6 +10,7 @@ so it drifts from ground truth when wheels slip.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from collections import deque
 from dataclasses import dataclass
@@ -19,7 +20,15 @@ import numpy as np
 
 from pytest_simtwin.errors import ModelError, SimulatorError
 from pytest_simtwin.sim.engine.lidar import Lidar
-from pytest_simtwin.sim.world.mjcf import ENV_BITS, ENV_GROUP, SOLIMP, Layout, to_mjcf
+from pytest_simtwin.sim.world.mjcf import (
+    DEFAULT_FRICTION,
+    ENV_BITS,
+    ENV_GROUP,
+    SOLIMP,
+    Layout,
+    friction_priority,
+    to_mjcf,
+)
 from pytest_simtwin.sim.world.model import DiffDriveSpec, Pose, WorldSpec
 
 #: Odometry covariance diagonals (x, y, z, roll, pitch, yaw): planar odometry, z/roll/pitch unobserved.
@@ -133,6 +142,22 @@ def _pose_from(pose: Pose | dict[str, float] | None, base: Pose) -> Pose:
     return Pose(**values)
 
 
+def compile_error(world: WorldSpec, origins: dict[str, str], message: str) -> ModelError:
+    """MuJoCo's compiler message, pointed at the user's file and element (never the generated MJCF's line)."""
+    text = re.sub(r"\s*Element name '[^']*', id \d+", "", message.strip())
+    text = re.sub(r",?\s*line \d+(, column \d+)?", "", text).replace("Error: ", "").strip().rstrip(".")
+    names = re.findall(r"[Ee]lement name '([^']*)'", message)
+    where = next((origins[n] for n in names if n in origins), None)
+    if where is None:
+        robot = next((m for m in world.models if m.diff_drive is not None), None)
+        user = robot.source if robot is not None and robot.source is not None else world.source
+        where = str(user) if user is not None else "built-in world"
+    return ModelError(
+        f"{where}: MuJoCo could not compile this element: {text}. Expected valid masses, inertias "
+        "(positive, ixx + iyy >= izz) and sizes; fix the named element."
+    )
+
+
 class Physics:
     """One simulated world (see docs/design.md, "Simulator internal contract")."""
 
@@ -149,10 +174,7 @@ class Physics:
             self.spec = mujoco.MjSpec.from_string(xml)
             self.model = self.spec.compile()
         except Exception as exc:  # MuJoCo raises ValueError with its own message (bad mesh, ...)
-            raise ModelError(
-                f"{world.source or 'built-in world'}: MuJoCo could not compile the world: {exc}. "
-                "Check the meshes and sizes named in the message."
-            ) from None
+            raise compile_error(world, self.layout.origins, str(exc)) from None
         self.data = mujoco.MjData(self.model)
         robot = world.robot
         assert robot.diff_drive is not None
@@ -358,6 +380,7 @@ class Physics:
         geom = body.add_geom(type=kind, size=half + [0.0] * (3 - len(half)), group=ENV_GROUP)
         geom.contype, geom.conaffinity = ENV_BITS
         geom.solimp[:3] = [float(v) for v in SOLIMP.split()]
+        geom.priority = friction_priority(DEFAULT_FRICTION)  # sdformat's default mu, combined by min
         if not static:
             body.add_freejoint()
             geom.mass = mass if mass is not None else 1.0

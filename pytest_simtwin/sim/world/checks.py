@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.meshes import mesh_parts
-from pytest_simtwin.sim.world.model import GeomSpec, Pose, WorldSpec
+from pytest_simtwin.sim.world.model import GeomSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.xmltree import Element
 
 SDF_VERSIONS = ((1, 4), (1, 11))
@@ -21,6 +25,38 @@ def check_version(root: Element, warnings: list[str]) -> None:
         message = f"{root.where}: SDF version {raw!r} is outside 1.4-1.11; read as 1.11"
         if message not in warnings:
             warnings.append(message)
+
+
+def check_no_user_robot(world: WorldSpec, path: Path | None) -> None:
+    """A user's world with a jointed model but no DiffDrive is a robot we cannot drive: adding the built-in
+    robot would silently test something else (and place it inside the user's model)."""
+    if path is None:
+        return
+    jointed = [m for m in world.models if not m.static and any(j.kind != "fixed" for j in m.joints)]
+    if jointed:
+        model = jointed[0]
+        raise ModelError(
+            f"{model.source or path}: world {world.name!r} has no model with a DiffDrive plugin; model "
+            f"{model.name!r} has joints but nothing drives it. Expected one robot with "
+            '<plugin filename="gz-sim-diff-drive-system" name="gz::sim::systems::DiffDrive"> (left_joint, '
+            "right_joint, wheel_separation, wheel_radius), or a robot file passed with --robot / simtwin_robot."
+        )
+    world.warn(f"{path}: no robot in the world; the built-in robot simtwin_bot is added at the origin")
+
+
+def _check_inertia(world: WorldSpec, model: ModelSpec, link: LinkSpec) -> None:
+    """Principal moments must satisfy the triangle inequality; DART/ODE tolerate small violations and MuJoCo
+    (compiled with balanceinertia) replaces the moments by their mean: say so where that changes the body."""
+    if link.inertial is None:
+        return
+    ixx, iyy, izz, ixy, ixz, iyz = link.inertial.inertia
+    moments = np.linalg.eigvalsh(np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]]))
+    a, b, c = sorted(float(m) for m in moments)
+    if a > 0 and a + b < c * (1 - 1e-3):
+        world.warn(
+            f"{link.inertial.origin or model.source}: inertia of link {model.name}/{link.name} has principal moments "
+            f"{a:.3g}, {b:.3g}, {c:.3g}, which violate A + B >= C (no rigid body has them); MuJoCo uses their mean"
+        )
 
 
 def check_world(world: WorldSpec) -> None:
@@ -46,12 +82,15 @@ def check_world(world: WorldSpec) -> None:
         if not link.collisions:
             world.warn(f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>")
     for model in world.models:
+        for link in model.links:
+            _check_inertia(world, model, link)
         fixed = model.static or any(j.parent == "world" and j.kind == "fixed" for j in model.joints)
         for link in model.links:
             for geom in link.collisions:
                 if geom.kind == "mesh" and geom.mesh is not None:
                     count = len(mesh_parts(geom.mesh, fixed))
-                    what = f"the convex hulls of its {count} connected parts" if count > 1 else "its convex hull"
+                    # pieces: its connected parts, concave closed ones split further (see meshes.py)
+                    what = f"{count} convex pieces" if count > 1 else "its convex hull"
                     world.warn(f"{geom.origin}: mesh {geom.mesh.name} collides as {what} (MuJoCo)")
         if model is not robot and model.lidars:
             world.warn(f"{model.source or model.name}: lidar on {model.name!r} (not the robot) is not simulated")

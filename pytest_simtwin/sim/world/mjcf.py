@@ -25,7 +25,9 @@ SITE_GROUP = 5
 ENV_BITS = (1, 3)  # contype, conaffinity
 ROBOT_BITS = (2, 1)
 SOLIMP = "0.99 0.99 0.001"
-DEFAULT_FRICTION = 1.0
+DEFAULT_FRICTION = 1.0  # sdformat's default <ode><mu>
+MAX_FRICTION = 100.0
+PYRAMIDAL_MAX_MU = 2.0
 #: Servo gain for 1 kg on r = 0.033 m wheels, one wheel per side. The prototype's 0.3 tracks light
 #: robots well but loaded wheels (skid steer turning in place) lag their command by 10 %; 10x that
 #: tracks within 1 % like Gazebo's exact velocity commands, changes nothing measurable for the
@@ -54,6 +56,37 @@ class Layout:
     #: every hinge/slide joint of the robot, for joint_states (MJCF name, reported name).
     robot_joints: list[tuple[str, str]] = field(default_factory=list)
     lidar_sites: list[str] = field(default_factory=list)
+    #: MJCF element name -> "file:line (what)" of the user's element, for MuJoCo compiler messages.
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+def friction_priority(mu: float) -> int:
+    """MuJoCo geom priority so that a contact takes the smaller friction of its two geoms, as ODE and DART
+    (gz-physics) combine them (MuJoCo: the higher-priority geom's value wins; equal priorities take the max)."""
+    if mu <= 0:
+        return 3000
+    return 1000 + round(-100 * math.log10(max(mu, 1e-9)))
+
+
+def effective_friction(mu: float) -> float:
+    """The friction MuJoCo gets for an SDF ``<mu>``: clamped to MAX_FRICTION, above which a wheel never slips
+    anyway (TurtleBot3 with elliptic cones drives the same at 100 and 100000) and the solver stays well scaled."""
+    return min(mu, MAX_FRICTION)
+
+
+def cone_for(world: WorldSpec) -> str:
+    """Friction cone: with pyramidal cones a contact friction above ~2 (TurtleBot3 wheels on Gazebo's ground:
+    min(100000, 100)) weakens the normal force and wheels sink until the chassis drags (measured: mu 5 -> 6 %
+    short, mu 20 -> no motion); elliptic cones stay within 1 % at mu 1e5. Pyramidal stays the default where
+    no contact can exceed PYRAMIDAL_MAX_MU: it is what the built-in world was measured and tuned with."""
+    mus = sorted(
+        DEFAULT_FRICTION if g.friction is None else g.friction
+        for m in world.models
+        for link in m.links
+        for g in link.collisions
+    )
+    # the largest friction any pair can get is min(a, b): at most the second-largest value
+    return "elliptic" if len(mus) >= 2 and mus[-2] > PYRAMIDAL_MAX_MU else "pyramidal"
 
 
 def body_name(model: str, link: str) -> str:
@@ -79,8 +112,12 @@ class _Builder:
 
     def build(self) -> str:
         w = self.world
-        ET.SubElement(self.root, "compiler", angle="radian", autolimits="true", inertiafromgeom="auto")
-        ET.SubElement(self.root, "option", timestep=repr(w.step_size), integrator="discrete", gravity=_fmt(w.gravity))
+        # balanceinertia: DART/ODE simulate tensors that violate A + B >= C (common in CAD-exported URDFs),
+        # MuJoCo refuses them; balanced, they get the mean moment, and checks.py says so at load time.
+        ET.SubElement(self.root, "compiler", angle="radian", autolimits="true", inertiafromgeom="auto",
+                      balanceinertia="true")  # fmt: skip
+        ET.SubElement(self.root, "option", timestep=repr(w.step_size), integrator="discrete", gravity=_fmt(w.gravity),
+                      cone=cone_for(w))  # fmt: skip
         default = ET.SubElement(self.root, "default")
         ET.SubElement(default, "geom", solimp=SOLIMP, friction=f"{DEFAULT_FRICTION} 0.005 0.0001")
         self.asset = ET.SubElement(self.root, "asset")
@@ -127,14 +164,13 @@ class _Builder:
         g.set("contype", str(contype))
         g.set("conaffinity", str(conaffinity))
         g.set("group", str(ROBOT_GROUP if robot else ENV_GROUP))
-        if geom.friction is not None:
-            # MuJoCo takes the larger friction of a pair; ODE the smaller. Priority makes an explicit
-            # value (e.g. a frictionless caster) win against the ground's default.
-            g.set("priority", "1")
-            if geom.friction <= 0:
-                g.set("condim", "1")
-            else:
-                g.set("friction", f"{geom.friction} 0.005 0.0001")
+        mu = DEFAULT_FRICTION if geom.friction is None else geom.friction
+        g.set("priority", str(friction_priority(mu)))
+        if mu <= 0:
+            g.set("condim", "1")
+        else:
+            g.set("friction", f"{effective_friction(mu)!r} 0.005 0.0001")
+        self.layout.origins[name] = f"{geom.origin} (collision {geom.name!r})"
         for index, part in enumerate(parts[1:], start=1):  # further hulls of a split static mesh
             copy = ET.SubElement(body, "geom", dict(g.attrib))
             copy.set("name", f"{name}::part{index}")
@@ -142,7 +178,6 @@ class _Builder:
 
     def _mesh_assets(self, path: Path, scale: tuple[float, ...], split: bool) -> list[str]:
         """Mesh assets (vertex clouds: MuJoCo builds their convex hulls) for one mesh file."""
-
         key = (str(path), scale, split)
         if key not in self.meshes:
             names = []
@@ -150,6 +185,7 @@ class _Builder:
                 names.append(f"mesh{len(self.asset)}")
                 vertex = " ".join(f"{v:.9g}" for v in cloud.reshape(-1))
                 ET.SubElement(self.asset, "mesh", name=names[-1], scale=_fmt(scale), vertex=vertex)
+                self.layout.origins[names[-1]] = f"mesh {path}"
             self.meshes[key] = names
         return self.meshes[key]
 
@@ -203,10 +239,14 @@ class _Builder:
         link = links[name]
         body = ET.SubElement(parent, "body", name=body_name(model.name, name))
         _place(body, pose)
+        self.layout.origins[body.get("name", "")] = (
+            f"{link.origin or model.source} (link {name!r} of model {model.name!r})"
+        )
         if link.inertial is not None:
             i = link.inertial
-            inertial = ET.SubElement(body, "inertial", mass=repr(i.mass), fullinertia=_fmt(i.inertia))
-            _place(inertial, i.pose)
+            # MuJoCo takes fullinertia in the body frame and no orientation with it: rotate the tensor.
+            inertial = ET.SubElement(body, "inertial", mass=repr(i.mass), fullinertia=_fmt(i.link_frame_inertia()))
+            inertial.set("pos", _fmt((i.pose.x, i.pose.y, i.pose.z)))
         elif not link.collisions or all(g.kind == "plane" for g in link.collisions):
             # Massless frame links (URDF base_footprint): tiny inertia so MuJoCo accepts a free root.
             inertial = ET.SubElement(body, "inertial", pos="0 0 0", mass="0.001", diaginertia="1e-6 1e-6 1e-6")
@@ -230,20 +270,36 @@ class _Builder:
             joint = joints[joint_name]
             pose = links[name].pose.inverse() * links[child].pose
             child_body = self._link_body(body, model, links, child, pose, robot, joint_name in wheel_joints)
-            if joint.kind != "fixed":
-                j = ET.SubElement(child_body, "joint", name=f"{model.name}::{joint_name}")
-                j.set("type", "slide" if joint.kind == "prismatic" else "hinge")
-                j.set("pos", _fmt((joint.pose.x, joint.pose.y, joint.pose.z)))
-                j.set("axis", _fmt(joint.axis))
-                if joint.limits is not None:
-                    j.set("range", _fmt(joint.limits))
-                if joint.damping:
-                    j.set("damping", repr(joint.damping))
-                if joint.friction:
-                    j.set("frictionloss", repr(joint.friction))
-                if robot:
-                    self.layout.robot_joints.append((f"{model.name}::{joint_name}", joint_name))
+            self._joint(child_body, model, joint, robot)
             self._subtree(child_body, model, links, joints, children, child, robot, wheel_joints)
+
+    def _joint(self, body: ET.Element, model: ModelSpec, joint: JointSpec, robot: bool) -> None:
+        """MJCF joint(s) for one SDF/URDF joint: hinge, slide, ball, or two hinges for a universal joint."""
+        if joint.kind == "fixed":
+            return
+        name = f"{model.name}::{joint.name}"
+        axes = [(name, joint.axis)]
+        if joint.kind == "universal":
+            axes.append((f"{name}::axis2", joint.axis2))
+        for jname, axis in axes:
+            j = ET.SubElement(body, "joint", name=jname)
+            self.layout.origins[jname] = (
+                f"{joint.origin or model.source} (joint {joint.name!r} of model {model.name!r})"
+            )
+            j.set("pos", _fmt((joint.pose.x, joint.pose.y, joint.pose.z)))
+            if joint.kind == "ball":
+                j.set("type", "ball")  # a caster's ball joint rolls freely, as in Gazebo
+                break
+            j.set("type", "slide" if joint.kind == "prismatic" else "hinge")
+            j.set("axis", _fmt(axis))
+            if joint.limits is not None:
+                j.set("range", _fmt(joint.limits))
+            if joint.damping:
+                j.set("damping", repr(joint.damping))
+            if joint.friction:
+                j.set("frictionloss", repr(joint.friction))
+            if robot:
+                self.layout.robot_joints.append((jname, joint.name if jname == name else f"{joint.name}::axis2"))
 
     def _robot(self, model: ModelSpec, root: str) -> None:
         dd = model.diff_drive

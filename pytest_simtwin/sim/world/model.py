@@ -113,6 +113,15 @@ class InertialSpec:
     pose: Pose = field(default_factory=Pose)
     #: ixx, iyy, izz, ixy, ixz, iyz about the inertial frame.
     inertia: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    origin: str = field(default="", compare=False)
+
+    def link_frame_inertia(self) -> tuple[float, float, float, float, float, float]:
+        """The tensor about the centre of mass, rotated into the link frame (R I R^T), same order."""
+        ixx, iyy, izz, ixy, ixz, iyz = self.inertia
+        tensor = np.array([[ixx, ixy, ixz], [ixy, iyy, iyz], [ixz, iyz, izz]])
+        r = self.pose.rotation()
+        t = r @ tensor @ r.T
+        return (float(t[0, 0]), float(t[1, 1]), float(t[2, 2]), float(t[0, 1]), float(t[0, 2]), float(t[1, 2]))
 
 
 @dataclass
@@ -145,6 +154,8 @@ class LinkSpec:
     inertial: InertialSpec | None = None
     collisions: list[GeomSpec] = field(default_factory=list)
     sensors: list[LidarSpec] = field(default_factory=list)
+    #: file:line of the defining element, for messages.
+    origin: str = field(default="", compare=False)
 
     @property
     def mass(self) -> float:
@@ -154,7 +165,7 @@ class LinkSpec:
 @dataclass
 class JointSpec:
     name: str
-    kind: str  # revolute | continuous | prismatic | fixed
+    kind: str  # revolute | continuous | prismatic | fixed | ball | universal
     parent: str  # link name, or "world"
     child: str
     axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
@@ -163,6 +174,9 @@ class JointSpec:
     limits: tuple[float, float] | None = None
     damping: float = 0.0
     friction: float = 0.0
+    #: second axis of a universal (or revolute2) joint, in the child link frame.
+    axis2: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    origin: str = field(default="", compare=False)
 
 
 @dataclass

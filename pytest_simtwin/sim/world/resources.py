@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
+from pytest_simtwin.sim.world import fuel
+from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 DEFAULTS_DIR = Path(__file__).resolve().parents[1] / "defaults"
@@ -40,12 +42,11 @@ class Resolver:
     def resolve(self, uri: str, base: Path | None, element: Element) -> Path:
         """Turn a URI into an existing path; ``base`` is the folder of the file that names it."""
         uri = uri.strip()
-        if uri.startswith(("http://", "https://")):
-            raise ModelError(
-                f"{element.where}: <uri>{uri}</uri> points to the network (Gazebo Fuel); expected a local "
-                "model. Download it once (e.g. `gz fuel download -u URL`) and add its folder to "
-                "GZ_SIM_RESOURCE_PATH, then use model://NAME."
-            )
+        if fuel.is_fuel(uri):
+            found = fuel.resolve(uri, element)
+            if found is None:
+                raise ModelError(f"{element.where}: <uri>{uri}</uri> is a light, not a model or mesh; remove it here.")
+            return found
         if uri.startswith("model://"):
             rest = uri[len("model://") :]
             searched = self.search_path()
@@ -123,13 +124,13 @@ class Resolver:
 
 
 def check_mesh(path: Path, element: Element) -> Path:
-    """Only STL and OBJ are supported by the MuJoCo mesh loader we use."""
+    """A mesh file of a format the mesh loader reads (see :mod:`meshes`), and that exists."""
     suffix = path.suffix.lower()
-    if suffix not in (".stl", ".obj"):
+    if suffix not in MESH_SUFFIXES:
         raise ModelError(
-            f"{element.where}: mesh {path.name} is {suffix or 'of unknown type'}; only STL and OBJ meshes are "
-            f"supported. Convert it, e.g. `assimp export {path.name} {path.stem}.obj` (assimp-utils) or with "
-            "Blender/MeshLab, and point the <uri> at the new file."
+            f"{element.where}: mesh {path.name} is {suffix or 'of unknown type'}; expected one of "
+            f"{', '.join(MESH_SUFFIXES)}. Convert it, e.g. `assimp export {path.name} {path.stem}.obj` (assimp-utils) "
+            "or with Blender/MeshLab, and point the <uri> at the new file."
         )
     if not path.is_file():
         raise ModelError(f"{element.where}: mesh file {path} does not exist; fix the <uri>/filename.")

@@ -1,9 +1,11 @@
 """SDF (1.4-1.11) worlds and models -> :mod:`model` specs; also the ``load_world`` entry point.
 
 Supported: ``<physics>`` step size and real-time factor, ``<gravity>``, static and dynamic models with
-links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, STL/OBJ mesh), inertials, joints,
-poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``),
-``<include>`` of ``model://`` URIs, the DiffDrive plugin and lidar sensors. Anything else that changes
+links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, mesh: STL/OBJ/DAE/glTF), inertials
+(rotated poses included), joints (revolute, continuous, prismatic, fixed, ball, universal/revolute2),
+poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``;
+``<include merge="true">`` without a prefix), ``<include>`` of ``model://`` and Gazebo Fuel URIs (see
+:mod:`fuel`), the DiffDrive plugin and lidar sensors. Anything else that changes
 the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored silently.
 """
 
@@ -13,9 +15,13 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from pytest_simtwin.errors import ModelError
-from pytest_simtwin.sim.world.checks import check_version, check_world, lift_robot
+from pytest_simtwin.sim.world import fuel
+from pytest_simtwin.sim.world.checks import check_no_user_robot, check_version, check_world, lift_robot
 from pytest_simtwin.sim.world.context import Context
+from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.plugins import (
     ROS2_CONTROL_HINT,
@@ -74,13 +80,21 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
         if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
             name, where = next(iter(ctx.ros2_control.items()))
             raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
+        check_no_user_robot(world, path)
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
     elif len(robots) > 1:
-        listed = ", ".join(f"{m.name!r} ({m.diff_drive.origin})" for m in robots if m.diff_drive)
-        raise ModelError(
-            f"{world_path}: found {len(robots)} models with a DiffDrive plugin: {listed}; expected exactly one "
-            "robot. Remove the extra plugins (or make the other robots plain models)."
-        )
+        # One robot is driven per simulator for now: the first, like a user who commands one of them;
+        # the others stay in the world as passive models (their wheels roll freely), said at load time.
+        for other in robots[1:]:
+            assert other.diff_drive is not None
+            ctx.warn(
+                f"{other.diff_drive.origin}: a second DiffDrive robot {other.name!r}; only the first, "
+                f"{robots[0].name!r}, is driven (the others are passive models)"
+            )
+            other.diff_drive = None
+        robots = robots[:1]
+        if robot_pose is not None:
+            robots[0].pose = robot_pose
     elif robot_pose is not None:
         robots[0].pose = robot_pose
     if robots[0] not in world.models:
@@ -94,12 +108,10 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
     """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
     name = path.name.lower()
     if name.endswith((".urdf", ".xacro")):
-
         model: ModelSpec = load_urdf(path, ctx)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-
             model = load_urdf(path, ctx)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
@@ -155,7 +167,10 @@ def _world_models(world_el: Element, world: WorldSpec, base: Path, ctx: Context)
             model = parse_model(child, ctx, base)
             _, rel = sdf_pose(child.find("pose"))
         elif child.tag == "include":
-            model, rel = _include(child, ctx, base)
+            included = _include(child, ctx, base)
+            if included is None:  # a light (Fuel "Sun"): nothing to simulate
+                continue
+            model, rel = included
         else:
             continue
         _add_model(world, model, child)
@@ -176,17 +191,23 @@ def _add_model(world: WorldSpec, model: ModelSpec, element: Element | None) -> N
     world.models.append(model)
 
 
-def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str | None]:
+def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str | None] | None:
+    """An included model and its pose's relative_to; None for an include that simulates nothing (a light)."""
     uri = text(element, "uri")
     if not uri:
         raise ModelError(f"{element.where}: <include> needs a <uri> (e.g. model://NAME).")
-    folder = ctx.resolver.resolve(uri, base, element)
+    if fuel.is_fuel(uri):
+        found = fuel.resolve(uri, element)
+        if found is None:
+            return None
+        folder = found
+    else:
+        folder = ctx.resolver.resolve(uri, base, element)
     path = ctx.resolver.model_file(folder, element)
     root = parse_file(path)
     model_el = root.find("model") if root.tag == "sdf" else None
     if model_el is None:
         if root.tag == "robot":
-
             model = load_urdf(path, ctx)
         else:
             raise ModelError(f"{element.where}: included {path} has no <model>; expected an SDF model file.")
@@ -260,9 +281,13 @@ def parse_model(element: Element, ctx: Context, base: Path, name: str | None = N
             pose, rel = sdf_pose(child.find("pose"))
             frames[child.attrib.get("name", "")] = (pose, rel or child.attrib.get("attached_to"), child)
         elif child.tag in ("model", "include"):
-            nested, _ = (parse_model(child, ctx, base), None) if child.tag == "model" else _include(child, ctx, base)
+            included = (parse_model(child, ctx, base), None) if child.tag == "model" else _include(child, ctx, base)
+            if included is None:
+                continue
+            nested = included[0]
             first = len(model.links)
-            _flatten(model, nested)
+            # sdformat: <include merge="true"> adds the links, joints and plugins without a name prefix
+            _flatten(model, nested, merge=child.tag == "include" and child.attrib.get("merge") in ("true", "1"))
             frames[nested.name] = (nested.pose, None, child)
             for link in model.links[first:]:  # flattened poses are already in this model's frame
                 frames[link.name] = (link.pose, None, child)
@@ -289,8 +314,8 @@ def parse_model(element: Element, ctx: Context, base: Path, name: str | None = N
     return model
 
 
-def _flatten(outer: ModelSpec, nested: ModelSpec) -> None:
-    prefix = f"{nested.name}::"
+def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
+    prefix = "" if merge else f"{nested.name}::"
     for link in nested.links:
         sensors = [replace(s, link=prefix + s.link) for s in link.sensors]
         outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors))
@@ -322,7 +347,7 @@ def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
 
 
 def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkSpec:
-    link = LinkSpec(name=element.attrib.get("name", ""))
+    link = LinkSpec(name=element.attrib.get("name", ""), origin=element.where)
     if not link.name:
         raise ModelError(f"{element.where}: <link> needs a name attribute.")
     inertial = element.find("inertial")
@@ -356,7 +381,7 @@ def _inertial(element: Element) -> InertialSpec:
         values = tuple(
             number(tensor, k, d) for k, d in zip(("ixx", "iyy", "izz", "ixy", "ixz", "iyz"), values, strict=True)
         )  # type: ignore[assignment]
-    return InertialSpec(mass=mass, pose=pose, inertia=values)
+    return InertialSpec(mass=mass, pose=pose, inertia=values, origin=element.where)
 
 
 def _friction(collision: Element) -> float | None:
@@ -402,7 +427,7 @@ def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> G
         uri = text(shape, "uri")
         if not uri:
             raise ModelError(f"{origin}: <mesh> needs a <uri>.")
-        if not uri.lower().endswith((".stl", ".obj")):
+        if not uri.lower().endswith(MESH_SUFFIXES):
             check_mesh(Path(uri), shape)
         path = check_mesh(ctx.resolver.resolve(uri, base, shape), shape)
         if shape.find("submesh") is not None:
@@ -413,7 +438,7 @@ def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> G
     else:
         raise ModelError(
             f"{origin}: unknown geometry <{kind}> in collision {name!r}; expected box, cylinder, sphere, capsule, "
-            "ellipsoid, plane or mesh (STL/OBJ). Replace it with one of these."
+            "ellipsoid, plane or mesh. Replace it with one of these."
         )
     if any(v <= 0 for v in size):
         raise ModelError(f"{origin}: {kind} of collision {name!r} has a non-positive size {size}; expected > 0.")
@@ -431,39 +456,48 @@ def _joint(element: Element, model: ModelSpec, frames: dict[str, Pose], ctx: Con
                 f"{element.where}: joint {name!r} {role} {link_name!r} is not a link of model {model.name!r}; "
                 f"expected one of: {', '.join(sorted(links))}."
             )
-    if kind not in ("revolute", "continuous", "prismatic", "fixed"):
+    if kind == "revolute2":  # two hinges, like universal (sdformat: axis then axis2)
+        kind = "universal"
+    if kind not in ("revolute", "continuous", "prismatic", "fixed", "ball", "universal"):
         ctx.warn(f"{element.where}: joint {name!r} of type {kind!r} is simulated as fixed")
         kind = "fixed"
     child_pose = frames.get(child, Pose())
     joint_in_model = frames.get(name, child_pose)
     pose = child_pose.inverse() * joint_in_model
-    axis = (0.0, 0.0, 1.0)
     limits: tuple[float, float] | None = None
     damping = friction = 0.0
+    axis = _axis(element.find("axis"), name, pose, child_pose, frames, (0.0, 0.0, 1.0))
+    axis2 = _axis(element.find("axis2"), name, pose, child_pose, frames, (0.0, 1.0, 0.0))
     axis_el = element.find("axis")
     if axis_el is not None:
-        xyz_el = axis_el.find("xyz")
-        if xyz_el is not None:
-            import numpy as np
-
-            vec = np.array(floats(xyz_el, count=3, what="axis"))
-            if np.linalg.norm(vec) == 0:
-                raise ModelError(f"{xyz_el.where}: joint {name!r} axis is zero; expected a direction.")
-            expressed = xyz_el.attrib.get("expressed_in")
-            if expressed == "__model__" or boolean(axis_el, "use_parent_model_frame", False):
-                vec = child_pose.rotation().T @ vec
-            elif expressed and expressed in frames:
-                vec = child_pose.rotation().T @ frames[expressed].rotation() @ vec
-            else:
-                vec = pose.rotation() @ vec
-            vec = vec / np.linalg.norm(vec)
-            axis = (float(vec[0]), float(vec[1]), float(vec[2]))
         limit = axis_el.find("limit")
-        if limit is not None and kind != "continuous":
+        if limit is not None and kind not in ("continuous", "ball", "universal"):
             lo, hi = number(limit, "lower", -1e16), number(limit, "upper", 1e16)
             if hi - lo < 1e15:
                 limits = (lo, hi)
         dynamics = axis_el.find("dynamics")
         if dynamics is not None:
             damping, friction = number(dynamics, "damping", 0.0), number(dynamics, "friction", 0.0)
-    return JointSpec(name, kind, parent, child, axis, pose, limits, damping, friction)
+    return JointSpec(name, kind, parent, child, axis, pose, limits, damping, friction, axis2, element.where)
+
+
+def _axis(
+    axis_el: Element | None, name: str, pose: Pose, child_pose: Pose, frames: dict[str, Pose],
+    default: tuple[float, float, float],
+) -> tuple[float, float, float]:  # fmt: skip
+    """A joint ``<axis>``/``<axis2>`` direction in the child link frame (``expressed_in`` honoured)."""
+    xyz_el = axis_el.find("xyz") if axis_el is not None else None
+    if axis_el is None or xyz_el is None:
+        return default
+    vec = np.array(floats(xyz_el, count=3, what="axis"))
+    if np.linalg.norm(vec) == 0:
+        raise ModelError(f"{xyz_el.where}: joint {name!r} axis is zero; expected a direction.")
+    expressed = xyz_el.attrib.get("expressed_in")
+    if expressed == "__model__" or boolean(axis_el, "use_parent_model_frame", False):
+        vec = child_pose.rotation().T @ vec
+    elif expressed and expressed in frames:
+        vec = child_pose.rotation().T @ frames[expressed].rotation() @ vec
+    else:
+        vec = pose.rotation() @ vec
+    vec = vec / np.linalg.norm(vec)
+    return (float(vec[0]), float(vec[1]), float(vec[2]))

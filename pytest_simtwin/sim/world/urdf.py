@@ -1,7 +1,8 @@
 """URDF (and ``.urdf.xacro`` through the ``xacro`` package) -> ModelSpec.
 
 Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
-``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction.
+``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction
+(element text or ``value=`` attribute, as sdformat's URDF parser reads both).
 URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
+from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from pytest_simtwin.sim.world.resources import check_mesh
@@ -123,7 +125,7 @@ def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
 
 
 def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
-    link = LinkSpec(name=el.attrib.get("name", ""))
+    link = LinkSpec(name=el.attrib.get("name", ""), origin=el.where)
     if not link.name:
         raise ModelError(f"{el.where}: <link> needs a name attribute.")
     inertial = el.find("inertial")
@@ -134,7 +136,7 @@ def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
         keys = ("ixx", "iyy", "izz", "ixy", "ixz", "iyz")
         values = tuple(_attr_float(tensor, k, 0.0) for k in keys) if tensor is not None else (0.0,) * 6
         if mass > 0:
-            link.inertial = InertialSpec(mass, _origin(inertial.find("origin")), values)  # type: ignore[arg-type]
+            link.inertial = InertialSpec(mass, _origin(inertial.find("origin")), values, inertial.where)  # type: ignore[arg-type]
     for index, col in enumerate(el.findall("collision")):
         geom = _geometry(col, col.attrib.get("name", f"collision_{index}"), path, ctx)
         if geom is not None:
@@ -158,7 +160,7 @@ def _geometry(col: Element, name: str, path: Path, ctx: Context) -> GeomSpec | N
         uri = shape.attrib.get("filename", "")
         if not uri:
             raise ModelError(f"{shape.where}: <mesh> needs a filename attribute.")
-        if not uri.lower().endswith((".stl", ".obj")):
+        if not uri.lower().endswith(MESH_SUFFIXES):
             check_mesh(Path(uri), shape)
         mesh = check_mesh(ctx.resolver.resolve(uri, path.parent, shape), shape)
         scale = tuple(floats(shape, text=shape.attrib.get("scale", "1 1 1"), count=3, what="mesh scale"))
@@ -166,7 +168,7 @@ def _geometry(col: Element, name: str, path: Path, ctx: Context) -> GeomSpec | N
     else:
         raise ModelError(
             f"{shape.where}: unknown geometry <{shape.tag}> in collision {name!r}; expected box, cylinder, sphere "
-            "or mesh (STL/OBJ)."
+            "or mesh."
         )
     if any(not (v > 0 and math.isfinite(v)) for v in size):
         raise ModelError(f"{shape.where}: {shape.tag} of collision {name!r} has a non-positive size {size}.")
@@ -206,7 +208,7 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
     if dynamics is not None:
         damping, friction = _attr_float(dynamics, "damping", 0.0), _attr_float(dynamics, "friction", 0.0)
     return JointSpec(name, _JOINT_KINDS.get(kind, "fixed"), ends["parent"], ends["child"], axis, Pose(), limits,
-                     damping, friction)  # fmt: skip
+                     damping, friction, origin=el.where)  # fmt: skip
 
 
 def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
@@ -235,7 +237,8 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
             if lidar is not None:
                 link.sensors.append(lidar)
         elif child.tag == "mu1" and link is not None:
-            mu = floats(child, count=1)[0]
+            # sdformat's URDF parser reads <mu1>0.5</mu1> and <mu1 value="0.5"/> alike
+            mu = floats(child, text=child.text or child.attrib.get("value", ""), count=1)[0]
             for geom in link.collisions:
                 geom.friction = mu
         elif child.tag not in (

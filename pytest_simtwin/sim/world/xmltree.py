@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.parsers.expat
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,8 +60,24 @@ class Element:
         return f"<{self.tag} at {self.where}>"
 
 
+_COMMENT = re.compile(rb"<!--(.*?)-->", re.DOTALL)
+
+
+def _lenient(data: bytes) -> bytes:
+    """tinyxml2 (which sdformat uses) accepts ``--`` inside comments; expat does not. Same length and lines."""
+    if b"--" not in data:
+        return data
+
+    def clean(match: re.Match[bytes]) -> bytes:
+        body = match.group(1).replace(b"--", b"- ")
+        return b"<!--" + (body[:-1] + b" " if body.endswith(b"-") else body) + b"-->"  # "--->" too
+
+    return _COMMENT.sub(clean, data)
+
+
 def parse_string(text: str | bytes, file: Path | None = None) -> Element:
     """Parse XML text; a syntax error becomes a ModelError with file and line."""
+    text = _lenient(text.encode() if isinstance(text, str) else text)
     parser = xml.parsers.expat.ParserCreate()
     stack: list[Element] = []
     root: list[Element] = []
