@@ -24,6 +24,9 @@ _EXPORTS: dict[str, str] = {
     "NodeProcess": "pytest_simtwin.helpers.nodes",
     "MetricRecorder": "pytest_simtwin.helpers.assertions",
     "TwinValidation": "pytest_simtwin.twin.assertions",
+    "FaultInjector": "pytest_simtwin.control.faults",
+    "Fault": "pytest_simtwin.control.faults",
+    "FaultHandle": "pytest_simtwin.control.faults",
     # assertions and metrics
     "assert_within_tolerance": "pytest_simtwin.helpers.assertions",
     "assert_metric": "pytest_simtwin.helpers.assertions",
@@ -54,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "DataError": "pytest_simtwin.errors",
 }
 
+#: public name -> a module offered as an attribute (``from pytest_simtwin import faults``)
+_MODULES: dict[str, str] = {"faults": "pytest_simtwin.control.faults"}
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -62,6 +68,9 @@ __all__ = [
     "ControlError",
     "DataError",
     "DomainError",
+    "Fault",
+    "FaultHandle",
+    "FaultInjector",
     "MetricRecord",
     "MetricRecorder",
     "ModelError",
@@ -87,12 +96,15 @@ __all__ = [
     "assert_robot_stopped",
     "assert_twin_matches",
     "assert_within_tolerance",
+    "faults",
     "record_metric",
 ]
 
 if TYPE_CHECKING:  # what editors and mypy see; at run time __getattr__ imports on first use
     from pytest_simtwin.backends.base import Backend, SimConfig
     from pytest_simtwin.batch.pool import PoolMember, SimPool
+    from pytest_simtwin.control import faults
+    from pytest_simtwin.control.faults import Fault, FaultHandle, FaultInjector
     from pytest_simtwin.errors import (
         BackendError,
         BaselineError,
@@ -124,6 +136,10 @@ if TYPE_CHECKING:  # what editors and mypy see; at run time __getattr__ imports 
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        package: Any = importlib.import_module(_MODULES[name])
+        globals()[name] = package
+        return package
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_simtwin' has no attribute {name!r}")

@@ -23,7 +23,8 @@ def test_the_root_exports_what_tests_use() -> None:
 
 
 def test_every_exported_name_resolves_and_all_lists_them() -> None:
-    assert set(pytest_simtwin.__all__) == {"__version__", *pytest_simtwin._EXPORTS}
+    assert set(pytest_simtwin.__all__) == {"__version__", *pytest_simtwin._EXPORTS, *pytest_simtwin._MODULES}
+    assert pytest_simtwin.faults is importlib.import_module("pytest_simtwin.control.faults")
     for name, module in pytest_simtwin._EXPORTS.items():
         assert getattr(pytest_simtwin, name) is getattr(importlib.import_module(module), name), name
     assert issubclass(pytest_simtwin.ConfigError, pytest_simtwin.SimTwinError)
@@ -74,6 +75,7 @@ def test_mypy_sees_the_fixture_types(tmp_path: Path) -> None:
         ("record_metric", "MetricRecorder"),
         ("twin_validation", "TwinValidation"),
         ("simtwin_session", "Iterator[SimSession]"),
+        ("faults", "FaultInjector"),
     ],
 )
 def test_fixtures_declare_the_public_types(fixture: str, declared: str) -> None:

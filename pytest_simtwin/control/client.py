@@ -185,6 +185,19 @@ class ControlClient:
         except WaitTimeout as exc:
             raise ControlError(str(exc)) from None
 
+    # -- faults ----------------------------------------------------------------------------------
+    def inject_fault(self, spec: protocol.FaultSpec) -> protocol.FaultSpec:
+        """Add a fault (validated by the simulator: unknown topic or wheel -> ControlError naming them)."""
+        payload: dict[str, Any] = {k: v for k, v in spec.items() if k != "id"}
+        return cast(protocol.FaultSpec, self.call("inject_fault", **payload))
+
+    def clear_fault(self, fault_id: int | None = None) -> list[int]:
+        """Remove one fault, or every fault; returns the ids removed."""
+        return [int(i) for i in self.call("clear_fault", id=fault_id).get("cleared", [])]
+
+    def faults(self) -> list[protocol.FaultSpec]:
+        return cast(list[protocol.FaultSpec], self.call("get_faults").get("faults", []))
+
     # -- entities --------------------------------------------------------------------------------
     def entities(self) -> list[str]:
         return list(self.call("get_entities").get("entities", []))

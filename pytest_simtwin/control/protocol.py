@@ -33,6 +33,9 @@ spawn_entity               {"name", "shape": "box"|"cylinder"|"sphere",         
                             "size": [..], "pose": POSE, "static": bool,
                             "mass"?: kg, "allow_renaming"?: bool}
 delete_entity              {"name": str}                                        {"name"}
+inject_fault               FAULT (below, without "id")                          FAULT with its "id"
+clear_fault                {"id"?: int} (none: every fault)                     {"cleared": [id, ..]}
+get_faults                 {}                                                   {"faults": [FAULT, ..]}
 =========================  ===================================================  ============================
 
 STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": s, "rtf_target": x,
@@ -43,6 +46,9 @@ POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys k
 TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
 TOPICS = {"cmd_vel", "cmd_vel_type" ("twist"|"twist_stamped"), "odom", "scan" (or null), "joint_states", "clock",
 "ground_truth", "frame_id", "child_frame_id", "max_linear_velocity", "max_angular_velocity"}: what the robot uses.
+FAULT = {"kind": one of FAULT_KINDS, "target": topic (sensor kinds) or wheel joint (wheel kinds) or "",
+"params": {..}, "at"?: sim s (default now), "duration"?: sim s (default until cleared)}; every change is
+published as JSON (std_msgs/String) on /simtwin/faults.
 A size is [x, y, z] for a box (full lengths), [radius, length] for a cylinder, [radius] for a sphere.
 
 On failure ``success`` is false and ``message`` is {"error": "..."}.
@@ -66,6 +72,9 @@ SERVICES = (
     "set_entity_state",
     "spawn_entity",
     "delete_entity",
+    "inject_fault",
+    "clear_fault",
+    "get_faults",
 )
 
 #: Default topic names (the DiffDrive / lidar plugin parameters of the robot override them).
@@ -165,6 +174,27 @@ class EntityState(TypedDict, total=False):
     name: str
     pose: Pose
     twist: Twist
+
+
+#: What ``inject_fault`` accepts (sim/faults.py applies them; helpers/faults.py builds them).
+FAULT_KINDS = (
+    "blackout", "latency", "rate", "stuck", "noise", "bias", "drift", "lidar_sector",
+    "cmd_drop", "cmd_delay", "cmd_freeze",
+    "wheel_friction", "motor_torque", "wheel_stopped", "payload", "push",
+)  # fmt: skip
+#: Topic (std_msgs/String, JSON) on which the simulator announces every fault change.
+FAULTS_TOPIC = "/simtwin/faults"
+
+
+class FaultSpec(TypedDict, total=False):
+    """FAULT: one fault, as injected and as reported."""
+
+    id: int
+    kind: str
+    target: str
+    params: dict[str, Any]
+    at: float | None
+    duration: float | None
 
 
 def service_name(name: str, namespace: str = NAMESPACE) -> str:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,10 +97,62 @@ def node_argv(cmd: str | Path | Sequence[str], args: Sequence[str] = ()) -> list
 class NodeProcess:
     """A running node under test: ``pid``, ``alive``, ``returncode``, ``log_tail()``, ``stop()``."""
 
-    def __init__(self, name: str, argv: list[str], proc: ManagedProcess) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        proc: ManagedProcess,
+        *,
+        respawn: Callable[[], ManagedProcess] | None = None,
+        events: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self._proc = proc
+        self._respawn = respawn  # a fresh ManagedProcess with the same command, environment and log
+        self._events = events  # the test's record.faults: node faults are listed with the others
+
+    # -- node faults: kill, pause/resume, restart (robustness tests) --------------------------------
+    def kill(self) -> None:
+        """SIGKILL the node's process group, as a crash would (no shutdown handlers run)."""
+        self._signal(signal.SIGKILL, "node_kill")
+        popen = self._proc.proc
+        if popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=TERM_GRACE)
+
+    def pause(self) -> None:
+        """SIGSTOP the node's group: it stays alive but does nothing (a hung node)."""
+        self._signal(signal.SIGSTOP, "node_pause")
+
+    def resume(self) -> None:
+        """SIGCONT a paused node."""
+        self._signal(signal.SIGCONT, "node_resume")
+
+    def restart(self) -> None:
+        """Stop the node (as at teardown) and start it again with the same command; the log continues."""
+        if self._respawn is None:
+            raise ConfigError(f"node {self.name} cannot be restarted: it was not started by launch_node")
+        self._note("node_restart")
+        self.stop()
+        self._proc = self._respawn()
+        self._proc.start()
+
+    def _signal(self, sig: signal.Signals, kind: str) -> None:
+        popen = self._proc.proc
+        if popen is None or popen.poll() is not None:
+            raise ConfigError(f"{kind}: node {self.name} is not running ({self.death_reason()})")
+        self._note(kind)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, sig)
+
+    def _note(self, kind: str) -> None:
+        """List the fault in the test's record, with where the node's log stood (the report shows around it)."""
+        if self._events is None:
+            return
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._events.append({"kind": kind, "target": self.name, "pid": self._proc.pid, "wall_time": time.time(),
+                             "log": str(self.log_path), "log_offset": offset})  # fmt: skip
 
     @property
     def pid(self) -> int:
@@ -146,6 +199,7 @@ class NodeProcess:
         popen = self._proc.proc
         if popen is not None and popen.poll() is None:
             with contextlib.suppress(OSError):
+                os.killpg(popen.pid, signal.SIGCONT)  # a paused node (pause()) must see the SIGINT
                 os.killpg(popen.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=sigint_grace)
@@ -202,8 +256,11 @@ class NodeLauncher:
             full_env.update({str(k): str(v) for k, v in env.items()})
         buf = self.ros.subscribe(ready_topic, msg_type) if ready_topic and msg_type else None
         start_count = buf.count if buf is not None else 0
-        proc = ManagedProcess(argv, env=full_env, log_path=log_path, kind="node", lease=self.lease)
-        node = NodeProcess(label, argv, proc)
+        def spawn() -> ManagedProcess:
+            return ManagedProcess(argv, env=full_env, log_path=log_path, kind="node", lease=self.lease)
+
+        proc = spawn()
+        node = NodeProcess(label, argv, proc, respawn=spawn, events=self.record.faults if self.record else None)
         proc.start()
         self.nodes.append(node)
         if self.record is not None:

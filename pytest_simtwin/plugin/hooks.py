@@ -9,16 +9,19 @@ Options live in ``runtime.settings.OPTIONS`` (add yours there); add your hooks b
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_simtwin.errors import SimTwinError
 from pytest_simtwin.plugin.keys import MARKER_ERROR_KEY, OVERRIDES_KEY, PREWARMED_KEY, SESSION_KEY, SETTINGS_KEY
 from pytest_simtwin.runtime import settings as cfg
 
 if TYPE_CHECKING:
+    from pytest_simtwin.control.faults import FaultInjector
     from pytest_simtwin.helpers.assertions import MetricRecorder
     from pytest_simtwin.helpers.nodes import NodeLauncher, RosNodeHelper
     from pytest_simtwin.helpers.robot import Robot
@@ -154,8 +157,22 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
 
     record = record_for(item)
     simtwin_session.fill_record(record)
-    yield Sim(simtwin_session, record)
+    handle = Sim(simtwin_session, record)
+    for fault in item.stash.get(OVERRIDES_KEY, {}).get("faults", ()):
+        handle.inject(fault)  # @pytest.mark.simtwin(faults=[...]): a bad one is a ConfigError before the body
+    yield handle
+    if record.faults:
+        with contextlib.suppress(SimTwinError):  # a dead simulator is reported by the test itself
+            handle.clear_faults()
     simtwin_session.end_test()  # idle until the next test: paused, costs no CPU
+
+
+@pytest.fixture
+def faults(sim: Sim) -> FaultInjector:
+    """``faults.inject(faults.sensor_blackout("/scan", at=2.0))``: faults on demand; cleared after the test."""
+    from pytest_simtwin.control.faults import FaultInjector  # lazy: see the module docstring
+
+    return FaultInjector(sim.control, sim.record.faults if sim.record is not None else None)
 
 
 @pytest.fixture

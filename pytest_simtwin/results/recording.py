@@ -84,6 +84,7 @@ def default_topics(topics: Mapping[str, Any]) -> list[TopicSpec]:
         (topics.get("joint_states", protocol.JOINT_STATES), "sensor_msgs/msg/JointState"),
         (topics.get("clock", protocol.CLOCK), "rosgraph_msgs/msg/Clock"),
         (topics.get("ground_truth", protocol.GROUND_TRUTH), "nav_msgs/msg/Odometry"),
+        (protocol.FAULTS_TOPIC, "std_msgs/msg/String"),  # injected faults: a timeline in Foxglove
     ]
     return [TopicSpec(str(t), ty) for t, ty in wanted if t]
 

@@ -66,6 +66,8 @@ class TestRecord:
     baseline_verdict: str = "none"
     #: short failure text (first lines of the longrepr) for reports
     message: str = ""
+    #: faults injected during the test (control/faults.py): {"id", "kind", "target", "params", "at", "duration"}
+    faults: list[dict[str, Any]] = field(default_factory=list)
     #: per topic message counts of the recording (if any) and the bag path in ``artifacts["bag"]``
     recorded: dict[str, int] = field(default_factory=dict)
     #: the baseline's (downsampled) trajectory, drawn under the current one in reports
@@ -84,6 +86,7 @@ class TestRecord:
             "metrics": [m.to_dict() for m in self.metrics],
             "trajectory": self.trajectory,
             "obstacles": self.obstacles,
+            "faults": self.faults,
             "world": self.world,
             "backend": self.backend,
             "domain_id": self.domain_id,
@@ -106,6 +109,7 @@ class TestRecord:
             "sim_duration",
             "trajectory",
             "obstacles",
+            "faults",
             "world",
             "backend",
             "domain_id",

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_simtwin.backends.base import BACKENDS, Backend, SimConfig, available_backends, backend_class
+from pytest_simtwin.control.faults import Fault
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
 
@@ -130,7 +131,7 @@ OPTIONS: list[Option] = [
 ]
 
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
-MARKER_KEYS = ("world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout")
+MARKER_KEYS = ("world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults")
 
 
 def add_option(parser: pytest.Parser, option: Option) -> None:
@@ -311,8 +312,8 @@ def load_settings(config: pytest.Config) -> Settings:
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None): simulator configuration for a test, class or module; the simulator restarts "
-    "when it differs from the running one"
+    "paused=None, timeout=None, faults=None): simulator configuration for a test, class or module; the "
+    "simulator restarts when it differs from the running one; faults: pytest_simtwin.faults.* injected at set-up"
 )
 
 
@@ -356,6 +357,11 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")
         return value
+    if key == "faults":
+        faults = [value] if isinstance(value, Fault) else value
+        if not isinstance(faults, list | tuple) or not all(isinstance(f, Fault) for f in faults):
+            raise bad("a list of faults made by pytest_simtwin.faults (e.g. [faults.sensor_blackout('/scan')])")
+        return tuple(faults)
     raise AssertionError(key)
 
 
@@ -386,7 +392,7 @@ def marker_overrides(item: pytest.Item, rootdir: Path) -> dict[str, Any]:
 
 def effective_config(settings: Settings, overrides: Mapping[str, Any]) -> tuple[SimConfig, str]:
     """The SimConfig and reset mode of one test: the run's settings with the marker's overrides."""
-    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout")}
+    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout", "faults")}
     if "timeout" in overrides:
         changes["start_timeout"] = overrides["timeout"]
     sim = settings.sim.with_(**changes) if changes else settings.sim

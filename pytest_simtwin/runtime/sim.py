@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_simtwin.control.faults import Fault, FaultHandle
+from pytest_simtwin.control.faults import inject as inject_fault
 from pytest_simtwin.control.protocol import EntityState, Features, Pose, SimState
 
 if TYPE_CHECKING:
@@ -55,6 +57,11 @@ class Sim:
     @property
     def control(self) -> ControlClient:
         return self._session.control
+
+    @property
+    def record(self) -> TestRecord | None:
+        """This test's result record (metrics, trajectory, faults) when the plugin runs the test."""
+        return self._record
 
     @property
     def alive(self) -> bool:
@@ -126,6 +133,15 @@ class Sim:
     def ground_truth(self, name: str | None = None) -> EntityState:
         """True pose and twist (world frame) of an entity, default the robot."""
         return self.control.get_entity_state(name or self.robot_name())
+
+    # -- faults ----------------------------------------------------------------------------------
+    def inject(self, fault: Fault) -> FaultHandle:
+        """Inject a fault (``pytest_simtwin.faults.*``) now or at ``fault.at``; returns a handle to clear it."""
+        return inject_fault(self.control, fault, self._record.faults if self._record is not None else None)
+
+    def clear_faults(self) -> None:
+        """Remove every fault the simulator holds."""
+        self.control.clear_fault(None)
 
     def spawn_obstacle(
         self,

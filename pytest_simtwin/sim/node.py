@@ -9,6 +9,7 @@ Message objects are created once and refilled: allocating them costs more than t
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import queue
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_simtwin.control import protocol
+from pytest_simtwin.sim.faults import FaultSet
 from pytest_simtwin.sim.topics import CMD_VEL_TYPES, Topics
 
 log = logging.getLogger("simtwin.sim")
@@ -51,6 +53,12 @@ class Request:
         self.done.set()
 
 
+def _stamp_seconds(msg: Any) -> float:
+    """The sim time a message is stamped with (/clock: its clock)."""
+    stamp = msg.header.stamp if hasattr(msg, "header") else getattr(msg, "clock", None)
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9 if stamp is not None else 0.0
+
+
 def _stamp(msg_stamp: Any, t: float) -> None:
     sec = math.floor(t)
     msg_stamp.sec = int(sec)
@@ -71,7 +79,11 @@ class SimNode:
         self.cmd_count = 0
         self.dropped: dict[str, int] = {}  # topic -> messages the DDS writer refused
         self._cmd: tuple[float, float] = (0.0, 0.0)
-        self._cmd_seen = 0  # cmd_count when the runner last took the command
+        self._cmd_seen = 0  # _cmd_version when the runner last took the command
+        self._cmd_version = 0  # bumped whenever the command to apply changes
+        self.faults: FaultSet | None = None  # set by the runner: sensor and command faults
+        self.pub_faults: Any = None
+        self._sent: dict[str, float] = {}  # topic -> stamp of the last message sent while faults were active
         self._type_errors: set[tuple[str, str]] = set()
         self._wake: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
@@ -183,8 +195,12 @@ class SimNode:
                 "ignored a velocity command on %s with non-finite values (vx=%s, wz=%s)", self.topics.cmd_vel, vx, wz
             )
             return
+        faults = self.faults
+        cmd = (vx, wz) if faults is None or not faults.faults else faults.command_arrived((vx, wz))
         with self._cmd_lock:
-            self._cmd = (vx, wz)
+            if cmd is not None:  # None: a fault dropped, froze or delayed it (it still counts as received)
+                self._cmd = cmd
+                self._cmd_version += 1
             self.cmd_count += 1
         if self._wake is not None:
             self._wake()
@@ -192,10 +208,42 @@ class SimNode:
     def take_command(self) -> tuple[float, float] | None:
         """The latest command if one arrived since the last call (the runner applies it before stepping)."""
         with self._cmd_lock:
-            if self.cmd_count == self._cmd_seen:
+            if self._cmd_version == self._cmd_seen:
                 return None
-            self._cmd_seen = self.cmd_count
+            self._cmd_seen = self._cmd_version
             return self._cmd
+
+    def release_delayed_command(self, t: float) -> tuple[float, float] | None:
+        """A command a ``cmd_delay`` fault held that is due at sim time ``t`` (runner thread)."""
+        if self.faults is None:
+            return None
+        cmd = self.faults.release_command(t)
+        if cmd is not None:
+            with self._cmd_lock:
+                self._cmd = cmd
+                self._cmd_seen = self._cmd_version = self._cmd_version + 1
+        return cmd
+
+    def announce_fault(self, event: str, fault: Any) -> None:
+        """Publish a fault change on /simtwin/faults (JSON), so recordings and timelines show it."""
+        from std_msgs.msg import String  # lazy: only simulators that get faults need it
+
+        if self.pub_faults is None:  # created with the first fault: no extra endpoint otherwise
+            from rclpy.qos import DurabilityPolicy, QoSProfile
+
+            qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.pub_faults = self.node.create_publisher(String, protocol.FAULTS_TOPIC, qos)
+
+        spec = fault.describe()
+        self._publish(self.pub_faults, String(data=json.dumps({"event": event, "t": self.faults_now(), **spec})))
+
+    def faults_now(self) -> float:
+        return self.faults.now if self.faults is not None else 0.0
+
+    def sensor_topics(self) -> set[str]:
+        """The topics sensor faults may target: every sensor publisher but /clock."""
+        pubs = [self.pub_odom, self.pub_truth, self.pub_joints, self.pub_scan]
+        return {str(p.topic_name) for p in pubs if p is not None}
 
     def check_cmd_vel_types(self) -> list[str]:
         """Errors for publishers that send another type on the command topic (DDS drops them silently)."""
@@ -264,6 +312,34 @@ class SimNode:
 
     # -- publishing (runner thread) ---------------------------------------------------------------
     def _send(self, pub: Any, msg: Any) -> None:
+        """Publish ``msg`` as the active sensor faults say (dropped, late, changed), or as it is."""
+        faults = self.faults
+        if faults is None or (not faults.faults and not faults.held):
+            self._publish(pub, msg)
+            return
+        for late_pub, late in faults.release_held(_stamp_seconds(msg)):
+            self._publish(late_pub, late)
+            self._sent[str(late_pub.topic_name)] = _stamp_seconds(late)
+        topic = str(getattr(pub, "topic_name", ""))
+        for out in faults.outgoing(pub, topic, _stamp_seconds(msg), msg):
+            self._publish(pub, out)
+            self._sent[topic] = _stamp_seconds(out)
+
+    def sent_stamp(self, topic: str | None, computed: float | None) -> float | None:
+        """The stamp of the last message really sent on ``topic`` once a fault touched it, else ``computed``.
+
+        Clients wait for the state's odom/scan stamp after a step: under a latency or blackout fault that
+        is the last message that left, not the last one the simulator computed.
+        """
+        if topic is None or self.faults is None or not self.faults.touches(topic):
+            return computed
+        return self._sent.get(topic)
+
+    def forget_sent(self) -> None:
+        """After a reset (sim time went back): no stamp sent so far counts."""
+        self._sent.clear()
+
+    def _publish(self, pub: Any, msg: Any) -> None:
         """Publish, surviving a refused write.
 
         A reliable Fast DDS writer whose history is full of samples a slow reader has not yet

@@ -18,6 +18,7 @@ from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin.sim.faults import FaultSet
 from pytest_simtwin.sim.services import ControlServices
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ class Runner(ControlServices):
         self._sub_counts: tuple[int, ...] = ()
         self._republish_at: list[float] = []
         self._pause_at_step: int | None = None  # play until this physics step, then pause (pause_at)
+        wheels = [*dd.left_joints, *dd.right_joints] if dd is not None else []
+        self.faults = FaultSet(seed, topics=node.sensor_topics, wheels=lambda: list(wheels))
+        self.faults.changed = node.announce_fault
+        node.faults = self.faults
 
     # -- public ---------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -203,6 +208,16 @@ class Runner(ControlServices):
             self.physics.step(n)
             remaining -= n
             self._publish_due()
+            if self.faults.faults or self.faults.held:
+                self._apply_faults()
+
+    def _apply_faults(self) -> None:
+        """Between steps: release delayed commands, start and end physical faults (sim/faults.py)."""
+        t = float(self.physics.time)
+        cmd = self.node.release_delayed_command(t)
+        if cmd is not None:
+            self.physics.set_command(*cmd)
+        self.faults.apply_physics(t, self.physics)
 
     def _refresh_listeners(self) -> tuple[bool, ...]:
         """Which publishers have subscribers (clock, odom, joints, truth, scan), re-read every 50 ms of

@@ -19,6 +19,7 @@ from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import SimTwinError
 
 if TYPE_CHECKING:
+    from pytest_simtwin.sim.faults import FaultSet
     from pytest_simtwin.sim.node import Request, SimNode
     from pytest_simtwin.sim.world.model import WorldSpec
 
@@ -38,6 +39,7 @@ FEATURES = [
     "real_time_factor",
     "pause_at",  # set_simulation_state playing with {"pause_at": t}: pauses itself at sim time t
     "until_rest",  # step_simulation with {"until_rest": {...}}: stops stepping once an entity is at rest
+    "faults",  # inject_fault / clear_fault / get_faults (sim/faults.py)
 ]
 
 
@@ -61,6 +63,7 @@ class ControlServices:
     _odom_snapshot: tuple[float, Any, Any, Any]
     _republish_at: list[float]
     _listeners_at: float
+    faults: FaultSet
 
     # provided by the runner
     def request_stop(self, reason: str) -> None:
@@ -108,8 +111,8 @@ class ControlServices:
             "cmd_count": self.node.cmd_count,
             # Sim time stamps of the last odometry and scan messages: after a step, wait for exactly
             # these (an older message can arrive later than the step's reply).
-            "odom_stamp": self._odom_stamp,
-            "scan_stamp": self._scan_stamp,
+            "odom_stamp": self.node.sent_stamp(self.node.topics.odom, self._odom_stamp),
+            "scan_stamp": self.node.sent_stamp(self.node.topics.scan, self._scan_stamp),
             "world": self.world.name,
             "robot": self.world.robot.name,
             "seed": self.seed,
@@ -236,7 +239,11 @@ class ControlServices:
         seed = p.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise ValueError(f"seed must be an integer >= 0, found {seed!r}")
+        if scope == "all":
+            self.faults.reset()  # one test's faults never reach the next (undone before the reset)
         self.physics.reset(scope, seed=seed)
+        self.faults.now = float(self.physics.time)  # sim time may have gone back: delays count from here
+        self.node.forget_sent()
         if scope in ("all", "state"):
             self.node.take_command()  # a command sent before the reset must not move the reset robot
         self._anchor = None
@@ -303,6 +310,18 @@ class ControlServices:
         if self.paused and self.node.pub_scan is not None:
             self.publish_all(scan=True)  # a paused test sees the obstacle in the next scan at once
         return {"name": name}
+
+    def _srv_inject_fault(self, p: dict[str, Any]) -> protocol.FaultSpec:
+        fault = self.faults.add(p, float(self.physics.time))
+        self.faults.apply_physics(float(self.physics.time), self.physics)  # one due now starts now
+        return fault.describe()
+
+    def _srv_clear_fault(self, p: dict[str, Any]) -> dict[str, Any]:
+        fid = p.get("id")
+        return {"cleared": self.faults.clear(None if fid is None else int(fid))}
+
+    def _srv_get_faults(self, _p: dict[str, Any]) -> dict[str, Any]:
+        return {"faults": [f.describe() for f in self.faults.faults.values()]}
 
     def _srv_delete_entity(self, p: dict[str, Any]) -> dict[str, Any]:
         name = self._name(p)
