@@ -24,6 +24,7 @@ from pytest_simtwin.ros.domains import process_alive
 
 if TYPE_CHECKING:
     from pytest_simtwin.sim.node import Request, SimNode
+    from pytest_simtwin.sim.sensor_node import SensorPublishers
     from pytest_simtwin.sim.world.model import WorldSpec
 
 log = logging.getLogger("simtwin.sim")
@@ -68,8 +69,10 @@ class Runner:
         seed: int = 0,
         duration: float | None = None,
         parent_pid: int | None = None,
+        sensors: SensorPublishers | None = None,
     ) -> None:
         self.physics = physics
+        self.sensors = sensors  # IMU, cameras, navsat (sensor_node.py)
         self.node = node
         self.world = world
         self.rtf = max(float(rtf), 0.0)
@@ -204,6 +207,8 @@ class Runner:
             k = self._scan_every - s % self._scan_every
             if k < n:
                 n = k
+        if self.sensors is not None:
+            n = min(n, self.sensors.steps_to_next(s))
         return n
 
     def _advance(self, steps: int) -> None:
@@ -248,6 +253,8 @@ class Runner:
             self._scan_stamp = t
             if listen[4]:
                 node.publish_scan(t, self._last_scan)
+        if self.sensors is not None:
+            self.sensors.publish_due(self.physics, s, t)
 
     def _publish_odom(self, t: float, always: bool = False) -> None:
         # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics.
@@ -391,7 +398,8 @@ class Runner:
         for key in ("max_linear_velocity", "max_angular_velocity"):
             if topics[key] is not None and not math.isfinite(topics[key]):
                 topics[key] = None  # JSON has no infinity; null = unlimited
-        return {"name": "simtwin-sim", "version": VERSION, "features": FEATURES, "topics": topics}
+        sensors = self.sensors.describe() if self.sensors is not None else []
+        return {"name": "simtwin-sim", "version": VERSION, "features": FEATURES, "topics": topics, "sensors": sensors}
 
     def _srv_get_simulation_state(self, _p: dict[str, Any]) -> dict[str, Any]:
         return self.state()
@@ -506,6 +514,8 @@ class Runner:
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise ValueError(f"seed must be an integer >= 0, found {seed!r}")
         self.physics.reset(scope, seed=seed)
+        if self.sensors is not None and scope == "all":
+            self.sensors.reset(int(self.physics.seed))
         if scope in ("all", "state"):
             self.node.take_command()  # a command sent before the reset must not move the reset robot
         self._anchor = None

@@ -15,6 +15,7 @@ from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from pytest_simtwin.sim.world.resources import check_mesh
+from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.values import floats
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
 
@@ -120,6 +121,7 @@ def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
         _gazebo(gz, model, ctx)
     for link in model.links:
         model.lidars.extend(link.sensors)
+        model.devices.extend(link.devices)
     if model.diff_drive is not None:
         check_diff_drive_joints(model.diff_drive, model)
     return model
@@ -129,6 +131,7 @@ def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
     link = LinkSpec(name=el.attrib.get("name", ""))
     if not link.name:
         raise ModelError(f"{el.where}: <link> needs a name attribute.")
+    link.rgba = visual_rgba(el)
     inertial = el.find("inertial")
     if inertial is not None:
         mass_el = inertial.find("mass")
@@ -234,6 +237,8 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
         elif child.tag == "sensor" and link is not None:
+            if add_sensor(child, link, model.name, ctx.world, ctx.warnings):
+                continue
             lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
             if lidar is not None:
                 link.sensors.append(lidar)
