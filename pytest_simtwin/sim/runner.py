@@ -391,6 +391,7 @@ class Runner:
             "seed": self.seed,
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
+            "camera_frames": self.sensors.frames() if self.sensors is not None else {},
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> dict[str, Any]:

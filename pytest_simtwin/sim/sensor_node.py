@@ -96,6 +96,7 @@ class SensorPublishers:
         self.seed = seed
         self.spherical = tuple(spherical) if spherical is not None else (0.0, 0.0, 0.0, 0.0)
         self.cameras = Cameras(seed)
+        self._error_logged = bool(render_problem)  # the command line logged it already
         if render_problem:
             self.cameras.error = render_problem
         self.sensors: list[_Sensor] = []
@@ -211,9 +212,9 @@ class SensorPublishers:
             try:
                 self._update(s, physics, t)
             except SimulatorError as exc:  # rendering unavailable: said once, the rest keeps running
-                if s.published >= 0:
+                if not self._error_logged:
                     log.error("sensor %s: %s", s.spec.name, exc)
-                    s.published = -1
+                    self._error_logged = True
 
     def _heard(self, s: _Sensor, *roles: str) -> bool:
         for role in roles:
@@ -307,6 +308,10 @@ class SensorPublishers:
                              error=self.cameras.error)  # fmt: skip
             out.append(entry)
         return out
+
+    def frames(self) -> dict[str, int]:
+        """Frames each camera rendered so far (for get_simulation_state: lazy cameras stay at 0)."""
+        return {s.spec.name: s.published for s in self.sensors if s.spec.kind in CAMERA_KINDS}
 
     def close(self) -> None:
         self.cameras.close()
