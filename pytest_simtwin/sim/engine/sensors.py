@@ -55,6 +55,24 @@ def render_error(detail: str) -> str:
     )
 
 
+def _ensure_gl_context() -> None:
+    """Give MuJoCo's renderer the GL backend MUJOCO_GL asks for when MuJoCo was imported with rendering
+    off (the fork server preloads it so, and forks simulators from it)."""
+    from mujoco.rendering.classic import gl_context
+
+    current = getattr(gl_context, "GLContext", None)
+    if current is not None and getattr(current, "__name__", "") != "_MissingGLContext":
+        return
+    backend = os.environ.get("MUJOCO_GL", "egl").lower()
+    if backend == "egl":
+        from mujoco.egl import GLContext
+    elif backend == "osmesa":
+        from mujoco.osmesa import GLContext
+    else:
+        raise RuntimeError(f"MUJOCO_GL={backend} gives no offscreen context")
+    gl_context.GLContext = GLContext
+
+
 class Noise:
     """gz-sensors GaussianNoiseModel: a bias drawn once (N(bias_mean, bias_stddev), sign flipped with
     probability 1/2), white noise N(mean, stddev) per sample, an optional Gauss-Markov dynamic bias and
@@ -140,6 +158,7 @@ class Cameras:
             model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
             model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
             try:
+                _ensure_gl_context()
                 self._renderers[key] = mujoco.Renderer(model, height, width)
             except Exception as exc:  # no EGL display/device, missing Mesa driver, ...
                 self.error = render_error(f"{type(exc).__name__}: {exc}")
