@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.model import LinkSpec, Pose
 from pytest_simtwin.sim.world.values import boolean, floats, integer, number, sdf_pose, text
-from pytest_simtwin.sim.world.xmltree import Element
+from pytest_simtwin.sim.world.xmltree import Element, parse_string
 
 #: SDF sensor type -> our kind. gz: depth_camera, rgbd_camera; classic: depth (a depth camera).
 KINDS = {"imu": "imu", "camera": "camera", "depth_camera": "depth", "depth": "depth", "rgbd_camera": "rgbd",
@@ -170,12 +170,8 @@ def _parent(topic: str) -> str:
 
 
 def _camera(sensor: Element, spec: SensorSpec, warn: list[str]) -> None:
-    cam = sensor.find("camera")
-    if cam is None:
-        raise ModelError(
-            f"{sensor.where}: {sensor.attrib.get('type')} sensor {spec.name!r} has no <camera> element; expected "
-            "<camera> with <horizontal_fov>, <image> (width, height) and <clip> (near, far)."
-        )
+    # sdformat fills a missing <camera> (required) with its defaults: 1.047 rad, 320x240, clip 0.1-100 m.
+    cam = sensor.find("camera") or parse_string("<camera/>", sensor.file)
     spec.horizontal_fov = number(cam, "horizontal_fov", 1.047)
     if not 0.001 <= spec.horizontal_fov < math.pi:
         raise ModelError(
