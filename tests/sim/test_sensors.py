@@ -288,3 +288,29 @@ def test_without_gl_cameras_give_one_clear_error_and_the_rest_runs(sim_factory: 
     assert sim.log().count("cameras are not rendered") == 1
     errors = {s["name"]: s["error"] for s in sim.control.features()["sensors"] if "error" in s}
     assert all("libegl1" in e for e in errors.values()) and len(errors) == 3
+
+
+ROBOTS = Path(__file__).parents[1] / "robots"
+WAFFLE = ROBOTS / "turtlebot3" / "turtlebot3_gazebo" / "models" / "turtlebot3_waffle" / "model.sdf"
+
+
+@pytest.mark.skipif(not WAFFLE.is_file(), reason="the vendored TurtleBot3 models come with the world-loading work")
+def test_turtlebot3_waffle_publishes_imu_camera_and_scan_as_its_bridge_names_them(
+    sim_factory: Callable[..., SimProcess],
+) -> None:
+    from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan
+
+    bridge = ROBOTS / "turtlebot3_bridges" / "turtlebot3_waffle_bridge.yaml"
+    sim = sim_factory("--robot", str(WAFFLE), "--bridge", str(bridge), "--paused")
+    topics = {"/imu": Imu, "/camera/image_raw": Image, "/camera/camera_info": CameraInfo, "/scan": LaserScan}
+    bufs = {t: sim.ros.subscribe(t, ty) for t, ty in topics.items()}
+    _stepped(sim, bufs["/camera/image_raw"], 2)
+    assert all(b.count > 0 for b in bufs.values()), {t: b.count for t, b in bufs.items()}
+    img = bufs["/camera/image_raw"].latest()
+    assert (img.width, img.height, img.encoding, img.header.frame_id) == (1920, 1080, "rgb8", "camera_rgb_frame")
+    info = bufs["/camera/camera_info"].latest()
+    assert info.k[0] == pytest.approx(1920 / (2 * math.tan(1.02974 / 2)))
+    imu = bufs["/imu"].latest()
+    assert imu.linear_acceleration.z == pytest.approx(G, abs=0.1)  # stddev 0.017 in the model
+    unserved = [line for line in sim.log().splitlines() if "not served" in line]
+    assert all("/tf" in line for line in unserved)  # imu, camera_info, scan, clock, ... are all served

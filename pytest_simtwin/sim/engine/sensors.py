@@ -188,15 +188,19 @@ class Cameras:
             img = np.array(out, dtype=np.float32)
             noise = spec.image_noise
             if noise.active and noise.stddev > 0:
-                img += self.rng.normal(noise.mean, noise.stddev, img.shape).astype(np.float32)
+                img += self.rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise.stddev)
+                img += np.float32(noise.mean)
             img[img >= far * (1 - 1e-4)] = np.inf
             img[img < near] = -np.inf
             return img
         img = np.asarray(out)
         noise = spec.image_noise
-        if noise.active and noise.stddev > 0:  # gz ImageGaussianNoiseModel: in [0, 1] colour units
-            noisy = img + 255.0 * self.rng.normal(noise.mean, noise.stddev, img.shape)
-            img = np.clip(noisy, 0, 255).astype(np.uint8)
+        if noise.active and noise.stddev > 0:
+            # gz ImageGaussianNoiseModel: one value per pixel, added to each of its channels, in [0, 1] units.
+            h, w = img.shape[:2]
+            delta = self.rng.standard_normal((h, w, 1), dtype=np.float32) * (255.0 * noise.stddev)
+            delta += np.float32(255.0 * noise.mean)
+            img = np.clip(img + delta, 0, 255).astype(np.uint8)
         return img
 
     def close(self) -> None:
