@@ -314,3 +314,46 @@ def test_turtlebot3_waffle_publishes_imu_camera_and_scan_as_its_bridge_names_the
     assert imu.linear_acceleration.z == pytest.approx(G, abs=0.1)  # stddev 0.017 in the model
     unserved = [line for line in sim.log().splitlines() if "not served" in line]
     assert all("/tf" in line for line in unserved)  # imu, camera_info, scan, clock, ... are all served
+
+
+def test_urdf_gazebo_reference_camera_and_imu_plugins(tmp_path: Path) -> None:
+    """Gazebo classic sensors in a URDF ``<gazebo reference>``: parsed on that link, frames and topics
+    from the gazebo_ros plugins; the link's URDF material colour paints its shapes for cameras."""
+    from pytest_simtwin.sim.world.mjcf import to_mjcf
+
+    urdf = (Path(__file__).parent / "data" / "robots" / "diffbot.urdf").read_text()
+    extra = """
+  <link name="camera_link">
+    <visual><geometry><box size="0.02 0.05 0.02"/></geometry><material name="blue"><color rgba="0 0 1 1"/></material></visual>
+    <collision><geometry><box size="0.02 0.05 0.02"/></geometry></collision>
+    <inertial><mass value="0.01"/><inertia ixx="1e-6" iyy="1e-6" izz="1e-6" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <joint name="camera_joint" type="fixed"><parent link="base_link"/><child link="camera_link"/>
+    <origin xyz="0.1 0 0.1" rpy="0 0 0"/></joint>
+  <gazebo reference="camera_link">
+    <sensor type="camera" name="front">
+      <update_rate>15</update_rate>
+      <camera><horizontal_fov>1.3</horizontal_fov><image><width>64</width><height>48</height></image></camera>
+      <plugin name="front_driver" filename="libgazebo_ros_camera.so">
+        <ros><namespace>/diffbot</namespace></ros><frame_name>camera_optical</frame_name>
+      </plugin>
+    </sensor>
+    <sensor type="imu" name="imu">
+      <update_rate>50</update_rate>
+      <plugin name="imu_driver" filename="libgazebo_ros_imu_sensor.so"><ros><remapping>~/out:=imu/data</remapping></ros></plugin>
+    </sensor>
+  </gazebo>
+</robot>"""
+    path = tmp_path / "diffbot_sensors.urdf"
+    path.write_text(urdf.replace("</robot>", extra))
+    world = load_world(None, robot=path)
+    devices = {d.name: d for d in world.robot.devices}
+    camera, imu = devices["front"], devices["imu"]
+    assert camera.link == "camera_link" and camera.frame_id == "camera_optical" and camera.update_rate == 15
+    assert camera.topics == {"image": "/diffbot/front/image_raw", "camera_info": "/diffbot/front/camera_info"}
+    assert (camera.width, camera.height, camera.near, camera.far) == (64, 48, 0.1, 100.0)  # sdformat clip defaults
+    assert imu.topics == {"imu": "/imu/data"} and imu.frame_id == "camera_link"
+    xml, layout = to_mjcf(world)
+    site = layout.device_sites[f"{world.robot.name}/camera_link/front"]
+    assert f'<camera name="{site}"' in xml and 'rgba="0.0 0.0 1.0 1.0"' in xml
+    assert f'<accelerometer name="{layout.device_sites[f"{world.robot.name}/camera_link/imu"]}::acc"' in xml
