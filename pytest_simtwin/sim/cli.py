@@ -300,6 +300,15 @@ def _sensors(node: Any, world: WorldSpec, args: argparse.Namespace, bridge: Any,
     from pytest_simtwin.sim.sensor_node import SensorPublishers
 
     devices = world.robot.devices
+    known = {"all", "camera", "imu", "depth", "rgbd", "navsat", "contact"}
+    known |= {d.name for d in devices} | {f"{d.model}/{d.link}/{d.name}" for d in devices}
+    unknown = [n for n in args.no_sensor if n not in known]
+    if unknown:
+        names = ", ".join(sorted(d.name for d in devices)) or "none"
+        raise ConfigError(
+            f"--no-sensor {unknown[0]}: no sensor or kind of that name; expected a sensor name ({names}), a kind "
+            "(imu, camera, depth, rgbd, navsat, contact) or all"
+        )
     if not devices:
         return None
     publishers = SensorPublishers(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,11 @@ def test_urdf_gazebo_reference_camera_and_imu_plugins(tmp_path: Path) -> None:
     site = layout.device_sites[f"{world.robot.name}/camera_link/front"]
     assert f'<camera name="{site}"' in xml and 'rgba="0.0 0.0 1.0 1.0"' in xml
     assert f'<accelerometer name="{layout.device_sites[f"{world.robot.name}/camera_link/imu"]}::acc"' in xml
+
+
+def test_an_unknown_no_sensor_name_is_a_usage_error() -> None:
+    from simproc import SIM_COMMAND
+
+    out = subprocess.run([SIM_COMMAND, WORLD, "--no-sensor", "frnt_camera"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "--no-sensor frnt_camera: no sensor or kind of that name" in out.stderr and "front_camera" in out.stderr
