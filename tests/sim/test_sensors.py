@@ -353,7 +353,7 @@ def test_urdf_gazebo_reference_camera_and_imu_plugins(tmp_path: Path) -> None:
     assert camera.link == "camera_link" and camera.frame_id == "camera_optical" and camera.update_rate == 15
     assert camera.topics == {"image": "/diffbot/front/image_raw", "camera_info": "/diffbot/front/camera_info"}
     assert (camera.width, camera.height, camera.near, camera.far) == (64, 48, 0.1, 100.0)  # sdformat clip defaults
-    assert imu.topics == {"imu": "/imu/data"} and imu.frame_id == "camera_link"
+    assert imu.topics == {"imu": "/imu/data"} and imu.frame_id == "camera_link" and imu.relative_orientation
     xml, layout = to_mjcf(world)
     site = layout.device_sites[f"{world.robot.name}/camera_link/front"]
     assert f'<camera name="{site}"' in xml and 'rgba="0.0 0.0 1.0 1.0"' in xml

@@ -112,6 +112,7 @@ class Imu:
         self._adr: tuple[int, int, int] | None = None
         self._model: Any = None
         self._last_t: float | None = None
+        self._q0: tuple[float, float, float, float] | None = None
 
     def read(self, model: Any, data: Any, t: float) -> tuple[tuple[float, ...], list[float], list[float]]:
         if model is not self._model:  # recompiled (spawn/remove): sensor addresses may move
@@ -125,8 +126,14 @@ class Imu:
         self._last_t = t
         gyro = [n.apply(float(s[g + i]), dt) for i, n in enumerate(self.gyro)]
         acc = [n.apply(float(s[a + i]), dt) for i, n in enumerate(self.accel)]
-        quat = (float(s[q + 1]), float(s[q + 2]), float(s[q + 3]), float(s[q]))  # MuJoCo w, x, y, z -> ROS x, y, z, w
-        return quat, gyro, acc
+        w, x, y, z = (float(v) for v in s[q : q + 4])
+        if self.spec.relative_orientation:  # gazebo_ros: relative to the orientation at the first reading
+            if self._q0 is None:
+                self._q0 = (w, -x, -y, -z)  # the inverse of a unit quaternion
+            a0, b0, c0, d0 = self._q0
+            w, x, y, z = (a0 * w - b0 * x - c0 * y - d0 * z, a0 * x + b0 * w + c0 * z - d0 * y,
+                          a0 * y - b0 * z + c0 * w + d0 * x, a0 * z + b0 * y - c0 * x + d0 * w)  # fmt: skip
+        return (x, y, z, w), gyro, acc  # ROS order
 
 
 class Cameras:

@@ -99,6 +99,10 @@ class _Builder:
         robot = next((m for m in w.models if m.diff_drive is not None), None)
         for model in w.models:
             self._model(model, model is robot)
+        if any(d.kind in ("camera", "depth", "rgbd") for m in w.models for d in m.devices):
+            # Gazebo's default scene background (sdformat scene.sdf: 0.7 0.7 0.7), not MuJoCo's black.
+            ET.SubElement(self.asset, "texture", type="skybox", builtin="flat", rgb1="0.7 0.7 0.7",
+                          rgb2="0.7 0.7 0.7", width="8", height="8")  # fmt: skip
         for section in (self.asset, self.actuators, self.contact, self.sensor):
             if not len(section):
                 self.root.remove(section)

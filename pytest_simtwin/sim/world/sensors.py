@@ -67,6 +67,8 @@ class SensorSpec:
     gyro_noise: tuple[NoiseSpec, NoiseSpec, NoiseSpec] = (NO_NOISE, NO_NOISE, NO_NOISE)
     accel_noise: tuple[NoiseSpec, NoiseSpec, NoiseSpec] = (NO_NOISE, NO_NOISE, NO_NOISE)
     enable_orientation: bool = True
+    #: gazebo_ros_imu_sensor's initial_orientation_as_reference (default true): orientation relative to the first.
+    relative_orientation: bool = False
     # cameras (camera.sdf)
     width: int = 320
     height: int = 240
@@ -276,6 +278,7 @@ def parse_sensor(sensor: Element, link: str, model: str, world: str, warn: list[
             ns, remaps = _ros_names(plugin)
             spec.topics = {"imu": _ros_topic(ns, remaps, "out", f"{plugin.attrib.get('name', name)}/out")}
             spec.frame_id = text(plugin, "frame_name", link)
+            spec.relative_orientation = boolean(plugin, "initial_orientation_as_reference", True)
     elif kind == "navsat":
         nav = sensor.find("navsat") or sensor.find("gps")
         if nav is not None:
