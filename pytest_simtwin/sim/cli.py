@@ -210,7 +210,9 @@ def _summary(world: WorldSpec, topics: Any) -> str:
             f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
         )
     for d in robot.devices:
-        extra = f", {d.width}x{d.height}, hfov {d.horizontal_fov:g} rad" if d.kind in ("camera", "depth", "rgbd") else ""
+        extra = (
+            f", {d.width}x{d.height}, hfov {d.horizontal_fov:g} rad" if d.kind in ("camera", "depth", "rgbd") else ""
+        )
         lines.append(f"  sensor {d.name} ({d.kind}) on {d.link}: {d.update_rate:g} Hz{extra}, frame {d.frame_id}")
     t = topics
     lines.append(
