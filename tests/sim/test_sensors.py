@@ -366,3 +366,21 @@ def test_an_unknown_no_sensor_name_is_a_usage_error() -> None:
     out = subprocess.run([SIM_COMMAND, WORLD, "--no-sensor", "frnt_camera"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "--no-sensor frnt_camera: no sensor or kind of that name" in out.stderr and "front_camera" in out.stderr
+
+
+def test_a_nested_model_sensor_gets_gz_sims_scoped_names(tmp_path: Path) -> None:
+    world = tmp_path / "nested.sdf"
+    world.write_text("""<sdf version="1.9"><world name="w">
+      <model name="rig"><static>true</static>
+        <model name="head"><link name="mount">
+          <sensor name="cam" type="camera"><camera><horizontal_fov>1.0</horizontal_fov></camera></sensor>
+          <sensor name="imu" type="imu"><topic>rig_imu</topic></sensor>
+        </link></model>
+      </model></world></sdf>""")
+    rig = next(m for m in load_world(world).models if m.name == "rig")
+    devices = {d.name: d for d in rig.devices}
+    cam = devices["cam"]
+    assert (cam.model, cam.link, cam.frame_id) == ("rig", "head::mount", "rig/head/mount/cam")
+    assert cam.topics["image"] == "/world/w/model/rig/model/head/link/mount/sensor/cam/image"
+    assert cam.topics["camera_info"] == "/world/w/model/rig/model/head/link/mount/sensor/cam/camera_info"
+    assert devices["imu"].topics == {"imu": "/rig_imu"}  # an explicit <topic> is kept

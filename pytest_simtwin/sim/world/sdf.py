@@ -25,6 +25,7 @@ from pytest_simtwin.sim.world.plugins import (
 )
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
+from pytest_simtwin.sim.world.sensors import nested as nested_sensor
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
@@ -313,7 +314,7 @@ def _flatten(outer: ModelSpec, nested: ModelSpec) -> None:
     prefix = f"{nested.name}::"
     for link in nested.links:
         sensors = [replace(s, link=prefix + s.link) for s in link.sensors]
-        devices = [replace(d, link=prefix + d.link, model=outer.name) for d in link.devices]
+        devices = [nested_sensor(d, outer.name) for d in link.devices]
         outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors,
                                    devices=devices))  # fmt: skip
     for joint in nested.joints:

@@ -9,7 +9,7 @@ topics and frames as gazebo_ros does. Lidars stay in :mod:`plugins`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.model import LinkSpec, Pose
@@ -305,6 +305,19 @@ def parse_sensor(sensor: Element, link: str, model: str, world: str, warn: list[
                                            "gazebo_ros_depth_camera", "gazebo_ros_openni_kinect")):  # fmt: skip
             warn.append(f"{plugin.where}: sensor plugin {filename!r} of {name!r} is not simulated")
     return spec
+
+
+def nested(spec: SensorSpec, outer: str) -> SensorSpec:
+    """``spec`` of a model nested in ``outer`` (flattened: link ``inner::link``), with gz-sim's scoped
+    default names: topic ``.../model/outer/model/inner/link/...``, frame ``outer/inner/link/sensor``."""
+    inner = spec.model
+    link = f"{inner}::{spec.link}"
+    frame = spec.frame_id
+    if frame == f"{inner}/{spec.link}/{spec.name}":
+        frame = f"{outer}/{inner}/{spec.link}/{spec.name}"
+    old, new = f"/model/{inner}/link/", f"/model/{outer}/model/{inner}/link/"
+    topics = {role: t.replace(old, new, 1) if t.startswith("/world/") else t for role, t in spec.topics.items()}
+    return replace(spec, model=outer, link=link, frame_id=frame, topics=topics)
 
 
 def add_sensor(sensor: Element, link: LinkSpec, model: str, world: str, warn: list[str]) -> bool:
