@@ -48,6 +48,12 @@ topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by -
   /joint_states          sensor_msgs/JointState with the odometry
   /clock                 rosgraph_msgs/Clock, at most 100 Hz of sim time
   NS/ground_truth        nav_msgs/Odometry, true base pose, twist in the world frame
+  <imu sensor topic>     sensor_msgs/Imu at its update_rate (gravity included, SDF noise, --seed)
+  <camera topics>        sensor_msgs/Image rgb8 / 32FC1 depth, CameraInfo, PointCloud2 (gz-sensors
+                         names: <topic>, <topic>/points, .../camera_info); rendered with MuJoCo
+                         offscreen (MUJOCO_GL=egl, Debian: libegl1 libegl-mesa0 libgl1-mesa-dri
+                         libgbm1) only while someone subscribes
+  <navsat topic>         sensor_msgs/NavSatFix from the world's <spherical_coordinates>
 
 control services NS/<name> (diagnostic_msgs/srv/AddDiagnostics, JSON payloads; NS = --namespace):
   get_simulator_features get_simulation_state set_simulation_state step_simulation
