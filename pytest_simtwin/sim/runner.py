@@ -301,6 +301,8 @@ class Runner:
         node.publish_truth(t_truth, truth)
         if node.pub_scan is not None and self._last_scan is not None and self._scan_stamp is not None:
             node.publish_scan(self._scan_stamp, self._last_scan)
+        if self.sensors is not None:
+            self.sensors.republish(self.physics)
 
     def publish_all(self, *, scan: bool = False) -> None:
         """Publish the current state now (start, reset, teleport, late joiners while paused)."""
@@ -328,6 +330,8 @@ class Runner:
             # message, so re-send the current state when the set of subscribers changes. Follow-ups
             # cover the reader side matching a little after the writer side.
             counts = self.node.subscriber_counts()
+            if self.sensors is not None:
+                counts += self.sensors.subscriber_counts()
             if counts != self._sub_counts:
                 self._sub_counts = counts
                 self._republish_at = [now + 0.05, now + 0.3, now + 1.0]

@@ -8,6 +8,7 @@ only while a subscriber listens to one of their topics (rendering is the expensi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from array import array
@@ -215,6 +216,21 @@ class SensorPublishers:
                 if not self._error_logged:
                     log.error("sensor %s: %s", s.spec.name, exc)
                     self._error_logged = True
+
+    def subscriber_counts(self) -> tuple[int, ...]:
+        """Matched subscriptions of the camera topics (the runner re-publishes for late joiners while paused)."""
+        try:
+            return tuple(p.get_subscription_count() for s in self.sensors if s.spec.kind in CAMERA_KINDS
+                         for p in s.pubs.values())  # fmt: skip
+        except Exception:  # context shutting down
+            return ()
+
+    def republish(self, physics: Any) -> None:
+        """Paused, a camera subscriber that joined late gets a frame of the current state (rendered now)."""
+        for s in self.sensors:
+            if s.spec.kind in CAMERA_KINDS:
+                with contextlib.suppress(SimulatorError):  # no rendering: reported once already
+                    self._update_camera(s, physics, float(physics.time))
 
     def _heard(self, s: _Sensor, *roles: str) -> bool:
         for role in roles:

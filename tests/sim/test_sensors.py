@@ -384,3 +384,15 @@ def test_a_nested_model_sensor_gets_gz_sims_scoped_names(tmp_path: Path) -> None
     assert cam.topics["image"] == "/world/w/model/rig/model/head/link/mount/sensor/cam/image"
     assert cam.topics["camera_info"] == "/world/w/model/rig/model/head/link/mount/sensor/cam/camera_info"
     assert devices["imu"].topics == {"imu": "/rig_imu"}  # an explicit <topic> is kept
+
+
+def test_a_paused_simulator_sends_a_late_camera_subscriber_a_frame(sim_factory: Callable[..., SimProcess]) -> None:
+    from sensor_msgs.msg import Image
+
+    sim = sim_factory(WORLD, "--paused")
+    before = sim.control.state()["sim_time"]
+    buf = sim.ros.subscribe("/front_camera/image", Image)
+    wait_until(lambda: buf.count > 0, 10.0, what="a frame for a subscriber of a paused simulator")
+    assert sim.control.state()["sim_time"] == before  # nothing was stepped
+    r, g, b = _image(buf.latest())[120, 160].tolist()
+    assert r > 150 and g < 60 and b < 60  # the red box, seen from the start pose
