@@ -24,6 +24,7 @@ from pytest_simtwin.helpers.sensors import (
 )
 from pytest_simtwin.ros import domains
 
+pytest_plugins = ["pytester"]
 WORLD = Path(__file__).parent / "sim" / "data" / "worlds" / "sensors.sdf"
 
 
@@ -84,3 +85,38 @@ def test_imu_reading_and_unknown_sensor_names(robot: Robot) -> None:
         robot.wait_for_image("rear_camera")
     with pytest.raises(ConfigError, match="depth image"):
         robot.wait_for_image("front_camera", depth=True)
+
+
+def test_sensors_off_marker_and_option_reach_the_simulator_command(pytester: pytest.Pytester) -> None:
+    from pytest_simtwin.backends.embedded import simulator_arguments
+    from pytest_simtwin.runtime.settings import effective_config, marker_overrides
+
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.simtwin(sensors_off=["camera", "imu_ideal"])
+        def test_a():
+            pass
+
+        @pytest.mark.simtwin(sensors_off=3)
+        def test_b():
+            pass
+        """
+    )
+    items, _ = pytester.inline_genitems("-p", "no:simtwin")
+    base = SimConfig(sensors_off=("gps",))
+    overrides = marker_overrides(items[0], pytester.path)
+    assert overrides == {"sensors_off": ("camera", "imu_ideal")}
+    from pytest_simtwin.runtime.settings import Settings
+
+    settings = Settings(
+        backend="embedded", sim=base, domain_ids=(1,), reset="test", timeout=1.0, artifacts=pytester.path
+    )
+    sim, _ = effective_config(settings, overrides)
+    argv = simulator_arguments(sim, parent_pid=None)
+    assert argv[argv.index("--no-sensor") :][:4] == ["--no-sensor", "camera", "--no-sensor", "imu_ideal"]
+    assert "gps" not in argv  # the marker replaces the run's list
+    assert simulator_arguments(base, parent_pid=None)[-2:] == ["--no-sensor", "gps"]
+    with pytest.raises(pytest.UsageError, match=r"sensors_off=\.\.\.\): expected a sensor name"):
+        marker_overrides(items[1], pytester.path)
