@@ -41,7 +41,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         timeout=30.0,
         artifacts=tmp_path_factory.mktemp("sensors") / "artifacts",
     )
-    with SimSession(settings, WorkerInfo("sensor_helper_tests", 9, 8)) as s:
+    with SimSession(settings, WorkerInfo("sensor_helper_tests", 6, 8)) as s:
         yield s
 
 
