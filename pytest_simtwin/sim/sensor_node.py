@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import zlib
 from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -124,11 +125,6 @@ class SensorPublishers:
         self._make()
         self.reset(seed)
 
-    @property
-    def served(self) -> set[str]:
-        """gz topic names these publishers serve (the bridge entries they consume)."""
-        return {gz for s in self.sensors for gz in s.spec.topics.values()}
-
     def _make(self) -> None:
         from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix, NavSatStatus, PointCloud2, PointField
 
@@ -189,8 +185,10 @@ class SensorPublishers:
         """Re-seed the noise (reset_simulation): the same seed repeats the same readings."""
         if seed is not None:
             self.seed = seed
-        for index, s in enumerate(self.sensors):
-            rng = np.random.default_rng([self.seed, index + 1])
+        for s in self.sensors:
+            # Seeded per sensor by its scoped name: turning other sensors off keeps its noise sequence.
+            key = zlib.crc32(f"{s.spec.model}/{s.spec.link}/{s.spec.name}".encode())
+            rng = np.random.default_rng([self.seed, key])
             if s.spec.kind == "imu":
                 s.imu = Imu(s.spec, rng)
             elif s.spec.kind == "navsat":

@@ -262,6 +262,14 @@ def test_no_sensor_option_and_bridge_renames(sim_factory: Callable[..., SimProce
     assert fix.longitude == pytest.approx(
         11.5 - math.degrees(0.03 / (6378137 * math.cos(math.radians(48.1)))), abs=1e-8
     )
+    # the IMU's noise does not depend on which other sensors run: same seed, same readings at the same times
+    full = sim_factory(WORLD, "--paused", name="all_sensors")
+    imu_full = full.ros.subscribe("/imu", Imu)
+    _stepped(full, imu_full, 20)
+    mine = {(m.header.stamp.sec, m.header.stamp.nanosec): m.angular_velocity.z for m in imu.messages()}
+    same = [(mine[k], m.angular_velocity.z) for m in imu_full.messages()
+            if (k := (m.header.stamp.sec, m.header.stamp.nanosec)) in mine]  # fmt: skip
+    assert len(same) >= 10 and all(a == b for a, b in same)
 
 
 def _osmesa_missing() -> bool:
