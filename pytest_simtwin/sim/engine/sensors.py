@@ -193,12 +193,13 @@ class Cameras:
         out = r.render()
         if depth:
             img = np.array(out, dtype=np.float32)
+            beyond, inside = img >= far * (1 - 1e-4), img < near  # from the true depth: noise moves no pixel out
             noise = spec.image_noise
             if noise.active and noise.stddev > 0:
                 img += self.rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise.stddev)
                 img += np.float32(noise.mean)
-            img[img >= far * (1 - 1e-4)] = np.inf
-            img[img < near] = -np.inf
+            img[beyond] = np.inf
+            img[inside] = -np.inf
             return img
         img = np.asarray(out)
         noise = spec.image_noise
