@@ -404,3 +404,48 @@ def test_a_paused_simulator_sends_a_late_camera_subscriber_a_frame(sim_factory: 
     assert sim.control.state()["sim_time"] == before  # nothing was stepped
     r, g, b = _image(buf.latest())[120, 160].tolist()
     assert r > 150 and g < 60 and b < 60  # the red box, seen from the start pose
+
+
+NOISE_SCRIPT = """
+import dataclasses, json, sys
+from pathlib import Path
+import numpy as np
+from pytest_simtwin.sim.engine.physics import Physics
+from pytest_simtwin.sim.engine.sensors import Cameras
+from pytest_simtwin.sim.world.sdf import load_world
+from pytest_simtwin.sim.world.sensors import NoiseSpec
+
+world = load_world(Path(sys.argv[1]))
+physics = Physics(world)
+physics.step(50)
+cam = next(d for d in world.robot.devices if d.name == "front_camera")
+depth_cam = next(d for d in world.robot.devices if d.name == "front_depth")
+cameras = Cameras(0)
+clean = cameras.render(cam, physics.model, physics.data, depth=False).astype(float)
+noisy_spec = dataclasses.replace(cam, image_noise=NoiseSpec("gaussian", 0.0, 0.02))
+noisy = cameras.render(noisy_spec, physics.model, physics.data, depth=False).astype(float)
+sky = (noisy - clean)[5:40, :]  # grey 178: no noise clipped at 0 or 255
+d_clean = cameras.render(depth_cam, physics.model, physics.data, depth=True)
+d_noisy = cameras.render(dataclasses.replace(depth_cam, image_noise=NoiseSpec("gaussian", 0.0, 0.01)),
+                         physics.model, physics.data, depth=True)
+diff = (d_noisy - d_clean)[100:140, 130:190]
+print(json.dumps({"rgb_std": float(sky.std()), "same_per_channel": bool((sky[..., 0] == sky[..., 2]).all()),
+                  "depth_std": float(diff.std()), "sky_inf": bool(np.isposinf(d_noisy[:40]).all())}))
+"""
+
+
+def test_camera_and_depth_noise_follow_the_sdf_stddev() -> None:
+    import json
+    import os
+    import sys
+
+    # In a fresh interpreter: MuJoCo picks its GL backend at import, and this one may have imported it already.
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    out = subprocess.run(
+        [sys.executable, "-c", NOISE_SCRIPT, WORLD], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    assert stats["rgb_std"] == pytest.approx(255 * 0.02, rel=0.1)  # gz: in [0, 1] colour units
+    assert stats["same_per_channel"]  # one value per pixel, added to each channel
+    assert stats["depth_std"] == pytest.approx(0.01, rel=0.1) and stats["sky_inf"]
