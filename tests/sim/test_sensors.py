@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import math
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -435,10 +438,6 @@ print(json.dumps({"rgb_std": float(sky.std()), "same_per_channel": bool((sky[...
 
 
 def test_camera_and_depth_noise_follow_the_sdf_stddev() -> None:
-    import json
-    import os
-    import sys
-
     # In a fresh interpreter: MuJoCo picks its GL backend at import, and this one may have imported it already.
     env = {**os.environ, "MUJOCO_GL": "egl"}
     out = subprocess.run(
