@@ -13,6 +13,10 @@ if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq python3-venv >/dev/null; fi
 fi
+# Cameras render through headless EGL (Debian's Mesa packages); SIMTWIN_RENDER=0 skips this.
+if [ "${SIMTWIN_RENDER:-1}" = 1 ] && command -v dpkg-query >/dev/null 2>&1; then
+  bash "$ROOT/scripts/render-setup.sh" || echo "bootstrap: could not install the EGL/Mesa packages; simulated cameras will not render" >&2
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip

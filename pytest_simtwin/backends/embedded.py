@@ -77,5 +77,7 @@ def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
         argv.append("--lockstep")
     if cfg.paused:
         argv.append("--paused")
+    for name in cfg.sensors_off:
+        argv += ["--no-sensor", name]
     argv += list(cfg.extra_args)
     return argv

@@ -137,6 +137,7 @@ class Features(TypedDict, total=False):
     version: str
     features: list[str]
     topics: Topics
+    sensors: list[dict[str, Any]]  # the simulated IMU, cameras, navsat: name, kind, topics, frame, rate
 
 
 class SimState(TypedDict, total=False):
@@ -156,6 +157,7 @@ class SimState(TypedDict, total=False):
     odom_stamp: float | None
     scan_stamp: float | None
     dropped: dict[str, int]
+    camera_frames: dict[str, Any]  # camera name -> frames rendered (sim/sensor_node.py)
     at_rest: bool  # step_simulation with until_rest
 
 

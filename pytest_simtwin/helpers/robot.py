@@ -25,7 +25,8 @@ from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.control.client import ControlClient
 from pytest_simtwin.control.protocol import SimState, UntilRest
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
-from pytest_simtwin.helpers.robot_state import STEP_CHUNK, RobotObserver
+from pytest_simtwin.helpers.robot_state import STEP_CHUNK
+from pytest_simtwin.helpers.sensors import CameraImage, ImuReading, SensorObserver
 from pytest_simtwin.ros.messages import (
     Pose2D,
     Velocity,
@@ -46,11 +47,11 @@ REST_ANGULAR = 0.02  # rad/s
 REPUBLISH_HZ = 20.0  # rate of the command stream to foreign topics
 RELAY_WAIT = 1.0  # wall seconds to wait for a node under test to pass a command on to the simulator
 
-__all__ = ["Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
+__all__ = ["CameraImage", "ImuReading", "Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
 
 
-class Robot(RobotObserver):
-    """Drive the robot and observe odometry, ground truth, lidar and the recorded trajectory.
+class Robot(SensorObserver):
+    """Drive the robot and observe odometry, ground truth, lidar, cameras, IMU and the recorded trajectory.
 
     ``Robot(ros, control, topics, *, record=None, log_tail=None, abort=None, cmd_vel_type=None)``.
     """

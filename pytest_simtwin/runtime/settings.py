@@ -96,6 +96,12 @@ OPTIONS: list[Option] = [
         default="on",
         choices=("on", "off"),
     ),
+    Option(
+        "sensors-off",
+        "embedded backend: sensors to turn off for every test, comma-separated names or kinds (imu, camera, "
+        "depth, rgbd, navsat) or 'all' (marker: sensors_off=[...])",
+        metavar="NAMES",
+    ),
     Option("attach-domain", "attach backend: ROS_DOMAIN_ID of the already running simulator", kind="int"),
     Option("image", "docker backend: simulator image"),
     Option("docker-cpus", "docker backend: CPU limit of each simulator container (e.g. 1.5)", kind="float"),
@@ -131,7 +137,9 @@ OPTIONS: list[Option] = [
 ]
 
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
-MARKER_KEYS = ("world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults")
+MARKER_KEYS = (
+    "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
+)  # fmt: skip
 
 
 def add_option(parser: pytest.Parser, option: Option) -> None:
@@ -296,6 +304,7 @@ def load_settings(config: pytest.Config) -> Settings:
         memory=memory or None,
         attach_domain=attach_domain,
         options={"fork_server": get_option(config, "fork-server") == "on"},
+        sensors_off=tuple(n.strip() for n in (get_option(config, "sensors-off") or "").split(",") if n.strip()),
     )
     return Settings(
         backend=backend,
@@ -312,8 +321,8 @@ def load_settings(config: pytest.Config) -> Settings:
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None, faults=None): simulator configuration for a test, class or module; the "
-    "simulator restarts when it differs from the running one; faults: pytest_simtwin.faults.* injected at set-up"
+    "paused=None, timeout=None, faults=None, sensors_off=None): simulator configuration for a test, class or module; "
+    "the simulator restarts when it differs from the running one; faults: pytest_simtwin.faults.* injected at set-up"
 )
 
 
@@ -353,6 +362,11 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if value not in RESET_MODES:
             raise bad(f"one of {', '.join(RESET_MODES)}")
         return value
+    if key == "sensors_off":  # a name or a list of names; the simulator rejects unknown ones
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+            raise bad("a sensor name or kind, or a list of them (e.g. ['camera'])")
+        return tuple(names)
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")

@@ -48,6 +48,12 @@ topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by -
   /joint_states          sensor_msgs/JointState with the odometry
   /clock                 rosgraph_msgs/Clock, at most 100 Hz of sim time
   NS/ground_truth        nav_msgs/Odometry, true base pose, twist in the world frame
+  <imu sensor topic>     sensor_msgs/Imu at its update_rate (gravity included, SDF noise, --seed)
+  <camera topics>        sensor_msgs/Image rgb8 / 32FC1 depth, CameraInfo, PointCloud2 (gz-sensors
+                         names: <topic>, <topic>/points, .../camera_info); rendered with MuJoCo
+                         offscreen (MUJOCO_GL=egl, Debian: libegl1 libegl-mesa0 libgl1-mesa-dri
+                         libgbm1) only while someone subscribes
+  <navsat topic>         sensor_msgs/NavSatFix from the world's <spherical_coordinates>
 
 control services NS/<name> (diagnostic_msgs/srv/AddDiagnostics, JSON payloads; NS = --namespace):
   get_simulator_features get_simulation_state set_simulation_state step_simulation
@@ -103,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace",
         default=protocol.NAMESPACE,
         help=f"namespace of the control services and ground truth (default {protocol.NAMESPACE})",
+    )
+    p.add_argument(
+        "--no-sensor",
+        action="append",
+        default=[],
+        metavar="NAME|KIND",
+        help="turn a sensor off: its name, a kind (imu, camera, depth, rgbd, navsat), 'camera' for every "
+        "camera, or 'all' (repeatable; e.g. a test that needs only odometry)",
     )
     p.add_argument("--duration", type=float, help="exit after this many seconds of sim time")
     p.add_argument(
@@ -201,6 +215,11 @@ def _summary(world: WorldSpec, topics: Any) -> str:
             f"  lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
             f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
         )
+    for d in robot.devices:
+        extra = (
+            f", {d.width}x{d.height}, hfov {d.horizontal_fov:g} rad" if d.kind in ("camera", "depth", "rgbd") else ""
+        )
+        lines.append(f"  sensor {d.name} ({d.kind}) on {d.link}: {d.update_rate:g} Hz{extra}, frame {d.frame_id}")
     t = topics
     lines.append(
         f"  topics: cmd {t.cmd_vel} ({t.cmd_vel_type}), odom {t.odom} ({t.frame_id} -> {t.child_frame_id}), "
@@ -262,6 +281,63 @@ def _publish_initial_odometry(node: Any) -> None:
     node.publish_odom(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+def _choose_gl(world: WorldSpec, disabled: list[str], user_gl: str | None) -> str | None:
+    """Set MUJOCO_GL before MuJoCo is imported: EGL when a camera will render, else none at all
+    (importing mujoco with a GL backend loads its libraries, ~0.1-0.5 s). Returns why cameras
+    cannot render here (None: they can), so the rest of the simulator runs without them."""
+    from pytest_simtwin.sim.engine.sensors import gl_problem, render_error
+    from pytest_simtwin.sim.sensor_node import selected
+    from pytest_simtwin.sim.world.sensors import CAMERA_KINDS
+
+    cameras = [d for d in world.robot.devices if d.kind in CAMERA_KINDS and selected(d, disabled)]
+    if not cameras:
+        os.environ["MUJOCO_GL"] = user_gl or "disable"
+        return None
+    backend = (user_gl or "egl").lower()
+    problem = gl_problem(backend)
+    if problem is None:
+        os.environ["MUJOCO_GL"] = backend
+        return None
+    os.environ["MUJOCO_GL"] = "disable"  # importing mujoco with a broken backend would fail the physics too
+    message = render_error(problem)
+    log.error("%s", message)
+    return message
+
+
+def _sensors(node: Any, world: WorldSpec, args: argparse.Namespace, bridge: Any, problem: str | None) -> Any:
+    from pytest_simtwin.sim.sensor_node import SensorPublishers
+
+    devices = world.robot.devices
+    known = {"all", "camera", "imu", "depth", "rgbd", "navsat", "contact"}
+    known |= {d.name for d in devices} | {f"{d.model}/{d.link}/{d.name}" for d in devices}
+    unknown = [n for n in args.no_sensor if n not in known]
+    if unknown:
+        names = ", ".join(sorted(d.name for d in devices)) or "none"
+        raise ConfigError(
+            f"--no-sensor {unknown[0]}: no sensor or kind of that name; expected a sensor name ({names}), a kind "
+            "(imu, camera, depth, rgbd, navsat, contact) or all"
+        )
+    if not devices:
+        return None
+    publishers = SensorPublishers(
+        node.node,
+        devices,
+        step_size=world.step_size,
+        seed=args.seed,
+        bridge={e.gz_topic_name: (e.ros_topic_name, e.ros_type_name) for e in bridge},
+        disabled=args.no_sensor,
+        spherical=world.spherical,
+        render_problem=problem,
+        send=node._send,
+    )
+    for sensor in publishers.sensors:
+        log.info("sensor %s (%s) at %g Hz: %s", sensor.spec.name, sensor.spec.kind, sensor.spec.update_rate,
+                 ", ".join(sensor.topics.values()))  # fmt: skip
+    for note in publishers.skipped:
+        log.warning("sensor %s", note)
+    return publishers
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command. Run from the command line (``argv`` None) it ends the process itself once ROS is
     closed: interpreter teardown with rclpy and MuJoCo loaded takes 1-3 s, the budget for a clean
@@ -284,8 +360,7 @@ def _main(argv: list[str] | None) -> int:
     t0 = time.monotonic()
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
-    # We never render: without this, importing mujoco loads GLFW and X11 libraries (~0.1-0.5 s).
-    os.environ.setdefault("MUJOCO_GL", "disable")
+    user_gl = os.environ.get("MUJOCO_GL")
     builder = _PhysicsBuilder(args.seed)
     builder.start()
     node = None
@@ -301,12 +376,16 @@ def _main(argv: list[str] | None) -> int:
         except BaseException:
             builder.build(None)
             raise
+        render_problem = _choose_gl(world, args.no_sensor, user_gl)
         builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
         from pytest_simtwin.sim.topics import load_bridge, resolve_topics
 
         bridge = load_bridge(args.bridge) if args.bridge else []
-        topics = resolve_topics(world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace)
+        served = {t for d in world.robot.devices for t in d.topics.values()}
+        topics = resolve_topics(
+            world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace, served=served
+        )
         if world.warnings:
             log.warning(
                 "unsupported or ignored in %s:\n%s",
@@ -332,6 +411,7 @@ def _main(argv: list[str] | None) -> int:
         node.start(topics, lidar=world.robot.lidars[0] if world.robot.lidars else None)
         _publish_initial_odometry(node)
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
+        sensors = _sensors(node, world, args, bridge, render_problem)
         physics = builder.result()
         log.debug("physics built at %.3f s", time.monotonic() - t0)
         from pytest_simtwin.sim.runner import Runner
@@ -347,6 +427,7 @@ def _main(argv: list[str] | None) -> int:
             seed=args.seed,
             duration=args.duration,
             parent_pid=args.parent_pid,
+            sensors=sensors,
         )
         stop.runner = runner
         if stop.reason is not None:

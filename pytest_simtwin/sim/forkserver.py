@@ -68,6 +68,7 @@ PRELOAD = (
     "pytest_simtwin.sim.world.mjcf",
     "pytest_simtwin.sim.engine.lidar",
     "pytest_simtwin.sim.topics",
+    "pytest_simtwin.sim.sensor_node",
     # imported lazily by rclpy when the first node and entities are created
     "rosidl_generator_py.import_type_support_impl",
     "type_description_interfaces.msg",
@@ -84,6 +85,9 @@ WARM_TYPES = (
     ("nav_msgs.msg", "Odometry"),
     ("sensor_msgs.msg", "JointState"),
     ("sensor_msgs.msg", "LaserScan"),
+    ("sensor_msgs.msg", "Imu"),  # IMUs and cameras (sensor_node.py)
+    ("sensor_msgs.msg", "Image"),
+    ("sensor_msgs.msg", "CameraInfo"),
     ("rosgraph_msgs.msg", "Clock"),
     ("diagnostic_msgs.srv", "AddDiagnostics"),
     ("rcl_interfaces.msg", "ParameterEvent"),

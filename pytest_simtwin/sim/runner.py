@@ -23,6 +23,7 @@ from pytest_simtwin.sim.services import ControlServices
 
 if TYPE_CHECKING:
     from pytest_simtwin.sim.node import SimNode
+    from pytest_simtwin.sim.sensor_node import SensorPublishers
     from pytest_simtwin.sim.world.model import WorldSpec
 
 log = logging.getLogger("simtwin.sim")
@@ -52,8 +53,10 @@ class Runner(ControlServices):
         seed: int = 0,
         duration: float | None = None,
         parent_pid: int | None = None,
+        sensors: SensorPublishers | None = None,
     ) -> None:
         self.physics = physics
+        self.sensors = sensors  # IMU, cameras, navsat (sensor_node.py)
         self.node = node
         self.world = world
         self.rtf = max(float(rtf), 0.0)
@@ -192,6 +195,8 @@ class Runner(ControlServices):
             k = self._scan_every - s % self._scan_every
             if k < n:
                 n = k
+        if self.sensors is not None:
+            n = min(n, self.sensors.steps_to_next(s))
         return n
 
     def _advance(self, steps: int) -> None:
@@ -246,6 +251,8 @@ class Runner(ControlServices):
             self._scan_stamp = t
             if listen[4]:
                 node.publish_scan(t, self._last_scan)
+        if self.sensors is not None:
+            self.sensors.publish_due(self.physics, s, t)
 
     def _publish_odom(self, t: float, always: bool = False) -> None:
         # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics.
@@ -292,6 +299,8 @@ class Runner(ControlServices):
         node.publish_truth(t_truth, truth)
         if node.pub_scan is not None and self._last_scan is not None and self._scan_stamp is not None:
             node.publish_scan(self._scan_stamp, self._last_scan)
+        if self.sensors is not None:
+            self.sensors.republish(self.physics)
 
     def publish_all(self, *, scan: bool = False) -> None:
         """Publish the current state now (start, reset, teleport, late joiners while paused)."""
@@ -319,6 +328,8 @@ class Runner(ControlServices):
             # message, so re-send the current state when the set of subscribers changes. Follow-ups
             # cover the reader side matching a little after the writer side.
             counts = self.node.subscriber_counts()
+            if self.sensors is not None:
+                counts += self.sensors.subscriber_counts()
             if counts != self._sub_counts:
                 self._sub_counts = counts
                 self._republish_at = [now + 0.05, now + 0.3, now + 1.0]

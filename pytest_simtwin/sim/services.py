@@ -21,6 +21,7 @@ from pytest_simtwin.errors import SimTwinError
 if TYPE_CHECKING:
     from pytest_simtwin.sim.faults import FaultSet
     from pytest_simtwin.sim.node import Request, SimNode
+    from pytest_simtwin.sim.sensor_node import SensorPublishers
     from pytest_simtwin.sim.world.model import WorldSpec
 
 log = logging.getLogger("simtwin.sim")
@@ -64,6 +65,7 @@ class ControlServices:
     _republish_at: list[float]
     _listeners_at: float
     faults: FaultSet
+    sensors: SensorPublishers | None
 
     # provided by the runner
     def request_stop(self, reason: str) -> None:
@@ -118,6 +120,7 @@ class ControlServices:
             "seed": self.seed,
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
+            "camera_frames": self.sensors.frames() if self.sensors is not None else {},
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> protocol.Features:
@@ -125,7 +128,14 @@ class ControlServices:
         for key in ("max_linear_velocity", "max_angular_velocity"):
             if topics[key] is not None and not math.isfinite(topics[key]):
                 topics[key] = None  # JSON has no infinity; null = unlimited
-        return {"name": "simtwin-sim", "version": VERSION, "features": FEATURES, "topics": cast(protocol.Topics, topics)}
+        sensors = self.sensors.describe() if self.sensors is not None else []
+        return {
+            "name": "simtwin-sim",
+            "version": VERSION,
+            "features": FEATURES,
+            "topics": cast(protocol.Topics, topics),
+            "sensors": sensors,
+        }
 
     def _srv_get_simulation_state(self, _p: dict[str, Any]) -> protocol.SimState:
         return self.state()
@@ -242,6 +252,8 @@ class ControlServices:
         if scope == "all":
             self.faults.reset()  # one test's faults never reach the next (undone before the reset)
         self.physics.reset(scope, seed=seed)
+        if self.sensors is not None and scope == "all":
+            self.sensors.reset(int(self.physics.seed))
         self.faults.now = float(self.physics.time)  # sim time may have gone back: delays count from here
         self.node.forget_sent()
         if scope in ("all", "state"):

@@ -5,7 +5,7 @@ The same world file then works with Gazebo + ros_gz_bridge and with ``simtwin-si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,14 +129,18 @@ def resolve_topics(
     cmd_vel_type: str | None = None,
     bridge: Sequence[BridgeEntry] = (),
     namespace: str = protocol.NAMESPACE,
+    served: Collection[str] = (),
 ) -> Topics:
-    """ROS topic names from the DiffDrive/lidar parameters, renamed through a bridge file like ros_gz_bridge."""
+    """ROS topic names from the DiffDrive/lidar parameters, renamed through a bridge file like ros_gz_bridge.
+
+    ``served``: gz topics published elsewhere (the sensor publishers), so their bridge entries are not
+    reported as unserved."""
     robot = world.robot
     dd = robot.diff_drive
     if dd is None:  # load_world guarantees a robot with a DiffDrive; keep the message clear anyway
         raise ConfigError(f"world {world.name!r}: the robot {robot.name!r} has no DiffDrive plugin")
     by_gz = {e.gz_topic_name: e for e in bridge}
-    used: set[str] = set()
+    used: set[str] = {_abs(t) for t in served}
     notes: list[str] = []
 
     def ros_name(gz: str, want: str, types: Sequence[str]) -> tuple[str, BridgeEntry | None]:

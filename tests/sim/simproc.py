@@ -58,10 +58,15 @@ def launch(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 
 @contextlib.contextmanager
 def start_sim(
-    tmp_path: Path, *args: str, wait_topic: str | None = "/odom", timeout: float = 20.0, name: str = "sim"
+    tmp_path: Path,
+    *args: str,
+    wait_topic: str | None = "/odom",
+    timeout: float = 20.0,
+    name: str = "sim",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[SimProcess]:
     with acquire_domain(parse_domain_range(DEFAULT_DOMAIN_RANGE), owner=f"tests/sim {name}") as lease:
-        env = ros_environment(lease.domain_id, lease.partition)
+        env = {**ros_environment(lease.domain_id, lease.partition), **(extra_env or {})}
         log_path = tmp_path / f"{name}.log"
         with RosSession(lease.domain_id, env, name="simtwin_sim_test") as ros:
             from nav_msgs.msg import Odometry

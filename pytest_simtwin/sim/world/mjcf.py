@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pytest_simtwin.sim.world.meshes import mesh_parts
 from pytest_simtwin.sim.world.model import GeomSpec, JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 
@@ -58,6 +60,12 @@ class Layout:
     lidar_sites: list[str] = field(default_factory=list)
     #: MJCF element name -> "file:line (what)" of the user's element, for MuJoCo compiler messages.
     origins: dict[str, str] = field(default_factory=dict)
+    #: IMU/camera/navsat/contact sensors: ``model/link/name`` -> MJCF site (and camera) name.
+    device_sites: dict[str, str] = field(default_factory=dict)
+
+
+def device_site(model: str, link: str, sensor: str) -> str:
+    return f"{model}::{link}::{sensor}"
 
 
 def friction_priority(mu: float) -> int:
@@ -109,6 +117,7 @@ class _Builder:
         self.layout = Layout()
         self.root = ET.Element("mujoco", model=world.name)
         self.meshes: dict[tuple[str, tuple[float, ...], bool], list[str]] = {}
+        self.rgba: tuple[float, float, float, float] | None = None
 
     def build(self) -> str:
         w = self.world
@@ -124,10 +133,15 @@ class _Builder:
         self.worldbody = ET.SubElement(self.root, "worldbody")
         self.actuators = ET.SubElement(self.root, "actuator")
         self.contact = ET.SubElement(self.root, "contact")
+        self.sensor = ET.SubElement(self.root, "sensor")
         robot = next((m for m in w.models if m.diff_drive is not None), None)
         for model in w.models:
             self._model(model, model is robot)
-        for section in (self.asset, self.actuators, self.contact):
+        if any(d.kind in ("camera", "depth", "rgbd") for m in w.models for d in m.devices):
+            # Gazebo's default scene background (sdformat scene.sdf: 0.7 0.7 0.7), not MuJoCo's black.
+            ET.SubElement(self.asset, "texture", type="skybox", builtin="flat", rgb1="0.7 0.7 0.7",
+                          rgb2="0.7 0.7 0.7", width="8", height="8")  # fmt: skip
+        for section in (self.asset, self.actuators, self.contact, self.sensor):
             if not len(section):
                 self.root.remove(section)
         return ET.tostring(self.root, encoding="unicode")
@@ -171,6 +185,8 @@ class _Builder:
         else:
             g.set("friction", f"{effective_friction(mu)!r} 0.005 0.0001")
         self.layout.origins[name] = f"{geom.origin} (collision {geom.name!r})"
+        if self.rgba is not None:  # the link's visual colour, for cameras
+            g.set("rgba", _fmt(self.rgba))
         for index, part in enumerate(parts[1:], start=1):  # further hulls of a split static mesh
             copy = ET.SubElement(body, "geom", dict(g.attrib))
             copy.set("name", f"{name}::part{index}")
@@ -197,6 +213,7 @@ class _Builder:
             body = ET.SubElement(self.worldbody, "body", name=model.name)
             _place(body, model.pose)
             for link in model.links:
+                self.rgba = link.rgba
                 for geom in link.collisions:
                     gname = f"{model.name}::{link.name}::{geom.name}"
                     self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False, static=True)
@@ -251,6 +268,7 @@ class _Builder:
             # Massless frame links (URDF base_footprint): tiny inertia so MuJoCo accepts a free root.
             inertial = ET.SubElement(body, "inertial", pos="0 0 0", mass="0.001", diaginertia="1e-6 1e-6 1e-6")
         massive = [g for g in link.collisions if g.kind != "plane"]
+        self.rgba = link.rgba
         for geom in link.collisions:
             gname = f"{model.name}::{name}::{geom.name}"
             self._geom(body, geom, geom.pose, gname, robot, wheel)
@@ -260,6 +278,20 @@ class _Builder:
             site = ET.SubElement(body, "site", name=f"{model.name}::{name}::{lidar.name}", group=str(SITE_GROUP))
             _place(site, lidar.pose)
             site.set("size", "0.005")
+        for device in link.devices:
+            site_name = device_site(device.model, name, device.name)
+            site = ET.SubElement(body, "site", name=site_name, group=str(SITE_GROUP), size="0.005")
+            _place(site, device.pose)
+            self.layout.device_sites[f"{device.model}/{name}/{device.name}"] = site_name
+            if device.kind in ("camera", "depth", "rgbd"):
+                # MuJoCo cameras look along -z with y up; the SDF sensor frame looks along +x with z up.
+                rot = device.pose.rotation() @ np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+                ET.SubElement(body, "camera", name=site_name, pos=_fmt((device.pose.x, device.pose.y, device.pose.z)),
+                              xyaxes=_fmt([*rot[:, 0], *rot[:, 1]]), fovy=repr(math.degrees(device.vertical_fov)))  # fmt: skip
+            elif device.kind == "imu":
+                ET.SubElement(self.sensor, "gyro", name=f"{site_name}::gyro", site=site_name)
+                ET.SubElement(self.sensor, "accelerometer", name=f"{site_name}::acc", site=site_name)
+                ET.SubElement(self.sensor, "framequat", name=f"{site_name}::quat", objtype="site", objname=site_name)
         return body
 
     def _subtree(

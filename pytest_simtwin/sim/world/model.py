@@ -13,8 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_simtwin.sim.world.sensors import SensorSpec
 
 INF = math.inf
 
@@ -156,6 +160,10 @@ class LinkSpec:
     sensors: list[LidarSpec] = field(default_factory=list)
     #: file:line of the defining element, for messages.
     origin: str = field(default="", compare=False)
+    #: IMU, camera, navsat and contact sensors (see sensors.py).
+    devices: list[SensorSpec] = field(default_factory=list)
+    #: colour of the link's visuals (RGBA 0-1), painted on its collision shapes for cameras.
+    rgba: tuple[float, float, float, float] | None = None
 
     @property
     def mass(self) -> float:
@@ -216,6 +224,8 @@ class ModelSpec:
     joints: list[JointSpec] = field(default_factory=list)
     diff_drive: DiffDriveSpec | None = None
     lidars: list[LidarSpec] = field(default_factory=list)
+    #: every link's IMU/camera/navsat/contact sensors, collected after parsing.
+    devices: list[SensorSpec] = field(default_factory=list)
     #: the link that carries the model frame (SDF canonical link); defaults to the first link.
     canonical_link: str = ""
     #: file the model came from (for messages).
@@ -241,6 +251,8 @@ class WorldSpec:
     gravity: tuple[float, float, float] = (0.0, 0.0, -9.81)
     models: list[ModelSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: ``<spherical_coordinates>``: latitude, longitude (degrees), elevation (m), heading (degrees).
+    spherical: tuple[float, float, float, float] | None = None
 
     @property
     def robot(self) -> ModelSpec:

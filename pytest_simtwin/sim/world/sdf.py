@@ -31,6 +31,8 @@ from pytest_simtwin.sim.world.plugins import (
     plugin_kind,
 )
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, check_mesh
+from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
+from pytest_simtwin.sim.world.sensors import nested as nested_sensor
 from pytest_simtwin.sim.world.urdf import load_urdf
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
@@ -147,6 +149,10 @@ def _world_settings(world_el: Element, world: WorldSpec, ctx: Context) -> None:
         legacy_gravity = chosen.find("gravity")  # SDF < 1.5 kept gravity inside <physics>
         if legacy_gravity is not None:
             world.gravity = tuple(floats(legacy_gravity, count=3))  # type: ignore[assignment]
+    spherical = world_el.find("spherical_coordinates")
+    if spherical is not None:  # sdformat world.sdf defaults: 0 deg, 0 deg, 0 m, heading 0 deg
+        world.spherical = tuple(number(spherical, k, 0.0) for k in  # type: ignore[assignment]
+                                ("latitude_deg", "longitude_deg", "elevation", "heading_deg"))  # fmt: skip
     gravity = world_el.find("gravity")
     if gravity is not None:
         world.gravity = tuple(floats(gravity, count=3))  # type: ignore[assignment]
@@ -309,6 +315,7 @@ def parse_model(element: Element, ctx: Context, base: Path, name: str | None = N
         _model_plugin(plugin, model, ctx)
     for link in model.links:
         model.lidars.extend(link.sensors)
+        model.devices.extend(link.devices)
     if model.diff_drive is not None:
         check_diff_drive_joints(model.diff_drive, model)
     return model
@@ -318,7 +325,9 @@ def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
     prefix = "" if merge else f"{nested.name}::"
     for link in nested.links:
         sensors = [replace(s, link=prefix + s.link) for s in link.sensors]
-        outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors))
+        devices = [nested_sensor(d, outer.name) for d in link.devices]
+        outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors,
+                                   devices=devices))  # fmt: skip
     for joint in nested.joints:
         parent = joint.parent if joint.parent == "world" else prefix + joint.parent
         outer.joints.append(replace(joint, name=prefix + joint.name, parent=parent, child=prefix + joint.child))
@@ -360,7 +369,10 @@ def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkS
             geom.pose = pose * geom.pose  # a plane's normal is a rotation inside the collision frame
             geom.friction = _friction(collision)
             link.collisions.append(geom)
+    link.rgba = visual_rgba(element)
     for sensor in element.findall("sensor"):
+        if add_sensor(sensor, link, model.name, ctx.world, ctx.warnings):
+            continue
         lidar = parse_lidar(sensor, link.name, model.name, ctx.world, ctx.warnings)
         if lidar is not None:
             link.sensors.append(lidar)

@@ -17,6 +17,7 @@ from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from pytest_simtwin.sim.world.resources import check_mesh
+from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.values import floats
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
 
@@ -119,6 +120,7 @@ def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
         _gazebo(gz, model, ctx)
     for link in model.links:
         model.lidars.extend(link.sensors)
+        model.devices.extend(link.devices)
     if model.diff_drive is not None:
         check_diff_drive_joints(model.diff_drive, model)
     return model
@@ -128,6 +130,7 @@ def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
     link = LinkSpec(name=el.attrib.get("name", ""), origin=el.where)
     if not link.name:
         raise ModelError(f"{el.where}: <link> needs a name attribute.")
+    link.rgba = visual_rgba(el)
     inertial = el.find("inertial")
     if inertial is not None:
         mass_el = inertial.find("mass")
@@ -233,6 +236,8 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
         elif child.tag == "sensor" and link is not None:
+            if add_sensor(child, link, model.name, ctx.world, ctx.warnings):
+                continue
             lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
             if lidar is not None:
                 link.sensors.append(lidar)
