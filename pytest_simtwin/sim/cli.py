@@ -42,9 +42,10 @@ environment:
                     profile for every process of a test domain.
 
 topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by --bridge):
-  <DiffDrive topic>      geometry_msgs/Twist (or TwistStamped with --cmd-vel-type twist_stamped)
+  <DiffDrive topic>      geometry_msgs/Twist and TwistStamped (one of them with --cmd-vel-type)
   <DiffDrive odom_topic> nav_msgs/Odometry, wheel odometry at odom_publish_frequency (sim time)
-  <lidar topic>          sensor_msgs/LaserScan at the lidar update_rate (REP-117 +inf/-inf)
+  <lidar topic>          sensor_msgs/LaserScan at the lidar update_rate (REP-117 +inf/-inf), every lidar
+  (every robot with a DiffDrive in the world has its own command, odometry and lidar topics)
   /joint_states          sensor_msgs/JointState with the odometry
   /clock                 rosgraph_msgs/Clock, at most 100 Hz of sim time
   NS/ground_truth        nav_msgs/Odometry, true base pose, twist in the world frame
@@ -93,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, help="physics step in seconds (default: the world's <max_step_size>)")
     p.add_argument(
         "--cmd-vel-type",
-        choices=("twist", "twist_stamped"),
-        help="message type of the velocity command topic (default: the --bridge entry's type, else twist)",
+        choices=("any", "twist", "twist_stamped"),
+        help="message type of the velocity command topics: any (the default) takes Twist and TwistStamped at "
+        "once; twist or twist_stamped only that one",
     )
     p.add_argument(
         "--bridge", type=Path, help="ros_gz_bridge YAML: rename gz topic names to ROS names like the bridge would"
@@ -178,34 +180,34 @@ def _load(args: argparse.Namespace) -> WorldSpec:
 
 
 def _summary(world: WorldSpec, topics: Any) -> str:
-    robot = world.robot
-    dd = robot.diff_drive
     lines = [
         f"world {world.name!r} from {world.source or 'built-in arena'}: step {world.step_size:g} s, "
         f"real_time_factor {world.real_time_factor:g}, {len(world.models)} model(s)",
     ]
     for m in world.models:
-        tag = " (robot)" if m is robot else " (static)" if m.static else ""
+        tag = " (robot)" if m.diff_drive is not None else " (static)" if m.static else ""
         p = m.pose
         lines.append(
             f"  model {m.name}{tag}: {len(m.links)} link(s), {len(m.joints)} joint(s) at "
             f"x {p.x:g} y {p.y:g} z {p.z:g} yaw {p.yaw:g}"
         )
-    if dd is not None:
+    for robot, t in zip(world.robots, topics.robots, strict=False):
+        dd = robot.diff_drive
+        assert dd is not None
         lines.append(
-            f"  DiffDrive: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "
+            f"  {robot.name} {dd.kind}: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "
             f"max {dd.max_linear_velocity:g} m/s / {dd.max_angular_velocity:g} rad/s, odom {dd.odom_publish_frequency:g} Hz"
         )
-    for lidar in robot.lidars:
+        for lidar in robot.lidars:
+            lines.append(
+                f"    lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
+                f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
+            )
+        scans = ", ".join(s.topic for s in t.scans) or "-"
         lines.append(
-            f"  lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
-            f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
+            f"    topics: cmd {t.cmd_vel} ({'/'.join(t.cmd_vel_types)}), odom {t.odom} ({t.frame_id} -> "
+            f"{t.child_frame_id}), scan {scans}, {t.joint_states}, {t.clock}, {t.ground_truth}"
         )
-    t = topics
-    lines.append(
-        f"  topics: cmd {t.cmd_vel} ({t.cmd_vel_type}), odom {t.odom} ({t.frame_id} -> {t.child_frame_id}), "
-        f"scan {t.scan or '-'}, {t.joint_states}, {t.clock}, {t.ground_truth}"
-    )
     return "\n".join(lines)
 
 
@@ -329,7 +331,7 @@ def _main(argv: list[str] | None) -> int:
         if stop.reason is not None:  # stopped during start-up
             log.info("stopping before start: %s", stop.reason)
             return EXIT_OK
-        node.start(topics, lidar=world.robot.lidars[0] if world.robot.lidars else None)
+        node.start(topics, lidars=[lidar for robot in world.robots for lidar in robot.lidars])
         _publish_initial_odometry(node)
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         physics = builder.result()
@@ -352,15 +354,19 @@ def _main(argv: list[str] | None) -> int:
         if stop.reason is not None:
             runner.request_stop(stop.reason)
         log.info(
-            "ready in %.3f s: world %r, robot %r; cmd %s (%s), odom %s, scan %s; services %s/*",
+            "ready in %.3f s: world %r, robot %r; cmd %s (%s), odom %s, scan %s; services %s/*%s",
             time.monotonic() - t0,
             world.name,
             world.robot.name,
             topics.cmd_vel,
-            topics.cmd_vel_type,
+            "/".join(topics.cmd_vel_types),
             topics.odom,
-            topics.scan or "-",
+            ", ".join(s.topic for s in topics.scans) or "-",
             args.namespace.rstrip("/"),
+            "".join(
+                f"; robot {t.robot!r}: cmd {t.cmd_vel}, odom {t.odom}, scan {', '.join(s.topic for s in t.scans) or '-'}"
+                for t in topics.others
+            ),
         )
         return runner.run()
     except (ModelError, ConfigError) as exc:

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_simtwin.errors import ModelError
+from pytest_simtwin.errors import ConfigError, ModelError
 from pytest_simtwin.sim.engine.physics import Physics
 from pytest_simtwin.sim.world.model import Pose
+from pytest_simtwin.sim.topics import resolve_topics
 from pytest_simtwin.sim.world.sdf import load_world
 
 DATA = Path(__file__).parent / "data"
@@ -309,8 +310,27 @@ def test_two_robots_in_a_world(tmp_path: Path, resources: Path) -> None:
     body = (
         "<include><uri>model://test_bot</uri></include><include><name>bot2</name><uri>model://test_bot</uri></include>"
     )
-    message = expect("found 2 models with a DiffDrive plugin", write(tmp_path, "w.sdf", world_with(body)))
-    assert "'test_bot'" in message and "'bot2'" in message
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    assert [m.name for m in world.robots] == ["test_bot", "bot2"] and world.robot.name == "test_bot"
+    topics = resolve_topics(world)
+    assert [(t.robot, t.cmd_vel, t.odom) for t in topics.robots] == [
+        ("test_bot", "/model/test_bot/cmd_vel", "/model/test_bot/odometry"),
+        ("bot2", "/model/bot2/cmd_vel", "/model/bot2/odometry"),
+    ]
+    assert topics.others[0].ground_truth == "/simtwin/bot2/ground_truth"
+
+
+def test_two_robots_on_one_topic_are_refused(tmp_path: Path, resources: Path) -> None:
+    body = "".join(
+        f"<include><name>{n}</name><uri>model://test_bot</uri><pose>{i} 0 0 0 0 0</pose></include>"
+        for i, n in enumerate(("a", "b"))
+    )
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    for m in world.robots:
+        assert m.diff_drive is not None
+        m.diff_drive.topic = "/cmd_vel"  # as two <topic>cmd_vel</topic> would
+    with pytest.raises(ConfigError, match="robots 'a' and 'b' both use topic /cmd_vel"):
+        resolve_topics(world)
 
 
 def test_robot_file_for_a_world_that_has_a_robot(resources: Path) -> None:

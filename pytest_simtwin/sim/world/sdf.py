@@ -86,12 +86,6 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
             name, where = next(iter(ctx.ros2_control.items()))
             raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
-    elif len(robots) > 1:
-        listed = ", ".join(f"{m.name!r} ({m.diff_drive.origin})" for m in robots if m.diff_drive)
-        raise ModelError(
-            f"{world_path}: found {len(robots)} models with a DiffDrive plugin: {listed}; expected exactly one "
-            "robot. Remove the extra plugins (or make the other robots plain models)."
-        )
     elif robot_pose is not None:
         robots[0].pose = robot_pose
     if robots[0] not in world.models:

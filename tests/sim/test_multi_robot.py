@@ -1,0 +1,81 @@
+"""Several robots, several lidars and both command types, through the real simulator and real topics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simproc import SimProcess
+
+from pytest_simtwin._internal.waiting import wait_until
+
+ROBOTS = Path(__file__).resolve().parents[1] / "robots"
+DIFF_DRIVE = ROBOTS / "gz_sim_diff_drive" / "diff_drive.sdf"
+
+
+def send(sim: SimProcess, topic: str, vx: float, wz: float = 0.0, *, stamped: bool = False) -> None:
+    """Publish one command while paused until the simulator counted it."""
+    from geometry_msgs.msg import Twist, TwistStamped
+
+    before = int(sim.control.state()["cmd_count"])
+    if stamped:
+        msg: Any = TwistStamped()
+        msg.twist.linear.x, msg.twist.angular.z = vx, wz
+    else:
+        msg = Twist()
+        msg.linear.x, msg.angular.z = vx, wz
+    pub = sim.ros.publisher(topic, TwistStamped if stamped else Twist)
+    wait_until(
+        lambda: int(sim.control.state()["cmd_count"]) > before or pub.publish(msg),
+        10.0,
+        what=f"the simulator to count a command on {topic}",
+        interval=0.05,
+    )
+
+
+def pose(sim: SimProcess, name: str) -> dict[str, float]:
+    return dict(sim.control.call("get_entity_state", name=name)["pose"])
+
+
+def test_two_diff_drive_vehicles_each_on_their_own_topics(sim_factory: Any) -> None:
+    from nav_msgs.msg import Odometry
+
+    sim: SimProcess = sim_factory(str(DIFF_DRIVE), "--paused", wait_topic="/model/vehicle_green/odometry")
+    features = sim.control.features()["topics"]
+    assert features["robot"] == "vehicle_blue"
+    robots = features["robots"]
+    assert set(robots) == {"vehicle_blue", "vehicle_green"}
+    assert robots["vehicle_green"]["cmd_vel"] == "/model/vehicle_green/cmd_vel"
+    assert robots["vehicle_green"]["odom"] == "/model/vehicle_green/odometry"
+    assert robots["vehicle_blue"]["frame_id"] == "vehicle_blue/odom"
+    blue_odom = sim.ros.subscribe("/model/vehicle_blue/odometry", Odometry)
+    green_odom = sim.ros.subscribe("/model/vehicle_green/odometry", Odometry)
+    green_truth = sim.ros.subscribe("/simtwin/vehicle_green/ground_truth", Odometry)
+    blue0, green0 = pose(sim, "vehicle_blue"), pose(sim, "vehicle_green")
+
+    send(sim, "/model/vehicle_blue/cmd_vel", 0.4)  # Twist, as gz's bridge sends it
+    sim.control.step(duration=3.0)
+    blue1, green1 = pose(sim, "vehicle_blue"), pose(sim, "vehicle_green")
+    assert blue1["x"] - blue0["x"] > 0.6, (blue0, blue1)  # 0.4 m/s for 3 s, 1 m/s^2 ramp, fixed-ball caster
+    assert math.hypot(green1["x"] - green0["x"], green1["y"] - green0["y"]) < 0.02  # the other one stays
+
+    send(sim, "/model/vehicle_green/cmd_vel", -0.4, stamped=True)  # TwistStamped on the same kind of topic
+    send(sim, "/model/vehicle_blue/cmd_vel", 0.0)
+    state = sim.control.step(duration=3.0)
+    green2 = pose(sim, "vehicle_green")
+    assert green2["x"] - green1["x"] < -0.6, (green1, green2)
+    # each odometry topic reports its own robot (wheel odometry starts at 0 in its odom frame)
+    t = state["odom_stamps"]["vehicle_green"]
+    wait_until(lambda: (m := green_odom.latest()) is not None and _stamp(m) >= t - 1e-6, 5.0, what="green odom")
+    assert green_odom.latest().pose.pose.position.x == pytest.approx(green2["x"] - green0["x"], abs=0.1)
+    assert green_odom.latest().header.frame_id == "vehicle_green/odom"
+    wait_until(lambda: blue_odom.latest() is not None, 5.0, what="blue odom (1 Hz)")
+    assert blue_odom.latest().pose.pose.position.x > 0.5
+    wait_until(lambda: green_truth.latest() is not None, 5.0, what="green ground truth")
+    assert green_truth.latest().pose.pose.position.y == pytest.approx(-2.0, abs=0.1)
+
+
+def _stamp(msg: Any) -> float:
+    return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
