@@ -462,4 +462,3 @@ class SimNode:
                 node.destroy_node()
             with contextlib.suppress(Exception):
                 context.destroy()
-

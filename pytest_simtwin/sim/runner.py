@@ -106,7 +106,9 @@ class Runner:
         self._listeners_at = 0.0
         self._next_type_check = 0.0
         self._odom_stamps: dict[str, float | None] = dict.fromkeys(self._robots)
-        self._odom_snapshots: dict[str, tuple[float, Any, Any, Any]] = {r: (0.0, None, None, None) for r in self._robots}
+        self._odom_snapshots: dict[str, tuple[float, Any, Any, Any]] = {
+            r: (0.0, None, None, None) for r in self._robots
+        }
         for robot in self._robots:
             io = node.robots[robot]
             names, _pos, _vel = physics.joint_states(robot)

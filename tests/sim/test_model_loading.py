@@ -10,8 +10,8 @@ import pytest
 
 from pytest_simtwin.errors import ConfigError, ModelError
 from pytest_simtwin.sim.engine.physics import Physics
-from pytest_simtwin.sim.world.model import Pose
 from pytest_simtwin.sim.topics import resolve_topics
+from pytest_simtwin.sim.world.model import Pose
 from pytest_simtwin.sim.world.sdf import load_world
 
 DATA = Path(__file__).parent / "data"

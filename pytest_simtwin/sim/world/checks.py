@@ -44,7 +44,9 @@ def check_world(world: WorldSpec) -> None:
                 link.collisions.append(GeomSpec("wheel", "sphere", (dd.wheel_radius,), centre, origin=dd.origin))
                 world.warn(f"{robot.name}/{link.name}: mesh wheel collision simulated as a sphere of wheel_radius")
             if not link.collisions:
-                world.warn(f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>")
+                world.warn(
+                    f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>"
+                )
     for model in world.models:
         fixed = model.static or any(j.parent == "world" and j.kind == "fixed" for j in model.joints)
         for link in model.links:

@@ -37,6 +37,8 @@ def robot_bits(index: int, count: int) -> tuple[int, int]:
     own = 2 << index
     others = sum(2 << i for i in range(count) if i != index)
     return own, 1 | others
+
+
 SOLIMP = "0.99 0.99 0.001"
 DEFAULT_FRICTION = 1.0
 #: Servo gain for 1 kg on r = 0.033 m wheels, one wheel per side. The prototype's 0.3 tracks light
