@@ -79,3 +79,36 @@ def test_two_diff_drive_vehicles_each_on_their_own_topics(sim_factory: Any) -> N
 
 def _stamp(msg: Any) -> float:
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+
+
+MULTI_LIDAR = Path(__file__).parent / "data" / "worlds" / "multi_lidar.sdf"
+
+
+def test_every_lidar_on_its_own_topic_and_the_2d_lidar_is_the_scan(sim_factory: Any) -> None:
+    from sensor_msgs.msg import LaserScan
+
+    sim: SimProcess = sim_factory(str(MULTI_LIDAR), "--paused", wait_topic="/model/lidar_bot/odometry")
+    topics = sim.control.features()["topics"]
+    # the 2-D lidar is "the scan" although two 1-ray ToF sensors come first in the file
+    assert topics["scan"] == "/demo/scan" and topics["lidar_frame_id"] == "laser_frame"
+    assert [s["topic"] for s in topics["scans"]] == ["/range/left", "/range/right", "/demo/scan"]
+    bufs = {t: sim.ros.subscribe(t, LaserScan) for t in ("/range/left", "/range/right", "/demo/scan")}
+    # a wall 1 m ahead of the robot's front (x 1.2), wide enough for both ToF sensors
+    sim.control.call("spawn_entity", name="wall", shape="box", size=[0.2, 2.0, 1.0], pose={"x": 1.3, "z": 0.5})
+    state = sim.control.step(duration=0.2)
+    want = state["scan_stamps"]
+
+    def fresh(topic: str) -> Any:
+        msg = bufs[topic].latest()
+        return msg if msg is not None and _stamp(msg) >= want[topic] - 1e-6 else None
+
+    for topic in bufs:
+        wait_until(lambda t=topic: fresh(t), 5.0, what=f"a scan on {topic} after the step")
+    left, right, laser = (fresh(t) for t in ("/range/left", "/range/right", "/demo/scan"))
+    assert len(left.ranges) == 1 and len(right.ranges) == 1 and len(laser.ranges) == 360
+    # ToF sensors at x 0.2 of the chassis, the wall face at x 1.2: 1.0 m
+    assert left.ranges[0] == pytest.approx(1.0, abs=0.02) and right.ranges[0] == pytest.approx(1.0, abs=0.02)
+    ahead = laser.ranges[180]  # angle 0 of -pi..pi
+    assert ahead == pytest.approx(1.05, abs=0.03)  # the laser is at x 0.15
+    assert laser.header.frame_id == "laser_frame" and left.header.frame_id != laser.header.frame_id
+    assert math.isinf(laser.ranges[0])  # nothing behind
