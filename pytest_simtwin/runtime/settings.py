@@ -67,7 +67,13 @@ OPTIONS: list[Option] = [
     Option("seed", "random seed of the simulator (sensor noise)", kind="int", default=0),
     Option("domain-range", "ROS_DOMAIN_IDs the workers may lease", default=DEFAULT_DOMAIN_RANGE, metavar="RANGES"),
     Option("timeout", "seconds to wait for the simulator to start and become ready", kind="float", default=30.0),
-    Option("cmd-vel-type", "message type of the velocity command", default="twist", choices=CMD_VEL_TYPES),
+    Option(
+        "cmd-vel-type",
+        "message type of the velocity command; unset, the simulator takes Twist and TwistStamped and the robot "
+        "fixture sends the type the robot's controller expects",
+        choices=CMD_VEL_TYPES,
+    ),
+    Option("robot-name", "the world's robot that the robot fixture drives, when the world has several", metavar="NAME"),
     Option(
         "reset",
         "when to reset the simulator: before each test, each module, or never",
@@ -122,7 +128,7 @@ OPTIONS: list[Option] = [
 ]
 
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
-MARKER_KEYS = ("world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout")
+MARKER_KEYS = ("world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "robot_name")
 
 
 def add_option(parser: pytest.Parser, option: Option) -> None:
@@ -318,7 +324,7 @@ def load_settings(config: pytest.Config) -> Settings:
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None): simulator configuration for a test, class or module; the simulator restarts "
+    "paused=None, timeout=None, robot_name=None): simulator configuration for a test, class or module; the simulator restarts "
     "when it differs from the running one"
 )
 
@@ -359,6 +365,10 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if value not in RESET_MODES:
             raise bad(f"one of {', '.join(RESET_MODES)}")
         return value
+    if key == "robot_name":
+        if not isinstance(value, str) or not value:
+            raise bad("a model name")
+        return value
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")
@@ -393,7 +403,8 @@ def marker_overrides(item: pytest.Item, rootdir: Path) -> dict[str, Any]:
 
 def effective_config(settings: Settings, overrides: Mapping[str, Any]) -> tuple[SimConfig, str]:
     """The SimConfig and reset mode of one test: the run's settings with the marker's overrides."""
-    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout")}
+    # robot_name picks the robot fixture's robot, not the simulator (read by the fixture)
+    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout", "robot_name")}
     if "timeout" in overrides:
         changes["start_timeout"] = overrides["timeout"]
     sim = settings.sim.with_(**changes) if changes else settings.sim

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin.control import protocol
@@ -247,7 +247,7 @@ class _PhysicsBuilder(threading.Thread):
         return self.physics
 
 
-def _publish_initial_odometry(node: Any) -> None:
+def _publish_initial_odometry(node: Any, world: WorldSpec) -> None:
     """Wheel odometry at t = 0 is the origin at rest by definition: publish it while MuJoCo still
     compiles the world, so subscribers know the simulator is up ~0.1 s sooner. Commands and control
     requests that follow are served as soon as the loop runs."""
@@ -261,7 +261,17 @@ def _publish_initial_odometry(node: Any) -> None:
     for i, v in enumerate(TWIST_COVARIANCE):
         diag[i * 7] = v
     node.msg_odom.twist.covariance = diag
-    node.publish_odom(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for name in node.robots:
+        node.publish_odom(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, robot=name)
+    # The first robot's ground truth at t = 0 is its spawn pose: the embedded backend waits for this
+    # fixed-name topic (the odometry topic's name depends on the robot).
+    robot = world.robot
+    root = robot.link(robot.root_link) if robot.links else None
+    pose = robot.pose * root.pose if root is not None else robot.pose
+    w, x, y, z = pose.quaternion()
+    truth = SimpleNamespace(x=pose.x, y=pose.y, z=pose.z, qx=x, qy=y, qz=z, qw=w, vx=0.0, vy=0.0, vz=0.0,
+                            wx=0.0, wy=0.0, wz=0.0)  # fmt: skip
+    node.publish_truth(0.0, truth)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,7 +342,7 @@ def _main(argv: list[str] | None) -> int:
             log.info("stopping before start: %s", stop.reason)
             return EXIT_OK
         node.start(topics, lidars=[lidar for robot in world.robots for lidar in robot.lidars])
-        _publish_initial_odometry(node)
+        _publish_initial_odometry(node, world)
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         physics = builder.result()
         log.debug("physics built at %.3f s", time.monotonic() - t0)
