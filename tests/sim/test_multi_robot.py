@@ -112,3 +112,34 @@ def test_every_lidar_on_its_own_topic_and_the_2d_lidar_is_the_scan(sim_factory: 
     assert ahead == pytest.approx(1.05, abs=0.03)  # the laser is at x 0.15
     assert laser.header.frame_id == "laser_frame" and left.header.frame_id != laser.header.frame_id
     assert math.isinf(laser.ranges[0])  # nothing behind
+
+
+def test_twist_and_twist_stamped_on_one_topic_by_default(sim_factory: Any) -> None:
+    from geometry_msgs.msg import TwistStamped
+
+    from pytest_simtwin.ros.session import RosSession
+
+    sim: SimProcess = sim_factory("--paused")
+    assert sim.control.features()["topics"]["cmd_vel_types"] == ["twist", "twist_stamped"]
+    start = pose(sim, "simtwin_bot")
+    send(sim, "/cmd_vel", 0.3)  # a Humble node: Twist
+    sim.control.step(duration=1.0)
+    mid = pose(sim, "simtwin_bot")
+    assert mid["x"] - start["x"] == pytest.approx(0.3, abs=0.05)
+    # a Jazzy node in another process (one DDS participant cannot hold both types on one topic)
+    with RosSession(sim.lease.domain_id, sim.env, name="simtwin_jazzy_node") as jazzy:
+        before = int(sim.control.state()["cmd_count"])
+        msg = TwistStamped()
+        msg.twist.angular.z = 0.5
+        pub = jazzy.publisher("/cmd_vel", TwistStamped)
+        wait_until(
+            lambda: int(sim.control.state()["cmd_count"]) > before or pub.publish(msg),
+            10.0,
+            what="the simulator to count the TwistStamped command",
+            interval=0.05,
+        )
+        sim.control.step(duration=2.0)
+    end = pose(sim, "simtwin_bot")
+    turned = math.atan2(math.sin(end["yaw"] - mid["yaw"]), math.cos(end["yaw"] - mid["yaw"]))
+    assert turned == pytest.approx(1.0, abs=0.15)
+    assert "publishes" not in sim.log()  # no wrong-type error for either publisher

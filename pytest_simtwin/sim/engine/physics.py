@@ -82,22 +82,29 @@ class SpeedLimiter:
 class WheelOdometry:
     """gz::math::DiffDriveOdometry: exact arc integration of wheel travel, rolling-mean velocities."""
 
-    def __init__(self, separation: float, radius: float) -> None:
+    def __init__(
+        self, separation: float, radius: float, left_radius: float | None = None, right_radius: float | None = None
+    ) -> None:
         self.separation, self.radius = separation, radius
+        # diff_drive_controller's radius multipliers: the radius each side is assumed to have
+        self.left_radius = radius if left_radius is None else left_radius
+        self.right_radius = radius if right_radius is None else right_radius
         self.reset(0.0, 0.0)
 
     def reset(self, left: float, right: float) -> None:
         self.x = self.y = self.yaw = 0.0
-        self.left, self.right = left * self.radius, right * self.radius
+        self.left, self.right = left * self.left_radius, right * self.right_radius
         self._lin: deque[float] = deque(maxlen=VELOCITY_WINDOW)
         self._ang: deque[float] = deque(maxlen=VELOCITY_WINDOW)
 
     def update(self, left: float, right: float, dt: float) -> None:
-        lpos, rpos = left * self.radius, right * self.radius
+        lpos, rpos = left * self.left_radius, right * self.right_radius
         dl, dr = lpos - self.left, rpos - self.right
         self.left, self.right = lpos, rpos
-        linear = (dl + dr) * 0.5
-        angular = (dr - dl) / self.separation
+        self.integrate((dl + dr) * 0.5, (dr - dl) / self.separation, dt)
+
+    def integrate(self, linear: float, angular: float, dt: float) -> None:
+        """Advance by ``linear`` metres and ``angular`` radians travelled in ``dt`` (open loop: commanded)."""
         if abs(angular) < 1e-6:  # Runge-Kutta 2 for straight segments
             heading = self.yaw + angular * 0.5
             self.x += linear * math.cos(heading)
@@ -129,8 +136,13 @@ class Drive:
         self.ang = SpeedLimiter(spec.min_angular_velocity, spec.max_angular_velocity,
                                 spec.min_angular_acceleration, spec.max_angular_acceleration,
                                 spec.min_angular_jerk, spec.max_angular_jerk)  # fmt: skip
-        self.odom = WheelOdometry(spec.wheel_separation, spec.wheel_radius)
+        left_r = spec.wheel_radius * spec.left_radius_multiplier
+        right_r = spec.wheel_radius * spec.right_radius_multiplier
+        self.odom = WheelOdometry(spec.wheel_separation, spec.wheel_radius, left_r, right_r)
         self.half, self.radius = spec.wheel_separation / 2, spec.wheel_radius
+        self.left_r, self.right_r = left_r, right_r
+        self.open_loop = spec.open_loop
+        self.v = self.w = 0.0  # the limited command of the last step (open-loop odometry)
         self.target = (0.0, 0.0)
         self.v0 = self.v1 = (0.0, 0.0)
         self.left_q = self.right_q = 0
@@ -152,6 +164,7 @@ class Drive:
     def reset(self, qpos: Any) -> None:
         self.target = (0.0, 0.0)
         self.v0 = self.v1 = (0.0, 0.0)
+        self.v = self.w = 0.0
         self.odom.reset(float(qpos[self.left_q]), float(qpos[self.right_q]))
 
     def command(self, ctrl: Any, dt: float) -> None:
@@ -164,7 +177,8 @@ class Drive:
             self.v1, self.v0 = self.v0, (v, w)
         else:
             v, w = v0, w0
-        left, right = (v - w * self.half) / self.radius, (v + w * self.half) / self.radius
+        self.v, self.w = v, w
+        left, right = (v - w * self.half) / self.left_r, (v + w * self.half) / self.right_r
         for a in self.left_act:
             ctrl[a] = left
         for a in self.right_act:
@@ -277,7 +291,10 @@ class Physics:
                 drive.command(ctrl, dt)
             mj.mj_step(m, d)
             for drive in drives:
-                drive.odom.update(float(qpos[drive.left_q]), float(qpos[drive.right_q]), dt)
+                if drive.open_loop:
+                    drive.odom.integrate(drive.v * dt, drive.w * dt, dt)
+                else:
+                    drive.odom.update(float(qpos[drive.left_q]), float(qpos[drive.right_q]), dt)
         self.steps += n
         diverged = int(d.warning[self._badqacc].number)
         if diverged != self._diverged:

@@ -197,6 +197,11 @@ class DiffDriveSpec:
     kind: str = "gz DiffDrive"
     #: odom -> base transform on /tf (gz DiffDrive: its tf_topic; diff_drive_controller: enable_odom_tf).
     publish_tf: bool = False
+    #: diff_drive_controller's calibration: the radius the controller assumes per side is radius * multiplier.
+    left_radius_multiplier: float = 1.0
+    right_radius_multiplier: float = 1.0
+    #: diff_drive_controller open_loop: odometry integrates the (limited) commands instead of the wheels.
+    open_loop: bool = False
 
 
 @dataclass

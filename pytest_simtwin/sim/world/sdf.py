@@ -24,6 +24,7 @@ from pytest_simtwin.sim.world.plugins import (
     plugin_kind,
 )
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, Resolver, check_mesh
+from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
@@ -43,6 +44,8 @@ class Context:
     resolver: Resolver = field(default_factory=Resolver)
     #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
     ros2_control: dict[str, str] = field(default_factory=dict)
+    #: the URDF's <ros2_control> blocks, read with its ros2_control plugin
+    ros2_control_blocks: list[Element] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -316,16 +319,18 @@ def _flatten(outer: ModelSpec, nested: ModelSpec) -> None:
 
 def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
     kind = plugin_kind(plugin)
-    if kind in ("diff_drive", "classic_diff_drive"):
+    if kind in ("diff_drive", "classic_diff_drive", "ros2_control"):
         if model.diff_drive is not None:
             raise ModelError(
                 f"{plugin.where}: model {model.name!r} has a second DiffDrive plugin (first at "
                 f"{model.diff_drive.origin}); expected one."
             )
-        model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
+        if kind == "ros2_control":  # an SDF has no <ros2_control> block: the controller YAML says it all
+            base = model.source.parent if model.source else None
+            model.diff_drive = parse_ros2_control(plugin, model, ctx.resolver, base, ctx.warnings)
+        else:
+            model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
     elif kind != "infrastructure":
-        if kind == "ros2_control":
-            ctx.ros2_control[model.name] = plugin.where
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
 
 
