@@ -315,7 +315,7 @@ def _main(argv: list[str] | None) -> int:
             raise
         builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
-        from pytest_simtwin.sim.topics import load_bridge, resolve_topics
+        from pytest_simtwin.sim.topics import load_bridge, resolve_topics, static_transforms
 
         bridge = load_bridge(args.bridge) if args.bridge else []
         topics = resolve_topics(world, cmd_vel_type=args.cmd_vel_type, bridge=bridge, namespace=args.namespace)
@@ -341,7 +341,11 @@ def _main(argv: list[str] | None) -> int:
         if stop.reason is not None:  # stopped during start-up
             log.info("stopping before start: %s", stop.reason)
             return EXIT_OK
-        node.start(topics, lidars=[lidar for robot in world.robots for lidar in robot.lidars])
+        node.start(
+            topics,
+            lidars=[lidar for robot in world.robots for lidar in robot.lidars],
+            static_transforms=static_transforms(world, topics),
+        )
         _publish_initial_odometry(node, world)
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         physics = builder.result()

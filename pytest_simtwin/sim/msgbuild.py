@@ -84,6 +84,15 @@ def ensure(package: str, deps: tuple[str, ...] = ("geometry_msgs", "std_msgs", "
     importlib.import_module(package)
 
 
+def import_type(module: str, cls: str) -> bool:
+    """Load a message class's C type support now (True on success)."""
+    try:
+        getattr(importlib.import_module(module), cls).__class__.__import_type_support__()
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
 def _run_generators(package: str, deps: tuple[str, ...], prefix: Path, work: Path) -> Path:
     from rosidl_adapter.msg import convert_msg_to_idl
     from rosidl_generator_c import generate_c

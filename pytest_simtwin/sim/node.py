@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_simtwin.control import protocol
+from pytest_simtwin.sim import msgbuild
 from pytest_simtwin.sim.topics import CMD_VEL_TYPES, ScanTopic, Topics
 
 log = logging.getLogger("simtwin.sim")
@@ -71,6 +72,8 @@ class RobotIO:
         self.msg_odom: Any = None
         self.msg_truth: Any = None
         self.msg_joints: Any = None
+        self.pub_tf: Any = None  # the odom -> base transform (tf2_msgs/TFMessage), None: not published
+        self.msg_tf: Any = None
 
 
 class SimNode:
@@ -122,7 +125,13 @@ class SimNode:
         return context, node
 
     def start(
-        self, topics: Topics, *, joint_names: Sequence[str] = (), lidar: Any = None, lidars: Sequence[Any] = ()
+        self,
+        topics: Topics,
+        *,
+        joint_names: Sequence[str] = (),
+        lidar: Any = None,
+        lidars: Sequence[Any] = (),
+        static_transforms: Sequence[tuple[str, str, Any]] = (),
     ) -> None:
         """Create publishers, the command subscriptions and the services, then spin in background threads.
 
@@ -132,7 +141,10 @@ class SimNode:
         from rclpy.executors import SingleThreadedExecutor
 
         self.topics = topics
+        self._tf_type = self._tf_message_type()
+        self._tf_pubs: dict[str, Any] = {}
         self._make_entities(joint_names, list(lidars) or ([lidar] if lidar is not None else []))
+        self._publish_static(static_transforms)
         # One thread per context: a service callback only queues its request and waits for the runner, so
         # nothing needs a second one. rclpy's MultiThreadedExecutor (2 threads, a callback group each for
         # commands and services) served the next request 0.15-0.75 s late after about one test in five
@@ -179,6 +191,40 @@ class SimNode:
                 self._service_callback(name),
             )
 
+    def _tf_message_type(self) -> Any:
+        """tf2_msgs' TFMessage (built at first use, see msgbuild), None when it cannot be had."""
+        if not any(t.tf or t.tf_static for t in self.topics.robots):
+            return None
+        try:
+            msgbuild.ensure("tf2_msgs")
+            from tf2_msgs.msg import TFMessage
+        except Exception as exc:  # no compiler, a failed build: the rest of the simulator still works
+            log.warning("no /tf and /tf_static: the tf2_msgs message package is unavailable (%s)", exc)
+            return None
+        return TFMessage
+
+    def _publish_static(self, transforms: Sequence[tuple[str, str, Any]]) -> None:
+        """The description's fixed joints once, latched like robot_state_publisher's /tf_static."""
+        self.pub_tf_static = None
+        topic = self.topics.tf_static
+        if self._tf_type is None or not topic or not transforms:
+            return
+        from geometry_msgs.msg import TransformStamped
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_tf_static = self.node.create_publisher(self._tf_type, topic, qos)
+        msg = self._tf_type()
+        for parent, child, pose in transforms:
+            tr = TransformStamped()
+            tr.header.frame_id, tr.child_frame_id = parent, child
+            tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z = pose.x, pose.y, pose.z
+            w, x, y, z = pose.quaternion()
+            q = tr.transform.rotation
+            q.x, q.y, q.z, q.w = x, y, z, w
+            msg.transforms.append(tr)
+        self._send(self.pub_tf_static, msg)
+
     def _robot_entities(self, t: Topics) -> RobotIO:
         from geometry_msgs.msg import Twist, TwistStamped
         from nav_msgs.msg import Odometry
@@ -203,6 +249,17 @@ class SimNode:
         io.msg_truth.header.frame_id = "world"
         io.msg_truth.child_frame_id = t.child_frame_id
         io.msg_joints = JointState()
+        if t.tf and self._tf_type is not None:
+            from geometry_msgs.msg import TransformStamped
+
+            if t.tf not in self._tf_pubs:  # robots share /tf
+                self._tf_pubs[t.tf] = node.create_publisher(self._tf_type, t.tf, depth)
+            io.pub_tf = self._tf_pubs[t.tf]
+            io.msg_tf = self._tf_type()
+            tr = TransformStamped()
+            tr.header.frame_id, tr.child_frame_id = t.frame_id, t.child_frame_id
+            tr.transform.rotation.w = 1.0
+            io.msg_tf.transforms = [tr]
         classes = {"twist": Twist, "twist_stamped": TwistStamped}
         for i, kind in enumerate(t.cmd_vel_types):
             if i >= len(self._spinners):  # the second type needs a participant of its own
@@ -378,6 +435,17 @@ class SimNode:
         m.twist.twist.angular.z = wz
         self._send(io.pub_odom, m)
 
+    def publish_tf(self, t: float, x: float, y: float, yaw: float, robot: str | None = None) -> None:
+        """The odom -> base transform of the odometry of that instant (as the DiffDrive publishes it)."""
+        io = self._io(robot)
+        if io.pub_tf is None:
+            return
+        tr = io.msg_tf.transforms[0]
+        _stamp(tr.header.stamp, t)
+        tr.transform.translation.x, tr.transform.translation.y = x, y
+        tr.transform.rotation.z, tr.transform.rotation.w = math.sin(yaw * 0.5), math.cos(yaw * 0.5)
+        self._send(io.pub_tf, io.msg_tf)
+
     def publish_truth(self, t: float, truth: Any, robot: str | None = None) -> None:
         io = self._io(robot)
         m = io.msg_truth
@@ -420,7 +488,7 @@ class SimNode:
         pubs = [self.pub_clock]
         for io in self.robots.values():
             pubs += [io.pub_odom, io.pub_truth, io.pub_joints]
-        return pubs + [p for p, _m in self.scan_pubs]
+        return pubs + [p for p, _m in self.scan_pubs] + list(self._tf_pubs.values())
 
     def subscriber_counts(self) -> tuple[int, ...]:
         """Matched subscriptions per publisher: a change while paused triggers a re-publish for late joiners."""
@@ -437,6 +505,10 @@ class SimNode:
             out[t.joint_states] = "sensor_msgs/msg/JointState"
             for scan in t.scans:
                 out[scan.topic] = "sensor_msgs/msg/LaserScan"
+            if io.pub_tf is not None and t.tf:
+                out[t.tf] = "tf2_msgs/msg/TFMessage"
+        if self.pub_tf_static is not None and self.topics.tf_static:
+            out[self.topics.tf_static] = "tf2_msgs/msg/TFMessage"
         return out
 
     # -- shutdown ---------------------------------------------------------------------------------

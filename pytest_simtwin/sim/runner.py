@@ -296,6 +296,8 @@ class Runner:
         self._odom_stamps[robot], self._odom_snapshots[robot] = t, (t, o, joints, truth)
         if heard.get(id(io.pub_odom), True):
             node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz, robot=robot)
+        if io.pub_tf is not None and heard.get(id(io.pub_tf), True):
+            node.publish_tf(t, o.x, o.y, o.yaw, robot=robot)
         if joints is not None:
             node.publish_joints(t, joints[1], joints[2], robot=robot)
         if truth is not None:
@@ -317,6 +319,7 @@ class Runner:
             if odom is None:
                 continue
             node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz, robot=robot)
+            node.publish_tf(t, odom.x, odom.y, odom.yaw, robot=robot)
             # Joints and truth of that instant exist only if someone listened then; else the current
             # state is the best a new listener can get (nobody steps on these stamps).
             if joints is None:

@@ -15,7 +15,7 @@ from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pytest_simtwin.sim.world.model import LidarSpec, WorldSpec
+    from pytest_simtwin.sim.world.model import LidarSpec, Pose, WorldSpec
 
 CMD_VEL_TYPES = {"twist": "geometry_msgs/msg/Twist", "twist_stamped": "geometry_msgs/msg/TwistStamped"}
 
@@ -133,6 +133,11 @@ class Topics:
     #: every lidar of the robot (``scan`` is the main one: a 2-D lidar before 1-ray range sensors).
     scans: list[ScanTopic] = field(default_factory=list)
     others: list[Topics] = field(default_factory=list)
+    #: the odom -> base transform's topic (tf2_msgs/TFMessage), None: not published
+    tf: str | None = None
+    #: the description's fixed joints (robot_state_publisher's /tf_static), frames prefixed with this
+    tf_static: str | None = None
+    frame_prefix: str = ""
 
     @property
     def robots(self) -> list[Topics]:
@@ -162,6 +167,8 @@ class Topics:
             "frame_id": self.frame_id,
             "child_frame_id": self.child_frame_id,
             "lidar_frame_id": self.lidar_frame_id,
+            "tf": self.tf,
+            "tf_static": self.tf_static,
             "max_linear_velocity": lin,
             "max_angular_velocity": ang,
         }
@@ -242,6 +249,12 @@ def resolve_topics(
             lidar_index += 1
         main = main_scan(scans, robot.lidars)
         first = number == 0
+        tf = None
+        if dd.publish_tf and dd.tf_topic:
+            tf, _ = ros_name(dd.tf_topic, "transform", ["tf2_msgs/msg/TFMessage"])
+        child = dd.child_frame_id or f"{robot.name}/base_footprint"
+        # gz names a model's frames <model>/<link>; a ROS description's links are its frame names
+        prefix = f"{robot.name}/" if child.startswith(f"{robot.name}/") else ""
         out.append(
             Topics(
                 cmd_vel=cmd_topic,
@@ -261,6 +274,9 @@ def resolve_topics(
                 max_linear_velocity=dd.max_linear_velocity,
                 max_angular_velocity=dd.max_angular_velocity,
                 robot=robot.name,
+                tf=tf,
+                tf_static="/tf_static",
+                frame_prefix=prefix,
             )
         )
     seen: dict[str, str] = {}
@@ -292,3 +308,21 @@ def resolve_topics(
     out[0].notes = notes
     out[0].others = out[1:]
     return out[0]
+
+
+def static_transforms(world: WorldSpec, topics: Topics) -> list[tuple[str, str, Pose]]:
+    """(parent frame, child frame, child in parent) of every robot's fixed joints, as
+    robot_state_publisher puts them on /tf_static (its moving joints come from /joint_states)."""
+    out = []
+    by_name = {t.robot: t for t in topics.robots}
+    for robot in world.robots:
+        t = by_name.get(robot.name)
+        if t is None or not t.tf_static:
+            continue
+        links = {link.name: link for link in robot.links}
+        for joint in robot.joints:
+            if joint.kind != "fixed" or joint.parent not in links or joint.child not in links:
+                continue
+            pose = links[joint.parent].pose.inverse() * links[joint.child].pose
+            out.append((t.frame_prefix + joint.parent, t.frame_prefix + joint.child, pose))
+    return out

@@ -513,9 +513,10 @@ def test_plane_normal_tilts_the_plane(tmp_path: Path) -> None:
 def test_ros2_control_robots_get_a_clear_error(tmp_path: Path) -> None:
     plugin = '<plugin filename="gz_ros2_control-system" name="gz_ros2_control::GazeboSimROS2ControlPlugin"/>'
     robot = write(tmp_path, "r.sdf", robot_with(plugin=plugin))
-    message = expect(f"{robot}:7: robot model 'r' drives through ros2_control", None, robot)
-    assert "gz-sim-diff-drive-system" in message and "process/docker backend" in message
+    # ros2_control robots are simulated (tests/sim/test_ros2_control.py); one without its controller file says so
+    message = expect(f"{robot}:7: the ros2_control plugin names no controller file", None, robot)
+    assert "<parameters>" in message and "diff_drive_controller" in message
     world_text = world_with(robot.read_text().split('<sdf version="1.9">')[1].replace("</sdf>", ""))
-    expect("model 'r' drives through ros2_control", write(tmp_path, "w.sdf", world_text))
+    expect("the ros2_control plugin names no controller file", write(tmp_path, "w.sdf", world_text))
     urdf = URDF.read_text().replace("gz-sim-diff-drive-system", "gz_ros2_control-system")
-    expect("robot model 'diffbot' drives through ros2_control", None, write(tmp_path, "r.urdf", urdf))
+    expect("the ros2_control plugin names no controller file", None, write(tmp_path, "r.urdf", urdf))

@@ -135,3 +135,41 @@ def test_ros2_control_robot_drives_with_its_controller_topics(sim_factory: Any, 
     assert stamp == pytest.approx(state["odom_stamp"], abs=0.05)
     # open_loop: true integrates the commands, so odometry shows the commanded 1.0 m
     assert msg.pose.pose.position.x == pytest.approx(1.0, abs=0.02)
+
+
+def test_tf_and_tf_static_as_robot_state_publisher_users_expect(sim_factory: Any, tmp_path: Path) -> None:
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from pytest_simtwin.sim import msgbuild
+
+    msgbuild.ensure("tf2_msgs")  # not on PyPI: built from its .msg at first use (cached)
+    from tf2_msgs.msg import TFMessage
+
+    sim: SimProcess = sim_factory(
+        str(_empty(tmp_path)), "--robot", str(URDF), "--paused", wait_topic="/diff_drive_base_controller/odom"
+    )
+    topics = sim.control.features()["topics"]
+    assert (topics["tf"], topics["tf_static"]) == ("/tf", "/tf_static")
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    static = sim.ros.subscribe("/tf_static", TFMessage, qos=latched)  # joins after it was sent: latched
+    tf = sim.ros.subscribe("/tf", TFMessage)
+    msg = sim.ros.wait_for_message("/tf_static", TFMessage, timeout=5.0, since=0.0)
+    fixed = {(t.header.frame_id, t.child_frame_id): t.transform for t in msg.transforms}
+    caster = fixed[("chassis", "caster")]  # the URDF's fixed caster_joint: origin -0.957138 0 0.2
+    assert (caster.translation.x, caster.translation.z) == pytest.approx((-0.957138, 0.2), abs=1e-6)
+    assert static.count >= 1
+    send(sim, "/diff_drive_base_controller/cmd_vel", 0.5, stamped=True)
+    state = sim.control.step(duration=1.0)
+
+    def odom_tf() -> Any:
+        for m in reversed(tf.messages()):
+            t = m.transforms[0]
+            if t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 >= state["odom_stamp"] - 1e-6:
+                return t
+        return None
+
+    from pytest_simtwin._internal.waiting import wait_until
+
+    t = wait_until(odom_tf, 5.0, what="the odom -> chassis transform after the step")
+    assert (t.header.frame_id, t.child_frame_id) == ("odom", "chassis")
+    assert t.transform.translation.x == pytest.approx(0.375, abs=0.02)  # 0.5 m/s after a 1 m/s^2 ramp, 1 s

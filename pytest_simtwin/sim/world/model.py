@@ -197,6 +197,8 @@ class DiffDriveSpec:
     kind: str = "gz DiffDrive"
     #: odom -> base transform on /tf (gz DiffDrive: its tf_topic; diff_drive_controller: enable_odom_tf).
     publish_tf: bool = False
+    #: where that transform goes (gz: <tf_topic>, default /model/<name>/tf; ROS plugins: /tf)
+    tf_topic: str = ""
     #: diff_drive_controller's calibration: the radius the controller assumes per side is radius * multiplier.
     left_radius_multiplier: float = 1.0
     right_radius_multiplier: float = 1.0

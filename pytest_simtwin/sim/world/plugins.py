@@ -85,6 +85,9 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             child_frame_id=text(element, "robot_base_frame", "base_footprint"),
             odom_publish_frequency=number(element, "update_rate", number(element, "publish_rate", 50.0)),
             origin=element.where,
+            kind="gazebo_ros_diff_drive",
+            publish_tf=text(element, "publish_odom_tf", "true").strip().lower() in ("true", "1"),
+            tf_topic="/tf",
         )
         if element.find("max_wheel_acceleration") is not None or element.find("max_wheel_torque") is not None:
             warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_acceleration/torque are not simulated")
@@ -100,6 +103,8 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             child_frame_id=text(element, "child_frame_id", f"{model.name}/{canonical}"),
             odom_publish_frequency=number(element, "odom_publish_frequency", 50.0),
             origin=element.where,
+            publish_tf=True,
+            tf_topic=text(element, "tf_topic", f"/model/{model.name}/tf"),
         )
         _limits(element, spec)
     # gz-transport resolves relative topic names against "/"; keep them absolute for ROS.

@@ -256,6 +256,7 @@ def parse_ros2_control(
         cmd_vel_type="twist_stamped" if stamped else "twist",
         kind=f"diff_drive_controller {name!r}",
         publish_tf=params.get("enable_odom_tf", True) is not False,
+        tf_topic="/tf",  # diff_drive_controller's DEFAULT_TRANSFORM_TOPIC
         left_radius_multiplier=_number(params, "left_wheel_radius_multiplier", 1.0, where),
         right_radius_multiplier=_number(params, "right_wheel_radius_multiplier", 1.0, where),
         open_loop=params.get("open_loop", False) is True,

@@ -120,6 +120,10 @@ def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
     ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
     for gz in root.findall("gazebo"):
         _gazebo(gz, model, ctx)
+    if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
+        ctx.warn(
+            f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
+        )
     for link in model.links:
         model.lidars.extend(link.sensors)
     if model.diff_drive is not None:
