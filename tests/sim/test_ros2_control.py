@@ -10,6 +10,7 @@ import pytest
 from simproc import SimProcess
 from test_multi_robot import pose, send
 
+from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.topics import resolve_topics
 from pytest_simtwin.sim.world.sdf import load_world
@@ -129,10 +130,14 @@ def test_ros2_control_robot_drives_with_its_controller_topics(sim_factory: Any, 
     # 0.5 m/s for 2 s with the controller's 1 m/s^2 ramp: 0.875 m, then a 0.125 m ramp down
     travelled = math.hypot(end["x"] - start["x"], end["y"] - start["y"])
     assert travelled == pytest.approx(1.0, abs=0.1), (start, end)
-    msg = odom.latest()
-    assert msg is not None and msg.header.frame_id == "odom" and msg.child_frame_id == "chassis"
-    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-    assert stamp == pytest.approx(state["odom_stamp"], abs=0.05)
+
+    def last() -> Any:  # the step's last odometry (an earlier one may still be the newest arrived)
+        m = odom.latest()
+        ok = m is not None and m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 >= state["odom_stamp"] - 1e-6
+        return m if ok else None
+
+    msg = wait_until(last, 5.0, what="the odometry of the step's end")
+    assert msg.header.frame_id == "odom" and msg.child_frame_id == "chassis"
     # open_loop: true integrates the commands, so odometry shows the commanded 1.0 m
     assert msg.pose.pose.position.x == pytest.approx(1.0, abs=0.02)
 
@@ -167,8 +172,6 @@ def test_tf_and_tf_static_as_robot_state_publisher_users_expect(sim_factory: Any
             if t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 >= state["odom_stamp"] - 1e-6:
                 return t
         return None
-
-    from pytest_simtwin._internal.waiting import wait_until
 
     t = wait_until(odom_tf, 5.0, what="the odom -> chassis transform after the step")
     assert (t.header.frame_id, t.child_frame_id) == ("odom", "chassis")
