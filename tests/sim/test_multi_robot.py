@@ -143,3 +143,29 @@ def test_twist_and_twist_stamped_on_one_topic_by_default(sim_factory: Any) -> No
     turned = math.atan2(math.sin(end["yaw"] - mid["yaw"]), math.cos(end["yaw"] - mid["yaw"]))
     assert turned == pytest.approx(1.0, abs=0.15)
     assert "publishes" not in sim.log()  # no wrong-type error for either publisher
+
+
+def test_a_robots_lidar_sees_the_other_robot(sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sensor_msgs.msg import LaserScan
+
+    models = Path(__file__).parent / "data" / "models"
+    world = tmp_path / "two_bots.sdf"
+    world.write_text(
+        '<?xml version="1.0"?><sdf version="1.9"><world name="two">'
+        '<model name="ground_plane"><static>true</static><link name="l"><collision name="c"><geometry><plane>'
+        "<normal>0 0 1</normal></plane></geometry></collision></link></model>"
+        "<include><name>bot1</name><uri>model://test_bot</uri></include>"
+        # raised 0.1 m so that bot1's lidar (z 0.22) meets bot2's chassis box (z 0.2-0.3) at t = 0
+        "<include><name>bot2</name><uri>model://test_bot</uri><pose>2 0 0.1 0 0 0</pose></include>"
+        "</world></sdf>"
+    )
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(models))  # the simulator inherits it through start_sim
+    sim: SimProcess = sim_factory(str(world), "--paused", wait_topic="/model/bot1/odometry")
+    topic = "/world/two/model/bot1/link/chassis/sensor/front_lidar/scan"
+    scans = sim.ros.subscribe(topic, LaserScan)  # paused: the t = 0 scan is re-sent to a new subscriber
+    msg = wait_until(scans.latest, 5.0, what="bot1's scan")
+    assert _stamp(msg) == 0.0
+    ahead = msg.ranges[len(msg.ranges) // 2]  # angle 0
+    # bot1's lidar at x 0.15 of its chassis; bot2's chassis box's back face at x 2 - 0.2 = 1.8 (robots are
+    # in different geom groups: a lidar skips only its own robot)
+    assert ahead == pytest.approx(1.65, abs=0.03)
