@@ -169,3 +169,26 @@ def test_a_robots_lidar_sees_the_other_robot(sim_factory: Any, tmp_path: Path, m
     # bot1's lidar at x 0.15 of its chassis; bot2's chassis box's back face at x 2 - 0.2 = 1.8 (robots are
     # in different geom groups: a lidar skips only its own robot)
     assert ahead == pytest.approx(1.65, abs=0.03)
+
+
+def test_tf_topics_follow_the_plugins_and_the_bridge(tmp_path: Path) -> None:
+    from pytest_simtwin.sim.topics import load_bridge, resolve_topics, static_transforms
+    from pytest_simtwin.sim.world.sdf import load_world
+
+    world = load_world(DIFF_DRIVE)
+    t = resolve_topics(world)
+    # gz DiffDrive: odom -> base on its <tf_topic>, default /model/<name>/tf, frames <model>/...
+    assert [(r.robot, r.tf) for r in t.robots] == [
+        ("vehicle_blue", "/model/vehicle_blue/tf"),
+        ("vehicle_green", "/model/vehicle_green/tf"),
+    ]
+    bridge = tmp_path / "bridge.yaml"
+    bridge.write_text(
+        "- {ros_topic_name: /tf, gz_topic_name: /model/vehicle_blue/tf, ros_type_name: tf2_msgs/msg/TFMessage,"
+        " gz_type_name: gz.msgs.Pose_V, direction: GZ_TO_ROS}\n"
+    )
+    assert resolve_topics(world, bridge=load_bridge(bridge)).tf == "/tf"  # as TurtleBot3's bridge maps it
+    # /tf_static frames of a gz robot carry its model name like its odometry frames
+    assert [r.frame_prefix for r in t.robots] == ["vehicle_blue/", "vehicle_green/"]
+    for parent, child, _pose in static_transforms(world, t):
+        assert parent.split("/")[0] == child.split("/")[0] in ("vehicle_blue", "vehicle_green")
