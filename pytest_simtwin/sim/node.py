@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_simtwin.control import protocol
-from pytest_simtwin.sim import msgbuild
+from pytest_simtwin.sim import transforms as transforms_mod
 from pytest_simtwin.sim.topics import CMD_VEL_TYPES, ScanTopic, Topics
 
 log = logging.getLogger("simtwin.sim")
@@ -141,7 +141,8 @@ class SimNode:
         from rclpy.executors import SingleThreadedExecutor
 
         self.topics = topics
-        self._tf_type = self._tf_message_type()
+        wants_tf = any(t.tf or t.tf_static for t in topics.robots)
+        self._tf_type = transforms_mod.tf_message_type() if wants_tf else None
         self._tf_pubs: dict[str, Any] = {}
         self._make_entities(joint_names, list(lidars) or ([lidar] if lidar is not None else []))
         self._publish_static(static_transforms)
@@ -191,39 +192,14 @@ class SimNode:
                 self._service_callback(name),
             )
 
-    def _tf_message_type(self) -> Any:
-        """tf2_msgs' TFMessage (built at first use, see msgbuild), None when it cannot be had."""
-        if not any(t.tf or t.tf_static for t in self.topics.robots):
-            return None
-        try:
-            msgbuild.ensure("tf2_msgs")
-            from tf2_msgs.msg import TFMessage
-        except Exception as exc:  # no compiler, a failed build: the rest of the simulator still works
-            log.warning("no /tf and /tf_static: the tf2_msgs message package is unavailable (%s)", exc)
-            return None
-        return TFMessage
-
     def _publish_static(self, transforms: Sequence[tuple[str, str, Any]]) -> None:
         """The description's fixed joints once, latched like robot_state_publisher's /tf_static."""
         self.pub_tf_static = None
         topic = self.topics.tf_static
         if self._tf_type is None or not topic or not transforms:
             return
-        from geometry_msgs.msg import TransformStamped
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
-        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_tf_static = self.node.create_publisher(self._tf_type, topic, qos)
-        msg = self._tf_type()
-        for parent, child, pose in transforms:
-            tr = TransformStamped()
-            tr.header.frame_id, tr.child_frame_id = parent, child
-            tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z = pose.x, pose.y, pose.z
-            w, x, y, z = pose.quaternion()
-            q = tr.transform.rotation
-            q.x, q.y, q.z, q.w = x, y, z, w
-            msg.transforms.append(tr)
-        self._send(self.pub_tf_static, msg)
+        self.pub_tf_static = self.node.create_publisher(self._tf_type, topic, transforms_mod.latched_qos())
+        self._send(self.pub_tf_static, transforms_mod.static_message(self._tf_type, transforms))
 
     def _robot_entities(self, t: Topics) -> RobotIO:
         from geometry_msgs.msg import Twist, TwistStamped
@@ -250,16 +226,10 @@ class SimNode:
         io.msg_truth.child_frame_id = t.child_frame_id
         io.msg_joints = JointState()
         if t.tf and self._tf_type is not None:
-            from geometry_msgs.msg import TransformStamped
-
             if t.tf not in self._tf_pubs:  # robots share /tf
                 self._tf_pubs[t.tf] = node.create_publisher(self._tf_type, t.tf, depth)
             io.pub_tf = self._tf_pubs[t.tf]
-            io.msg_tf = self._tf_type()
-            tr = TransformStamped()
-            tr.header.frame_id, tr.child_frame_id = t.frame_id, t.child_frame_id
-            tr.transform.rotation.w = 1.0
-            io.msg_tf.transforms = [tr]
+            io.msg_tf = transforms_mod.odom_message(self._tf_type, t.frame_id, t.child_frame_id)
         classes = {"twist": Twist, "twist_stamped": TwistStamped}
         for i, kind in enumerate(t.cmd_vel_types):
             if i >= len(self._spinners):  # the second type needs a participant of its own
@@ -440,10 +410,8 @@ class SimNode:
         io = self._io(robot)
         if io.pub_tf is None:
             return
-        tr = io.msg_tf.transforms[0]
-        _stamp(tr.header.stamp, t)
-        tr.transform.translation.x, tr.transform.translation.y = x, y
-        tr.transform.rotation.z, tr.transform.rotation.w = math.sin(yaw * 0.5), math.cos(yaw * 0.5)
+        sec = math.floor(t)
+        transforms_mod.fill_odom(io.msg_tf, int(sec), min(round((t - sec) * 1e9), 999_999_999), x, y, yaw)
         self._send(io.pub_tf, io.msg_tf)
 
     def publish_truth(self, t: float, truth: Any, robot: str | None = None) -> None:
