@@ -11,9 +11,11 @@ rosidl version, so it builds once per machine (~10-20 s).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -71,7 +73,8 @@ def ensure(package: str, deps: tuple[str, ...] = ("geometry_msgs", "std_msgs", "
     prefix = _prefix()
     target = cache_dir() / f"{package}-{_key(package, prefix)}"
     if not (target / package / "__init__.py").exists():
-        _build(package, deps, prefix, target)
+        with contextlib.redirect_stdout(io.StringIO()):  # the generators print every file they write
+            _build(package, deps, prefix, target)
     sys.path.insert(0, str(target))
     # rosidl's type support dispatch dlopens the package's libraries by bare name; the dynamic loader
     # reads LD_LIBRARY_PATH only at process start, but finds libraries already loaded (by soname).
