@@ -317,7 +317,8 @@ class SimNode:
                 self._type_errors.add(key)
                 other = next((k for k, v in CMD_VEL_TYPES.items() if v == info.topic_type), None)
                 fix = (
-                    f"start the simulator with --cmd-vel-type any (or {other}; pytest: --simtwin-cmd-vel-type {other})"
+                    f"start the simulator with --cmd-vel-type any or {other} (pytest: leave --simtwin-cmd-vel-type "
+                    f"unset, or {other})"
                     if other
                     else "publish geometry_msgs/msg/Twist or TwistStamped"
                 )
