@@ -64,7 +64,7 @@ def test_several_robots_and_no_name_is_a_clear_error(pytester: pytest.Pytester) 
 
 
 DEMOS = Path(__file__).resolve().parents[1] / "robots" / "gz_ros2_control_demos"
-ROS2_CONTROL = f"""
+ROS2_CONTROL = """
 import pytest
 
 
