@@ -176,3 +176,25 @@ def test_tf_and_tf_static_as_robot_state_publisher_users_expect(sim_factory: Any
     t = wait_until(odom_tf, 5.0, what="the odom -> chassis transform after the step")
     assert (t.header.frame_id, t.child_frame_id) == ("odom", "chassis")
     assert t.transform.translation.x == pytest.approx(0.375, abs=0.02)  # 0.5 m/s after a 1 m/s^2 ramp, 1 s
+
+
+def test_radius_multipliers_and_closed_loop_odometry(tmp_path: Path) -> None:
+    """diff_drive_controller's calibration multipliers change the wheel commands and its odometry alike:
+    a left radius assumed 10 % too large makes the real robot curve left while closed-loop odometry,
+    computed with the same assumption, reports a straight line."""
+    from pytest_simtwin.sim.engine.physics import Physics
+
+    edit = ("left_wheel_radius_multiplier: 1.0", "left_wheel_radius_multiplier: 1.1")
+    robot = _variant(tmp_path, yaml_edit=edit)
+    robot.parent.parent.joinpath("config", YAML.name).write_text(
+        robot.parent.parent.joinpath("config", YAML.name).read_text().replace("open_loop: true", "open_loop: false")
+    )
+    physics = Physics(load_world(_empty(tmp_path), robot=robot))
+    assert physics.dd.left_radius_multiplier == 1.1 and not physics.dd.open_loop
+    physics.set_command(0.5, 0.0)
+    physics.step(round(3.0 / physics.step_size))
+    truth, odom = physics.ground_truth(), physics.odometry()
+    yaw = 2 * math.atan2(truth.qz, truth.qw)
+    # left wheel at 0.5/1.1 m/s, right at 0.5: (0.5 - 0.4545) / 1.25 = 0.036 rad/s for ~2.75 s after the ramp
+    assert yaw == pytest.approx(0.1, abs=0.02)
+    assert abs(odom.yaw) < 0.02  # the controller's own model says: straight
