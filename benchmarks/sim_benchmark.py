@@ -67,11 +67,11 @@ def robot_with_lidar_rate(rate: float, directory: Path) -> Path:
 
 
 def bench_startup(
-    ros: RosSession, env: dict[str, str], starts: int, log: Path, fork: bool
+    ros: RosSession, env: dict[str, str], starts: int, log: Path, fork: bool, args: tuple[str, ...] = ()
 ) -> tuple[list[float], list[float]]:
     from nav_msgs.msg import Odometry
 
-    from pytest_simtwin.backends import _forkclient
+    from pytest_simtwin.backends import forkclient as _forkclient
 
     server = _forkclient.shared_server() if fork else None
     if fork and server is None:
@@ -84,9 +84,9 @@ def bench_startup(
         with log.open("ab") as f:
             t0 = time.monotonic()
             if server is not None:
-                proc = server.spawn(sim_argv("--rtf", "1")[3:], env=env, log_path=log)
+                proc = server.spawn(sim_argv("--rtf", "1", *args)[3:], env=env, log_path=log)
             else:
-                proc = subprocess.Popen(sim_argv("--rtf", "1"), env=env, stdout=f, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(sim_argv("--rtf", "1", *args), env=env, stdout=f, stderr=subprocess.STDOUT)
         try:
             wait_until(
                 lambda before=before: buf.count > before,  # type: ignore[misc]
@@ -173,7 +173,7 @@ def main() -> int:
         log = Path(tmp) / "sim.log"
         robot = robot_with_lidar_rate(10.0, Path(tmp))
         with RosSession(lease.domain_id, env, name="sim_benchmark") as ros:
-            from pytest_simtwin.backends import _forkclient
+            from pytest_simtwin.backends import forkclient as _forkclient
 
             t0 = time.monotonic()
             _forkclient.shared_server()

@@ -36,7 +36,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     backend, rtf, seed, reset, timeout, cmd, n_ids, world, artifacts = _settings_line(result)
-    assert (backend, rtf, seed, reset, timeout, cmd, world) == ("embedded", "1.0", "0", "test", "30.0", "twist", "None")
+    assert (backend, rtf, seed, reset, timeout, cmd, world) == ("embedded", "1.0", "0", "test", "30.0", "None", "None")
     assert int(n_ids) == 119
     assert artifacts == str(pytester.path / "simtwin-artifacts")
 

@@ -35,7 +35,7 @@ class SimConfig:
     seed: int = 0
     paused: bool = False
     lockstep: bool = False
-    cmd_vel_type: str = "twist"  # "twist" | "twist_stamped"
+    cmd_vel_type: str | None = None  # "twist" | "twist_stamped"; None: the simulator takes both
     start_timeout: float = 30.0
     ready_topic: str = "/odom"
     ready_type: str = "nav_msgs/msg/Odometry"

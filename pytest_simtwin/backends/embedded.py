@@ -13,11 +13,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_simtwin.backends import forkclient
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.processes import SubprocessBackend
+from pytest_simtwin.control import protocol
 
 if TYPE_CHECKING:
     from pytest_simtwin.backends.forkclient import ForkedProcess
@@ -32,6 +33,13 @@ class EmbeddedBackend(SubprocessBackend):
     @classmethod
     def wants_fork_server(cls, config: SimConfig) -> bool:
         return uses_fork_server(config)
+
+    def __init__(self, config: SimConfig, **kwargs: Any) -> None:
+        if config.ready_topic == SimConfig.ready_topic:
+            # The default /odom is the robot's odometry only when its DiffDrive says so (gz-sim's default is
+            # /model/<name>/odometry); the simulator's ground truth of its first robot always has this name.
+            config = config.with_(ready_topic=protocol.GROUND_TRUTH)
+        super().__init__(config, **kwargs)
 
     def command(self) -> tuple[Sequence[str] | str, bool]:
         return [
@@ -68,7 +76,9 @@ def uses_fork_server(cfg: SimConfig) -> bool:
 def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
     """``simtwin-sim`` arguments for ``cfg`` (``--parent-pid``: exit when that process is gone)."""
     argv = [] if parent_pid is None else ["--parent-pid", str(parent_pid)]
-    argv += ["--seed", str(cfg.seed), "--rtf", f"{cfg.rtf:g}", "--cmd-vel-type", cfg.cmd_vel_type]
+    argv += ["--seed", str(cfg.seed), "--rtf", f"{cfg.rtf:g}"]
+    if cfg.cmd_vel_type is not None:  # unset: Twist and TwistStamped both
+        argv += ["--cmd-vel-type", cfg.cmd_vel_type]
     if cfg.world is not None:
         argv.append(str(cfg.world))
     if cfg.robot is not None:

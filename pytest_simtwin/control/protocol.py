@@ -151,7 +151,10 @@ class SimState(TypedDict, total=False):
     rtf_measured: float
     cmd_count: int
     world: str
-    robot: str
+    robot: str  # the first (or only) robot
+    robots: list[str]
+    odom_stamps: dict[str, float | None]  # per robot
+    scan_stamps: dict[str, float]  # per lidar topic
     seed: int
     lockstep: bool
     odom_stamp: float | None

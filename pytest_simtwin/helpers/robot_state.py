@@ -148,7 +148,8 @@ class RobotObserver:
         if self.control is None:
             raise ControlError("this simulator has no control services: the robot's entity cannot be addressed")
         if self._entity is None:
-            self._entity = str(self.control.state().get("robot") or "")
+            # this robot's model name (a multi-robot world reports it with its topics), else the first robot
+            self._entity = str(self.topics.get("robot") or self.control.state().get("robot") or "")
             if not self._entity:
                 raise ControlError("the simulator's state names no robot entity ('robot' is empty)")
         return self._entity

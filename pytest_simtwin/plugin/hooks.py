@@ -177,20 +177,48 @@ def faults(sim: Sim) -> FaultInjector:
 
 @pytest.fixture
 def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[Robot]:
-    """The simulated robot (pytest_simtwin.helpers.robot.Robot) on this worker's simulator."""
+    """The simulated robot (pytest_simtwin.helpers.robot.Robot) on this worker's simulator: the world's only
+    robot, or the one named by ``robot_name`` (marker), ``simtwin_robot_name`` (ini), ``--simtwin-robot-name``."""
     from pytest_simtwin.helpers.robot import Robot
+    from pytest_simtwin.helpers.robots import robot_topics
     from pytest_simtwin.results.records import record_for
 
+    name = request.node.stash.get(OVERRIDES_KEY, {}).get("robot_name") or cfg.get_option(request.config, "robot-name")
     with Robot(
         simtwin_session.ros_session,
         simtwin_session.control_or_none(),
-        simtwin_session.topics(),
+        robot_topics(simtwin_session.topics(), name),
         record=record_for(request.node),
         log_tail=simtwin_session.log_tail,
         abort=simtwin_session.death_reason,
         cmd_vel_type=sim.config.cmd_vel_type,
     ) as helper:
         yield helper
+
+
+@pytest.fixture
+def robots(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession) -> Iterator[dict[str, Robot]]:
+    """Every robot of the world by model name (a Robot helper each), for multi-robot tests."""
+    from pytest_simtwin.helpers.robot import Robot  # lazy: see the module docstring
+    from pytest_simtwin.helpers.robots import robot_names, robot_topics
+    from pytest_simtwin.results.records import record_for
+
+    topics = simtwin_session.topics()
+    with contextlib.ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                Robot(
+                    simtwin_session.ros_session,
+                    simtwin_session.control_or_none(),
+                    robot_topics(topics, name),
+                    record=record_for(request.node),
+                    log_tail=simtwin_session.log_tail,
+                    abort=simtwin_session.death_reason,
+                    cmd_vel_type=sim.config.cmd_vel_type,
+                )
+            )
+            for name in robot_names(topics)
+        }
 
 
 @pytest.fixture

@@ -477,7 +477,8 @@ class SimSession:
             if state.get("state") == "paused":
                 return  # a paused simulator publishes nothing by design; it answered, that is healthy
         since = time.monotonic() if since is None else since
-        config = self.config or SimConfig()
+        # the backend's config: it may wait on another ready topic than the one asked (embedded: ground truth)
+        config = self.backend.config if self.backend is not None else (self.config or SimConfig())
         if client is not None and "sim_time" in state:
             # Its own clock, asked: a /clock subscription here would stay for the whole session and
             # make the simulator serialise, and this process deserialise, every clock message

@@ -69,7 +69,13 @@ OPTIONS: list[Option] = [
     Option("seed", "random seed of the simulator (sensor noise)", kind="int", default=0),
     Option("domain-range", "ROS_DOMAIN_IDs the workers may lease", default=DEFAULT_DOMAIN_RANGE, metavar="RANGES"),
     Option("timeout", "seconds to wait for the simulator to start and become ready", kind="float", default=30.0),
-    Option("cmd-vel-type", "message type of the velocity command", default="twist", choices=CMD_VEL_TYPES),
+    Option(
+        "cmd-vel-type",
+        "message type of the velocity command; unset, the simulator takes Twist and TwistStamped and the robot "
+        "fixture sends the type the robot's controller expects",
+        choices=CMD_VEL_TYPES,
+    ),
+    Option("robot-name", "the world's robot that the robot fixture drives, when the world has several", metavar="NAME"),
     Option(
         "reset",
         "when to reset the simulator: before each test, each module, or never",
@@ -139,6 +145,7 @@ OPTIONS: list[Option] = [
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
 MARKER_KEYS = (
     "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
+    "robot_name",
 )  # fmt: skip
 
 
@@ -321,8 +328,9 @@ def load_settings(config: pytest.Config) -> Settings:
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None, faults=None, sensors_off=None): simulator configuration for a test, class or module; "
-    "the simulator restarts when it differs from the running one; faults: pytest_simtwin.faults.* injected at set-up"
+    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None): simulator configuration for a "
+    "test, class or module; the simulator restarts when it differs from the running one; faults: "
+    "pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot"
 )
 
 
@@ -367,6 +375,10 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
             raise bad("a sensor name or kind, or a list of them (e.g. ['camera'])")
         return tuple(names)
+    if key == "robot_name":
+        if not isinstance(value, str) or not value:
+            raise bad("a model name")
+        return value
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")
@@ -406,7 +418,8 @@ def marker_overrides(item: pytest.Item, rootdir: Path) -> dict[str, Any]:
 
 def effective_config(settings: Settings, overrides: Mapping[str, Any]) -> tuple[SimConfig, str]:
     """The SimConfig and reset mode of one test: the run's settings with the marker's overrides."""
-    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout", "faults")}
+    # faults are injected by the sim fixture, robot_name picks the robot fixture's robot: not the simulator
+    changes = {k: v for k, v in overrides.items() if k not in ("reset", "timeout", "faults", "robot_name")}
     if "timeout" in overrides:
         changes["start_timeout"] = overrides["timeout"]
     sim = settings.sim.with_(**changes) if changes else settings.sim

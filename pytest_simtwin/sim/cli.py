@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin.control import protocol
@@ -42,9 +42,10 @@ environment:
                     profile for every process of a test domain.
 
 topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by --bridge):
-  <DiffDrive topic>      geometry_msgs/Twist (or TwistStamped with --cmd-vel-type twist_stamped)
+  <DiffDrive topic>      geometry_msgs/Twist and TwistStamped (one of them with --cmd-vel-type)
   <DiffDrive odom_topic> nav_msgs/Odometry, wheel odometry at odom_publish_frequency (sim time)
-  <lidar topic>          sensor_msgs/LaserScan at the lidar update_rate (REP-117 +inf/-inf)
+  <lidar topic>          sensor_msgs/LaserScan at the lidar update_rate (REP-117 +inf/-inf), every lidar
+  (every robot with a DiffDrive in the world has its own command, odometry and lidar topics)
   /joint_states          sensor_msgs/JointState with the odometry
   /clock                 rosgraph_msgs/Clock, at most 100 Hz of sim time
   NS/ground_truth        nav_msgs/Odometry, true base pose, twist in the world frame
@@ -99,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, help="physics step in seconds (default: the world's <max_step_size>)")
     p.add_argument(
         "--cmd-vel-type",
-        choices=("twist", "twist_stamped"),
-        help="message type of the velocity command topic (default: the --bridge entry's type, else twist)",
+        choices=("any", "twist", "twist_stamped"),
+        help="message type of the velocity command topics: any (the default) takes Twist and TwistStamped at "
+        "once; twist or twist_stamped only that one",
     )
     p.add_argument(
         "--bridge", type=Path, help="ros_gz_bridge YAML: rename gz topic names to ROS names like the bridge would"
@@ -192,39 +194,39 @@ def _load(args: argparse.Namespace) -> WorldSpec:
 
 
 def _summary(world: WorldSpec, topics: Any) -> str:
-    robot = world.robot
-    dd = robot.diff_drive
     lines = [
         f"world {world.name!r} from {world.source or 'built-in arena'}: step {world.step_size:g} s, "
         f"real_time_factor {world.real_time_factor:g}, {len(world.models)} model(s)",
     ]
     for m in world.models:
-        tag = " (robot)" if m is robot else " (static)" if m.static else ""
+        tag = " (robot)" if m.diff_drive is not None else " (static)" if m.static else ""
         p = m.pose
         lines.append(
             f"  model {m.name}{tag}: {len(m.links)} link(s), {len(m.joints)} joint(s) at "
             f"x {p.x:g} y {p.y:g} z {p.z:g} yaw {p.yaw:g}"
         )
-    if dd is not None:
+    for robot, t in zip(world.robots, topics.robots, strict=False):
+        dd = robot.diff_drive
+        assert dd is not None
         lines.append(
-            f"  DiffDrive: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "
+            f"  {robot.name} {dd.kind}: wheels r {dd.wheel_radius:g} m, separation {dd.wheel_separation:g} m, "
             f"max {dd.max_linear_velocity:g} m/s / {dd.max_angular_velocity:g} rad/s, odom {dd.odom_publish_frequency:g} Hz"
         )
-    for lidar in robot.lidars:
+        for lidar in robot.lidars:
+            lines.append(
+                f"    lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
+                f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
+            )
+        scans = ", ".join(s.topic for s in t.scans) or "-"
         lines.append(
-            f"  lidar {lidar.name}: {lidar.samples} samples {lidar.min_angle:.3f}..{lidar.max_angle:.3f} rad, "
-            f"{lidar.range_min:g}-{lidar.range_max:g} m, {lidar.update_rate:g} Hz, noise σ {lidar.noise_stddev:g}"
+            f"    topics: cmd {t.cmd_vel} ({'/'.join(t.cmd_vel_types)}), odom {t.odom} ({t.frame_id} -> "
+            f"{t.child_frame_id}), scan {scans}, {t.joint_states}, {t.clock}, {t.ground_truth}"
         )
-    for d in robot.devices:
-        extra = (
-            f", {d.width}x{d.height}, hfov {d.horizontal_fov:g} rad" if d.kind in ("camera", "depth", "rgbd") else ""
-        )
-        lines.append(f"  sensor {d.name} ({d.kind}) on {d.link}: {d.update_rate:g} Hz{extra}, frame {d.frame_id}")
-    t = topics
-    lines.append(
-        f"  topics: cmd {t.cmd_vel} ({t.cmd_vel_type}), odom {t.odom} ({t.frame_id} -> {t.child_frame_id}), "
-        f"scan {t.scan or '-'}, {t.joint_states}, {t.clock}, {t.ground_truth}"
-    )
+        for d in robot.devices:
+            extra = (
+                f", {d.width}x{d.height}, hfov {d.horizontal_fov:g} rad" if d.kind in ("camera", "depth", "rgbd") else ""
+            )
+            lines.append(f"    sensor {d.name} ({d.kind}) on {d.link}: {d.update_rate:g} Hz{extra}, frame {d.frame_id}")
     return "\n".join(lines)
 
 
@@ -264,7 +266,7 @@ class _PhysicsBuilder(threading.Thread):
         return self.physics
 
 
-def _publish_initial_odometry(node: Any) -> None:
+def _publish_initial_odometry(node: Any, world: WorldSpec) -> None:
     """Wheel odometry at t = 0 is the origin at rest by definition: publish it while MuJoCo still
     compiles the world, so subscribers know the simulator is up ~0.1 s sooner. Commands and control
     requests that follow are served as soon as the loop runs."""
@@ -278,7 +280,17 @@ def _publish_initial_odometry(node: Any) -> None:
     for i, v in enumerate(TWIST_COVARIANCE):
         diag[i * 7] = v
     node.msg_odom.twist.covariance = diag
-    node.publish_odom(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for name in node.robots:
+        node.publish_odom(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, robot=name)
+    # The first robot's ground truth at t = 0 is its spawn pose: the embedded backend waits for this
+    # fixed-name topic (the odometry topic's name depends on the robot).
+    robot = world.robot
+    root = robot.link(robot.root_link) if robot.links else None
+    pose = robot.pose * root.pose if root is not None else robot.pose
+    w, x, y, z = pose.quaternion()
+    truth = SimpleNamespace(x=pose.x, y=pose.y, z=pose.z, qx=x, qy=y, qz=z, qw=w, vx=0.0, vy=0.0, vz=0.0,
+                            wx=0.0, wy=0.0, wz=0.0)  # fmt: skip
+    node.publish_truth(0.0, truth)
 
 
 def _choose_gl(world: WorldSpec, disabled: list[str], user_gl: str | None) -> str | None:
@@ -379,7 +391,7 @@ def _main(argv: list[str] | None) -> int:
         render_problem = _choose_gl(world, args.no_sensor, user_gl)
         builder.build(world)
         log.debug("world loaded at %.3f s", time.monotonic() - t0)
-        from pytest_simtwin.sim.topics import load_bridge, resolve_topics
+        from pytest_simtwin.sim.topics import load_bridge, resolve_topics, static_transforms
 
         bridge = load_bridge(args.bridge) if args.bridge else []
         served = {t for d in world.robot.devices for t in d.topics.values()}
@@ -408,8 +420,12 @@ def _main(argv: list[str] | None) -> int:
         if stop.reason is not None:  # stopped during start-up
             log.info("stopping before start: %s", stop.reason)
             return EXIT_OK
-        node.start(topics, lidar=world.robot.lidars[0] if world.robot.lidars else None)
-        _publish_initial_odometry(node)
+        node.start(
+            topics,
+            lidars=[lidar for robot in world.robots for lidar in robot.lidars],
+            static_transforms=static_transforms(world, topics),
+        )
+        _publish_initial_odometry(node, world)
         log.debug("initial odometry published at %.3f s", time.monotonic() - t0)
         sensors = _sensors(node, world, args, bridge, render_problem)
         physics = builder.result()
@@ -433,15 +449,19 @@ def _main(argv: list[str] | None) -> int:
         if stop.reason is not None:
             runner.request_stop(stop.reason)
         log.info(
-            "ready in %.3f s: world %r, robot %r; cmd %s (%s), odom %s, scan %s; services %s/*",
+            "ready in %.3f s: world %r, robot %r; cmd %s (%s), odom %s, scan %s; services %s/*%s",
             time.monotonic() - t0,
             world.name,
             world.robot.name,
             topics.cmd_vel,
-            topics.cmd_vel_type,
+            "/".join(topics.cmd_vel_types),
             topics.odom,
-            topics.scan or "-",
+            ", ".join(s.topic for s in topics.scans) or "-",
             args.namespace.rstrip("/"),
+            "".join(
+                f"; robot {t.robot!r}: cmd {t.cmd_vel}, odom {t.odom}, scan {', '.join(s.topic for s in t.scans) or '-'}"
+                for t in topics.others
+            ),
         )
         return runner.run()
     except (ModelError, ConfigError) as exc:

@@ -71,7 +71,7 @@ class FaultSet:
         self._wheels = wheels
         self.faults: dict[int, Fault] = {}
         self._next_id = 1
-        self._cmd_queue: list[tuple[float, tuple[float, float]]] = []  # (release sim time, command)
+        self._cmd_queue: list[tuple[float, str, tuple[float, float]]] = []  # (release sim time, robot, command)
         self._physics_applied: dict[int, Callable[[], None]] = {}  # fault id -> undo
         self._held: list[tuple[float, Any, Any]] = []  # (release sim time, publisher, message)
         self._model: Any = None  # the MuJoCo model the physical faults were applied to
@@ -238,7 +238,7 @@ class FaultSet:
         return changed
 
     # -- velocity commands --------------------------------------------------------------------------
-    def command_arrived(self, cmd: tuple[float, float]) -> tuple[float, float] | None:
+    def command_arrived(self, cmd: tuple[float, float], robot: str = "") -> tuple[float, float] | None:
         """A command reached the simulator (executor thread): the one to apply now, or None (dropped/held)."""
         t = self.now
         for fault in self.active(t, ("cmd_drop",)):
@@ -248,17 +248,16 @@ class FaultSet:
             return None
         delays = [float(f.params["delay"]) for f in self.active(t, ("cmd_delay",))]
         if delays:
-            self._cmd_queue.append((t + max(delays), cmd))
+            self._cmd_queue.append((t + max(delays), robot, cmd))
             return None
         return cmd
 
-    def release_command(self, t: float) -> tuple[float, float] | None:
-        """The latest held (delayed) command due at sim time ``t`` (runner thread), or None."""
-        due = [c for (release, c) in self._cmd_queue if release <= t]
-        if not due:
-            return None
-        self._cmd_queue = [(r, c) for (r, c) in self._cmd_queue if r > t]
-        return due[-1]
+    def release_commands(self, t: float) -> dict[str, tuple[float, float]]:
+        """Per robot, the latest held (delayed) command due at sim time ``t`` (runner thread)."""
+        due = {robot: c for (release, robot, c) in self._cmd_queue if release <= t}
+        if due:
+            self._cmd_queue = [q for q in self._cmd_queue if q[0] > t]
+        return due
 
     # -- physics ---------------------------------------------------------------------------------
     def apply_physics(self, t: float, physics: Any) -> None:
@@ -311,7 +310,7 @@ def _apply(fault: Fault, physics: Any) -> Callable[[], None]:
     """Change the MuJoCo model/data for ``fault``; returns the function that undoes it."""
     model, data, p = physics.model, physics.data, fault.params
     if fault.kind in ("wheel_friction", "motor_torque", "wheel_stopped"):
-        mjcf_names = {reported: mjcf for mjcf, reported in physics.layout.robot_joints}
+        mjcf_names = {reported: mjcf for lay in physics.layout.robots.values() for mjcf, reported in lay.joints}
         joint = physics.model.joint(mjcf_names.get(fault.target, fault.target))
         if fault.kind == "wheel_stopped":
             dof = int(joint.dofadr[0])
@@ -345,7 +344,9 @@ def _apply(fault: Fault, physics: Any) -> Callable[[], None]:
                 model.geom_priority[g] = priority
 
         return undo_friction
-    root = int(physics.model.body(physics.layout.robot_body).id)
+    robots = physics.layout.robots  # a named robot (target), else the first
+    body_name = robots[fault.target].body if fault.target in robots else physics.layout.robot_body
+    root = int(physics.model.body(body_name).id)
     if fault.kind == "payload":
         old_mass = float(model.body_mass[root])
         model.body_mass[root] = old_mass + float(p["mass"])

@@ -39,6 +39,8 @@ import time
 import traceback
 from typing import Any
 
+from pytest_simtwin.sim import msgbuild
+
 PR_SET_PDEATHSIG = 1
 EXIT_INTERNAL = 70
 _HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
@@ -136,6 +138,11 @@ def preload() -> list[str]:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
+    try:
+        msgbuild.ensure("tf2_msgs")  # built once per machine (not on PyPI); children publish /tf with it
+        missing += [] if msgbuild.import_type("tf2_msgs.msg", "TFMessage") else ["tf2_msgs.msg.TFMessage"]
+    except Exception:  # no compiler: the simulators then run without /tf and say why
+        missing.append("tf2_msgs")
     for module, cls in WARM_TYPES:
         try:
             getattr(importlib.import_module(module), cls).__class__.__import_type_support__()

@@ -71,34 +71,65 @@ class Runner(ControlServices):
         # Services exist before the runner does: requests that came in meanwhile woke nobody.
         self._wake.set()
         dt = float(physics.step_size)
-        dd = world.robot.diff_drive
-        self._odom_every = _every(dd.odom_publish_frequency if dd else 50.0, dt)
-        lidars = world.robot.lidars
-        self._scan_every = _every(lidars[0].update_rate, dt) if lidars and node.pub_scan is not None else 0
+        #: robot name -> odometry period in steps (every robot's own odom_publish_frequency)
+        self._robots = [m.name for m in world.robots if m.name in node.robots] or list(node.robots)
+        self._primary = self._robots[0]
+        self._odom_every = {
+            m.name: _every(m.diff_drive.odom_publish_frequency if m.diff_drive else 50.0, dt)
+            for m in world.robots
+            if m.name in node.robots
+        } or {self._primary: _every(50.0, dt)}
+        # every lidar of every robot, by physics index: period in steps (0: no publisher)
+        lidars = [lidar for m in world.robots for lidar in m.lidars]
+        self._scan_every = [
+            _every(lidars[i].update_rate, dt) if i < len(lidars) else 0 for i in range(len(node.scan_pubs))
+        ]
+        main = next((s for s in node.topics.scans if s.topic == node.topics.scan), None)
+        self._main_scan = main.index if main is not None else None
         self._clock_every = max(1, math.ceil(1.0 / (CLOCK_MAX_HZ * dt) - 1e-9))
-        self._last_scan: array[float] | None = None
-        self._listeners: tuple[bool, ...] = (True,) * 5
+        self._last_scans: list[array[float] | None] = [None] * len(self._scan_every)
+        self._scan_stamps: list[float | None] = [None] * len(self._scan_every)
+        self._heard: dict[int, bool] = {}  # id(publisher) -> has subscribers
         self._listeners_at = 0.0
         self._next_type_check = 0.0
-        self._scan_stamp: float | None = None
-        self._odom_stamp: float | None = None
-        self._odom_snapshot: tuple[float, Any, Any, Any] = (0.0, None, None, None)
-        names, _pos, _vel = physics.joint_states()
-        node.msg_joints.name = list(names)
-        odom = physics.odometry()  # the physics knows its odometry's uncertainty
-        if hasattr(odom, "pose_covariance"):
-            node.msg_odom.pose.covariance = [float(v) for v in odom.pose_covariance]
-            node.msg_odom.twist.covariance = [float(v) for v in odom.twist_covariance]
+        self._odom_stamps: dict[str, float | None] = dict.fromkeys(self._robots)
+        self._odom_snapshots: dict[str, tuple[float, Any, Any, Any]] = {
+            r: (0.0, None, None, None) for r in self._robots
+        }
+        for robot in self._robots:
+            io = node.robots[robot]
+            names, _pos, _vel = physics.joint_states(robot)
+            io.msg_joints.name = list(names)
+            odom = physics.odometry(robot)  # the physics knows its odometry's uncertainty
+            if hasattr(odom, "pose_covariance"):
+                io.msg_odom.pose.covariance = [float(v) for v in odom.pose_covariance]
+                io.msg_odom.twist.covariance = [float(v) for v in odom.twist_covariance]
         # real-time factor measurement over a sliding window of (wall, sim) samples while playing
         self._rtf_samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
         self._anchor: tuple[float, float] | None = None  # (wall, sim) where real-time pacing started
         self._sub_counts: tuple[int, ...] = ()
         self._republish_at: list[float] = []
         self._pause_at_step: int | None = None  # play until this physics step, then pause (pause_at)
-        wheels = [*dd.left_joints, *dd.right_joints] if dd is not None else []
+        wheels = [j for m in world.robots if m.diff_drive for j in (*m.diff_drive.left_joints, *m.diff_drive.right_joints)]
         self.faults = FaultSet(seed, topics=node.sensor_topics, wheels=lambda: list(wheels))
         self.faults.changed = node.announce_fault
         node.faults = self.faults
+
+    @property
+    def _odom_stamp(self) -> float | None:
+        return self._odom_stamps[self._primary]
+
+    @property
+    def _odom_snapshot(self) -> tuple[float, Any, Any, Any]:
+        return self._odom_snapshots[self._primary]
+
+    @property
+    def _scan_stamp(self) -> float | None:
+        return None if self._main_scan is None else self._scan_stamps[self._main_scan]
+
+    def _apply_commands(self) -> None:
+        for robot, cmd in self.node.take_commands().items():
+            self.physics.set_command(*cmd, robot=robot)
 
     # -- public ---------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -123,7 +154,8 @@ class Runner(ControlServices):
             if self.lockstep
             else ("paused" if self.paused else f"rtf {self.rtf:g}" if self.rtf > 0 else "as fast as possible"),
             self.physics.step_size,
-            f"odom every {self._odom_every} steps, scan every {self._scan_every or '-'}, clock every {self._clock_every}",
+            f"odom every {'/'.join(map(str, self._odom_every.values()))} steps, scan every "
+            f"{'/'.join(map(str, self._scan_every)) or '-'}, clock every {self._clock_every}",
         )
         next_check = 0.0
         next_status = time.monotonic() + 10.0
@@ -150,9 +182,7 @@ class Runner(ControlServices):
             if self.paused:
                 self._wake.wait(0.1)  # requests and commands wake it at once
                 continue
-            cmd = self.node.take_command()
-            if cmd is not None:
-                self.physics.set_command(*cmd)
+            self._apply_commands()
             if self.rtf > 0:
                 sim = self.physics.time
                 if self._anchor is None:
@@ -188,13 +218,15 @@ class Runner(ControlServices):
     def _steps_to_next_event(self) -> int:
         s = int(self.physics.steps)
         n = self._clock_every - s % self._clock_every
-        k = self._odom_every - s % self._odom_every
-        if k < n:
-            n = k
-        if self._scan_every:
-            k = self._scan_every - s % self._scan_every
+        for every in self._odom_every.values():
+            k = every - s % every
             if k < n:
                 n = k
+        for every in self._scan_every:
+            if every:
+                k = every - s % every
+                if k < n:
+                    n = k
         if self.sensors is not None:
             n = min(n, self.sensors.steps_to_next(s))
         return n
@@ -219,58 +251,61 @@ class Runner(ControlServices):
     def _apply_faults(self) -> None:
         """Between steps: release delayed commands, start and end physical faults (sim/faults.py)."""
         t = float(self.physics.time)
-        cmd = self.node.release_delayed_command(t)
-        if cmd is not None:
-            self.physics.set_command(*cmd)
+        for robot, cmd in self.node.release_delayed_commands(t).items():
+            self.physics.set_command(*cmd, robot=robot)
         self.faults.apply_physics(t, self.physics)
 
-    def _refresh_listeners(self) -> tuple[bool, ...]:
-        """Which publishers have subscribers (clock, odom, joints, truth, scan), re-read every 50 ms of
-        wall time: querying per message cost ~3 µs each, 5 % of the loop when free-running."""
+    def _refresh_listeners(self) -> dict[int, bool]:
+        """Which publishers have subscribers (by id), re-read every 50 ms of wall time: querying per
+        message cost ~3 µs each, 5 % of the loop when free-running."""
         now = time.monotonic()
         if now >= self._listeners_at:
             self._listeners_at = now + 0.05
-            n = self.node
-            pubs = (n.pub_clock, n.pub_odom, n.pub_joints, n.pub_truth, n.pub_scan)
-            self._listeners = tuple(p is not None and p.get_subscription_count() > 0 for p in pubs)
-        return self._listeners
+            self._heard = {id(p): p.get_subscription_count() > 0 for p in self.node.all_publishers()}
+        return self._heard
 
     def _publish_due(self) -> None:
         s = int(self.physics.steps)
         t = float(self.physics.time)
         node = self.node
-        listen = self._refresh_listeners()
-        if s % self._clock_every == 0 and listen[0]:
+        heard = self._refresh_listeners()
+        if s % self._clock_every == 0 and heard.get(id(node.pub_clock), True):
             node.publish_clock(t)
-        if s % self._odom_every == 0:
-            self._publish_odom(t)
-        if self._scan_every and s % self._scan_every == 0:
-            # Always computed, published only when someone listens: the noise sequence must not
-            # depend on who subscribed.
-            self._last_scan = self.physics.lidar_scan(0)
-            self._scan_stamp = t
-            if listen[4]:
-                node.publish_scan(t, self._last_scan)
+        for robot, every in self._odom_every.items():
+            if s % every == 0:
+                self._publish_odom(t, robot)
+        for index, every in enumerate(self._scan_every):
+            if every and s % every == 0:
+                # Always computed, published only when someone listens: the noise sequence must not
+                # depend on who subscribed.
+                ranges = self._last_scans[index] = self.physics.lidar_scan(index)
+                self._scan_stamps[index] = t
+                if heard.get(id(node.scan_pubs[index][0]), True):
+                    node.publish_scan(t, ranges, index)
         if self.sensors is not None:
             self.sensors.publish_due(self.physics, s, t)
 
-    def _publish_odom(self, t: float, always: bool = False) -> None:
+    def _publish_odom(self, t: float, robot: str | None = None, always: bool = False) -> None:
         # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics.
+        robot = robot or self._primary
         node = self.node
+        io = node.robots[robot]
         # Odometry is kept even when unheard (~40 µs at the odometry rate): a late joiner gets
         # exactly this sample (republish_last), and clients wait for this stamp after a step
         # ("odom_stamp"). Joints and ground truth (~300 µs) are computed only when heard.
-        listen = (True,) * 5 if always else self._refresh_listeners()
-        o = self.physics.odometry()
-        joints = self.physics.joint_states() if listen[2] else None
-        truth = self.physics.ground_truth() if listen[3] else None
-        self._odom_stamp, self._odom_snapshot = t, (t, o, joints, truth)
-        if listen[1]:
-            node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz)
+        heard = {} if always else self._refresh_listeners()
+        o = self.physics.odometry(robot)
+        joints = self.physics.joint_states(robot) if heard.get(id(io.pub_joints), True) else None
+        truth = self.physics.ground_truth(robot) if heard.get(id(io.pub_truth), True) else None
+        self._odom_stamps[robot], self._odom_snapshots[robot] = t, (t, o, joints, truth)
+        if heard.get(id(io.pub_odom), True):
+            node.publish_odom(t, o.x, o.y, o.yaw, o.vx, o.wz, robot=robot)
+        if io.pub_tf is not None and heard.get(id(io.pub_tf), True):
+            node.publish_tf(t, o.x, o.y, o.yaw, robot=robot)
         if joints is not None:
-            node.publish_joints(t, joints[1], joints[2])
+            node.publish_joints(t, joints[1], joints[2], robot=robot)
         if truth is not None:
-            node.publish_truth(t, truth)
+            node.publish_truth(t, truth, robot=robot)
 
     def republish_last(self) -> None:
         """Re-send the last odometry/joints/truth/scan (same stamps and content) for late joiners.
@@ -283,22 +318,28 @@ class Runner(ControlServices):
             self.publish_all()
             return
         node.publish_clock(float(self.physics.time))
-        t, odom, joints, truth = self._odom_snapshot
-        node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz)
-        # Joints and truth of that instant exist only if someone listened then; else the current
-        # state is the best a new listener can get (nobody steps on these stamps).
-        if joints is None:
-            joints, t_joints = self.physics.joint_states(), float(self.physics.time)
-        else:
-            t_joints = t
-        node.publish_joints(t_joints, joints[1], joints[2])
-        if truth is None:
-            truth, t_truth = self.physics.ground_truth(), float(self.physics.time)
-        else:
-            t_truth = t
-        node.publish_truth(t_truth, truth)
-        if node.pub_scan is not None and self._last_scan is not None and self._scan_stamp is not None:
-            node.publish_scan(self._scan_stamp, self._last_scan)
+        for robot in self._robots:
+            t, odom, joints, truth = self._odom_snapshots[robot]
+            if odom is None:
+                continue
+            node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz, robot=robot)
+            node.publish_tf(t, odom.x, odom.y, odom.yaw, robot=robot)
+            # Joints and truth of that instant exist only if someone listened then; else the current
+            # state is the best a new listener can get (nobody steps on these stamps).
+            if joints is None:
+                joints, t_joints = self.physics.joint_states(robot), float(self.physics.time)
+            else:
+                t_joints = t
+            node.publish_joints(t_joints, joints[1], joints[2], robot=robot)
+            if truth is None:
+                truth, t_truth = self.physics.ground_truth(robot), float(self.physics.time)
+            else:
+                t_truth = t
+            node.publish_truth(t_truth, truth, robot=robot)
+        for index, ranges in enumerate(self._last_scans):
+            stamp = self._scan_stamps[index]
+            if ranges is not None and stamp is not None:
+                node.publish_scan(stamp, ranges, index)
         if self.sensors is not None:
             self.sensors.republish(self.physics)
 
@@ -306,12 +347,17 @@ class Runner(ControlServices):
         """Publish the current state now (start, reset, teleport, late joiners while paused)."""
         t = float(self.physics.time)
         self.node.publish_clock(t)
-        self._publish_odom(t, always=True)
-        if self.node.pub_scan is not None:
-            if scan or self._last_scan is None:
-                self._last_scan = self.physics.lidar_scan(0)
-            self._scan_stamp = t
-            self.node.publish_scan(t, self._last_scan)
+        for robot in self._robots:
+            self._publish_odom(t, robot, always=True)
+        for index, every in enumerate(self._scan_every):
+            if not every:
+                continue
+            if scan or self._last_scans[index] is None:
+                self._last_scans[index] = self.physics.lidar_scan(index)
+            self._scan_stamps[index] = t
+            ranges = self._last_scans[index]
+            assert ranges is not None
+            self.node.publish_scan(t, ranges, index)
 
     def _housekeeping(self, now: float) -> None:
         if self.parent_pid is not None and not _alive(self.parent_pid):

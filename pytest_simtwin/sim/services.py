@@ -59,9 +59,12 @@ class ControlServices:
     _pause_at_step: int | None
     _rtf_samples: collections.deque[tuple[float, float]]
     _anchor: tuple[float, float] | None
-    _scan_stamp: float | None
-    _odom_stamp: float | None
-    _odom_snapshot: tuple[float, Any, Any, Any]
+    _primary: str
+    _robots: list[str]
+    _odom_stamps: dict[str, float | None]
+    _scan_stamps: list[float | None]
+    _scan_every: list[int]
+    _odom_snapshots: dict[str, tuple[float, Any, Any, Any]]
     _republish_at: list[float]
     _listeners_at: float
     faults: FaultSet
@@ -78,6 +81,17 @@ class ControlServices:
         raise NotImplementedError
 
     def _rtf(self) -> float:
+        raise NotImplementedError
+
+    def _apply_commands(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def _odom_stamp(self) -> float | None:
+        raise NotImplementedError
+
+    @property
+    def _scan_stamp(self) -> float | None:
         raise NotImplementedError
 
     def _drain_requests(self) -> None:
@@ -116,7 +130,13 @@ class ControlServices:
             "odom_stamp": self.node.sent_stamp(self.node.topics.odom, self._odom_stamp),
             "scan_stamp": self.node.sent_stamp(self.node.topics.scan, self._scan_stamp),
             "world": self.world.name,
-            "robot": self.world.robot.name,
+            "robot": self._primary,
+            "robots": list(self._robots),
+            # per robot / per lidar topic, for multi-robot clients (the two above are the first robot's)
+            "odom_stamps": dict(self._odom_stamps),
+            "scan_stamps": {
+                self.node.scan_pubs[i][0].topic_name: st for i, st in enumerate(self._scan_stamps) if st is not None
+            },
             "seed": self.seed,
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
@@ -124,10 +144,7 @@ class ControlServices:
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> protocol.Features:
-        topics = self.node.topics.as_dict()
-        for key in ("max_linear_velocity", "max_angular_velocity"):
-            if topics[key] is not None and not math.isfinite(topics[key]):
-                topics[key] = None  # JSON has no infinity; null = unlimited
+        topics = self.node.topics.as_dict()  # JSON has no infinity: unlimited velocities are null
         sensors = self.sensors.describe() if self.sensors is not None else []
         return {
             "name": "simtwin-sim",
@@ -195,9 +212,7 @@ class ControlServices:
         rest = self._rest_condition(p.get("until_rest"), dt)
         # Commands that arrived while paused apply from the first step; none change mid-request, so
         # the result depends only on the request sequence (lockstep determinism).
-        cmd = self.node.take_command()
-        if cmd is not None:
-            self.physics.set_command(*cmd)
+        self._apply_commands()
         if rest is None:
             self._advance(int(steps))
         else:
@@ -227,7 +242,7 @@ class ControlServices:
                 raise ValueError(f"until_rest.{key} must be a positive number, found {value!r}")
             limits[key] = float(value)
 
-        is_robot = name == self.world.robot.name
+        is_robot = name in self._odom_snapshots
 
         def slow(linear: float, angular: float) -> bool:
             return abs(linear) < limits["linear"] and abs(angular) < limits["angular"]
@@ -237,7 +252,7 @@ class ControlServices:
             speed = math.hypot(float(tw.get("vx", 0.0)), float(tw.get("vy", 0.0)))
             # The robot's last odometry message must say so too: wheel odometry averages over its
             # period and lags the true twist, and a client reads "stopped" from that message.
-            odom = self._odom_snapshot[1] if is_robot else None
+            odom = self._odom_snapshots[name][1] if is_robot else None
             return slow(speed, float(tw.get("wz", 0.0))) and (odom is None or slow(float(odom.vx), float(odom.wz)))
 
         return at_rest, max(1, round(limits["chunk"] / dt))
@@ -257,7 +272,7 @@ class ControlServices:
         self.faults.now = float(self.physics.time)  # sim time may have gone back: delays count from here
         self.node.forget_sent()
         if scope in ("all", "state"):
-            self.node.take_command()  # a command sent before the reset must not move the reset robot
+            self.node.take_commands()  # a command sent before the reset must not move the reset robot
         self._anchor = None
         self._rtf_samples.clear()
         self.publish_all(scan=True)
@@ -319,7 +334,7 @@ class ControlServices:
             static=bool(p.get("static", True)),
             mass=p.get("mass"),
         )
-        if self.paused and self.node.pub_scan is not None:
+        if self.paused and any(self._scan_every):
             self.publish_all(scan=True)  # a paused test sees the obstacle in the next scan at once
         return {"name": name}
 

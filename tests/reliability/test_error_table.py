@@ -47,14 +47,14 @@ SIM_TEST = "def test_uses_the_simulator(sim):\n    assert sim.alive\n"
 METRIC_TEST = "def test_drive(record_metric):\n    record_metric('position_error', 0.01, unit='m', tolerance=0.05)\n"
 WRONG_TYPE_TEST = """
 def test_publishes_twist_stamped(robot, ros_node):
-    # a Jazzy-style node under test publishes TwistStamped; the simulator subscribes Twist
+    # a Jazzy-style node under test publishes TwistStamped; the simulator was told to take Twist only
     ros_node.publish("/cmd_vel", "geometry_msgs/msg/TwistStamped", {"twist": {"linear": {"x": 0.3}}}, timeout=5.0)
 """
 START_LINE = (
-    "SimulatorStartError: stopped waiting for the first nav_msgs/msg/Odometry on /odom from the embedded "
-    "simulator (pid <pid>) on ROS_DOMAIN_ID <id>: the embedded simulator (pid <pid>) on ROS_DOMAIN_ID <id> exited "
-    "with code 2. Expected the simulator to publish /odom within 30.0 s; check the world/robot files and the log "
-    "below, or raise --simtwin-timeout."
+    "SimulatorStartError: stopped waiting for the first nav_msgs/msg/Odometry on /simtwin/ground_truth from the "
+    "embedded simulator (pid <pid>) on ROS_DOMAIN_ID <id>: the embedded simulator (pid <pid>) on ROS_DOMAIN_ID <id> "
+    "exited with code 2. Expected the simulator to publish /simtwin/ground_truth within 30.0 s; check the world/robot "
+    "files and the log below, or raise --simtwin-timeout."
 )
 
 
@@ -122,15 +122,18 @@ CASES = [
     Case(
         "wrong_cmd_vel_type",
         "Wrong message type on /cmd_vel",
-        "a node publishes `geometry_msgs/msg/TwistStamped` on /cmd_vel while the simulator subscribes `Twist`",
+        "a node publishes `geometry_msgs/msg/TwistStamped` on /cmd_vel while the simulator takes only `Twist` "
+        "(`--simtwin-cmd-vel-type twist`; unset, it takes both)",
         [
             "WaitTimeout: timed out after 5.00 s waiting for 1 subscriber(s) of /cmd_vel on ROS_DOMAIN_ID <id>; 0 matched",
             "simtwin-sim ERROR node /<node> publishes geometry_msgs/msg/TwistStamped on /cmd_vel, but the simulator "
             "subscribes geometry_msgs/msg/Twist (--cmd-vel-type twist); its commands are ignored. To fix, start the "
-            "simulator with --cmd-vel-type twist_stamped (pytest: --simtwin-cmd-vel-type twist_stamped).",
+            "simulator with --cmd-vel-type any or twist_stamped (pytest: leave --simtwin-cmd-vel-type unset, or "
+            "twist_stamped).",
         ],
         "the test fails; the simulator's log tail in the failure names the publisher and the fix",
         files={"test_a.py": WRONG_TYPE_TEST},
+        args=["--simtwin-cmd-vel-type", "twist"],
     ),
     Case(
         "unknown_backend",

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_simtwin.errors import ModelError
+from pytest_simtwin.errors import ConfigError, ModelError
 from pytest_simtwin.sim.engine.physics import Physics
+from pytest_simtwin.sim.topics import resolve_topics
 from pytest_simtwin.sim.world.model import Pose
 from pytest_simtwin.sim.world.sdf import load_world
 
@@ -320,9 +321,26 @@ def test_two_robots_in_a_world(tmp_path: Path, resources: Path) -> None:
         "<include><uri>model://test_bot</uri></include><include><name>bot2</name><uri>model://test_bot</uri></include>"
     )
     world = load_world(write(tmp_path, "w.sdf", world_with(body)))
-    assert world.robot.name == "test_bot", "the first DiffDrive model is the driven robot"
-    assert any("a second DiffDrive robot 'bot2'; only the first, 'test_bot', is driven" in w for w in world.warnings)
-    Physics(world)  # the passive second robot simulates too
+    assert [m.name for m in world.robots] == ["test_bot", "bot2"] and world.robot.name == "test_bot"
+    topics = resolve_topics(world)
+    assert [(t.robot, t.cmd_vel, t.odom) for t in topics.robots] == [
+        ("test_bot", "/model/test_bot/cmd_vel", "/model/test_bot/odometry"),
+        ("bot2", "/model/bot2/cmd_vel", "/model/bot2/odometry"),
+    ]
+    assert topics.others[0].ground_truth == "/simtwin/bot2/ground_truth"
+
+
+def test_two_robots_on_one_topic_are_refused(tmp_path: Path, resources: Path) -> None:
+    body = "".join(
+        f"<include><name>{n}</name><uri>model://test_bot</uri><pose>{i} 0 0 0 0 0</pose></include>"
+        for i, n in enumerate(("a", "b"))
+    )
+    world = load_world(write(tmp_path, "w.sdf", world_with(body)))
+    for m in world.robots:
+        assert m.diff_drive is not None
+        m.diff_drive.topic = "/cmd_vel"  # as two <topic>cmd_vel</topic> would
+    with pytest.raises(ConfigError, match="robots 'a' and 'b' both use topic /cmd_vel"):
+        resolve_topics(world)
 
 
 def test_robot_file_for_a_world_that_has_a_robot(resources: Path) -> None:
@@ -508,9 +526,10 @@ def test_plane_normal_tilts_the_plane(tmp_path: Path) -> None:
 def test_ros2_control_robots_get_a_clear_error(tmp_path: Path) -> None:
     plugin = '<plugin filename="gz_ros2_control-system" name="gz_ros2_control::GazeboSimROS2ControlPlugin"/>'
     robot = write(tmp_path, "r.sdf", robot_with(plugin=plugin))
-    message = expect(f"{robot}:7: robot model 'r' drives through ros2_control", None, robot)
-    assert "gz-sim-diff-drive-system" in message and "process/docker backend" in message
+    # ros2_control robots are simulated (tests/sim/test_ros2_control.py); one without its controller file says so
+    message = expect(f"{robot}:7: the ros2_control plugin names no controller file", None, robot)
+    assert "<parameters>" in message and "diff_drive_controller" in message
     world_text = world_with(robot.read_text().split('<sdf version="1.9">')[1].replace("</sdf>", ""))
-    expect("model 'r' drives through ros2_control", write(tmp_path, "w.sdf", world_text))
+    expect("the ros2_control plugin names no controller file", write(tmp_path, "w.sdf", world_text))
     urdf = URDF.read_text().replace("gz-sim-diff-drive-system", "gz_ros2_control-system")
-    expect("robot model 'diffbot' drives through ros2_control", None, write(tmp_path, "r.urdf", urdf))
+    expect("the ros2_control plugin names no controller file", None, write(tmp_path, "r.urdf", urdf))

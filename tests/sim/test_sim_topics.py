@@ -39,6 +39,7 @@ def test_default_topics_come_from_the_plugin_parameters() -> None:
     assert (t.cmd_vel, t.cmd_vel_type, t.odom, t.scan) == ("/cmd_vel", "twist", "/odom", "/scan")
     assert (t.frame_id, t.child_frame_id, t.lidar_frame_id) == ("odom", "base_footprint", "base_scan")
     assert t.ground_truth == "/simtwin/ground_truth" and t.clock == "/clock" and not t.notes
+    assert (t.tf, t.tf_static) == ("/tf", "/tf_static")  # odom -> base_footprint, fixed joints
 
 
 def test_bridge_renames_like_ros_gz_bridge(tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ class DockerBackend(Backend):
         # Host network + a private /dev/shm: shared memory would silently deliver nothing.
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
         env["SIMTWIN_STDIN_GUARD"] = "1"
-        env["SIMTWIN_CMD_VEL_TYPE"] = self.config.cmd_vel_type  # read by the Gazebo recipe's entrypoint
+        env["SIMTWIN_CMD_VEL_TYPE"] = self.config.cmd_vel_type or "twist"  # read by the Gazebo recipe's entrypoint
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

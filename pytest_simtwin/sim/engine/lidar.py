@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_simtwin.sim.world.mjcf import ROBOT_GROUP
+from pytest_simtwin.sim.world.mjcf import ROBOT_GROUP, SITE_GROUP
 from pytest_simtwin.sim.world.model import LidarSpec
 
 
@@ -20,7 +20,7 @@ class Lidar:
     quantised to ``range_resolution``.
     """
 
-    def __init__(self, spec: LidarSpec, site_id: int) -> None:
+    def __init__(self, spec: LidarSpec, site_id: int, own_group: int = ROBOT_GROUP) -> None:
         self.spec = spec
         self.site_id = site_id
         n = spec.samples
@@ -28,8 +28,8 @@ class Lidar:
         self._local = np.stack([np.cos(angles), np.sin(angles), np.zeros(n)], axis=1)
         self._dist = np.empty(n)
         self._geomid = np.empty(n, dtype=np.int32)
-        # Groups 0-2 hold the world; the robot's own geoms (group 3) must not shadow its lidar.
-        self._groups = np.array([1 if g < ROBOT_GROUP else 0 for g in range(6)], dtype=np.uint8)
+        # The robot's own geoms (its group) must not shadow its lidar; the world and other robots count.
+        self._groups = np.array([0 if g in (own_group, SITE_GROUP) else 1 for g in range(6)], dtype=np.uint8)
 
     def scan(self, model: Any, data: Any, rng: np.random.Generator) -> array[float]:
         import mujoco

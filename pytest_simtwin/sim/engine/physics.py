@@ -26,6 +26,7 @@ from pytest_simtwin.sim.world.mjcf import (
     ENV_GROUP,
     SOLIMP,
     Layout,
+    RobotLayout,
     friction_priority,
     to_mjcf,
 )
@@ -91,22 +92,29 @@ class SpeedLimiter:
 class WheelOdometry:
     """gz::math::DiffDriveOdometry: exact arc integration of wheel travel, rolling-mean velocities."""
 
-    def __init__(self, separation: float, radius: float) -> None:
+    def __init__(
+        self, separation: float, radius: float, left_radius: float | None = None, right_radius: float | None = None
+    ) -> None:
         self.separation, self.radius = separation, radius
+        # diff_drive_controller's radius multipliers: the radius each side is assumed to have
+        self.left_radius = radius if left_radius is None else left_radius
+        self.right_radius = radius if right_radius is None else right_radius
         self.reset(0.0, 0.0)
 
     def reset(self, left: float, right: float) -> None:
         self.x = self.y = self.yaw = 0.0
-        self.left, self.right = left * self.radius, right * self.radius
+        self.left, self.right = left * self.left_radius, right * self.right_radius
         self._lin: deque[float] = deque(maxlen=VELOCITY_WINDOW)
         self._ang: deque[float] = deque(maxlen=VELOCITY_WINDOW)
 
     def update(self, left: float, right: float, dt: float) -> None:
-        lpos, rpos = left * self.radius, right * self.radius
+        lpos, rpos = left * self.left_radius, right * self.right_radius
         dl, dr = lpos - self.left, rpos - self.right
         self.left, self.right = lpos, rpos
-        linear = (dl + dr) * 0.5
-        angular = (dr - dl) / self.separation
+        self.integrate((dl + dr) * 0.5, (dr - dl) / self.separation, dt)
+
+    def integrate(self, linear: float, angular: float, dt: float) -> None:
+        """Advance by ``linear`` metres and ``angular`` radians travelled in ``dt`` (open loop: commanded)."""
         if abs(angular) < 1e-6:  # Runge-Kutta 2 for straight segments
             heading = self.yaw + angular * 0.5
             self.x += linear * math.cos(heading)
@@ -125,6 +133,66 @@ class WheelOdometry:
         if not self._lin:
             return 0.0, 0.0
         return sum(self._lin) / len(self._lin), sum(self._ang) / len(self._ang)
+
+
+class Drive:
+    """One robot's DiffDrive controller: command, speed limiters, wheel servos and wheel odometry."""
+
+    def __init__(self, spec: DiffDriveSpec) -> None:
+        self.dd = spec
+        self.lin = SpeedLimiter(spec.min_linear_velocity, spec.max_linear_velocity,
+                                spec.min_linear_acceleration, spec.max_linear_acceleration,
+                                spec.min_linear_jerk, spec.max_linear_jerk)  # fmt: skip
+        self.ang = SpeedLimiter(spec.min_angular_velocity, spec.max_angular_velocity,
+                                spec.min_angular_acceleration, spec.max_angular_acceleration,
+                                spec.min_angular_jerk, spec.max_angular_jerk)  # fmt: skip
+        left_r = spec.wheel_radius * spec.left_radius_multiplier
+        right_r = spec.wheel_radius * spec.right_radius_multiplier
+        self.odom = WheelOdometry(spec.wheel_separation, spec.wheel_radius, left_r, right_r)
+        self.half, self.radius = spec.wheel_separation / 2, spec.wheel_radius
+        self.left_r, self.right_r = left_r, right_r
+        self.open_loop = spec.open_loop
+        self.v = self.w = 0.0  # the limited command of the last step (open-loop odometry)
+        self.target = (0.0, 0.0)
+        self.v0 = self.v1 = (0.0, 0.0)
+        self.left_q = self.right_q = 0
+        self.left_act: list[int] = []
+        self.right_act: list[int] = []
+        self.root = self.root_q = self.root_v = 0
+        self.joints: list[tuple[str, int, int]] = []
+
+    def bind(self, m: Any, lay: RobotLayout) -> None:
+        self.left_q = m.joint(lay.left_joints[0]).qposadr[0]
+        self.right_q = m.joint(lay.right_joints[0]).qposadr[0]
+        self.left_act = [m.actuator(a).id for a in lay.left_actuators]
+        self.right_act = [m.actuator(a).id for a in lay.right_actuators]
+        self.root = m.body(lay.body).id
+        free = m.body_jntadr[self.root]
+        self.root_q, self.root_v = m.jnt_qposadr[free], m.jnt_dofadr[free]
+        self.joints = [(name, m.joint(j).qposadr[0], m.joint(j).dofadr[0]) for j, name in lay.joints]
+
+    def reset(self, qpos: Any) -> None:
+        self.target = (0.0, 0.0)
+        self.v0 = self.v1 = (0.0, 0.0)
+        self.v = self.w = 0.0
+        self.odom.reset(float(qpos[self.left_q]), float(qpos[self.right_q]))
+
+    def command(self, ctrl: Any, dt: float) -> None:
+        """Limit the target for this step and set the wheel servo speeds."""
+        tv, tw = self.target
+        (v0, w0), (v1, w1) = self.v0, self.v1
+        if not (tv == v0 == v1 and tw == w0 == w1):  # settled: skip the limiter
+            v = self.lin.limit(tv, v0, v1, dt)
+            w = self.ang.limit(tw, w0, w1, dt)
+            self.v1, self.v0 = self.v0, (v, w)
+        else:
+            v, w = v0, w0
+        self.v, self.w = v, w
+        left, right = (v - w * self.half) / self.left_r, (v + w * self.half) / self.right_r
+        for a in self.left_act:
+            ctrl[a] = left
+        for a in self.right_act:
+            ctrl[a] = right
 
 
 def _pose_from(pose: Pose | dict[str, float] | None, base: Pose) -> Pose:
@@ -179,13 +247,10 @@ class Physics:
         robot = world.robot
         assert robot.diff_drive is not None
         self.dd: DiffDriveSpec = robot.diff_drive
-        self._lin = SpeedLimiter(self.dd.min_linear_velocity, self.dd.max_linear_velocity,
-                                 self.dd.min_linear_acceleration, self.dd.max_linear_acceleration,
-                                 self.dd.min_linear_jerk, self.dd.max_linear_jerk)  # fmt: skip
-        self._ang = SpeedLimiter(self.dd.min_angular_velocity, self.dd.max_angular_velocity,
-                                 self.dd.min_angular_acceleration, self.dd.max_angular_acceleration,
-                                 self.dd.min_angular_jerk, self.dd.max_angular_jerk)  # fmt: skip
-        self._odom = WheelOdometry(self.dd.wheel_separation, self.dd.wheel_radius)
+        #: every robot's controller by model name (world order; the first is ``world.robot``).
+        self.drives = {m.name: Drive(m.diff_drive) for m in world.robots if m.diff_drive is not None}
+        self._drive_list = list(self.drives.values())
+        self._primary = self._drive_list[0]
         self._spawned: dict[str, Any] = {}  # name -> MjsBody
         self._static_poses = {
             e.body: (tuple(self.model.body(e.body).pos), tuple(self.model.body(e.body).quat))
@@ -203,23 +268,21 @@ class Physics:
     def _bind(self) -> None:
         m = self.model
         lay: Layout = self.layout
-        self._left_q = m.joint(lay.left_joints[0]).qposadr[0]
-        self._right_q = m.joint(lay.right_joints[0]).qposadr[0]
-        self._left_act = [m.actuator(a).id for a in lay.left_actuators]
-        self._right_act = [m.actuator(a).id for a in lay.right_actuators]
-        self._root = m.body(lay.robot_body).id
-        free = m.body_jntadr[self._root]
-        self._root_q, self._root_v = m.jnt_qposadr[free], m.jnt_dofadr[free]
-        self._joints = [(name, m.joint(j).qposadr[0], m.joint(j).dofadr[0]) for j, name in lay.robot_joints]
+        for name, drive in self.drives.items():
+            drive.bind(m, lay.robots[name])
         self._diverged = int(self.data.warning[self._badqacc].number)
-        self.lidars = [
-            Lidar(spec, m.site(site).id) for spec, site in zip(self.world.robot.lidars, lay.lidar_sites, strict=True)
-        ]
+        #: every robot's lidars, robot by robot in world order; ``lidar_robots[i]`` owns ``lidars[i]``.
+        self.lidars = []
+        self.lidar_robots: list[str] = []
+        for model in self.world.robots:
+            rl = lay.robots[model.name]
+            for spec, site in zip(model.lidars, rl.lidar_sites, strict=True):
+                self.lidars.append(Lidar(spec, m.site(site).id, rl.group))
+                self.lidar_robots.append(model.name)
 
     def _reset_controller(self) -> None:
-        self._target = (0.0, 0.0)
-        self._v0 = self._v1 = (0.0, 0.0)
-        self._odom.reset(float(self.data.qpos[self._left_q]), float(self.data.qpos[self._right_q]))
+        for drive in self._drive_list:
+            drive.reset(self.data.qpos)
         self.rng = np.random.default_rng(self.seed)
 
     # -- stepping ---------------------------------------------------------------------------------
@@ -228,32 +291,33 @@ class Physics:
     def time(self) -> float:
         return float(self.data.time)
 
-    def set_command(self, vx: float, wz: float) -> None:
-        """New (vx, wz) target; limits apply per step. Non-finite values are refused."""
+    def _drive(self, robot: str | None) -> Drive:
+        if robot is None:
+            return self._primary
+        drive = self.drives.get(robot)
+        if drive is None:
+            raise ValueError(f"no robot {robot!r}; robots: {', '.join(self.drives)}")
+        return drive
+
+    def set_command(self, vx: float, wz: float, robot: str | None = None) -> None:
+        """New (vx, wz) target of ``robot`` (default: the first); limits apply per step. Non-finite values are refused."""
         if not (math.isfinite(vx) and math.isfinite(wz)):
             raise ValueError(f"velocity command must be finite; got vx={vx}, wz={wz}")
-        self._target = (float(vx), float(wz))
+        self._drive(robot).target = (float(vx), float(wz))
 
     def step(self, n: int = 1) -> None:
         mj, m, d, dt = self._mj, self.model, self.data, self.step_size
         ctrl, qpos = d.ctrl, d.qpos
-        half, radius = self.dd.wheel_separation / 2, self.dd.wheel_radius
+        drives = self._drive_list
         for _ in range(n):
-            tv, tw = self._target
-            (v0, w0), (v1, w1) = self._v0, self._v1
-            if not (tv == v0 == v1 and tw == w0 == w1):  # settled: skip the limiter
-                v = self._lin.limit(tv, v0, v1, dt)
-                w = self._ang.limit(tw, w0, w1, dt)
-                self._v1, self._v0 = self._v0, (v, w)
-            else:
-                v, w = v0, w0
-            left, right = (v - w * half) / radius, (v + w * half) / radius
-            for a in self._left_act:
-                ctrl[a] = left
-            for a in self._right_act:
-                ctrl[a] = right
+            for drive in drives:
+                drive.command(ctrl, dt)
             mj.mj_step(m, d)
-            self._odom.update(float(qpos[self._left_q]), float(qpos[self._right_q]), dt)
+            for drive in drives:
+                if drive.open_loop:
+                    drive.odom.integrate(drive.v * dt, drive.w * dt, dt)
+                else:
+                    drive.odom.update(float(qpos[drive.left_q]), float(qpos[drive.right_q]), dt)
         self.steps += n
         diverged = int(d.warning[self._badqacc].number)
         if diverged != self._diverged:
@@ -268,14 +332,15 @@ class Physics:
 
     # -- readings ---------------------------------------------------------------------------------
 
-    def odometry(self) -> Odom:
-        o = self._odom
+    def odometry(self, robot: str | None = None) -> Odom:
+        o = self._drive(robot).odom
         vx, wz = o.velocities()
         return Odom(o.x, o.y, o.yaw, vx, wz)
 
-    def ground_truth(self) -> Truth:
+    def ground_truth(self, robot: str | None = None) -> Truth:
         q, v = self.data.qpos, self.data.qvel
-        a, b = self._root_q, self._root_v
+        drive = self._drive(robot)
+        a, b = drive.root_q, drive.root_v
         qw, qx, qy, qz = (float(x) for x in q[a + 3 : a + 7])
         w_local = np.array(v[b + 3 : b + 6])
         rot = np.empty(9)
@@ -284,10 +349,11 @@ class Physics:
         return Truth(float(q[a]), float(q[a + 1]), float(q[a + 2]), qx, qy, qz, qw,
                      float(v[b]), float(v[b + 1]), float(v[b + 2]), float(wx), float(wy), float(wz))  # fmt: skip
 
-    def joint_states(self) -> tuple[list[str], list[float], list[float]]:
+    def joint_states(self, robot: str | None = None) -> tuple[list[str], list[float], list[float]]:
         q, v = self.data.qpos, self.data.qvel
-        return ([j[0] for j in self._joints], [float(q[j[1]]) for j in self._joints],
-                [float(v[j[2]]) for j in self._joints])  # fmt: skip
+        joints = self._drive(robot).joints
+        return ([j[0] for j in joints], [float(q[j[1]]) for j in joints],
+                [float(v[j[2]]) for j in joints])  # fmt: skip
 
     def lidar_scan(self, index: int = 0) -> array[float]:
         return self.lidars[index].scan(self.model, self.data, self.rng)

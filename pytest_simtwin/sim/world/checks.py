@@ -60,27 +60,29 @@ def _check_inertia(world: WorldSpec, model: ModelSpec, link: LinkSpec) -> None:
 
 
 def check_world(world: WorldSpec) -> None:
-    robot = world.robot
-    if robot.static or any(j.parent == "world" for j in robot.joints):
-        raise ModelError(
-            f"{robot.source or world.source}: robot model {robot.name!r} is static or jointed to the world; "
-            "expected a free-moving model (remove <static>true</static> or the joint to 'world')."
-        )
-    dd = robot.diff_drive
-    assert dd is not None
-    joints = {j.name: j for j in robot.joints}
-    for name in dd.left_joints + dd.right_joints:
-        joint = joints[name]
-        link = robot.link(joint.child)
-        if any(g.kind == "mesh" for g in link.collisions):
-            # A mesh wheel collides as its convex hull: a faceted disc with rim edges that scrub. A
-            # sphere of the plugin's wheel_radius at the axle rolls exactly like the DiffDrive assumes.
-            centre = Pose(joint.pose.x, joint.pose.y, joint.pose.z)
-            link.collisions = [g for g in link.collisions if g.kind != "mesh"]
-            link.collisions.append(GeomSpec("wheel", "sphere", (dd.wheel_radius,), centre, origin=dd.origin))
-            world.warn(f"{robot.name}/{link.name}: mesh wheel collision simulated as a sphere of wheel_radius")
-        if not link.collisions:
-            world.warn(f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>")
+    for robot in world.robots:
+        if robot.static or any(j.parent == "world" for j in robot.joints):
+            raise ModelError(
+                f"{robot.source or world.source}: robot model {robot.name!r} is static or jointed to the world; "
+                "expected a free-moving model (remove <static>true</static> or the joint to 'world')."
+            )
+        dd = robot.diff_drive
+        assert dd is not None
+        joints = {j.name: j for j in robot.joints}
+        for name in dd.left_joints + dd.right_joints:
+            joint = joints[name]
+            link = robot.link(joint.child)
+            if any(g.kind == "mesh" for g in link.collisions):
+                # A mesh wheel collides as its convex hull: a faceted disc with rim edges that scrub. A
+                # sphere of the plugin's wheel_radius at the axle rolls exactly like the DiffDrive assumes.
+                centre = Pose(joint.pose.x, joint.pose.y, joint.pose.z)
+                link.collisions = [g for g in link.collisions if g.kind != "mesh"]
+                link.collisions.append(GeomSpec("wheel", "sphere", (dd.wheel_radius,), centre, origin=dd.origin))
+                world.warn(f"{robot.name}/{link.name}: mesh wheel collision simulated as a sphere of wheel_radius")
+            if not link.collisions:
+                world.warn(
+                    f"{robot.name}/{link.name}: wheel link has no collision, so it cannot drive; add a <collision>"
+                )
     for model in world.models:
         for link in model.links:
             _check_inertia(world, model, link)
@@ -92,7 +94,7 @@ def check_world(world: WorldSpec) -> None:
                     # pieces: its connected parts, concave closed ones split further (see meshes.py)
                     what = f"{count} convex pieces" if count > 1 else "its convex hull"
                     world.warn(f"{geom.origin}: mesh {geom.mesh.name} collides as {what} (MuJoCo)")
-        if model is not robot and model.lidars:
+        if model.diff_drive is None and model.lidars:
             world.warn(f"{model.source or model.name}: lidar on {model.name!r} (not the robot) is not simulated")
         if model.static:
             continue
@@ -129,9 +131,13 @@ def _lowest_point(geom: GeomSpec, frame: Pose) -> float:
 def lift_robot(world: WorldSpec) -> None:
     """A robot placed partly below z = 0 (a URDF rooted at axle height, spawned at z 0) is lifted onto
     the ground: MuJoCo would otherwise throw it out of the ground plane at the first step."""
-    robot = world.robot
     if not any(g.kind == "plane" for m in world.models if m.static for link in m.links for g in link.collisions):
         return
+    for robot in world.robots:
+        _lift(world, robot)
+
+
+def _lift(world: WorldSpec, robot: ModelSpec) -> None:
     lowest = min(
         (_lowest_point(g, robot.pose * link.pose * g.pose) for link in robot.links for g in link.collisions),
         default=0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pytest_simtwin.sim.world.resources import Resolver
+from pytest_simtwin.sim.world.xmltree import Element
 
 
 @dataclass
@@ -14,6 +15,8 @@ class Context:
     resolver: Resolver = field(default_factory=Resolver)
     #: models that carry a ros2_control plugin instead of DiffDrive: name -> file:line
     ros2_control: dict[str, str] = field(default_factory=dict)
+    #: the URDF's <ros2_control> blocks, read with its ros2_control plugin
+    ros2_control_blocks: list[Element] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

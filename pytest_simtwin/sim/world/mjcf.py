@@ -23,9 +23,25 @@ from pytest_simtwin.sim.world.model import GeomSpec, JointSpec, LinkSpec, ModelS
 ENV_GROUP = 0
 ROBOT_GROUP = 3
 SITE_GROUP = 5
+#: Robot i of a world lives in group ROBOT_GROUPS[i % 4]: a lidar skips its own robot, sees the others.
+ROBOT_GROUPS = (ROBOT_GROUP, 4, 1, 2)
 #: Collision bits: the robot's links do not collide with each other (Gazebo's self_collide=false).
 ENV_BITS = (1, 3)  # contype, conaffinity
 ROBOT_BITS = (2, 1)
+MAX_ROBOT_BITS = 30  # contype bits 1..30 for robots: each collides with the others, not with itself
+
+
+def robot_bits(index: int, count: int) -> tuple[int, int]:
+    """(contype, conaffinity) of robot ``index`` of ``count``: own bit, colliding with the world and the
+    other robots (Gazebo collides models with each other) but not its own links (self_collide false)."""
+    if count > MAX_ROBOT_BITS:  # past that, robots share bits and do not collide with each other
+        index %= MAX_ROBOT_BITS
+        count = MAX_ROBOT_BITS
+    own = 2 << index
+    others = sum(2 << i for i in range(count) if i != index)
+    return own, 1 | others
+
+
 SOLIMP = "0.99 0.99 0.001"
 DEFAULT_FRICTION = 1.0  # sdformat's default <ode><mu>
 MAX_FRICTION = 100.0
@@ -47,8 +63,25 @@ class EntityLayout:
 
 
 @dataclass
+class RobotLayout:
+    """MJCF names of one DiffDrive robot: its root body, wheel joints and servos, joints, lidar sites."""
+
+    name: str
+    body: str = ""
+    group: int = ROBOT_GROUP
+    left_joints: list[str] = field(default_factory=list)
+    right_joints: list[str] = field(default_factory=list)
+    left_actuators: list[str] = field(default_factory=list)
+    right_actuators: list[str] = field(default_factory=list)
+    joints: list[tuple[str, str]] = field(default_factory=list)
+    lidar_sites: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Layout:
     entities: dict[str, EntityLayout] = field(default_factory=dict)
+    #: every DiffDrive robot by model name, in world order (the fields below repeat the first one's).
+    robots: dict[str, RobotLayout] = field(default_factory=dict)
     robot: str = ""
     robot_body: str = ""
     left_joints: list[str] = field(default_factory=list)
@@ -134,9 +167,11 @@ class _Builder:
         self.actuators = ET.SubElement(self.root, "actuator")
         self.contact = ET.SubElement(self.root, "contact")
         self.sensor = ET.SubElement(self.root, "sensor")
-        robot = next((m for m in w.models if m.diff_drive is not None), None)
+        robots = [m for m in w.models if m.diff_drive is not None]
+        self.robot_count = len(robots)
         for model in w.models:
-            self._model(model, model is robot)
+            self.robot_index = robots.index(model) if model in robots else -1
+            self._model(model, model in robots)
         if any(d.kind in ("camera", "depth", "rgbd") for m in w.models for d in m.devices):
             # Gazebo's default scene background (sdformat scene.sdf: 0.7 0.7 0.7), not MuJoCo's black.
             ET.SubElement(self.asset, "texture", type="skybox", builtin="flat", rgb1="0.7 0.7 0.7",
@@ -174,10 +209,10 @@ class _Builder:
             g.set("type", "mesh")
             g.set("mesh", parts[0])
         _place(g, pose)
-        contype, conaffinity = ROBOT_BITS if robot else ENV_BITS
+        contype, conaffinity = robot_bits(self.robot_index, self.robot_count) if robot else ENV_BITS
         g.set("contype", str(contype))
         g.set("conaffinity", str(conaffinity))
-        g.set("group", str(ROBOT_GROUP if robot else ENV_GROUP))
+        g.set("group", str(ROBOT_GROUPS[self.robot_index % len(ROBOT_GROUPS)] if robot else ENV_GROUP))
         mu = DEFAULT_FRICTION if geom.friction is None else geom.friction
         g.set("priority", str(friction_priority(mu)))
         if mu <= 0:
@@ -230,6 +265,7 @@ class _Builder:
         root = model.root_link
         while root in has_parent:
             root = next(j.parent for j in model.joints if j.child == root and j.parent != "world")
+        self._robot_joints: list[tuple[str, str]] = []
         wheel_joints = set(model.diff_drive.left_joints + model.diff_drive.right_joints) if model.diff_drive else set()
         links = {link.name: link for link in model.links}
         roots = [root] + [name for name in links if name not in has_parent and name != root]
@@ -331,13 +367,13 @@ class _Builder:
             if joint.friction:
                 j.set("frictionloss", repr(joint.friction))
             if robot:
-                self.layout.robot_joints.append((jname, joint.name if jname == name else f"{joint.name}::axis2"))
+                self._robot_joints.append((jname, joint.name if jname == name else f"{joint.name}::axis2"))
 
     def _robot(self, model: ModelSpec, root: str) -> None:
         dd = model.diff_drive
         assert dd is not None
-        lay = self.layout
-        lay.robot, lay.robot_body = model.name, body_name(model.name, root)
+        lay = RobotLayout(model.name, body_name(model.name, root), ROBOT_GROUPS[self.robot_index % len(ROBOT_GROUPS)])
+        lay.joints = self._robot_joints
         # Massless frame links count nothing; links without <inertial> get the SDF default 1 kg.
         total = sum(link.mass if link.inertial else (1.0 if link.collisions else 0.0) for link in model.links)
         per_side = max(len(dd.left_joints), len(dd.right_joints))
@@ -353,6 +389,13 @@ class _Builder:
                 acts.append(act)
                 (lay.left_joints if side == "left" else lay.right_joints).append(f"{model.name}::{joint}")
         lay.lidar_sites = [f"{model.name}::{lidar.link}::{lidar.name}" for lidar in model.lidars]
+        self.layout.robots[model.name] = lay
+        if len(self.layout.robots) == 1:  # the first robot also fills the single-robot fields
+            first = self.layout
+            first.robot, first.robot_body, first.robot_joints = lay.name, lay.body, lay.joints
+            first.left_joints, first.right_joints = lay.left_joints, lay.right_joints
+            first.left_actuators, first.right_actuators = lay.left_actuators, lay.right_actuators
+            first.lidar_sites = lay.lidar_sites
 
 
 def to_mjcf(world: WorldSpec) -> tuple[str, Layout]:

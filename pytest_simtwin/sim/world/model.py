@@ -213,6 +213,19 @@ class DiffDriveSpec:
     min_angular_jerk: float = -INF
     max_angular_jerk: float = INF
     origin: str = ""
+    #: the command type its clients send: gz DiffDrive Twist; ros2_control on Jazzy+ TwistStamped.
+    cmd_vel_type: str = "twist"
+    #: which controller it is ("gz DiffDrive", "diff_drive_controller", ...), for messages and features.
+    kind: str = "gz DiffDrive"
+    #: odom -> base transform on /tf (gz DiffDrive: its tf_topic; diff_drive_controller: enable_odom_tf).
+    publish_tf: bool = False
+    #: where that transform goes (gz: <tf_topic>, default /model/<name>/tf; ROS plugins: /tf)
+    tf_topic: str = ""
+    #: diff_drive_controller's calibration: the radius the controller assumes per side is radius * multiplier.
+    left_radius_multiplier: float = 1.0
+    right_radius_multiplier: float = 1.0
+    #: diff_drive_controller open_loop: odometry integrates the (limited) commands instead of the wheels.
+    open_loop: bool = False
 
 
 @dataclass
@@ -255,11 +268,16 @@ class WorldSpec:
     spherical: tuple[float, float, float, float] | None = None
 
     @property
+    def robots(self) -> list[ModelSpec]:
+        """Every model carrying a DiffDrive (or ros2_control diff-drive) controller, in file order."""
+        return [m for m in self.models if m.diff_drive is not None]
+
+    @property
     def robot(self) -> ModelSpec:
-        """The one model carrying a DiffDrive plugin (the loader guarantees exactly one)."""
-        robots = [m for m in self.models if m.diff_drive is not None]
-        if len(robots) != 1:
-            raise ValueError(f"expected exactly one DiffDrive model in world {self.name!r}, found {len(robots)}")
+        """The primary robot: the first DiffDrive model (the loader guarantees at least one)."""
+        robots = self.robots
+        if not robots:
+            raise ValueError(f"expected a DiffDrive model in world {self.name!r}, found none")
         return robots[0]
 
     def warn(self, message: str) -> None:

@@ -85,6 +85,9 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             child_frame_id=text(element, "robot_base_frame", "base_footprint"),
             odom_publish_frequency=number(element, "update_rate", number(element, "publish_rate", 50.0)),
             origin=element.where,
+            kind="gazebo_ros_diff_drive",
+            publish_tf=text(element, "publish_odom_tf", "true").strip().lower() in ("true", "1"),
+            tf_topic="/tf",
         )
         if element.find("max_wheel_acceleration") is not None or element.find("max_wheel_torque") is not None:
             warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_acceleration/torque are not simulated")
@@ -100,6 +103,8 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             child_frame_id=text(element, "child_frame_id", f"{model.name}/{canonical}"),
             odom_publish_frequency=number(element, "odom_publish_frequency", 50.0),
             origin=element.where,
+            publish_tf=True,
+            tf_topic=text(element, "tf_topic", f"/model/{model.name}/tf"),
         )
         _limits(element, spec)
     # gz-transport resolves relative topic names against "/"; keep them absolute for ROS.
@@ -111,19 +116,31 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
     return spec
 
 
-def _classic_topic(element: Element, name: str, default: str) -> str:
-    """gazebo_ros plugins rename topics with ``<ros><remapping>NAME:=TOPIC</remapping>``."""
+def _classic_topic(element: Element, name: str, default: str, node: str = "") -> str:
+    """The ROS name a gazebo_ros plugin uses for its topic ``name`` (relative, or ``~/name`` private to
+    the plugin's node ``node``): ``<ros><namespace>``, ``<remapping>NAME:=TOPIC</remapping>`` and
+    ``<argument>~/out:=scan</argument>`` (also ``--ros-args -r ...``) resolved as rcl resolves them."""
     ros = element.find("ros")
     namespace = ""
+    rules: list[tuple[str, str]] = []
     if ros is not None:
-        namespace = text(ros, "namespace", "").rstrip("/")
-        for remap in ros.findall("remapping"):
-            src, _, dst = remap.text.partition(":=")
-            if src.strip().lstrip("~/") == name and dst:
-                default = dst.strip()
+        namespace = text(ros, "namespace", "").strip().rstrip("/")
+        if namespace and not namespace.startswith("/"):
+            namespace = "/" + namespace
+        for child in [*ros.findall("remapping"), *ros.findall("argument")]:
+            for token in child.text.split():
+                src, sep, dst = token.partition(":=")
+                if sep and dst:
+                    rules.append((src.strip(), dst.strip()))
+    private = f"{namespace}/{node}" if node else namespace
+    for src, dst in rules:
+        if src in (name, f"~/{name}", f"{private}/{name}", f"{namespace}/{name}"):
+            default = dst
     if default.startswith("/"):
         return default
-    return f"{namespace}/{default}" if namespace else f"/{default}"
+    if default.startswith("~/"):
+        return f"{private}/{default[2:]}"
+    return f"{namespace}/{default}"
 
 
 def check_diff_drive_joints(spec: DiffDriveSpec, model: ModelSpec) -> None:
@@ -187,10 +204,15 @@ def parse_lidar(sensor: Element, link: str, model: str, world: str, warn: list[s
         mean, stddev = number(noise, "mean", 0.0), number(noise, "stddev", 0.0)
     topic = text(sensor, "topic", f"/world/{world}/model/{model}/link/{link}/sensor/{name}/scan")
     frame = text(sensor, "gz_frame_id", text(sensor, "frame_id", link))
-    for plugin in sensor.findall("plugin"):  # classic gazebo_ros_ray_sensor
+    for plugin in sensor.findall("plugin"):  # classic gazebo_ros_ray_sensor: publishes ~/out of its node
         if "ray_sensor" in plugin.attrib.get("filename", ""):
-            topic = _classic_topic(plugin, "out", topic)
+            topic = _classic_topic(plugin, "out", "~/out", plugin.attrib.get("name", "gazebo_ros_ray_sensor"))
             frame = text(plugin, "frame_name", frame)
+            output = text(plugin, "output_type", "sensor_msgs/LaserScan")
+            if output.replace("/msg/", "/") != "sensor_msgs/LaserScan":
+                warn.append(
+                    f"{plugin.where}: lidar {name!r} output_type {output} is published as sensor_msgs/LaserScan"
+                )
         else:
             warn.append(f"{plugin.where}: sensor plugin {plugin.attrib.get('filename', '')!r} is not simulated")
     pose, _ = sdf_pose(sensor.find("pose"))

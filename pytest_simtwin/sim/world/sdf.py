@@ -31,6 +31,7 @@ from pytest_simtwin.sim.world.plugins import (
     plugin_kind,
 )
 from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD, check_mesh
+from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.sensors import nested as nested_sensor
 from pytest_simtwin.sim.world.urdf import load_urdf
@@ -84,19 +85,6 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
             raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
         check_no_user_robot(world, path)
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
-    elif len(robots) > 1:
-        # One robot is driven per simulator for now: the first, like a user who commands one of them;
-        # the others stay in the world as passive models (their wheels roll freely), said at load time.
-        for other in robots[1:]:
-            assert other.diff_drive is not None
-            ctx.warn(
-                f"{other.diff_drive.origin}: a second DiffDrive robot {other.name!r}; only the first, "
-                f"{robots[0].name!r}, is driven (the others are passive models)"
-            )
-            other.diff_drive = None
-        robots = robots[:1]
-        if robot_pose is not None:
-            robots[0].pose = robot_pose
     elif robot_pose is not None:
         robots[0].pose = robot_pose
     if robots[0] not in world.models:
@@ -342,16 +330,18 @@ def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
 
 def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
     kind = plugin_kind(plugin)
-    if kind in ("diff_drive", "classic_diff_drive"):
+    if kind in ("diff_drive", "classic_diff_drive", "ros2_control"):
         if model.diff_drive is not None:
             raise ModelError(
                 f"{plugin.where}: model {model.name!r} has a second DiffDrive plugin (first at "
                 f"{model.diff_drive.origin}); expected one."
             )
-        model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
+        if kind == "ros2_control":  # an SDF has no <ros2_control> block: the controller YAML says it all
+            base = model.source.parent if model.source else None
+            model.diff_drive = parse_ros2_control(plugin, model, ctx.resolver, base, ctx.warnings)
+        else:
+            model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
     elif kind != "infrastructure":
-        if kind == "ros2_control":
-            ctx.ros2_control[model.name] = plugin.where
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
 
 

@@ -17,11 +17,12 @@ from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
 from pytest_simtwin.sim.world.resources import check_mesh
+from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.values import floats
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
 
-_KNOWN_ROBOT = {"link", "joint", "gazebo", "material"}
+_KNOWN_ROBOT = {"link", "joint", "gazebo", "material", "ros2_control"}
 _JOINT_KINDS = {"revolute": "revolute", "continuous": "continuous", "prismatic": "prismatic", "fixed": "fixed"}
 
 
@@ -116,8 +117,13 @@ def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
 
     for link in model.links:
         link.pose = pose_of(link.name)
+    ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
     for gz in root.findall("gazebo"):
         _gazebo(gz, model, ctx)
+    if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
+        ctx.warn(
+            f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
+        )
     for link in model.links:
         model.lidars.extend(link.sensors)
         model.devices.extend(link.devices)
@@ -225,13 +231,16 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
     for child in gz.children:
         if child.tag == "plugin":
             kind = plugin_kind(child)
-            if kind in ("diff_drive", "classic_diff_drive"):
+            if kind in ("diff_drive", "classic_diff_drive", "ros2_control"):
                 if model.diff_drive is not None:
                     raise ModelError(f"{child.where}: a second DiffDrive plugin in {model.name!r}; expected one.")
-                model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
-            elif kind != "infrastructure":
                 if kind == "ros2_control":
-                    ctx.ros2_control[model.name] = child.where
+                    base = model.source.parent if model.source else None
+                    blocks = ctx.ros2_control_blocks
+                    model.diff_drive = parse_ros2_control(child, model, ctx.resolver, base, ctx.warnings, blocks)
+                else:
+                    model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
+            elif kind != "infrastructure":
                 ctx.warn(
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
