@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_simtwin import faults
 from pytest_simtwin.helpers.assertions import assert_robot_stopped
 
 STOP_DISTANCE = 0.5  # m
@@ -61,3 +62,22 @@ def test_turning_away_is_still_allowed(robot, sim, safety_stop):
     # ~1 rad; the exact angle depends on how fast the node relays the final zero (wall-clock latency)
     assert 0.6 < truth.yaw < 1.6, f"turned {truth.yaw:.2f} rad for a 1 rad turn command"
     assert truth.x == pytest.approx(2.0, abs=0.02), "turning in place moved the robot"
+
+
+@pytest.mark.simtwin(rtf=0.5)
+@pytest.mark.parametrize(
+    "scan_timeout",
+    [0.3, pytest.param(0.0, marks=pytest.mark.xfail(strict=True, reason="a node without a watchdog drives on blind"))],
+    ids=["watchdog", "naive"],
+)
+def test_stops_when_the_scans_stop(robot, sim, safety_stop, scan_timeout):
+    """Robustness: the lidar goes silent 1 s into a 3 s drive; the node must stop the robot within 0.5 s."""
+    sim.set_pose(x=-2.0, y=0.0, yaw=0.0)  # open floor ahead: only the fault can stop it
+    safety_stop(stop_distance=STOP_DISTANCE, scan_timeout=scan_timeout)
+    t0 = robot.sim_time()
+    sim.inject(faults.sensor_blackout("/scan", at=t0 + 1.0))
+    robot.send_velocity(0.4, 0.0, 3.0, topic="/cmd_vel_in")  # 1.2 m if nothing stops it
+    travelled = robot.ground_truth.x + 2.0
+    # 1 s at 0.4 m/s before the blackout, then at most 0.5 s (watchdog 0.3 s + relay) and braking
+    assert travelled < 0.4 * 1.5 + 0.1, f"drove {travelled:.2f} m: the robot went on without scans"
+    assert travelled > 0.3, "it should have driven until the scans stopped"

@@ -27,8 +27,12 @@ class SafetyStop(Node):
         input_topic = str(self.declare_parameter("input_topic", "/cmd_vel_in").value)
         output_topic = str(self.declare_parameter("output_topic", "/cmd_vel").value)
         scan_topic = str(self.declare_parameter("scan_topic", "/scan").value)
+        # Watchdog: no scan for this long (sim seconds with use_sim_time) means blind: stop. 0 disables it.
+        self.scan_timeout = float(self.declare_parameter("scan_timeout", 0.3).value)
         self.distance_ahead = math.inf
         self.have_scan = False
+        self.last_scan_at: float | None = None
+        self.stale = False
         self.last_cmd = Twist()
         self.blocked = False
         self.pub = self.create_publisher(Twist, output_topic, 10)
@@ -36,13 +40,30 @@ class SafetyStop(Node):
         self.create_subscription(Twist, input_topic, self.on_cmd, 10)
         # Best effort matches both reliable and best-effort lidar publishers.
         self.create_subscription(LaserScan, scan_topic, self.on_scan, qos_profile_sensor_data)
+        if self.scan_timeout > 0:
+            self.create_timer(min(self.scan_timeout / 3, 0.05), self.watchdog)
         self.get_logger().info(
-            f"stop_distance {self.stop_distance:.2f} m, sector +/-{math.degrees(self.half_angle):.0f} deg, "
+            f"stop_distance {self.stop_distance:.2f} m, scan timeout {self.scan_timeout:.2f} s, sector +/-{math.degrees(self.half_angle):.0f} deg, "
             f"{input_topic} -> {output_topic}, scan {scan_topic}"
         )
 
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def watchdog(self) -> None:
+        """Scans stopped (sensor fault, crashed driver): what is ahead is unknown, so forward motion stops."""
+        if self.last_scan_at is None or self.stale:
+            return
+        if self.now() - self.last_scan_at > self.scan_timeout:
+            self.stale = True
+            self.get_logger().warning(f"no scan for {self.scan_timeout:.2f} s: stopping until scans return")
+            self.state_pub.publish(Bool(data=True))
+            self.send(self.last_cmd)
+
     def on_scan(self, scan: LaserScan) -> None:
         self.have_scan = True
+        self.last_scan_at = self.now()
+        self.stale = False
         self.distance_ahead = min_range_ahead(
             scan.ranges, scan.angle_min, scan.angle_increment, self.half_angle, scan.range_min, scan.range_max
         )
@@ -61,7 +82,7 @@ class SafetyStop(Node):
 
     def send(self, cmd: Twist) -> None:
         # Without a scan yet nothing is known about what is ahead: only turning is safe.
-        distance = self.distance_ahead if self.have_scan else 0.0
+        distance = self.distance_ahead if self.have_scan and not self.stale else 0.0
         linear, angular = gate(cmd.linear.x, cmd.angular.z, distance, self.stop_distance)
         out = Twist()
         out.linear.x = linear
