@@ -113,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         doc = merge_metrics(inputs)
         records = [TestRecord.from_dict(t) for t in doc["tests"]]
         title = f"pytest-simtwin: {len(records)} tests from {len(inputs)} shards"
-        atomic_write_text(output, standalone(records, title=title, source=", ".join(str(p) for p in inputs)))
+        page = standalone(
+            records, title=title, source=", ".join(str(p) for p in inputs), report_dir=output.absolute().parent
+        )
+        atomic_write_text(output, page)
         print(f"simtwin merge: HTML report of {len(records)} tests from {len(inputs)} files -> {output}")
     elif suffix == ".xml":
         atomic_write_text(output, merge_junit(inputs))
