@@ -102,7 +102,8 @@ def run_report(args: argparse.Namespace) -> int:
     records = read_run(metrics).records
     output: Path = args.output or metrics.with_suffix(".html")
     page = standalone(
-        records, title=args.title, source=str(metrics), report_dir=output.absolute().parent, extra_sections=sections
+        records, title=args.title, source=str(metrics), report_dir=output.absolute().parent, extra_sections=sections,
+        png={"failed": None, "all": True, "none": False}[args.png],
     )
     atomic_write_text(output, page)
     dashboard.write_step_summary(records)
@@ -136,6 +137,12 @@ def register(subparsers: Any) -> None:
         type=Path,
         metavar="DIR",
         help="folder of earlier metrics JSON files: adds metric trends and outcome changes (new failures, fixed, flaky)",
+    )
+    r.add_argument(
+        "--png",
+        choices=("failed", "all", "none"),
+        default="failed",
+        help="static PNG plots for which tests (default: failed; every test gets interactive SVG plots)",
     )
     r.add_argument("--last", type=int, default=20, metavar="N", help="runs of the history to show (default 20)")
     r.add_argument("--title", default="pytest-simtwin report")
