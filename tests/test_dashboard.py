@@ -165,6 +165,11 @@ def test_bundle_links_are_relative_to_the_report(tmp_path: Path) -> None:
     assert links["simulator log"].endswith("/simulator.log") and links["log node-planner.log"]
     for href in links.values():
         assert (tmp_path / "reports" / href).exists(), href
+    # a metrics file downloaded from CI names the runner's paths: the bundle beside the file is used
+    moved = record("t.py::test_bad", "failed")
+    moved.artifacts = {"bundle": "/home/runner/work/p/p/simtwin-artifacts/failures/t.py--test_bad"}
+    dashboard.relocate_artifacts([moved], tmp_path / "metrics.json")
+    assert moved.artifacts["bundle"] == str(bundle)
     card = dashboard.failure_card(rec, tmp_path / "reports")
     assert "ros2 bag play ../simtwin-artifacts/failures/t.py--test_bad/bag" in card
     assert "cd /p &amp;&amp; python -m pytest t.py::test_bad" in card

@@ -107,11 +107,17 @@ def run(args: argparse.Namespace) -> int:
         detail = "; ".join(f"{s['path']}: {s['tests']}" for s in doc["merged_from"])
         print(f"simtwin merge: {summary['tests']} tests ({outcomes}) from {len(inputs)} files -> {output} [{detail}]")
     elif suffix in (".html", ".htm"):
+        from pytest_simtwin.results.dashboard import relocate_artifacts
         from pytest_simtwin.results.html import standalone
-        from pytest_simtwin.results.records import TestRecord
+        from pytest_simtwin.results.records import load_metrics_file
 
-        doc = merge_metrics(inputs)
-        records = [TestRecord.from_dict(t) for t in doc["tests"]]
+        merge_metrics(inputs)  # the duplicate check
+        records = []
+        for path in inputs:  # per input: its bundles are found next to it (a downloaded CI artifact)
+            recs = load_metrics_file(path)
+            relocate_artifacts(recs, path)
+            records += recs
+        records.sort(key=lambda r: r.nodeid)
         title = f"pytest-simtwin: {len(records)} tests from {len(inputs)} shards"
         page = standalone(
             records, title=title, source=", ".join(str(p) for p in inputs), report_dir=output.absolute().parent

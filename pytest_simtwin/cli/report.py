@@ -100,6 +100,7 @@ def run_report(args: argparse.Namespace) -> int:
     if metrics is None:
         raise DataError("nothing to report: give a metrics JSON file, or --history DIR holding metrics files")
     records = read_run(metrics).records
+    dashboard.relocate_artifacts(records, metrics)
     output: Path = args.output or metrics.with_suffix(".html")
     page = standalone(
         records, title=args.title, source=str(metrics), report_dir=output.absolute().parent, extra_sections=sections,

@@ -98,6 +98,27 @@ def rel(path: str | Path, report_dir: Path | None) -> str:
         return p.as_posix()
 
 
+def relocate_artifacts(records: Iterable[TestRecord], metrics_file: Path) -> None:
+    """Point artifact paths that do not exist here at the same files next to ``metrics_file``.
+
+    A metrics file downloaded from CI (or a shard's, merged elsewhere) names the runner's absolute
+    paths; its ``simtwin-artifacts/`` folder usually sits beside it: the longest path tail that
+    exists under the file's folder wins.
+    """
+    base = metrics_file.absolute().parent
+    for rec in records:
+        for key in ("bundle", "bag", "simulator_log"):
+            value = rec.artifacts.get(key)
+            if not value or Path(value).exists():
+                continue
+            parts = Path(value).parts
+            for i in range(1, len(parts)):
+                candidate = base.joinpath(*parts[i:])
+                if candidate.exists():
+                    rec.artifacts[key] = str(candidate)
+                    break
+
+
 def bundle_links(rec: TestRecord, report_dir: Path | None) -> list[tuple[str, str]]:
     """(label, relative href) of a failing test's bundle files: MCAP, simulator log, node logs, rerun.sh, plots."""
     folder = rec.artifacts.get("bundle")

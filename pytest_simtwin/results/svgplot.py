@@ -26,7 +26,7 @@ _CMD = "#ff7f0e"
 _BASE = "#999"
 
 
-def _r(v: float, digits: int = 4) -> str:
+def _r(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}f}".rstrip("0").rstrip(".") if math.isfinite(v) else "0"
 
 
@@ -115,8 +115,8 @@ def trajectory_svg(
     data = {
         "kind": "traj",
         "t": [round(v, 3) for v in _finite(traj.get("t", []))],
-        "x": [round(v, 4) for v in xs],
-        "y": [round(v, 4) for v in ys],
+        "x": [round(v, 3) for v in xs],
+        "y": [round(v, 3) for v in ys],
         "yaw": [round(v, 3) for v in _finite(traj.get("yaw", []))],
         **_command(rec.trajectory),
     }
@@ -206,7 +206,7 @@ def velocity_svg(rec: TestRecord, size: tuple[int, int] = (420, 150)) -> str:
             shapes += _polyline(t[: len(meas)], meas, _ODOM, 1.2)
         shapes += '<line class="st-cursor" stroke="#000" vector-effect="non-scaling-stroke" visibility="hidden"/>'
         data = {"kind": "vel", "unit": unit, "t": [round(v, 3) for v in t[: len(meas)]],
-                "v": [round(v, 4) for v in meas], "ct": cmd["ct"], "c": cmd[ckey]}  # fmt: skip
+                "v": [round(v, 3) for v in meas], "ct": cmd["ct"], "c": cmd[ckey]}  # fmt: skip
         legend = [("measured", _ODOM), ("commanded", _CMD)]
         title = f"{label} velocity [{unit}] {_r(v0, 3)}…{_r(v1, 3)}, t {_r(t0, 2)}…{_r(t1, 2)} s"
         out.append(_frame(size[0], size[1], box, shapes, data, legend, "none", rec.nodeid, title))
