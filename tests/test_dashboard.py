@@ -21,6 +21,7 @@ import pytest
 
 from pytest_simtwin.cli import main
 from pytest_simtwin.results import dashboard, history
+from pytest_simtwin.results.html import standalone
 from pytest_simtwin.results.metrics import MetricRecord
 from pytest_simtwin.results.records import ResultsCollector, TestRecord
 
@@ -352,3 +353,31 @@ def test_report_cli_without_metrics_needs_history(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert code.returncode != 0 and "nothing to report" in code.stderr
+
+
+@needs_chromium
+def test_plot_hover_and_zoom_in_chromium(tmp_path: Path) -> None:
+    """The inline script answers a mouse move over a plot with the values there, and the wheel zooms."""
+    rec = record("t.py::test_a")
+    rec.trajectory.update(cmd_t=[0.0, 1.5], cmd_vx=[0.5, 0.0], cmd_wz=[0.0, 0.0], vx=[0.5, 0.5, 0.0], wz=[0.0] * 3)
+    page = tmp_path / "r.html"
+    script = """<script>
+    var svgs = document.querySelectorAll('.simtwin svg.st-plot');  // the test block's: trajectory, vx, wz
+    function at(svg, fx, fy, type, extra) {
+      var r = svg.querySelector('.st-area').getBoundingClientRect();
+      var init = Object.assign({clientX: r.left + r.width * fx, clientY: r.top + r.height * fy, bubbles: true,
+                                cancelable: true}, extra || {});
+      svg.dispatchEvent(type === 'wheel' ? new WheelEvent(type, init) : new MouseEvent(type, init));
+    }
+    at(svgs[0], 0.5, 0.5, 'mousemove');
+    at(svgs[1], 0.9, 0.5, 'mousemove');
+    at(svgs[0], 0.5, 0.5, 'wheel', {deltaY: -100});
+    </script></body>"""
+    page.write_text(standalone([rec]).replace("</body>", script))
+    dom = _chromium("--dump-dom", page.as_uri())
+    hovers = [h.split("</text>")[0] for h in dom.split('class="st-hover" x="4" y="12">')[1:]]
+    assert hovers[0].startswith("t ") and " yaw " in hovers[0] and "cmd 0.50 m/s" in hovers[0], hovers
+    assert hovers[1].startswith("t 2.00 s  measured 0.000  commanded 0.000 m/s"), hovers
+    original = dom.split('data-vb="')[1].split('"')[0]
+    zoomed = dom.split('class="st-area"')[1].split('viewBox="')[1].split('"')[0]
+    assert float(zoomed.split()[2]) == pytest.approx(0.8 * float(original.split()[2]), rel=1e-3)
