@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from pytest_simtwin.cli import main
+from pytest_simtwin.errors import DomainError, SimulatorDiedError, SimulatorStartError
+from pytest_simtwin.plugin.reporting import infra_reason
 from pytest_simtwin.results import dashboard, history
 from pytest_simtwin.results.html import standalone
 from pytest_simtwin.results.metrics import MetricRecord
@@ -229,6 +231,32 @@ def test_history_trends_and_outcome_changes(tmp_path: Path) -> None:
     assert 'data-kind="flaky"><b>flaky</b> (1): <a href="#t-t-py--f">' in text
 
 
+class _Report:
+    def __init__(self, when: str, infra: bool = False) -> None:
+        self.when, self.failed = when, True
+        if infra:
+            self.simtwin_infra = True
+
+
+class _ExcInfo:
+    def __init__(self, exc: BaseException) -> None:
+        self.value = exc
+
+
+def test_infra_reason_tells_infrastructure_from_test_failures() -> None:
+    start = SimulatorStartError("waited 30.0 s for /odom. Expected the simulator to publish /odom within 30.0 s")
+    assert infra_reason(_Report("setup"), _ExcInfo(start), None).startswith("simulator timed out starting: waited")  # type: ignore[arg-type]
+    never = SimulatorStartError("the simulator exited before it published anything")
+    assert infra_reason(_Report("setup"), _ExcInfo(never), None).startswith("simulator never became ready")  # type: ignore[arg-type]
+    died = SimulatorDiedError("the embedded simulator exited with code -9 before the test started")
+    assert infra_reason(_Report("setup"), _ExcInfo(died), None).startswith("simulator died before the test")  # type: ignore[arg-type]
+    assert infra_reason(_Report("setup"), _ExcInfo(DomainError("no free ROS_DOMAIN_ID")), None).startswith("DomainError")  # type: ignore[arg-type]
+    assert infra_reason(_Report("call", infra=True), None, None) == "simulator died during the test"  # type: ignore[arg-type]
+    # the test's own failures are not infrastructure
+    assert infra_reason(_Report("call"), _ExcInfo(AssertionError("too slow")), None) == ""  # type: ignore[arg-type]
+    assert infra_reason(_Report("setup"), _ExcInfo(RuntimeError("fixture broke")), None) == ""  # type: ignore[arg-type]
+
+
 # -- real runs --------------------------------------------------------------------------------------
 SUITE = """
     import os, signal
@@ -332,7 +360,9 @@ def test_merged_shards_show_the_same_summary(pytester: pytest.Pytester, monkeypa
     for k in (1, 2):
         pytester.runpytest_subprocess(*base, f"--simtwin-shard={k}/2", f"--simtwin-metrics-json=s{k}.json")
     assert main(["report", str(pytester.path / "all.json"), "-o", str(pytester.path / "all.html")]) == 0
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "merge_summary.md"))
     assert main(["merge", "-o", str(pytester.path / "merged.html"), "s1.json", "s2.json"]) == 0
+    assert "**1** failed · **1** infrastructure error(s) · **1** passed" in (pytester.path / "merge_summary.md").read_text()
     merged_page = pytester.path / "merged.html"
     whole, merged = dash((pytester.path / "all.html").read_text()), dash(merged_page.read_text())
     _check_dashboard(merged, pytester.path)

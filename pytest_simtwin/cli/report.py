@@ -107,7 +107,6 @@ def run_report(args: argparse.Namespace) -> int:
         png={"failed": None, "all": True, "none": False}[args.png],
     )
     atomic_write_text(output, page)
-    dashboard.write_step_summary(records)
     print(f"simtwin report: {len(records)} tests -> {output} ({len(page.encode()) / 1e6:.2f} MB)", file=sys.stderr)
     return 0
 
