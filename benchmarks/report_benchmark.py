@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -71,6 +72,36 @@ def synthetic(i: int, n_points: int = 600) -> TestRecord:
     return slim(rec)  # what a metrics file holds
 
 
+PYTEST_HTML_SUITE = """
+import sys
+import pytest
+from pytest_simtwin.results.records import record_for
+sys.path.insert(0, {bench!r})
+from report_benchmark import synthetic
+
+@pytest.mark.parametrize("i", range({n}))
+def test_drive(request, i):
+    rec = record_for(request.node)
+    syn = synthetic(i)
+    rec.trajectory, rec.obstacles, rec.sim_duration = syn.trajectory, syn.obstacles, syn.sim_duration
+    for m in syn.metrics:
+        rec.add_metric(m)
+    assert not syn.outcome == "failed", "the robot did not get far enough"
+"""
+
+
+def pytest_html_run(n: int, tmp: Path) -> tuple[float, float]:
+    """(MB, seconds) of a real ``pytest -n 2 --html`` run whose tests carry the synthetic records."""
+    import sys
+
+    (tmp / "test_fleet.py").write_text(PYTEST_HTML_SUITE.format(bench=str(HERE), n=n))
+    (tmp / "pytest.ini").write_text("[pytest]\n")
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--html=r.html", "--self-contained-html"]
+    subprocess.run(cmd, cwd=tmp, capture_output=True, check=False, timeout=600)
+    return (tmp / "r.html").stat().st_size / 1e6, time.perf_counter() - t0
+
+
 def timed(fn: object, repeat: int = 3) -> tuple[float, str]:
     times, out = [], ""
     for _ in range(repeat):
@@ -107,6 +138,9 @@ def main() -> int:
             rows.append((f"`simtwin report`, {label}", f"{mb:.2f} MB", f"render {secs:.2f} s" + (
                 f", Chromium load + scripts {load:.2f} s" if load is not None else "")))  # fmt: skip
             print(f"{label}: {mb:.2f} MB, rendered in {secs:.2f} s, chromium {load}")
+        mb, secs = pytest_html_run(args.tests, Path(tmp))
+        rows.append((f"pytest-html report of a real `pytest -n 2` run ({args.tests} tests with these records)", f"{mb:.2f} MB", f"whole run {secs:.1f} s"))
+        print(f"pytest-html: {mb:.2f} MB, run {secs:.1f} s")
         secs, summary = timed(lambda: dashboard.summary_html(records, Path(tmp)))
         mb = len(summary.encode()) / 1e6
         rows.append(("dashboard section alone (what the pytest-html summary adds)", f"{mb:.2f} MB", f"render {secs:.2f} s"))
@@ -123,7 +157,9 @@ def write_section(n: int, rows: list[tuple[str, str, str]]) -> None:
         "",
         f"`benchmarks/report_benchmark.py --tests {n}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
         f"{n} synthetic tests as a metrics file holds them (600-point trajectories, 3 metrics with baseline verdicts,"
-        " 2 obstacles; 10 failing, 2 infrastructure errors, 5 regressions). Budget: ~5 MB for 100 tests.",
+        " 2 obstacles; 10 failing, 2 infrastructure errors, 5 regressions). Budget: ~5 MB for 100 tests."
+        f" Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: times inflated;"
+        " the Chromium time includes starting the browser).",
         "",
         "| what | size | time |",
         "| --- | --- | --- |",

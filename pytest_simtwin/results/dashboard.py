@@ -125,13 +125,15 @@ def bundle_links(rec: TestRecord, report_dir: Path | None) -> list[tuple[str, st
     if not folder:
         return []
     base = Path(folder)
+    if not base.is_dir():  # e.g. a metrics file copied without its artifacts: say so, link nothing that is not there
+        return [("bundle folder (not found next to this report)", rel(base, report_dir) + "/")]
     links: list[tuple[str, str]] = []
     mcaps = sorted((base / "bag").glob("*.mcap")) if (base / "bag").is_dir() else []
     for f in mcaps:
         links.append((f"MCAP {f.name}", rel(f, report_dir)))
     if (base / "bag").is_dir():
         links.append(("bag folder", rel(base / "bag", report_dir) + "/"))
-    names = sorted(p.name for p in base.iterdir()) if base.is_dir() else ["simulator.log", "rerun.sh"]
+    names = sorted(p.name for p in base.iterdir())
     for name in names:
         if name == "simulator.log":
             links.append(("simulator log", rel(base / name, report_dir)))
@@ -270,7 +272,8 @@ def timings_table(records: Sequence[TestRecord]) -> str:
                 _td("-" if rec.domain_id is None else str(rec.domain_id), _f(rec.domain_id)),
             ]
         )
-    header = ["test", "outcome", "sim [s]", "wall [s]", "speed-up (sim/wall)", "simulator start [s]", "worker", "ROS domain"]
+    header = ["test", "outcome", "sim [s]", "wall [s]", "speed-up (sim/wall)", "simulator start (setup) [s]", "worker",
+              "ROS domain"]  # fmt: skip
     return _table("st-timings", header, rows)
 
 
