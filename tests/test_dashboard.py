@@ -44,6 +44,7 @@ class Dash(HTMLParser):
         self.cards: list[dict[str, str]] = []  # {"nodeid", "kind", "text"}
         self.links: list[str] = []  # bundle hrefs
         self.gallery: list[str] = []
+        self.anchors: list[str] = []  # every in-page link to a test
         self.tables: dict[str, list[list[str]]] = {}
         self.data_v = 0
         self.in_dashboard = False
@@ -70,6 +71,8 @@ class Dash(HTMLParser):
             self._count = a["data-kind"]
         if tag == "a" and self._inside("st-links"):
             self.links.append(a.get("href", ""))
+        if tag == "a" and a.get("href", "").startswith("#t-"):
+            self.anchors.append(a["href"])
         if tag == "a" and self._inside("st-gallery"):
             self.gallery.append(a.get("href", ""))
         if tag == "table" and self._inside("st-dash"):
@@ -151,6 +154,8 @@ def test_margin_reason_and_infra_counts() -> None:
     d = dash(dashboard.summary_html(recs, None))
     assert d.counts == {"failed": 1, "infra": 1, "passed": 1}
     assert [(c["kind"], c["nodeid"]) for c in d.cards] == [("fail", "t.py::test_bad"), ("infra", "t.py::test_died")]
+    plain = dashboard.summary_html([*recs, TestRecord("t.py::test_plain", outcome="passed")], None)
+    assert "t.py::test_plain" in plain and 'href="#t-t-py--test-plain"' not in plain  # no block: no dead link
     # sorted by margin: the failing metric first
     assert d.tables["st-metrics"][1][0] == "t.py::test_bad"
 
@@ -318,6 +323,7 @@ def _check_dashboard(d: Dash, report_dir: Path) -> None:
     assert timings["test_robot.py::test_drives"][4].endswith("×")
     assert any(r[5] != "-" for r in timings.values())  # some test started its simulator
     assert d.gallery and all(h.startswith("#t-") and h[1:] in d.ids for h in d.gallery), (d.gallery, d.ids)
+    assert all(h[1:] in d.ids for h in d.anchors), (d.anchors, d.ids)  # every link to a test lands on its block
     assert any(h.endswith(".mcap") for h in d.links), d.links
     for href in d.links:
         assert not href.startswith("/") and (report_dir / href).exists(), href

@@ -161,8 +161,13 @@ def _td(text: str, value: float | None = None, cls: str = "", raw: bool = False)
     return f"<td{attrs}>{text if raw else html.escape(text)}</td>"
 
 
-def _test_link(nodeid: str) -> str:
-    return f'<a href="#{anchor(nodeid)}">{html.escape(nodeid)}</a>'
+def has_block(rec: TestRecord) -> bool:
+    """Whether the test has a block to link to (pytest-html gets extras only for these)."""
+    return bool(rec.metrics or rec.trajectory or rec.baseline or rec.artifacts)
+
+
+def _test_link(nodeid: str, linked: bool = True) -> str:
+    return f'<a href="#{anchor(nodeid)}">{html.escape(nodeid)}</a>' if linked else html.escape(nodeid)
 
 
 def failure_card(rec: TestRecord, report_dir: Path | None) -> str:
@@ -170,7 +175,7 @@ def failure_card(rec: TestRecord, report_dir: Path | None) -> str:
     infra = category(rec) == INFRA
     parts = [
         f'<div class="st-fail{" st-infra" if infra else ""}" data-nodeid="{html.escape(rec.nodeid, quote=True)}">',
-        f"<h3>{_test_link(rec.nodeid)} <small>({'infrastructure error' if infra else rec.outcome})</small></h3>",
+        f"<h3>{_test_link(rec.nodeid, has_block(rec))} <small>({'infrastructure error' if infra else rec.outcome})</small></h3>",
         f'<div class="st-reason">{html.escape(reason(rec))}</div>',
     ]
     if rec.message and rec.message.strip() != reason(rec):
@@ -262,7 +267,7 @@ def timings_table(records: Sequence[TestRecord]) -> str:
         speed = rec.sim_duration / rec.wall_duration if rec.sim_duration and rec.wall_duration > 0 else None
         rows.append(
             [
-                _td(_test_link(rec.nodeid), raw=True),
+                _td(_test_link(rec.nodeid, has_block(rec)), raw=True),
                 _td(category(rec), cls=f"st-o-{category(rec)}"),
                 _td(f"{rec.sim_duration:.2f}" if rec.sim_duration else "-", rec.sim_duration or None),
                 _td(f"{rec.wall_duration:.2f}", rec.wall_duration),

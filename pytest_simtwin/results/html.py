@@ -189,7 +189,7 @@ def html_extras(rec: TestRecord, images: Mapping[str, bytes] | None = None) -> l
         from pytest_html import extras
     except ImportError:
         return []
-    if not (rec.metrics or rec.trajectory or rec.baseline or rec.artifacts):
+    if not dashboard.has_block(rec):
         return []
     return [extras.html(test_block(rec, images))]
 
