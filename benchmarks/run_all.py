@@ -173,9 +173,18 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         "Per script: " + ", ".join(f"{d['script']} {d['elapsed_s']:.0f} s" for d in docs) + ".",
         "",
     ]
+    lines += _kept_sections(path)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(path)
+
+
+def _kept_sections(path: Path) -> list[str]:
+    """Sections other scripts write between ``<!-- name -->`` and ``<!-- /name -->`` (report_benchmark.py): kept."""
+    import re
+
+    old = path.read_text() if path.exists() else ""
+    return [m.group(0) + "\n" for m in re.finditer(r"<!-- (\w+) -->.*?<!-- /\1 -->", old, re.S)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,7 @@ def test_report_command_writes_a_self_contained_page(tmp_path: Path) -> None:
     src = metrics_file(tmp_path / "m.json", 0.5)
     out = tmp_path / "sub" / "report.html"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_simtwin.cli", "report", str(src), "-o", str(out)],
+        [sys.executable, "-m", "pytest_simtwin.cli", "report", str(src), "-o", str(out), "--png", "all"],
         capture_output=True,
         text=True,
         timeout=120,

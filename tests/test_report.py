@@ -108,7 +108,10 @@ def test_block_has_plots_metrics_and_baseline_tables() -> None:
     ]
     rec.baseline_verdict = "regression"
     rec.baseline_trajectory = {"x": [0.0, 1.1], "y": [0.0, 0.0]}
-    doc = parse(report.test_block(rec))
+    assert parse(report.test_block(rec)).images == []  # a passing test: inline SVG plots only
+    block = report.test_block(rec, png=True)
+    assert block.count('<svg class="st-plot"') == 3  # trajectory, linear and angular velocity
+    doc = parse(block)
     assert [name for name, _ in doc.images] == ["trajectory", "velocity"]
     assert all(png.startswith(PNG_MAGIC) and len(png) > 5000 for _, png in doc.images)
     metrics = doc.tables["simtwin-metrics"]
@@ -148,10 +151,13 @@ def test_standalone_report_is_self_contained() -> None:
     failed.outcome, failed.message = "failed", "AssertionError: too slow"
     text = report.standalone([passed, failed], source="m.json")
     doc = parse(text)
-    assert len(doc.images) == 4
-    assert [row[0] for row in doc.tables["simtwin-index"][1:]] == ["t.py::test_ok", "t.py::test_bad"]
+    assert [n for n, _ in doc.images] == ["trajectory", "velocity"]  # PNGs of the failing test only
+    # the dashboard's timings table lists the failing test first
+    assert [row[0] for row in doc.tables["st-timings st-sort"][1:]] == ["t.py::test_bad", "t.py::test_ok"]
     assert "AssertionError: too slow" in text
-    assert 'src="http' not in text and "<link" not in text and "<script" not in text
+    # self-contained: no network at view time, one inline script
+    assert 'src="http' not in text and "<link" not in text and text.count("<script") == 1
+    assert "<script src" not in text and "fetch(" not in text
 
 
 def test_downsample_keeps_ends_and_alignment() -> None:
@@ -274,8 +280,10 @@ def test_xdist_metrics_file_html_and_junit(pytester: pytest.Pytester) -> None:
         extras = [e for t in blob["tests"][nodeid] for e in t.get("extras", []) if e["format_type"] == "html"]
         assert len(extras) == 1, nodeid
         doc = parse(extras[0]["content"])
-        assert [n for n, _ in doc.images] == ["trajectory", "velocity"]
+        # PNGs (the static fallback, also in the failure bundle) for the failing test; SVG plots for both
+        assert [n for n, _ in doc.images] == ([] if nodeid.endswith("[0]") else ["trajectory", "velocity"])
         assert all(png.startswith(PNG_MAGIC) for _, png in doc.images)
+        assert extras[0]["content"].count('<svg class="st-plot"') == 3
         assert doc.tables["simtwin-metrics"][1][0] == "distance"
     assert not [e for t in blob["tests"]["test_suite.py::test_plain"] for e in t.get("extras", [])]
 
@@ -403,11 +411,13 @@ def test_real_simulator_report_under_xdist(pytester: pytest.Pytester) -> None:
     for nodeid in outcomes:
         (extra,) = [e for t in blob["tests"][nodeid] for e in t.get("extras", []) if e["format_type"] == "html"]
         doc = parse(extra["content"])
-        assert [n for n, _ in doc.images] == ["trajectory", "velocity"], nodeid
+        failing = "too_slow" in nodeid
+        assert [n for n, _ in doc.images] == (["trajectory", "velocity"] if failing else []), nodeid
+        assert '<svg class="st-plot"' in extra["content"] and "<rect" in extra["content"]
         assert doc.tables["simtwin-metrics"][1][0] == "distance"
     # standalone report from the same file
     from pytest_simtwin.cli import main
 
     assert main(["report", str(pytester.path / "m.json"), "-o", str(pytester.path / "standalone.html")]) == 0
     doc = parse((pytester.path / "standalone.html").read_text())
-    assert len(doc.images) == 8
+    assert len(doc.images) == 4  # the two failing tests' PNGs

@@ -2,7 +2,8 @@
 
 ``simtwin merge -o merged.json shard-*/metrics.json`` joins ``--simtwin-metrics-json`` files;
 ``simtwin merge -o merged.html shard-*/metrics.json`` renders one HTML report (plots, metrics,
-baseline verdicts) from them; ``simtwin merge -o merged.xml shard-*/junit.xml`` joins JUnit XML
+baseline verdicts; the run dashboard first) from them and, when ``$GITHUB_STEP_SUMMARY`` is set,
+appends the merged run's Markdown summary there; ``simtwin merge -o merged.xml shard-*/junit.xml`` joins JUnit XML
 files (``--junitxml``). The kind
 follows the output's extension. A test present in two inputs is an error (the shards overlapped,
 or a file was given twice): silently keeping one would hide it.
@@ -107,13 +108,24 @@ def run(args: argparse.Namespace) -> int:
         detail = "; ".join(f"{s['path']}: {s['tests']}" for s in doc["merged_from"])
         print(f"simtwin merge: {summary['tests']} tests ({outcomes}) from {len(inputs)} files -> {output} [{detail}]")
     elif suffix in (".html", ".htm"):
+        from pytest_simtwin.results.dashboard import relocate_artifacts, write_step_summary
         from pytest_simtwin.results.html import standalone
-        from pytest_simtwin.results.records import TestRecord
+        from pytest_simtwin.results.records import load_metrics_file
 
-        doc = merge_metrics(inputs)
-        records = [TestRecord.from_dict(t) for t in doc["tests"]]
+        merge_metrics(inputs)  # the duplicate check
+        records = []
+        for path in inputs:  # per input: its bundles are found next to it (a downloaded CI artifact)
+            recs = load_metrics_file(path)
+            relocate_artifacts(recs, path)
+            records += recs
+        records.sort(key=lambda r: r.nodeid)
+        # the merge job's page on GitHub gets the whole run's summary (each shard's job has its own)
+        write_step_summary(records)
         title = f"pytest-simtwin: {len(records)} tests from {len(inputs)} shards"
-        atomic_write_text(output, standalone(records, title=title, source=", ".join(str(p) for p in inputs)))
+        page = standalone(
+            records, title=title, source=", ".join(str(p) for p in inputs), report_dir=output.absolute().parent
+        )
+        atomic_write_text(output, page)
         print(f"simtwin merge: HTML report of {len(records)} tests from {len(inputs)} files -> {output}")
     elif suffix == ".xml":
         atomic_write_text(output, merge_junit(inputs))

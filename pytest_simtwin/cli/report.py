@@ -4,8 +4,9 @@
 baseline folders (or one of each) and prints regressions and improvements; it exits 1 when a
 metric regressed, 0 otherwise, 2 on unreadable input.
 
-``simtwin report METRICS.json -o report.html`` renders a self-contained HTML report (plots
-embedded as base64 PNG) from a metrics file.
+``simtwin report METRICS.json -o report.html`` renders a self-contained HTML report from a metrics
+file: the run dashboard (results/dashboard.py) first, then every test's block; ``--history DIR``
+adds metric trends and outcome changes over the last ``--last`` metrics files in ``DIR``.
 """
 
 from __future__ import annotations
@@ -80,13 +81,33 @@ def run_diff(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from pytest_simtwin.results import dashboard
+    from pytest_simtwin.results.history import history_sections, load_runs, read_run
     from pytest_simtwin.results.html import standalone
-    from pytest_simtwin.results.records import atomic_write_text, load_metrics_file
+    from pytest_simtwin.results.records import atomic_write_text
 
-    records = load_metrics_file(args.metrics)
-    output: Path = args.output or args.metrics.with_suffix(".html")
-    atomic_write_text(output, standalone(records, title=args.title, source=str(args.metrics)))
-    print(f"simtwin report: {len(records)} tests -> {output}", file=sys.stderr)
+    sections: dict[str, str] = {}
+    metrics: Path | None = args.metrics
+    if args.history is not None:
+        runs, warnings = load_runs(args.history, args.last, exclude=[metrics] if metrics else [])
+        for w in warnings:
+            print(f"simtwin report: warning: {w}", file=sys.stderr)
+        if metrics is not None:
+            runs = [*runs[-(args.last - 1) :], read_run(metrics)] if args.last > 1 else [read_run(metrics)]
+        elif runs:
+            metrics = runs[-1].path  # no file given: the newest run of the history is the report's run
+        sections = history_sections(runs)
+    if metrics is None:
+        raise DataError("nothing to report: give a metrics JSON file, or --history DIR holding metrics files")
+    records = read_run(metrics).records
+    dashboard.relocate_artifacts(records, metrics)
+    output: Path = args.output or metrics.with_suffix(".html")
+    page = standalone(
+        records, title=args.title, source=str(metrics), report_dir=output.absolute().parent, extra_sections=sections,
+        png={"failed": None, "all": True, "none": False}[args.png],
+    )
+    atomic_write_text(output, page)
+    print(f"simtwin report: {len(records)} tests -> {output} ({len(page.encode()) / 1e6:.2f} MB)", file=sys.stderr)
     return 0
 
 
@@ -109,7 +130,20 @@ def register(subparsers: Any) -> None:
         help="render a self-contained HTML report from a metrics JSON file",
         description="Render a standalone HTML report (plots embedded) from --simtwin-metrics-json output.",
     )
-    r.add_argument("metrics", type=Path, help="metrics JSON file")
+    r.add_argument("metrics", type=Path, nargs="?", help="metrics JSON file (default with --history: its newest)")
     r.add_argument("-o", "--output", type=Path, help="HTML file (default: METRICS with .html)")
+    r.add_argument(
+        "--history",
+        type=Path,
+        metavar="DIR",
+        help="folder of earlier metrics JSON files: adds metric trends and outcome changes (new failures, fixed, flaky)",
+    )
+    r.add_argument(
+        "--png",
+        choices=("failed", "all", "none"),
+        default="failed",
+        help="static PNG plots for which tests (default: failed; every test gets interactive SVG plots)",
+    )
+    r.add_argument("--last", type=int, default=20, metavar="N", help="runs of the history to show (default 20)")
     r.add_argument("--title", default="pytest-simtwin report")
     r.set_defaults(func=run_report)

@@ -12,10 +12,19 @@ from typing import Any
 import pytest
 
 from pytest_simtwin import __version__
-from pytest_simtwin.errors import BaselineError, ConfigError
+from pytest_simtwin.errors import (
+    BackendError,
+    BaselineError,
+    ConfigError,
+    ControlError,
+    DomainError,
+    SimulatorDiedError,
+    SimulatorError,
+    SimulatorStartError,
+)
 from pytest_simtwin.plugin.keys import PHASES_KEY, RECORDING_KEY, SESSION_KEY
 from pytest_simtwin.results import baselines as bl
-from pytest_simtwin.results import plots
+from pytest_simtwin.results import dashboard, plots
 from pytest_simtwin.results.baselines import DEFAULT_DIR, BaselineStore, describe_verdict
 from pytest_simtwin.results.html import html_extras
 from pytest_simtwin.results.recording import (
@@ -65,6 +74,7 @@ class ReportingPlugin:
             raise pytest.UsageError(str(exc)) from None
         self.collector = ResultsCollector()
         self._sim_info: dict[int, dict[str, Any]] = {}
+        self._starts_seen: dict[int, int] = {}
 
     # -- worker side -------------------------------------------------------------------------------
     def _session(self, item: Any) -> Any:
@@ -84,7 +94,7 @@ class ReportingPlugin:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         # tryfirst = outermost wrapper: sees the report after every other plugin changed it
         report = yield
-        self.after_report(item, report)
+        self.after_report(item, report, call)
         return report
 
     def _provenance(self, session: Any) -> dict[str, Any]:
@@ -131,7 +141,7 @@ class ReportingPlugin:
         item.stash[RECORDING_KEY] = take
         return take
 
-    def after_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def after_report(self, item: pytest.Item, report: pytest.TestReport, call: Any = None) -> None:
 
         phases = item.stash.setdefault(PHASES_KEY, {})
         phases[report.when] = report.outcome
@@ -141,6 +151,13 @@ class ReportingPlugin:
         if self.is_worker and rec.worker == "master":
             rec.worker = str(self.config.workerinput.get("workerid", "master"))
         session = self._session(item)
+        if report.failed and not rec.infra:
+            rec.infra = infra_reason(report, getattr(call, "excinfo", None), session)
+        if report.when == "setup" and session is not None:
+            starts = getattr(session, "starts", 0)
+            if starts > self._starts_seen.get(id(session), 0):  # this setup (re)started the simulator
+                rec.sim_start = round(float(report.duration), 3)
+            self._starts_seen[id(session)] = starts
         if report.when == "call":
             if session is not None:
                 rec.provenance.update(self._provenance(session))
@@ -178,7 +195,8 @@ class ReportingPlugin:
             rec.recorded = take.counts()
         images: dict[str, bytes] = {}
         # plots are drawn on the worker (in parallel); needed for the HTML report and failure bundles
-        if rec.trajectory and (_html_enabled(self.config) or (failed and session is not None)):
+        # (PNGs only for failing tests: passing ones get the lighter inline SVG plots, see html.test_block)
+        if rec.trajectory and failed and (_html_enabled(self.config) or session is not None):
             images = plots.figures(rec, rec.baseline_trajectory or None)
         try:
             self._write_artifacts(item, rec, session, take, images, failed)
@@ -231,6 +249,22 @@ class ReportingPlugin:
             return
         if self.metrics_json is not None:
             self.collector.write(Path(self.metrics_json))
+        if self.collector.records:
+            try:
+                dashboard.write_step_summary(self.collector.ordered())
+            except OSError as exc:  # a CI summary must not fail the run
+                self.config.issue_config_time_warning(
+                    pytest.PytestWarning(f"simtwin: cannot write $GITHUB_STEP_SUMMARY ({exc})"), stacklevel=2
+                )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:
+        """The run dashboard at the top of the pytest-html report (controller or plain run)."""
+        if self.is_worker or not self.collector.records:
+            return
+        htmlpath = getattr(self.config.option, "htmlpath", None)
+        report_dir = (self.config.invocation_params.dir / Path(htmlpath).expanduser()).parent if htmlpath else None
+        prefix.append(dashboard.summary_html(self.collector.ordered(), report_dir))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
 
@@ -283,6 +317,26 @@ class ReportingPlugin:
             tr.write_line(f"failure bundle: {r.artifacts['bundle']}")
         if self.metrics_json is not None:
             tr.write_line(f"metrics: {len(recs)} tests -> {self.metrics_json}")
+
+
+def infra_reason(report: pytest.TestReport, excinfo: Any, session: Any) -> str:
+    """Why a failed phase is the infrastructure's fault ("" when it is the test's): simulator died,
+    never became ready, timed out starting, no ROS domain, control services unanswered."""
+    if getattr(report, "simtwin_infra", False):  # plugin/hooks.py: the simulator died during the call
+        died = session.death_reason() if session is not None else None
+        return f"simulator died during the test ({died})" if died else "simulator died during the test"
+    exc = getattr(excinfo, "value", None)
+    if report.when != "setup" or exc is None:
+        return ""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    if isinstance(exc, SimulatorDiedError):
+        return f"simulator died before the test: {first}"
+    if isinstance(exc, SimulatorStartError):
+        what = "timed out starting" if "within" in first or "timed out" in first else "never became ready"
+        return f"simulator {what}: {first}"
+    if isinstance(exc, (DomainError, SimulatorError, ControlError, BackendError)):
+        return f"{type(exc).__name__}: {first}"
+    return ""
 
 
 def _html_enabled(config: Any) -> bool:

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin.results import plots
+from pytest_simtwin.results import dashboard, plots, svgplot
+from pytest_simtwin.results.dashboard import anchor
 from pytest_simtwin.results.records import TestRecord
 
 VERDICT_COLOURS = {
@@ -107,25 +108,42 @@ def baseline_table(rec: TestRecord) -> str:
     return _table("simtwin-baseline", ["metric", "baseline", "current", "delta", "unit", "verdict"], rows)
 
 
-def test_block(rec: TestRecord, images: Mapping[str, bytes] | None = None, heading: bool = False) -> str:
-    """The HTML block of one test: figures, metrics table, baseline table, provenance, artifacts."""
+def test_block(
+    rec: TestRecord,
+    images: Mapping[str, bytes] | None = None,
+    heading: bool = False,
+    png: bool | None = None,
+) -> str:
+    """The HTML block of one test: interactive plots (PNG too when ``png``), metrics, baseline, provenance, artifacts.
+
+    ``png`` defaults to "when the test failed": the PNGs are the static fallback and what the
+    failure bundle holds; a passing test's SVG plots render without script and weigh ~10x less.
+    """
+    if png is None:
+        png = rec.outcome in ("failed", "error")
     if images is None:
-        images = plots.figures(rec, rec.baseline_trajectory or None)
-    parts = ['<div class="simtwin" style="font-family:sans-serif;font-size:12px;margin:4px 0 12px 0">']
+        images = plots.figures(rec, rec.baseline_trajectory or None) if png else {}
+    parts = [
+        f'<div class="simtwin" id="{html.escape(anchor(rec.nodeid))}" '
+        'style="font-family:sans-serif;font-size:12px;margin:4px 0 12px 0">'
+    ]
     if heading:
         parts.append(
-            f'<h3 id="{html.escape(_anchor(rec.nodeid))}" style="font-size:14px;margin:14px 0 4px 0">'
-            f"{html.escape(rec.nodeid)} {_coloured(rec.outcome, OUTCOME_COLOURS)}</h3>"
+            f'<h3 style="font-size:14px;margin:14px 0 4px 0">'
+            f"{html.escape(rec.nodeid)} {_coloured(rec.outcome, OUTCOME_COLOURS)}"
+            + (f" <small>(infrastructure: {html.escape(rec.infra)})</small>" if rec.infra else "")
+            + "</h3>"
         )
         if rec.message:
             parts.append(f'<pre style="color:#c62828;white-space:pre-wrap">{html.escape(rec.message)}</pre>')
-    images = {**images, **_png_artifacts(rec)}
+    parts.append(svgplot.plots_html(rec, rec.baseline_trajectory or None))
+    images = {**(images if png else {}), **_png_artifacts(rec)}
     if images:
         parts.append('<div class="simtwin-figures">')
-        for name, png in images.items():
+        for name, data in images.items():
             parts.append(
                 f'<img class="simtwin-plot" alt="{html.escape(name)}" title="{html.escape(name)}" '
-                f'style="max-width:48%;margin:2px;border:1px solid #eee" src="data:image/png;base64,{plots.b64(png)}"/>'
+                f'style="max-width:48%;margin:2px;border:1px solid #eee" src="data:image/png;base64,{plots.b64(data)}"/>'
             )
         parts.append("</div>")
     if rec.metrics:
@@ -165,49 +183,46 @@ def _png_artifacts(rec: TestRecord, limit: int = 4 << 20) -> dict[str, bytes]:
     return found
 
 
-def _anchor(nodeid: str) -> str:
-    return "t-" + "".join(c if c.isalnum() else "-" for c in nodeid)
-
-
 def html_extras(rec: TestRecord, images: Mapping[str, bytes] | None = None) -> list[dict[str, Any]]:
     """pytest-html extras for a record ([] when pytest-html is not installed or nothing to show)."""
     try:
         from pytest_html import extras
     except ImportError:
         return []
-    if not (rec.metrics or rec.trajectory or rec.baseline or rec.artifacts):
+    if not dashboard.has_block(rec):
         return []
     return [extras.html(test_block(rec, images))]
 
 
-def standalone(records: list[TestRecord], title: str = "pytest-simtwin report", source: str = "") -> str:
-    """A self-contained HTML document (no external files, plots inline) for a list of records."""
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no tests"
-    index_rows = [
-        [
-            f'<a href="#{html.escape(_anchor(r.nodeid))}">{html.escape(r.nodeid)}</a>',
-            _coloured(r.outcome, OUTCOME_COLOURS),
-            f"{r.wall_duration:.2f}",
-            f"{r.sim_duration:.2f}" if r.sim_duration else "-",
-            str(len(r.metrics)),
-            _coloured(r.baseline_verdict, VERDICT_COLOURS) if r.baseline_verdict != "none" else "-",
-        ]
-        for r in records
-    ]
+def standalone(
+    records: list[TestRecord],
+    title: str = "pytest-simtwin report",
+    source: str = "",
+    report_dir: Path | None = None,
+    extra_sections: Mapping[str, str] | None = None,
+    png: bool | None = None,
+) -> str:
+    """A self-contained HTML document: the run dashboard first, then every test's block.
+
+    ``report_dir`` is the folder the file will be written to (links to bundles are relative to it).
+    """
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    ordered = sorted(records, key=lambda r: (_RANK.get(dashboard.category(r), 9), r.nodeid))
     body = [
         f"<h1 style='font-size:20px'>{html.escape(title)}</h1>",
-        f"<p>{html.escape(summary)} — generated {now}"
+        f"<p style='color:#555'>generated {now}"
         + (f" from <code>{html.escape(source)}</code>" if source else "")
         + "</p>",
-        _table("simtwin-index", ["test", "outcome", "wall [s]", "sim [s]", "metrics", "baseline"], index_rows),
+        dashboard.summary_html(ordered, report_dir, extra_sections=extra_sections),
+        "<h2 style='font-size:17px'>Tests</h2>",
     ]
-    body += [test_block(r, heading=True) for r in records]
+    body += [test_block(r, heading=True, png=png) for r in ordered]
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title></head>"
         f"<body style='font-family:sans-serif;margin:16px'>{''.join(body)}</body></html>\n"
     )
+
+
+#: failing tests first in the standalone report
+_RANK = {"failed": 0, "error": 1, dashboard.INFRA: 2}

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -72,6 +73,10 @@ class TestRecord:
     recorded: dict[str, int] = field(default_factory=dict)
     #: the baseline's (downsampled) trajectory, drawn under the current one in reports
     baseline_trajectory: dict[str, list[float]] = field(default_factory=dict)
+    #: why this is an infrastructure error, not a test failure ("simulator died: ..."), else ""
+    infra: str = ""
+    #: seconds this test's setup spent (re)starting the simulator (0 when it reused a running one)
+    sim_start: float = 0.0
 
     def add_metric(self, metric: MetricRecord) -> None:
         # The last value of a metric name wins: a test that records it twice means the later one.
@@ -98,6 +103,8 @@ class TestRecord:
             "message": self.message,
             "recorded": self.recorded,
             "baseline_trajectory": self.baseline_trajectory,
+            "infra": self.infra,
+            "sim_start": self.sim_start,
         }
 
     @classmethod
@@ -121,6 +128,8 @@ class TestRecord:
             "message",
             "recorded",
             "baseline_trajectory",
+            "infra",
+            "sim_start",
         ):
             if key in data:
                 setattr(rec, key, data[key])
@@ -253,6 +262,8 @@ class ResultsCollector:
         self.records: dict[str, TestRecord] = {}
         self._phases: dict[str, dict[str, str]] = {}
         self._durations: dict[str, float] = {}
+        #: the commit the run tested (history: flaky = passed and failed on one commit); None = ask git
+        self.commit: str | None = None
 
     def add_report(self, report: pytest.TestReport) -> None:
         nodeid = report.nodeid
@@ -279,6 +290,8 @@ class ResultsCollector:
         rec.wall_duration = round(self._durations[nodeid], 6)
         if report.failed and not rec.message:
             rec.message = _short_message(report)
+        if report.failed and report.when not in ("setup", "call", "teardown") and not rec.infra:
+            rec.infra = "worker crashed"  # xdist's report of a worker that died with the test
 
     def ordered(self) -> list[TestRecord]:
         return [self.records[k] for k in sorted(self.records)]
@@ -297,11 +310,26 @@ class ResultsCollector:
             "plugin_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "summary": {"tests": len(tests), "outcomes": counts, "baseline": verdicts},
+            "commit": self.commit if self.commit is not None else run_commit(),
             "tests": [_json_safe(slim(rec).to_dict()) for rec in tests],
         }
 
     def write(self, path: Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+
+
+def run_commit(cwd: Path | None = None) -> str:
+    """The commit under test: CI's variable, else ``git rev-parse HEAD``, else "" (best effort)."""
+    for var in ("GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "GIT_COMMIT"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _worker_id(report: pytest.TestReport) -> str:
