@@ -39,7 +39,7 @@ def test_blackout_stops_the_scan_then_clearing_restores_it(robot, sim, ros_node)
 def test_a_fault_at_a_sim_time_with_a_duration(robot, sim, ros_node):
     scans = ros_node.subscribe("/scan", LaserScan)
     scans.clear()  # the session's buffer holds earlier tests' scans
-    t0 = robot.sim_time()
+    t0 = sim.state()["sim_time"]
     sim.inject(faults.sensor_blackout("/scan", at=t0 + 0.5, duration=1.0))
     robot.wait(2.5)
     stamps = [_stamp(m) for m in scans.messages() if _stamp(m) > t0]
@@ -50,7 +50,7 @@ def test_a_fault_at_a_sim_time_with_a_duration(robot, sim, ros_node):
 def test_rate_latency_and_stuck(robot, sim, ros_node):
     scans = ros_node.subscribe("/scan", LaserScan)
     scans.clear()
-    t0 = robot.sim_time()
+    t0 = sim.state()["sim_time"]
     sim.inject(faults.sensor_rate("/scan", 2.0, duration=2.0))
     robot.wait(2.0)
     assert 3 <= len([m for m in scans.messages() if _stamp(m) > t0]) <= 5
@@ -58,10 +58,10 @@ def test_rate_latency_and_stuck(robot, sim, ros_node):
     odom = ros_node.subscribe("/odom", Odometry)
     odom.clear()
     late = sim.inject(faults.sensor_latency("/odom", 0.3))
-    t1 = robot.sim_time()
+    t1 = sim.state()["sim_time"]
     robot.wait(1.0)
     newest = max(_stamp(m) for m in odom.messages())
-    assert newest <= robot.sim_time() - 0.3 + 0.03, (newest, robot.sim_time())
+    assert newest <= sim.state()["sim_time"] - 0.3 + 0.03, (newest, sim.state()["sim_time"])
     late.clear()
     sim.inject(faults.sensor_stuck("/odom"))
     robot.wait(0.1)
