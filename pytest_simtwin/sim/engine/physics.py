@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pytest_simtwin.errors import ModelError, SimulatorError
+from pytest_simtwin.sim.engine import twin_model
 from pytest_simtwin.sim.engine.lidar import Lidar
 from pytest_simtwin.sim.world.mjcf import ENV_BITS, ENV_GROUP, SOLIMP, Layout, to_mjcf
 from pytest_simtwin.sim.world.model import DiffDriveSpec, Pose, WorldSpec
@@ -164,6 +165,9 @@ class Physics:
                                  self.dd.min_angular_acceleration, self.dd.max_angular_acceleration,
                                  self.dd.min_angular_jerk, self.dd.max_angular_jerk)  # fmt: skip
         self._odom = WheelOdometry(self.dd.wheel_separation, self.dd.wheel_radius)
+        # the calibrated twin's delay, lag and gains (robot file / $SIMTWIN_TWIN_OVERRIDES), if any
+        twin = twin_model.load(robot.source, self.dd.wheel_radius, self.dd.wheel_separation)
+        self.twin = twin_model.CommandPath(twin, self.dd.wheel_radius, self.dd.wheel_separation) if twin else None
         self._spawned: dict[str, Any] = {}  # name -> MjsBody
         self._static_poses = {
             e.body: (tuple(self.model.body(e.body).pos), tuple(self.model.body(e.body).quat))
@@ -195,6 +199,8 @@ class Physics:
         ]
 
     def _reset_controller(self) -> None:
+        if self.twin is not None:
+            self.twin.reset()
         self._target = (0.0, 0.0)
         self._v0 = self._v1 = (0.0, 0.0)
         self._odom.reset(float(self.data.qpos[self._left_q]), float(self.data.qpos[self._right_q]))
@@ -216,8 +222,9 @@ class Physics:
         mj, m, d, dt = self._mj, self.model, self.data, self.step_size
         ctrl, qpos = d.ctrl, d.qpos
         half, radius = self.dd.wheel_separation / 2, self.dd.wheel_radius
+        twin = self.twin
         for _ in range(n):
-            tv, tw = self._target
+            tv, tw = self._target if twin is None else twin.target(self._target, float(d.time))
             (v0, w0), (v1, w1) = self._v0, self._v1
             if not (tv == v0 == v1 and tw == w0 == w1):  # settled: skip the limiter
                 v = self._lin.limit(tv, v0, v1, dt)
@@ -225,6 +232,8 @@ class Physics:
                 self._v1, self._v0 = self._v0, (v, w)
             else:
                 v, w = v0, w0
+            if twin is not None:
+                v, w = twin.response(v, w, dt)
             left, right = (v - w * half) / radius, (v + w * half) / radius
             for a in self._left_act:
                 ctrl[a] = left

@@ -329,7 +329,7 @@ def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
                 f"{model.diff_drive.origin}); expected one."
             )
         model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
-    elif kind != "infrastructure":
+    elif kind != "infrastructure" and plugin.attrib.get("name") != "simtwin::TwinModel":  # sim/engine/twin_model.py
         if kind == "ros2_control":
             ctx.ros2_control[model.name] = plugin.where
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
