@@ -384,6 +384,7 @@ class Runner:
             "seed": self.seed,
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
+            "contacts": self.physics.contacts(),  # entities touching the robot now (not the ground)
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> dict[str, Any]:

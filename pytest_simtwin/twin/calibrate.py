@@ -16,6 +16,7 @@ of them is refused (``accepted`` False: the CLI exits 1 and writes no file).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class CalibrationResult:
 
 def segments_of(real: Trajectory, count: int) -> list[tuple[float, float]]:
     edges = np.linspace(float(real.t[0]), float(real.t[-1]), count + 1)
-    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(float(a), float(b)) for a, b in itertools.pairwise(edges)]
 
 
 def _slice(traj: Trajectory, t0: float, t1: float) -> Trajectory:
@@ -303,9 +304,7 @@ def _unidentified(
         for j in range(i + 1, len(names)):
             if abs(corr[i, j]) > MAX_CORRELATION:
                 b = names[j]
-                why = (
-                    f"trades off against {{other}} (correlation {corr[i, j]:+.3f}): the data cannot tell them apart"
-                )
+                why = f"trades off against {{other}} (correlation {corr[i, j]:+.3f}): the data cannot tell them apart"
                 notes[a], notes[b] = why.format(other=b), why.format(other=a)
                 bad |= {a, b}
     for a in names:
@@ -463,7 +462,9 @@ def write_sdf_copy(src: Path, dst: Path, result: CalibrationResult) -> Path:
                 text = re.sub(rf"<{tag}>\s*[^<]*</{tag}>", f"<{tag}>{getattr(fitted, key):.6g}</{tag}>", text)
     # an earlier calibration's twin plugin is replaced, not stacked
     text = re.sub(r"[ \t]*<plugin[^>]*simtwin::TwinModel[^>]*>.*?</plugin>\s*\n?", "", text, flags=re.S)
-    match = re.search(r"^([ \t]*)<plugin[^>]*(?:diff[-_]drive|DiffDrive)[^>]*>.*?</plugin>[ \t]*\n", text, re.S | re.M | re.I)
+    match = re.search(
+        r"^([ \t]*)<plugin[^>]*(?:diff[-_]drive|DiffDrive)[^>]*>.*?</plugin>[ \t]*\n", text, re.S | re.M | re.I
+    )
     if match is None:
         raise ConfigError(f"{src}: no DiffDrive <plugin> to put the twin model beside")
     text = text[: match.end()] + twin_plugin_xml(fitted, match.group(1)) + text[match.end() :]

@@ -87,7 +87,7 @@ def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) 
 
 
 def first_order_lag(u: Array, dt: float, tau: float, y0: float = 0.0) -> Array:
-    """y' = (u - y) / tau on a uniform grid, exact for u linear between samples' mean (tau 0: y = u)."""
+    """y' = (u - y) / tau on a uniform grid (exact recursion, input held at the interval means; tau 0: y = u)."""
     if tau <= 0 or u.size == 0:
         return u.copy()
     from scipy.signal import lfilter  # lazily: scipy is only needed by fits and replays
@@ -152,7 +152,7 @@ def simulate(
     nom = nominal or params
     t0 = float(min(t_out[0], cmd_t[0])) if cmd_t.size else float(t_out[0])
     t1 = float(t_out[-1])
-    grid = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2) * dt
+    grid: Array = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2, dtype=float) * dt
     v, w = velocities(cmd_t, cmd_vx, cmd_wz, grid, params, nom)
     x, y, theta = integrate(grid, v, w, start_pose)
     return {

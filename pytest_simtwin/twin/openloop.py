@@ -27,7 +27,7 @@ from pytest_simtwin.twin.data import Array, Trajectory
 
 def smooth(values: Array, rate: float, span: float) -> Array:
     """Savitzky-Golay (quadratic) smoothing over ``span`` seconds: anchors and targets lose sensor noise, not curvature."""
-    n = int(round(span * rate)) | 1
+    n = round(span * rate) | 1
     if span <= 0 or n < 5 or values.size < n:
         return values
     from scipy.signal import savgol_filter  # lazily: scipy is only needed when scoring
@@ -35,7 +35,9 @@ def smooth(values: Array, rate: float, span: float) -> Array:
     return np.asarray(savgol_filter(values, n, 2, mode="interp"), dtype=float)
 
 
-def window_starts(t: Array, window: float, distance: Array | None = None, window_distance: float | None = None) -> list[int]:
+def window_starts(
+    t: Array, window: float, distance: Array | None = None, window_distance: float | None = None
+) -> list[int]:
     """Start indices of consecutive windows (by time, or by travelled distance when given)."""
     starts = [0]
     if window_distance is not None and distance is not None:
@@ -43,7 +45,7 @@ def window_starts(t: Array, window: float, distance: Array | None = None, window
             if distance[i] - distance[starts[-1]] >= window_distance:
                 starts.append(i)
     else:
-        step = max(int(round(window / float(t[1] - t[0]))), 1) if t.size > 1 else 1
+        step = max(round(window / float(t[1] - t[0])), 1) if t.size > 1 else 1
         starts = list(range(0, t.size, step))
     return starts
 
@@ -108,7 +110,9 @@ def windowed_position_error(
     return WindowedError(np.asarray(ends), np.asarray(errs), np.asarray(herrs), spans, path_x, path_y)
 
 
-def trajectory_errors(t: Array, real: dict[str, Array], sim: dict[str, Array], rpe_interval: float = 1.0) -> dict[str, Any]:
+def trajectory_errors(
+    t: Array, real: dict[str, Array], sim: dict[str, Array], rpe_interval: float = 1.0
+) -> dict[str, Any]:
     """ATE (after SE(2) Umeyama alignment) and RPE over ``rpe_interval`` s, computed by ``evo``."""
     from evo.core import metrics  # lazily: evo pulls pandas and matplotlib
     from evo.core.trajectory import PoseTrajectory3D
@@ -123,7 +127,7 @@ def trajectory_errors(t: Array, real: dict[str, Array], sim: dict[str, Array], r
     est.align(ref, correct_scale=False)  # Umeyama; planar input keeps the rotation about z (SE(2))
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((ref, est))
-    delta = max(int(round(rpe_interval / float(t[1] - t[0]))), 1)
+    delta = max(round(rpe_interval / float(t[1] - t[0])), 1)
     out: dict[str, Any] = {
         "ate_rmse_m": float(ape.get_statistic(metrics.StatisticsType.rmse)),
         "ate_max_m": float(ape.get_statistic(metrics.StatisticsType.max)),

@@ -138,6 +138,7 @@ def replay(
     step_size = float(state.get("step_size") or 0.001)
     max_steps = max(int(MAX_STEP / step_size), 1)
     sim_t = seg_end = sim_start
+    touched: dict[str, dict[str, Any]] = {}
     try:
         for duration, vx, wz in plan:
             msg = command(vx, wz)
@@ -172,6 +173,14 @@ def replay(
                 n = min(max(round((seg_end - sim_t) / step_size), 1), max_steps)
                 st = control.step(steps=n)
                 sim_t = float(st["sim_time"])
+                for entity in st.get("contacts") or ():
+                    # anything but the ground: the replayed robot is not free (sampled after each step)
+                    if entity not in touched:
+                        touched[entity] = {"t": sim_t - sim_start, "entity": entity, "x": None, "y": None}
+                        latest = odom_buf.latest()
+                        if latest is not None:
+                            touched[entity]["x"] = float(latest.pose.pose.position.x)
+                            touched[entity]["y"] = float(latest.pose.pose.position.y)
                 _await_stamp(odom_buf, sim_t - 0.05)
             done += duration
             if progress is not None:
@@ -238,6 +247,7 @@ def replay(
             "sim_duration_s": sim_t - sim_start,
             "segments": len(plan),
             "pose": pose_topic,
+            "contacts": list(touched.values()),
         },
     )
     expected = (sim_t - sim_start) * traj.rate

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import tomllib
 
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.results.metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction, per_step_errors
+from pytest_simtwin.results.metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction
 from pytest_simtwin.twin.align import Aligned, align
 from pytest_simtwin.twin.data import Array, Trajectory
 from pytest_simtwin.twin.openloop import (
@@ -311,8 +312,8 @@ def _record(spec: MetricSpec, errors: Array, description: str = "", **extra: Any
     )
 
 
-def _relative(sim: Array, real: Array, mask: Array) -> Array:
-    return np.abs(sim[mask] - real[mask]) / np.abs(real[mask])
+def _relative(sim: Array, real: Array, mask: npt.NDArray[np.bool_]) -> Array:
+    return np.asarray(np.abs(sim[mask] - real[mask]) / np.abs(real[mask]), dtype=float)
 
 
 def _sim_time_constant(sim: Trajectory | None) -> float:

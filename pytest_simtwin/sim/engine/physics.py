@@ -19,6 +19,7 @@ import numpy as np
 
 from pytest_simtwin.errors import ModelError, SimulatorError
 from pytest_simtwin.sim.engine import twin_model
+from pytest_simtwin.sim.engine.contacts import robot_contacts
 from pytest_simtwin.sim.engine.lidar import Lidar
 from pytest_simtwin.sim.world.mjcf import ENV_BITS, ENV_GROUP, SOLIMP, Layout, to_mjcf
 from pytest_simtwin.sim.world.model import DiffDriveSpec, Pose, WorldSpec
@@ -280,6 +281,11 @@ class Physics:
         return self.lidars[index].scan(self.model, self.data, self.rng)
 
     # -- entities ---------------------------------------------------------------------------------
+
+    def contacts(self) -> list[str]:
+        """Entities touching the robot now, the ground excluded (sim/engine/contacts.py)."""
+        bodies = {e.body: name for name, e in self.layout.entities.items()}
+        return robot_contacts(self.model, self.data, self._root, bodies)
 
     def entities(self) -> list[str]:
         return [*self.layout.entities, *self._spawned]

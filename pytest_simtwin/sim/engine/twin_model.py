@@ -53,7 +53,9 @@ class TwinParams:
             and self.time_constant_linear == 0
             and self.time_constant_angular == 0
             and math.isclose(self.linear_gain * self.wheel_radius / r0, 1.0, rel_tol=1e-12)
-            and math.isclose(self.angular_gain * self.wheel_radius / r0 * s0 / self.wheel_separation, 1.0, rel_tol=1e-12)
+            and math.isclose(
+                self.angular_gain * self.wheel_radius / r0 * s0 / self.wheel_separation, 1.0, rel_tol=1e-12
+            )
         )
 
 
