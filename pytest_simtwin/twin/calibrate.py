@@ -220,8 +220,16 @@ def calibrate(
     notes: dict[str, str] = {}
     sol: Any = None
     stderr: dict[str, float] = {}
+    # a second start with the whole delay in command_latency: delay and lag are easy to confuse
+    starts = [start]
+    if "command_latency" in names and any(n.startswith("time_constant") for n in names):
+        total = start.command_latency + start.time_constant_linear
+        starts.append(start.with_(command_latency=total, time_constant_linear=0.01, time_constant_angular=0.01))
     for _attempt in range(3):  # drop what the data does not identify, fit again
-        sol, stderr, corr = _fit(real, mask, nominal, start, tuple(names))
+        fits = [_fit(real, mask, nominal, s0.with_(**{n: getattr(start, n) for n in start.__dataclass_fields__
+                                                       if n not in names}), tuple(names)) for s0 in starts]  # fmt: skip
+        sol, stderr, corr = min(fits, key=lambda f: float(f[0].cost))
+        starts = [start]
         fitted = _params_of(start, names, sol.x)
         bad = _unidentified(names, fitted, stderr, corr, notes)
         if not bad:
@@ -278,21 +286,36 @@ def _fit(
     lower = np.array([_bounds(n, nominal)[0] for n in names])
     upper = np.array([_bounds(n, nominal)[1] for n in names])
     x0 = np.clip(p0, lower + 1e-9 * typical, upper - 1e-9 * typical)
-    t = real.t
-    cmd = (real.cmd_t, real.cmd_vx, real.cmd_vtheta)
+    # Optimise z = x / typical + 1: scipy's finite-difference step is relative to z, so a delay near
+    # zero still gets a step of 1e-3 x typical (a step relative to x itself would vanish there).
+    z0, zlo, zhi = x0 / typical + 1.0, lower / typical + 1.0, upper / typical + 1.0
+    epoch = float(real.t[0])  # times from the start: at a 1.7e9 s epoch a float resolves only 0.2 us
+    t = real.t - epoch
+    cmd = (real.cmd_t - epoch, real.cmd_vx, real.cmd_vtheta)
     rv, rw = real.vx[mask], real.vtheta[mask]
 
-    def residuals(x: Array) -> Array:
-        out = simulate(*cmd, t, _params_of(start, names, x), nominal, dt=0.005)
+    def residuals(z: Array) -> Array:
+        out = simulate(*cmd, t, _params_of(start, names, (z - 1.0) * typical), nominal, dt=0.005)
         return np.concatenate([(out["vx"][mask] - rv) / SCALES["vx"], (out["vtheta"][mask] - rw) / SCALES["vtheta"]])
 
-    sol = least_squares(residuals, x0, bounds=(lower, upper), x_scale=typical, diff_step=1e-3, max_nfev=300)
+    sol = least_squares(residuals, z0, bounds=(zlo, zhi), diff_step=1e-3, max_nfev=300)
+    sol.x = (sol.x - 1.0) * typical  # back to parameter units; sol.jac stays per unit of z (= per typical)
     m, n = sol.fun.size, len(names)
     s2 = float(sol.fun @ sol.fun) / max(m - n, 1)
-    cov = s2 * np.linalg.pinv(sol.jac.T @ sol.jac)
-    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(std, std)
+    # covariance in scaled units (radius in m and delays in s differ by orders of magnitude), by SVD:
+    # directions the data does not constrain get an infinite variance instead of numerical noise
+    js = sol.jac
+    _, sv, vt = np.linalg.svd(js, full_matrices=False)
+    keep = sv > 1e-8 * sv[0] if sv.size and sv[0] > 0 else np.zeros(sv.shape, dtype=bool)
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0) ** 2, 0.0)
+    cov_s = s2 * (vt.T * inv) @ vt
+    free = np.abs(vt[~keep]).max(axis=0) > 1e-6 if (~keep).any() else np.zeros(n, dtype=bool)
+    std = np.sqrt(np.clip(np.diag(cov_s), 0.0, None)) * typical
+    std[free] = math.inf
+    d = np.sqrt(np.clip(np.diag(cov_s), 1e-300, None))
+    corr = np.clip(cov_s / np.outer(d, d), -1.0, 1.0)
+    corr[free, :] = corr[:, free] = 0.0
+    np.fill_diagonal(corr, 1.0)
     return sol, {name: float(v) for name, v in zip(names, std, strict=True)}, np.nan_to_num(corr)
 
 

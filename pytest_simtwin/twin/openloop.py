@@ -168,9 +168,9 @@ class Latency:
 
     @property
     def confidence(self) -> str:
-        if self.correlation >= 0.9 and self.stderr <= 0.005:
+        if self.correlation >= 0.9 and self.stderr <= 0.01:
             return "high"
-        if self.correlation >= 0.7 and self.stderr <= 0.02:
+        if self.correlation >= 0.7 and self.stderr <= 0.03:
             return "medium"
         return "low"
 

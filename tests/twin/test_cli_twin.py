@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_simtwin.cli import main
 from pytest_simtwin.twin.data import Trajectory
@@ -114,5 +115,9 @@ def test_calibrate_then_validate_with_the_model(files: dict[str, Path], capsys: 
     code = main(["calibrate", str(files["r3"]), "--out", str(d / "cal.yaml"), "--sdf-out", str(d / "cal.sdf")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "nominal FAIL, calibrated PASS" in out
+    assert "held-out check" in out and "REFUSED" not in out
     assert (d / "cal.sdf").is_file() and "wheel_radius" in (d / "cal.yaml").read_text()
+    doc = yaml.safe_load((d / "cal.yaml").read_text())
+    assert doc["robot"]["diff_drive"]["wheel_radius"] == pytest.approx(0.033 * 1.03, rel=0.005)
+    assert doc["calibration"]["parameters"]["wheel_radius"]["identified"] is True
+    assert doc["calibration"]["parameters"]["wheel_radius"]["stderr"] < 1e-4
