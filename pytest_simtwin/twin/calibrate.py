@@ -218,27 +218,27 @@ def calibrate(
                     start = start.with_(**{n: min(max((lr.value - lm.value) * share, 0.01), 1.0)})
     names = list(fit)
     notes: dict[str, str] = {}
-    sol: Any = None
     stderr: dict[str, float] = {}
     # a second start with the whole delay in command_latency: delay and lag are easy to confuse
     starts = [start]
     if "command_latency" in names and any(n.startswith("time_constant") for n in names):
         total = start.command_latency + start.time_constant_linear
-        starts.append(start.with_(command_latency=total, time_constant_linear=0.01, time_constant_angular=0.01))
-    for _attempt in range(3):  # drop what the data does not identify, fit again
-        fits = [_fit(real, mask, nominal, s0.with_(**{n: getattr(start, n) for n in start.__dataclass_fields__
-                                                       if n not in names}), tuple(names)) for s0 in starts]  # fmt: skip
+        taus = {n: 0.01 for n in ("time_constant_linear", "time_constant_angular") if n in names}
+        starts.append(start.with_(command_latency=total, **taus))
+    sol: Any = None
+    for _attempt in range(len(names) + 1):  # drop what the data does not identify, fit again
+        fits = [_fit(real, mask, nominal, s0, tuple(names)) for s0 in starts]
         sol, stderr, corr = min(fits, key=lambda f: float(f[0].cost))
-        starts = [start]
-        fitted = _params_of(start, names, sol.x)
-        bad = _unidentified(names, fitted, stderr, corr, notes)
+        bad = _unidentified(names, _params_of(start, names, sol.x), stderr, corr, notes)
         if not bad:
             break
         names = [n for n in names if n not in bad]
         start = start.with_(**{n: getattr(nominal, n) for n in bad})
+        starts = [start]
+        sol = None
         if not names:
             break
-    fitted = _params_of(start, names, sol.x) if names and sol is not None else start
+    fitted = _params_of(start, names, sol.x) if sol is not None else start
     parameters = {
         n: ParameterEstimate(
             n, getattr(nominal, n), getattr(fitted, n), stderr.get(n, math.inf) if n in names else math.inf,
@@ -322,22 +322,32 @@ def _fit(
 def _unidentified(
     names: list[str], fitted: DiffDriveParams, stderr: dict[str, float], corr: Array, notes: dict[str, str]
 ) -> set[str]:
-    bad: set[str] = set()
+    """What this fit does not identify, one cause at a time (the caller refits without it)."""
+    free = [n for n in names if not math.isfinite(stderr[n])]
+    if len(free) > 1:
+        # an exact trade-off (e.g. a gain and the radius): the last one keeps its nominal value
+        last = free[-1]
+        notes[last] = (
+            f"trades off exactly against {', '.join(free[:-1])}: the data cannot tell them apart; kept at nominal"
+        )
+        return {last}
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
             if abs(corr[i, j]) > MAX_CORRELATION:
-                b = names[j]
-                why = f"trades off against {{other}} (correlation {corr[i, j]:+.3f}): the data cannot tell them apart"
-                notes[a], notes[b] = why.format(other=b), why.format(other=a)
-                bad |= {a, b}
+                b = names[j]  # the later one keeps its nominal value; the earlier one absorbs what they share
+                notes[b] = (
+                    f"trades off against {a} (correlation {corr[i, j]:+.3f}): the data cannot tell them apart; "
+                    f"kept at nominal, {a} absorbs it"
+                )
+                return {b}
+    bad: set[str] = set()
     for a in names:
         limit, kind = IDENTIFIED_BELOW[a]
         size = abs(getattr(fitted, a)) if kind == "%" else 1.0
         if not math.isfinite(stderr[a]) or stderr[a] > limit * size:
-            notes.setdefault(
-                a,
+            notes[a] = (
                 f"standard error {stderr[a]:.3g} exceeds {limit * size:.3g}: the recording does not excite it "
-                "(no turning for the separation, no hard acceleration for the limits, ...)",
+                "(no turning for the separation, no hard acceleration for the limits, ...); kept at nominal"
             )
             bad.add(a)
     return bad
