@@ -73,11 +73,12 @@ def windowed_position_error(
     """Re-anchored position error (see the module docstring).
 
     Re-anchoring: at each window start the simulated robot takes the recorded pose (smoothed over
-    ``smoothing`` s) and then moves with the simulated body velocities (vx, vtheta) for the
-    window. In an empty world a differential drive's body-frame response to its commands does not
-    depend on where it is, so this equals restarting the simulator on the recorded pose; the
-    simulated velocity is put on the recorded one at the start and relaxes back to the simulated
-    response with the simulated robot's response time constant ``relax`` (the twin's lag; 0: at once).
+    ``smoothing`` s) and then makes the motion the simulated run made in that window (its SE(2)
+    pose increments). In an empty world a differential drive's body-frame response to its commands
+    does not depend on where it is, so this equals restarting the simulator on the recorded pose;
+    the simulated velocity is put on the recorded one at the start and relaxes back to the
+    simulated response with the simulated robot's response time constant ``relax`` (the twin's
+    lag; 0: at once, which adds nothing).
     """
     rate = 1.0 / float(t[1] - t[0])
     rx, ry = smooth(real["x"], rate, smoothing), smooth(real["y"], rate, smoothing)
@@ -93,15 +94,25 @@ def windowed_position_error(
         if i1 - i0 < 2:
             continue
         tt = t[i0 : i1 + 1] - t[i0]
-        decay = np.exp(-tt / relax) if relax > 0 else (tt == 0).astype(float)
-        v = sim["vx"][i0 : i1 + 1] + (real_v[i0] - sim["vx"][i0]) * decay
-        w = sim["vtheta"][i0 : i1 + 1] + (real_w[i0] - sim["vtheta"][i0]) * decay
-        dt = np.diff(tt)
-        th = rth[i0] + np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * dt)])
-        mid = 0.5 * (th[1:] + th[:-1])
-        vm = 0.5 * (v[1:] + v[:-1])
-        x = rx[i0] + np.concatenate([[0.0], np.cumsum(vm * np.cos(mid) * dt)])
-        y = ry[i0] + np.concatenate([[0.0], np.cumsum(vm * np.sin(mid) * dt)])
+        # the simulated motion of the window in the frame of its start pose (its own pose increments)
+        sx, sy, sth = sim["x"][i0 : i1 + 1], sim["y"][i0 : i1 + 1], sim["theta"][i0 : i1 + 1]
+        c0, s0 = math.cos(sth[0]), math.sin(sth[0])
+        bx = c0 * (sx - sx[0]) + s0 * (sy - sy[0])
+        by = -s0 * (sx - sx[0]) + c0 * (sy - sy[0])
+        bth = sth - sth[0]
+        if relax > 0:  # velocity re-anchoring: the start-velocity mismatch decays with the twin's lag
+            decay = np.exp(-tt / relax)
+            dv, dw = (real_v[i0] - sim["vx"][i0]) * decay, (real_w[i0] - sim["vtheta"][i0]) * decay
+            dt = np.diff(tt)
+            bth = bth + np.concatenate([[0.0], np.cumsum(0.5 * (dw[1:] + dw[:-1]) * dt)])
+            mid = 0.5 * (bth[1:] + bth[:-1])
+            dvm = 0.5 * (dv[1:] + dv[:-1])
+            bx = bx + np.concatenate([[0.0], np.cumsum(dvm * np.cos(mid) * dt)])
+            by = by + np.concatenate([[0.0], np.cumsum(dvm * np.sin(mid) * dt)])
+        ca, sa = math.cos(rth[i0]), math.sin(rth[i0])
+        x = rx[i0] + ca * bx - sa * by
+        y = ry[i0] + sa * bx + ca * by
+        th = rth[i0] + bth
         path_x[i0 : i1 + 1], path_y[i0 : i1 + 1] = x, y
         ends.append(float(t[i1]))
         errs.append(float(math.hypot(x[-1] - rx[i1], y[-1] - ry[i1])))
