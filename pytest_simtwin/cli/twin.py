@@ -228,6 +228,9 @@ def run_replay(
         rtf=0.0,
         command=args.sim_command,
         start_timeout=args.timeout,
+        # one simulator per command: a fork server left idle by the previous command can exit while this
+        # one connects (its child then exits 70), and a warm server saves little for a single simulator
+        options={"fork_server": False},
     )
     settings = Settings(
         backend=args.backend,

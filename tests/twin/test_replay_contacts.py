@@ -39,7 +39,9 @@ def test_driving_into_the_arena_wall_is_flagged(sim: Any, tmp_path: Path) -> Non
 
 def test_the_empty_world_touches_nothing(sim: Any) -> None:
     session = sim._session
-    session.ensure(session.config.with_(world=Path(__file__).parents[2] / "pytest_simtwin" / "data" / "empty_world.sdf"))
+    session.ensure(
+        session.config.with_(world=Path(__file__).parents[2] / "pytest_simtwin" / "data" / "empty_world.sdf")
+    )
     run = replay(_straight(), session)
     assert run.meta["contacts"] == []
     assert float(np.max(run.x)) > 3.5  # it drove past where the wall would be
