@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_simtwin.twin.calibrate import calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
+from pytest_simtwin.twin.calibrate import calibrate, nominal_from_sdf, write_sdf_copy
 from pytest_simtwin.twin.data import Trajectory
 from pytest_simtwin.twin.replay import replay
 from pytest_simtwin.twin.scoring import TwinConfig, validate
