@@ -195,7 +195,9 @@ def calibrate(
     if not real.has_commands or real.first_command_time() is None:
         raise DataError(
             f"{real.source}: calibration needs the commands the robot received: expected a /cmd_vel topic "
-            "with non-zero commands in the recording (record it with `simtwin record --cmd-vel`)"
+            "(geometry_msgs Twist or TwistStamped) with non-zero commands in the recording"
+            + (f"; topics present: {real.meta['bag_topics']}" if real.meta.get("bag_topics") else "")
+            + " (pass its name with --cmd-vel-topic, or record it: `simtwin record` does by default)"
         )
     unknown = [n for n in fit if n not in FITTABLE]
     if unknown:

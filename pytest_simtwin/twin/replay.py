@@ -34,8 +34,10 @@ def command_plan(real: Trajectory, merge: bool = True) -> list[tuple[float, floa
     """(duration, vx, wz) segments: a lead-in at rest, then each command held until the next one."""
     if not real.has_commands:
         raise DataError(
-            f"{real.source}: replay needs the real /cmd_vel sequence, found no commands in the recording; "
-            "record /cmd_vel too (`simtwin record` does by default) or pass a simulated run to compare"
+            f"{real.source}: replay needs the real /cmd_vel sequence, found no commands in the recording"
+            + (f" (topics present: {real.meta['bag_topics']})" if real.meta.get("bag_topics") else "")
+            + "; pass the command topic with --cmd-vel-topic, record /cmd_vel too (`simtwin record` does by "
+            "default) or pass a simulated run to compare"
         )
     t_end = float(real.t[-1])
     times = np.append(real.cmd_t, max(t_end, float(real.cmd_t[-1])))
