@@ -267,10 +267,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         sim = _load(args.sim, args, "sim")
     result = validate(real, sim, cfg)
-    paths = write_outputs(result, args.out, png=not args.no_png, extra={"wall_time_s": time.monotonic() - t0})
+    calibration = _calibration_parameters(args.twin) if args.twin is not None else None
+    paths = write_outputs(
+        result, args.out, png=not args.no_png, extra={"wall_time_s": time.monotonic() - t0}, calibration=calibration
+    )
     print(result.summary())
     print(f"wrote {', '.join(str(p) for p in paths.values())} ({time.monotonic() - t0:.2f} s)")
     return 0 if result.passed else 1
+
+
+def _calibration_parameters(path: Path) -> dict[str, Any] | None:
+    """The parameters table (nominal, fitted, 1-sigma, identified) of a `simtwin calibrate` overrides file."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the overrides YAML ({exc})") from None
+    params = (doc.get("calibration") or {}).get("parameters") if isinstance(doc, dict) else None
+    return dict(params) if isinstance(params, dict) else None
 
 
 def _default_robot_sdf() -> Path:
@@ -282,6 +297,7 @@ def _default_robot_sdf() -> Path:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pytest_simtwin.twin.calibrate import DEFAULT_FIT, calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
     from pytest_simtwin.twin.model import DiffDriveParams
+    from pytest_simtwin.twin.report import calibration_html
     from pytest_simtwin.twin.scoring import load_config
 
     t0 = time.monotonic()
@@ -307,6 +323,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 1
     write_overrides(result, args.out, source=str(args.real))
     print(f"wrote {args.out} (SIMTWIN_TWIN_OVERRIDES={args.out} applies it to every simulator run)")
+    page = args.out.with_suffix(".html")
+    page.write_text(calibration_html(result, str(args.real)))
+    print(f"wrote {page}")
     if args.sdf_out:
         if not robot.is_file():
             raise ConfigError(f"--sdf-out needs a robot SDF to copy; {robot} does not exist")

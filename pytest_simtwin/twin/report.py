@@ -184,6 +184,26 @@ def render_html(result: TwinResult, png: bytes | None, calibration: dict[str, An
     )
 
 
+def calibration_html(result: Any, data: str = "") -> str:
+    """A self-contained page for a calibration: parameters before/after with uncertainties, the held-out check."""
+    params = {n: p.to_dict() for n, p in result.parameters.items()}
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(result.before[k])}</td><td>{_fmt(result.after.get(k, math.nan))}</td>"
+        f"<td class={'fail' if k in result.worse else 'pass'}>{'worse' if k in result.worse else 'no worse'}</td></tr>"
+        for k in result.before
+    )
+    verdict = "accepted" if result.accepted else "REFUSED"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset=utf-8><title>twin calibration: {verdict}</title>"
+        f"<style>{STYLE}</style></head><body><h1>Twin calibration: <span class={'pass' if result.accepted else 'fail'}>"
+        f"{verdict}</span></h1><p>{html.escape(data)}: fitted on {result.extra.get('fit_fraction', 0):.0%} of the "
+        f"recording, checked on {result.extra.get('held_out_segments')} held-out segments.</p>"
+        f"<h2>Parameters</h2>{parameters_table(params)}<h2>Held-out check (mean metric value)</h2>"
+        f"<table><tr><th>metric</th><th>nominal twin</th><th>calibrated twin</th><th></th></tr>{rows}</table>"
+        "</body></html>\n"
+    )
+
+
 def _clean(value: Any) -> Any:
     """JSON has no NaN/inf: write them as null (and numpy scalars as Python numbers)."""
     if isinstance(value, dict):

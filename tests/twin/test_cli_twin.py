@@ -121,3 +121,11 @@ def test_calibrate_then_validate_with_the_model(files: dict[str, Path], capsys: 
     assert doc["robot"]["diff_drive"]["wheel_radius"] == pytest.approx(0.033 * 1.03, rel=0.005)
     assert doc["calibration"]["parameters"]["wheel_radius"]["identified"] is True
     assert doc["calibration"]["parameters"]["wheel_radius"]["stderr"] < 1e-4
+    page = (d / "cal.html").read_text()
+    assert "Twin calibration: <span class=pass>accepted" in page and "wheel_radius" in page
+    out = d / "validated"
+    assert (
+        main(["validate", str(files["r3"]), str(files["sim"]), "--out", str(out), "--twin", str(d / "cal.yaml")]) == 1
+    )
+    report = (out / "validation_report.html").read_text()  # the parameters table of the twin used
+    assert "Twin parameters" in report and "1-sigma" in report and "data:image/png;base64," in report
