@@ -7,10 +7,11 @@ simulator, ...). The work lives in :mod:`pytest_simtwin.twin`; this module only 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -256,12 +257,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _twin_config(args)
     t0 = time.monotonic()
     real = _load(args.real, args, "real")
-    if args.twin is not None:
-        if not args.twin.is_file():
-            raise ConfigError(f"--twin {args.twin}: no such file; expected the overrides YAML of `simtwin calibrate`")
-        os.environ[TWIN_ENV] = str(args.twin.resolve())  # the simulator process reads it (sim/engine/twin_model.py)
+    if args.twin is not None and not args.twin.is_file():
+        raise ConfigError(f"--twin {args.twin}: no such file; expected the overrides YAML of `simtwin calibrate`")
     if args.replay:
-        sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
+        with _twin_environment(args.twin):
+            sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
         if args.save_sim:
             sim.save_json(args.save_sim)
     else:
@@ -274,6 +274,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"wrote {', '.join(str(p) for p in paths.values())} ({time.monotonic() - t0:.2f} s)")
     return 0 if result.passed else 1
+
+
+@contextlib.contextmanager
+def _twin_environment(path: Path | None) -> Iterator[None]:
+    """``SIMTWIN_TWIN_OVERRIDES`` set for the simulator this command starts, restored afterwards."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get(TWIN_ENV)
+    os.environ[TWIN_ENV] = str(path.resolve())  # the simulator process reads it (sim/engine/twin_model.py)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TWIN_ENV, None)
+        else:
+            os.environ[TWIN_ENV] = before
 
 
 def _calibration_parameters(path: Path) -> dict[str, Any] | None:
