@@ -21,7 +21,7 @@ DEFINITIONS = {
     "for at least min_fraction of the windows; the value is that quantile of e_k.",
     "velocity_tracking": "Mean relative velocity error over moving samples after removing the response delay d "
     "between the runs: mean |v_sim(t - d) - v_real(t)| / |v_real(t)| over |v_real| >= min_speed, and the same for "
-    "the yaw rate over |w_real| >= min_yaw_rate; the value is the worse of the two.",
+    "the yaw rate over |w_real| >= min_yaw_rate; the value is the linear one, and both must be within tolerance.",
     "sensor_latency": "Command-to-response delay of each run, L = argmax_tau corr(cmd(t - tau), v(t)) (sub-sample); "
     "value = L_real - L_sim. The confidence combines the peak correlation and the spread over 4 segments.",
     "collision_detection": "Distance between where the real and the simulated robot stopped against an obstacle "

@@ -76,3 +76,11 @@ def test_ate_and_rpe_are_evos() -> None:
     assert te["ate_rmse_m"] == pytest.approx(0.01 * math.sqrt(2), rel=0.15)
     assert te["rpe_trans_rmse_m"] == pytest.approx(0.02, rel=0.2)  # two noisy poses per pair
     assert te["rpe_rot_rmse_deg"] < 1e-6
+
+
+def test_a_yaw_rate_error_fails_velocity_tracking_though_the_linear_speed_is_right(sim_run: Trajectory) -> None:
+    real = synthesize(sim_run, SynthParams(wheel_separation_scale=1.1, seed=3))  # turns 9 % slower
+    vel = validate(real, sim_run).record("velocity_tracking")
+    assert vel.value < 0.03 and vel.extra["linear_error"] == vel.value
+    assert vel.extra["angular_error"] == pytest.approx(0.1 / 1.1, abs=0.025)
+    assert not vel.extra["angular_passed"] and not vel.passed
