@@ -262,6 +262,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.replay:
         with _twin_environment(args.twin):
             sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
+        twin = _replayed_twin(args)
+        if twin is not None:  # the windowed error re-anchors the velocity with the twin's lag
+            sim.meta["twin"] = twin
         if args.save_sim:
             sim.save_json(args.save_sim)
     else:
@@ -291,6 +294,22 @@ def _twin_environment(path: Path | None) -> Iterator[None]:
             os.environ.pop(TWIN_ENV, None)
         else:
             os.environ[TWIN_ENV] = before
+
+
+def _replayed_twin(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The twin parameters the replay's simulator ran with, when its robot is an SDF file we can read."""
+    from pytest_simtwin.twin.robotfile import nominal_from_sdf, read_overrides, twin_from_sdf
+
+    robot = args.robot or (_default_robot_sdf() if args.world is None else None)
+    if robot is None or robot.suffix != ".sdf":
+        return None
+    try:
+        params = twin_from_sdf(robot, nominal_from_sdf(robot))
+        if args.twin is not None:
+            params = read_overrides(args.twin, params)
+    except ConfigError:
+        return None  # not a DiffDrive SDF we can read: the metrics do without the lag
+    return params.to_dict()
 
 
 def _calibration_parameters(path: Path) -> dict[str, Any] | None:
