@@ -144,13 +144,15 @@ def replay(
     try:
         for duration, vx, wz in plan:
             msg = command(vx, wz)
-            # A message sent before the subscription matched is lost: resend until cmd_count moves.
+            # A message sent before the subscription matched is lost: resend until cmd_count moves, but
+            # only until the first command arrived. After that the (reliable) topic loses nothing, and a
+            # resent copy arriving late would be counted as the next command and then overwrite it.
             last_pub = -math.inf
 
             def arrived(target: int = count + 1, msg: Any = msg) -> dict[str, Any] | None:
                 nonlocal last_pub
                 now = time.monotonic()
-                if now - last_pub > 0.25:
+                if last_pub == -math.inf or (not t_cmd and now - last_pub > 0.25):
                     pub.publish(msg)
                     last_pub = now
                 st = control.state()
