@@ -54,7 +54,7 @@ def test_layout() -> None:
     ):
         assert (PROJECT / rel).is_file(), rel
     models = sorted(p.name for p in (PROJECT / "models").iterdir())
-    assert models == ["diffbot", "obstacle_box", "obstacle_cylinder"]
+    assert models == ["diffbot", "diffbot_twin", "obstacle_box", "obstacle_cylinder"]  # diffbot_twin: calibrated
     for name in models:
         config = ET.parse(PROJECT / "models" / name / "model.config").getroot()
         sdf_file = config.findtext("sdf")

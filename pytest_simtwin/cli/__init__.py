@@ -1,8 +1,8 @@
 """The ``simtwin`` command: one dispatcher, each sub-command defined in its own module.
 
-A module listed in :data:`SUBCOMMANDS` provides ``register(subparsers) -> None`` that adds its
-parser and sets ``func=callable(args) -> int`` as the parser default. Modules import lazily so
-``simtwin --help`` stays fast.
+May import every folder but ``plugin``. A module listed in :data:`SUBCOMMANDS` provides
+``register(subparsers) -> None`` that adds its parser and sets ``func=callable(args) -> int``.
+Modules import lazily so ``simtwin --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -49,4 +49,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-

@@ -7,15 +7,19 @@ simulator, ...). The work lives in :mod:`pytest_simtwin.twin`; this module only 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pytest_simtwin.errors import ConfigError, DataError
+from pytest_simtwin.sim.engine.twin_model import ENV as TWIN_ENV
 
+EMPTY_WORLD = Path(__file__).resolve().parents[1] / "data" / "empty_world.sdf"
 METRIC_NAMES = ("position_error", "velocity_tracking", "sensor_latency", "collision_detection")
 
 
@@ -59,7 +63,11 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backend", default="embedded", help="simulator backend: embedded (default), process, attach, docker"
     )
-    g.add_argument("--world", type=Path, help="world SDF (default: the built-in arena)")
+    g.add_argument(
+        "--world",
+        type=Path,
+        help="world SDF (default: an empty world, ground plane only: the recording was not made in our arena)",
+    )
     g.add_argument("--robot", type=Path, help="robot SDF/URDF (e.g. the calibrated copy from `simtwin calibrate`)")
     g.add_argument("--sim-command", help="process backend: simulator command template")
     g.add_argument("--domain-range", default=None, help="ROS_DOMAIN_IDs to lease from (default 1-101,215-232)")
@@ -102,7 +110,14 @@ def register(sub: Any) -> None:
     p.add_argument("--metrics", help=f"comma-separated subset of {', '.join(METRIC_NAMES)}")
     p.add_argument("--offset", help="time offset: auto, first_command, xcorr, none, or seconds added to SIM")
     p.add_argument("--no-align-pose", action="store_true", help="do not move SIM onto REAL's initial pose")
-    p.add_argument("--no-png", action="store_true", help="skip validation_report.png")
+    p.add_argument("--no-png", action="store_true", help="skip validation_report.png and validation_report.html")
+    p.add_argument(
+        "--twin",
+        type=Path,
+        help="overrides YAML from `simtwin calibrate` applied to the replay (SIMTWIN_TWIN_OVERRIDES)",
+    )
+    p.add_argument("--window", type=float, help="re-anchoring window of the position error in seconds (default 1)")
+    p.add_argument("--window-distance", type=float, help="re-anchor every this many metres travelled instead")
     p.add_argument("--save-sim", type=Path, help="write the replayed simulated run to this JSON file")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even without a TTY")
     _add_topics(p)
@@ -117,8 +132,22 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--wheel-radius", type=float, help="nominal wheel radius (m), overrides the SDF")
     p.add_argument("--wheel-separation", type=float, help="nominal wheel separation (m), overrides the SDF")
-    p.add_argument("--fit", help="comma-separated parameters to fit (default: all)")
-    p.add_argument("--out", type=Path, default=Path("simtwin-calibration.yaml"), help="overrides YAML to write")
+    p.add_argument(
+        "--fit",
+        help="comma-separated parameters to fit (default: wheel_radius, wheel_separation, command_latency, "
+        "time_constant_linear, time_constant_angular; also max_linear_acceleration, max_angular_acceleration, "
+        "linear_gain, angular_gain)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("simtwin-calibration.yaml"),
+        help="overrides YAML to write (use it with SIMTWIN_TWIN_OVERRIDES=FILE); not written when refused",
+    )
+    p.add_argument("--segments", type=int, default=5, help="segments the recording is cut into (default 5)")
+    p.add_argument(
+        "--held-out", default="1,3", help="indices of the segments held out of the fit for the check (default 1,3)"
+    )
     p.add_argument("--sdf-out", type=Path, help="write a calibrated copy of the robot SDF (for --robot)")
     p.add_argument("--config", type=Path, help="twin settings for the after-calibration check")
     _add_topics(p)
@@ -138,6 +167,8 @@ def register(sub: Any) -> None:
     p.add_argument("--radius-scale", type=float, default=1.0, help="physical/configured wheel radius, e.g. 1.03")
     p.add_argument("--separation-scale", type=float, default=1.0)
     p.add_argument("--latency", type=float, default=0.0, help="extra command latency (s)")
+    p.add_argument("--lag", type=float, default=0.0, help="extra first-order response lag, time constant (s)")
+    p.add_argument("--lag-angular", type=float, help="time constant of the yaw-rate lag (s; default: --lag)")
     p.add_argument("--yaw-bias", type=float, default=0.0, help="yaw-rate bias (rad/s)")
     p.add_argument("--slip", type=float, default=0.0, help="fraction of time in 30 %% wheel-slip episodes")
     p.add_argument("--rate", type=float, help="odometry rate of the output (Hz)")
@@ -175,6 +206,10 @@ def _twin_config(args: argparse.Namespace) -> Any:
             cfg = replace(cfg, offset=args.offset)
     if getattr(args, "no_align_pose", False):
         cfg = replace(cfg, align_pose=False)
+    if getattr(args, "window", None):
+        cfg = replace(cfg, window=float(args.window))
+    if getattr(args, "window_distance", None):
+        cfg = replace(cfg, window_distance=float(args.window_distance))
     return cfg
 
 
@@ -189,11 +224,14 @@ def run_replay(
     from pytest_simtwin.twin.replay import replay
 
     sim_cfg = SimConfig(
-        world=args.world.resolve() if args.world else None,
+        world=(args.world or EMPTY_WORLD).resolve(),
         robot=args.robot.resolve() if args.robot else None,
         rtf=0.0,
         command=args.sim_command,
         start_timeout=args.timeout,
+        # one simulator per command: a fork server left idle by the previous command can exit while this
+        # one connects (its child then exits 70), and a warm server saves little for a single simulator
+        options={"fork_server": False},
     )
     settings = Settings(
         backend=args.backend,
@@ -219,17 +257,71 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _twin_config(args)
     t0 = time.monotonic()
     real = _load(args.real, args, "real")
+    if args.twin is not None and not args.twin.is_file():
+        raise ConfigError(f"--twin {args.twin}: no such file; expected the overrides YAML of `simtwin calibrate`")
     if args.replay:
-        sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
+        with _twin_environment(args.twin):
+            sim = run_replay(real, args, _progress(args, "replay"), joints=args.save_sim is not None)
+        twin = _replayed_twin(args)
+        if twin is not None:  # the windowed error re-anchors the velocity with the twin's lag
+            sim.meta["twin"] = twin
         if args.save_sim:
             sim.save_json(args.save_sim)
     else:
         sim = _load(args.sim, args, "sim")
     result = validate(real, sim, cfg)
-    paths = write_outputs(result, args.out, png=not args.no_png, extra={"wall_time_s": time.monotonic() - t0})
+    calibration = _calibration_parameters(args.twin) if args.twin is not None else None
+    paths = write_outputs(
+        result, args.out, png=not args.no_png, extra={"wall_time_s": time.monotonic() - t0}, calibration=calibration
+    )
     print(result.summary())
     print(f"wrote {', '.join(str(p) for p in paths.values())} ({time.monotonic() - t0:.2f} s)")
     return 0 if result.passed else 1
+
+
+@contextlib.contextmanager
+def _twin_environment(path: Path | None) -> Iterator[None]:
+    """``SIMTWIN_TWIN_OVERRIDES`` set for the simulator this command starts, restored afterwards."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get(TWIN_ENV)
+    os.environ[TWIN_ENV] = str(path.resolve())  # the simulator process reads it (sim/engine/twin_model.py)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TWIN_ENV, None)
+        else:
+            os.environ[TWIN_ENV] = before
+
+
+def _replayed_twin(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The twin parameters the replay's simulator ran with, when its robot is an SDF file we can read."""
+    from pytest_simtwin.twin.robotfile import nominal_from_sdf, read_overrides, twin_from_sdf
+
+    robot = args.robot or (_default_robot_sdf() if args.world is None else None)
+    if robot is None or robot.suffix != ".sdf":
+        return None
+    try:
+        params = twin_from_sdf(robot, nominal_from_sdf(robot))
+        if args.twin is not None:
+            params = read_overrides(args.twin, params)
+    except ConfigError:
+        return None  # not a DiffDrive SDF we can read: the metrics do without the lag
+    return params.to_dict()
+
+
+def _calibration_parameters(path: Path) -> dict[str, Any] | None:
+    """The parameters table (nominal, fitted, 1-sigma, identified) of a `simtwin calibrate` overrides file."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the overrides YAML ({exc})") from None
+    params = (doc.get("calibration") or {}).get("parameters") if isinstance(doc, dict) else None
+    return dict(params) if isinstance(params, dict) else None
 
 
 def _default_robot_sdf() -> Path:
@@ -239,33 +331,44 @@ def _default_robot_sdf() -> Path:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pytest_simtwin.twin.calibrate import FITTABLE, calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
-    from pytest_simtwin.twin.model import DiffDriveParams, predict
-    from pytest_simtwin.twin.scoring import load_config, validate
+    from pytest_simtwin.twin.calibrate import DEFAULT_FIT, calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
+    from pytest_simtwin.twin.model import DiffDriveParams
+    from pytest_simtwin.twin.report import calibration_html
+    from pytest_simtwin.twin.scoring import load_config
 
+    t0 = time.monotonic()
     robot = args.robot or _default_robot_sdf()
     nominal = nominal_from_sdf(robot) if robot.is_file() else DiffDriveParams()
     changes = {k: v for k, v in (("wheel_radius", args.wheel_radius), ("wheel_separation", args.wheel_separation)) if v}
     nominal = nominal.with_(**changes)
-    fit = tuple(f.strip() for f in args.fit.split(",")) if args.fit else FITTABLE
+    fit = tuple(f.strip() for f in args.fit.split(",") if f.strip()) if args.fit else DEFAULT_FIT
+    try:
+        held_out = tuple(int(i) for i in args.held_out.split(",") if i.strip())
+    except ValueError:
+        raise ConfigError(f"--held-out expects segment indices like 1,3; found {args.held_out!r}") from None
+    if args.segments < 2 or not held_out or any(not 0 <= i < args.segments for i in held_out):
+        raise ConfigError(
+            f"--held-out {args.held_out} must name some (not all) of the {args.segments} segments (0..{args.segments - 1})"
+        )
     real = _load(args.real, args, "real")
-    result = calibrate(real, nominal, fit)
+    result = calibrate(real, nominal, fit, segments=args.segments, held_out=held_out, config=load_config(args.config))
     print(result.summary())
-    cfg = load_config(args.config)
-    before = validate(real, predict(real, nominal, nominal, source="model (nominal)"), cfg)
-    after = validate(real, predict(real, result.fitted, nominal, source="model (calibrated)"), cfg)
-    print(
-        f"kinematic-model check (no simulator): nominal {before.verdict.upper()}, calibrated {after.verdict.upper()}; "
-        "check the simulator with `simtwin validate REAL --replay --robot <the --sdf-out copy>`"
-    )
+    if not result.accepted:
+        why = result.message if not result.success else f"worse on held-out data: {', '.join(result.worse)}"
+        print(f"calibration refused ({why}); no file written ({time.monotonic() - t0:.2f} s)")
+        return 1
     write_overrides(result, args.out, source=str(args.real))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} (SIMTWIN_TWIN_OVERRIDES={args.out} applies it to every simulator run)")
+    page = args.out.with_suffix(".html")
+    page.write_text(calibration_html(result, str(args.real)))
+    print(f"wrote {page}")
     if args.sdf_out:
         if not robot.is_file():
             raise ConfigError(f"--sdf-out needs a robot SDF to copy; {robot} does not exist")
         write_sdf_copy(robot, args.sdf_out, result)
         print(f"wrote {args.sdf_out} (use it with --robot / --simtwin-robot)")
-    return 0 if result.success else 1
+    print(f"calibrate took {time.monotonic() - t0:.2f} s")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -291,6 +394,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         wheel_radius_scale=args.radius_scale,
         wheel_separation_scale=args.separation_scale,
         latency=args.latency,
+        time_constant=args.lag,
+        time_constant_angular=args.lag_angular,
         yaw_rate_bias=args.yaw_bias,
         slip_fraction=args.slip,
         rate=args.rate,

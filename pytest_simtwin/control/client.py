@@ -136,11 +136,13 @@ class ControlClient:
         timeout: float = 5.0,
         error: Callable[[str], Exception] | None = None,
         abort: Callable[[], str | None] | None = None,
+        resend: bool = True,
     ) -> protocol.SimState:
         """Call ``publish()`` until the simulator's ``cmd_count`` passes ``before``; returns that state.
 
         The one way a velocity command is confirmed (robot helper, replay): a message sent before the
-        simulator's reader matched ours is lost, so it is sent again every :data:`COMMAND_RESEND` s.
+        simulator's reader matched ours is lost, so it is sent again every :data:`COMMAND_RESEND` s
+        (``resend=False``: once, for a stream whose reader has matched already).
         """
         sent = -math.inf
         seen = before
@@ -148,7 +150,7 @@ class ControlClient:
         def arrived() -> protocol.SimState | None:
             nonlocal sent, seen
             now = time.monotonic()
-            if now - sent >= COMMAND_RESEND:
+            if sent == -math.inf or (resend and now - sent >= COMMAND_RESEND):
                 publish()
                 sent = now
             st = self.state()

@@ -41,7 +41,8 @@ get_faults                 {}                                                   
 STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": s, "rtf_target": x,
 "rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool,
 "odom_stamp": s, "scan_stamp": s (stamps of the last odometry/scan messages: after a step, wait for these),
-"dropped": {topic: int} (messages the DDS writer refused because a subscriber fell behind)}
+"dropped": {topic: int} (messages the DDS writer refused because a subscriber fell behind),
+"contacts": [entity names touching the robot now, the ground excluded]}
 POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys keep their value)
 TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
 TOPICS = {"cmd_vel", "cmd_vel_type" ("twist"|"twist_stamped"), "odom", "scan" (or null), "joint_states", "clock",
@@ -161,6 +162,7 @@ class SimState(TypedDict, total=False):
     scan_stamp: float | None
     dropped: dict[str, int]
     camera_frames: dict[str, Any]  # camera name -> frames rendered (sim/sensor_node.py)
+    contacts: list[str]  # entities touching the robot now, the ground excluded
     at_rest: bool  # step_simulation with until_rest
 
 

@@ -141,6 +141,7 @@ class ControlServices:
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
             "camera_frames": self.sensors.frames() if self.sensors is not None else {},
+            "contacts": self.physics.contacts(),  # entities touching the robot now (not the ground)
         }
 
     def _srv_get_simulator_features(self, _p: dict[str, Any]) -> protocol.Features:

@@ -1,36 +1,106 @@
-"""Fit simulator parameters to real data by least squares (``simtwin calibrate``).
+"""Fit the twin model to a real recording (``simtwin calibrate``), honestly.
 
-The model (twin/model.py) is driven by the real ``/cmd_vel`` sequence; the fit minimises the
-weighted difference between its velocities and pose and the real odometry. Velocities carry most
-of the weight: they pin wheel radius, separation, acceleration limits and latency without the
-drift of an open-loop pose, which only breaks ties. The fitted values are written as a YAML
-overrides file (``robot.diff_drive.*``) and, when a robot SDF is given, into a copy of it.
+The model (twin/model.py) is driven by the recording's ``/cmd_vel``; the fit (scipy
+``least_squares``, see docs/twin-metrics.md for why not ``mujoco.sysid``) minimises the
+difference between its body velocities and the recorded ones: velocities pin the delay, lags,
+limits, radius and separation without the drift of an open-loop pose.
+
+What the data determines is checked, not assumed: the formal covariance of the fit (residual
+variance x (JᵀJ)⁻¹) gives each parameter a standard error and the correlations between them; a
+parameter whose error is too large, or that trades off against another (|correlation| > 0.995,
+e.g. a velocity gain against the wheel radius), is *not identified*: it keeps its nominal value and
+the fit is repeated without it. The fit uses part of the recording; held-out segments then compare
+the calibrated twin with the nominal one on every metric, and a calibration that is worse on any
+of them is refused (``accepted`` False: the CLI exits 1 and writes no file).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.twin.data import Array, Trajectory
-from pytest_simtwin.twin.model import DiffDriveParams, predict, simulate
-from pytest_simtwin.twin.scoring import command_latency
+from pytest_simtwin.twin.model import TWIN_FIELDS, DiffDriveParams, predict, simulate
+from pytest_simtwin.twin.openloop import command_latency
+from pytest_simtwin.twin.robotfile import (
+    nominal_from_sdf,
+    read_overrides,
+    twin_from_sdf,
+    twin_plugin_xml,
+    write_overrides,
+    write_sdf_copy,
+)
+from pytest_simtwin.twin.scoring import TwinConfig, validate
+
+#: the robot-file functions are re-exported: ``from pytest_simtwin.twin.calibrate import write_sdf_copy``
+__all__ = [
+    "CalibrationResult",
+    "calibrate",
+    "nominal_from_sdf",
+    "read_overrides",
+    "twin_from_sdf",
+    "twin_plugin_xml",
+    "write_overrides",
+    "write_sdf_copy",
+]
 
 FITTABLE = (
     "wheel_radius",
     "wheel_separation",
+    "command_latency",
+    "time_constant_linear",
+    "time_constant_angular",
     "max_linear_acceleration",
     "max_angular_acceleration",
-    "command_latency",
+    "linear_gain",
+    "angular_gain",
 )
-#: residual scales: 1 cm/s, 0.02 rad/s, 5 cm, 0.05 rad
-SCALES = {"vx": 0.01, "vtheta": 0.02, "xy": 0.05, "theta": 0.05}
+#: fitted unless --fit says otherwise: the gains are the radius/separation again (see twin/model.py)
+DEFAULT_FIT = ("wheel_radius", "wheel_separation", "command_latency", "time_constant_linear", "time_constant_angular")
+#: residual scales: 1 cm/s, 0.02 rad/s
+SCALES = {"vx": 0.01, "vtheta": 0.02}
+#: a parameter is identified when its standard error is below this (relative to its value where "%")
+IDENTIFIED_BELOW: dict[str, tuple[float, str]] = {
+    "wheel_radius": (0.01, "%"),
+    "wheel_separation": (0.02, "%"),
+    "command_latency": (0.01, "s"),
+    "time_constant_linear": (0.02, "s"),
+    "time_constant_angular": (0.02, "s"),
+    "max_linear_acceleration": (0.25, "%"),
+    "max_angular_acceleration": (0.25, "%"),
+    "linear_gain": (0.01, "%"),
+    "angular_gain": (0.02, "%"),
+}
+MAX_CORRELATION = 0.995
+#: held-out check: "no worse" allows this relative margin (plus 1e-4 of the metric's unit) for noise
+NO_WORSE_MARGIN = 0.02
+
+
+@dataclass
+class ParameterEstimate:
+    name: str
+    nominal: float
+    value: float
+    stderr: float
+    identified: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        def f(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {
+            "nominal": f(self.nominal),
+            "fitted": f(self.value),
+            "stderr": f(self.stderr),
+            "identified": self.identified,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -38,119 +108,280 @@ class CalibrationResult:
     nominal: DiffDriveParams
     fitted: DiffDriveParams
     fitted_names: tuple[str, ...]
-    before: dict[str, float]
-    after: dict[str, float]
+    parameters: dict[str, ParameterEstimate]
+    before: dict[str, float]  # held-out metric values of the nominal twin
+    after: dict[str, float]  # ... and of the calibrated one
+    worse: list[str]  # metrics on which the calibrated twin is worse on the held-out segments
     cost: float
     success: bool
     message: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def accepted(self) -> bool:
+        return self.success and not self.worse
+
+    @property
+    def identified(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.parameters.items() if p.identified)
+
     def summary(self) -> str:
-        lines = ["calibration (least squares on velocities and pose):"]
-        for name in self.fitted_names:
-            a, b = getattr(self.nominal, name), getattr(self.fitted, name)
-            change = f" ({(b / a - 1) * 100:+.2f} %)" if a and math.isfinite(a) else ""
-            lines.append(f"  {name:<26} {a:>10.5g} -> {b:.5g}{change}")
-        lines.append("  error                      before      after")
+        lines = [
+            f"calibration on {self.extra.get('fit_fraction', 0):.0%} of the recording "
+            f"({self.extra.get('fit_segments')} fit / {self.extra.get('held_out_segments')} held-out segments):",
+            f"  {'parameter':<26} {'nominal':>10}  {'fitted':>10}  {'1-sigma':>9}",
+        ]
+        for name, p in self.parameters.items():
+            change = f" ({(p.value / p.nominal - 1) * 100:+.2f} %)" if p.nominal and math.isfinite(p.nominal) else ""
+            state = "" if p.identified else f"  NOT IDENTIFIED: {p.note}"
+            lines.append(f"  {name:<26} {p.nominal:>10.5g}  {p.value:>10.5g}  {p.stderr:>9.2g}{change}{state}")
+        lines.append(f"  held-out check ({'metric':<18}) {'nominal':>10}  {'calibrated':>10}")
         for key in self.before:
-            lines.append(f"  {key:<26} {self.before[key]:>10.4g}  {self.after[key]:>9.4g}")
+            mark = "  WORSE" if key in self.worse else ""
+            lines.append(f"  {'':<15}{key:<20} {self.before[key]:>10.4g}  {self.after[key]:>10.4g}{mark}")
+        if self.worse:
+            lines.append(
+                f"  REFUSED: the calibrated twin is worse than the nominal one on held-out data ({', '.join(self.worse)})"
+            )
         return "\n".join(lines)
 
     def overrides(self) -> dict[str, Any]:
-        """The YAML overrides document (``simtwin-sim --robot-overrides`` / the robot description)."""
-        dd = {k: v for k, v in self.fitted.to_dict().items() if k != "command_latency" and v is not None}
+        """The YAML overrides document (``SIMTWIN_TWIN_OVERRIDES`` / ``simtwin calibrate --out``)."""
+        f = self.fitted
+        dd = {
+            k: getattr(f, k)
+            for k in ("wheel_radius", "wheel_separation", "max_linear_acceleration", "max_angular_acceleration")
+            if math.isfinite(getattr(f, k))
+        }
         return {
-            "robot": {"diff_drive": dd, "command_latency": float(self.fitted.command_latency)},
+            "robot": {"diff_drive": dd, "twin": {k: float(getattr(f, k)) for k in TWIN_FIELDS}},
             "calibration": {
-                "fitted": list(self.fitted_names),
+                "parameters": {n: p.to_dict() for n, p in self.parameters.items()},
                 "nominal": self.nominal.to_dict(),
-                "before": self.before,
-                "after": self.after,
-                "note": "wheel_radius/wheel_separation are the physical values; the controller keeps the nominal ones",
+                "held_out": {"nominal": self.before, "calibrated": self.after},
+                "note": "wheel_radius/wheel_separation are the effective physical values; the controller keeps "
+                "its configured ones and the simulator applies the ratio (sim/engine/twin_model.py)",
             },
         }
 
 
-def errors_of(real: Trajectory, params: DiffDriveParams, nominal: DiffDriveParams) -> dict[str, float]:
-    pred = predict(real, params, nominal)
-    pos = np.hypot(pred.x - real.x, pred.y - real.y)
-    moving = np.abs(real.vx) >= 0.05
-    vel = np.abs(pred.vx[moving] - real.vx[moving]) / np.abs(real.vx[moving]) if moving.any() else np.array([math.nan])
-    return {
-        "position_rmse_m": float(np.sqrt(np.mean(pos**2))),
-        "position_max_m": float(np.max(pos)),
-        "velocity_rel_error": float(np.mean(vel)),
-        "yaw_rate_rmse": float(np.sqrt(np.mean((pred.vtheta - real.vtheta) ** 2))),
-    }
+def segments_of(real: Trajectory, count: int) -> list[tuple[float, float]]:
+    edges = np.linspace(float(real.t[0]), float(real.t[-1]), count + 1)
+    return [(float(a), float(b)) for a, b in itertools.pairwise(edges)]
+
+
+def _slice(traj: Trajectory, t0: float, t1: float) -> Trajectory:
+    keep = (traj.t >= t0) & (traj.t <= t1)
+    ck = (traj.cmd_t >= t0 - 5.0) & (traj.cmd_t <= t1)  # the commands just before still act (delay, lag)
+    return traj.replace(
+        t=traj.t[keep], x=traj.x[keep], y=traj.y[keep], theta=traj.theta[keep], vx=traj.vx[keep],
+        vtheta=traj.vtheta[keep], cmd_t=traj.cmd_t[ck], cmd_vx=traj.cmd_vx[ck], cmd_vtheta=traj.cmd_vtheta[ck],
+        joint_t=np.zeros(0), joint_names=[], joint_position=np.zeros((0, 0)), joint_velocity=np.zeros((0, 0)),
+    )  # fmt: skip
+
+
+def held_out_scores(
+    real: Trajectory, params: DiffDriveParams, nominal: DiffDriveParams, spans: list[tuple[float, float]],
+    config: TwinConfig,
+) -> dict[str, float]:  # fmt: skip
+    """Mean value of each metric over the held-out spans (the model run over the whole recording, then cut)."""
+    pred = predict(real, params, nominal, source="model")
+    pred.meta["twin"] = params.to_dict()
+    values: dict[str, list[float]] = {}
+    for t0, t1 in spans:
+        r, p = _slice(real, t0, t1), _slice(pred, t0, t1)
+        if len(r) < 10:
+            continue
+        res = validate(r, p.replace(meta=pred.meta), config)
+        for rec in res.records:
+            values.setdefault(rec.name, []).append(abs(rec.value))
+    return {k: float(np.mean(v)) for k, v in values.items()}
 
 
 def calibrate(
     real: Trajectory,
     nominal: DiffDriveParams,
-    fit: tuple[str, ...] = FITTABLE,
+    fit: tuple[str, ...] = DEFAULT_FIT,
     *,
     initial: DiffDriveParams | None = None,
+    segments: int = 5,
+    held_out: tuple[int, ...] = (1, 3),
+    config: TwinConfig | None = None,
 ) -> CalibrationResult:
-    """Fit ``fit`` parameters of the model to ``real`` (which must carry its /cmd_vel commands)."""
-    from scipy.optimize import least_squares
-
+    """Fit ``fit`` parameters to ``real`` (which must carry its /cmd_vel) on all but the ``held_out`` segments."""
     real.require_odometry(10)
     if not real.has_commands or real.first_command_time() is None:
         raise DataError(
             f"{real.source}: calibration needs the commands the robot received: expected a /cmd_vel topic "
-            "with non-zero commands in the recording (record it with `simtwin record --cmd-vel`)"
+            "(geometry_msgs Twist or TwistStamped) with non-zero commands in the recording"
+            + (f"; topics present: {real.meta['bag_topics']}" if real.meta.get("bag_topics") else "")
+            + " (pass its name with --cmd-vel-topic, or record it: `simtwin record` does by default)"
         )
     unknown = [n for n in fit if n not in FITTABLE]
     if unknown:
         raise ConfigError(f"cannot fit {unknown}: expected some of {', '.join(FITTABLE)}")
+    cfg = config or TwinConfig()
+    spans = segments_of(real, segments)
+    held = [spans[i] for i in held_out if i < len(spans)]
+    mask = np.ones(real.t.size, dtype=bool)
+    for t0, t1 in held:
+        mask &= ~((real.t >= t0) & (real.t <= t1))
     start = initial or nominal
     if initial is None and "command_latency" in fit:
-        # Start the latency at the cross-correlation estimate: from zero the fit barely feels it.
-
+        # Start the delay at the cross-correlation estimate (less a lag's share): from zero the fit barely feels it.
         lr, lm = command_latency(real), command_latency(predict(real, nominal, nominal))
         if lr is not None and lm is not None:
-            start = start.with_(command_latency=min(max(lr - lm, 0.0), 0.5))
-    # Infinite limits cannot be optimised: start from a value the data can move.
-    guesses = {"max_linear_acceleration": 2.0, "max_angular_acceleration": 5.0}
-    p0 = np.array([getattr(start, n) if math.isfinite(getattr(start, n)) else guesses[n] for n in fit], dtype=float)
-    # Optimise dimensionless values (parameter / typical size): radius in m and latency in s
-    # differ by orders of magnitude, and finite-difference steps must suit each.
-    typical = np.array([max(abs(v), 0.01) for v in p0])
-    lower = np.array([_bounds(n, nominal)[0] for n in fit]) / typical
-    upper = np.array([_bounds(n, nominal)[1] for n in fit]) / typical
-    x0 = np.clip(p0 / typical, lower + 1e-9, upper - 1e-9)
-    t, cmd = real.t, (real.cmd_t, real.cmd_vx, real.cmd_vtheta)
-    start_pose = (float(real.x[0]), float(real.y[0]), float(real.theta[0]))
-    theta_real = np.unwrap(real.theta)
-
-    def params_of(x: Array) -> DiffDriveParams:
-        return start.with_(**{n: float(v) for n, v in zip(fit, x * typical, strict=True)})
-
-    def residuals(x: Array) -> Array:
-        out = simulate(*cmd, t, params_of(x), nominal, start_pose=start_pose)
-        return np.concatenate(
-            [
-                (out["vx"] - real.vx) / SCALES["vx"],
-                (out["vtheta"] - real.vtheta) / SCALES["vtheta"],
-                (out["x"] - real.x) / SCALES["xy"],
-                (out["y"] - real.y) / SCALES["xy"],
-                (out["theta"] - theta_real) / SCALES["theta"],
-            ]
-        ) / math.sqrt(t.size)
-
-    sol = least_squares(residuals, x0, bounds=(lower, upper), diff_step=1e-3, max_nfev=200)
-    fitted = params_of(sol.x)
+            share = 0.5 if any(n.startswith("time_constant") for n in fit) else 0.0
+            start = start.with_(command_latency=min(max((lr.value - lm.value) * (1 - share), 0.0), 0.5))
+            for n in ("time_constant_linear", "time_constant_angular"):
+                if n in fit:
+                    start = start.with_(**{n: min(max((lr.value - lm.value) * share, 0.01), 1.0)})
+    names = list(fit)
+    notes: dict[str, str] = {}
+    stderr: dict[str, float] = {}
+    # a second start with the whole delay in command_latency: delay and lag are easy to confuse
+    starts = [start]
+    if "command_latency" in names and any(n.startswith("time_constant") for n in names):
+        total = start.command_latency + start.time_constant_linear
+        taus = {n: 0.01 for n in ("time_constant_linear", "time_constant_angular") if n in names}
+        starts.append(start.with_(command_latency=total, **taus))
+    sol: Any = None
+    for _attempt in range(len(names) + 1):  # drop what the data does not identify, fit again
+        fits = [_fit(real, mask, nominal, s0, tuple(names)) for s0 in starts]
+        sol, stderr, corr = min(fits, key=lambda f: float(f[0].cost))
+        bad = _unidentified(names, _params_of(start, names, sol.x), stderr, corr, notes)
+        if not bad:
+            break
+        names = [n for n in names if n not in bad]
+        start = start.with_(**{n: getattr(nominal, n) for n in bad})
+        starts = [start]
+        sol = None
+        if not names:
+            break
+    fitted = _params_of(start, names, sol.x) if sol is not None else start
+    parameters = {
+        n: ParameterEstimate(
+            n, getattr(nominal, n), getattr(fitted, n), stderr.get(n, math.inf) if n in names else math.inf,
+            n in names, notes.get(n, ""),
+        )
+        for n in fit
+    }  # fmt: skip
+    before = held_out_scores(real, nominal, nominal, held, cfg)
+    after = held_out_scores(real, fitted, nominal, held, cfg)
+    worse = [k for k in before if k in after and after[k] > before[k] * (1 + NO_WORSE_MARGIN) + 1e-4]
     return CalibrationResult(
         nominal=nominal,
         fitted=fitted,
-        fitted_names=tuple(fit),
-        before=errors_of(real, nominal, nominal),
-        after=errors_of(real, fitted, nominal),
-        cost=float(sol.cost),
-        success=bool(sol.success),
-        message=str(sol.message),
-        extra={"nfev": int(sol.nfev)},
+        fitted_names=tuple(names),
+        parameters=parameters,
+        before=before,
+        after=after,
+        worse=worse,
+        cost=float(sol.cost) if sol is not None else math.nan,
+        success=bool(sol.success) if sol is not None else False,
+        message=str(sol.message) if sol is not None else "nothing identifiable to fit",
+        extra={
+            "nfev": int(sol.nfev) if sol is not None else 0,
+            "fit_fraction": float(mask.mean()),
+            "fit_segments": segments - len(held),
+            "held_out_segments": len(held),
+            "held_out_spans": held,
+        },
     )
+
+
+def _params_of(start: DiffDriveParams, names: list[str] | tuple[str, ...], x: Array) -> DiffDriveParams:
+    return start.with_(**{n: float(v) for n, v in zip(names, x, strict=True)})
+
+
+def _fit(
+    real: Trajectory, mask: Array, nominal: DiffDriveParams, start: DiffDriveParams, names: tuple[str, ...]
+) -> tuple[Any, dict[str, float], Array]:
+    """One least-squares fit on the ``mask``ed samples; (solution, standard errors, correlation matrix)."""
+    from scipy.optimize import least_squares  # lazily: scipy is only needed to calibrate
+
+    guesses = {"max_linear_acceleration": 2.0, "max_angular_acceleration": 5.0}
+    p0 = np.array([getattr(start, n) if math.isfinite(getattr(start, n)) else guesses[n] for n in names], dtype=float)
+    typical = np.array([_typical(n, nominal) for n in names])
+    lower = np.array([_bounds(n, nominal)[0] for n in names])
+    upper = np.array([_bounds(n, nominal)[1] for n in names])
+    x0 = np.clip(p0, lower + 1e-9 * typical, upper - 1e-9 * typical)
+    # Optimise z = x / typical + 1: scipy's finite-difference step is relative to z, so a delay near
+    # zero still gets a step of 1e-3 x typical (a step relative to x itself would vanish there).
+    z0, zlo, zhi = x0 / typical + 1.0, lower / typical + 1.0, upper / typical + 1.0
+    epoch = float(real.t[0])  # times from the start: at a 1.7e9 s epoch a float resolves only 0.2 us
+    t = real.t - epoch
+    cmd = (real.cmd_t - epoch, real.cmd_vx, real.cmd_vtheta)
+    rv, rw = real.vx[mask], real.vtheta[mask]
+
+    def residuals(z: Array) -> Array:
+        out = simulate(*cmd, t, _params_of(start, names, (z - 1.0) * typical), nominal, dt=0.005)
+        return np.concatenate([(out["vx"][mask] - rv) / SCALES["vx"], (out["vtheta"][mask] - rw) / SCALES["vtheta"]])
+
+    sol = least_squares(residuals, z0, bounds=(zlo, zhi), diff_step=1e-3, max_nfev=300)
+    sol.x = (sol.x - 1.0) * typical  # back to parameter units; sol.jac stays per unit of z (= per typical)
+    m, n = sol.fun.size, len(names)
+    s2 = float(sol.fun @ sol.fun) / max(m - n, 1)
+    # covariance in scaled units (radius in m and delays in s differ by orders of magnitude), by SVD:
+    # directions the data does not constrain get an infinite variance instead of numerical noise
+    js = sol.jac
+    _, sv, vt = np.linalg.svd(js, full_matrices=False)
+    keep = sv > 1e-8 * sv[0] if sv.size and sv[0] > 0 else np.zeros(sv.shape, dtype=bool)
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0) ** 2, 0.0)
+    cov_s = s2 * (vt.T * inv) @ vt
+    free = np.abs(vt[~keep]).max(axis=0) > 1e-6 if (~keep).any() else np.zeros(n, dtype=bool)
+    std = np.sqrt(np.clip(np.diag(cov_s), 0.0, None)) * typical
+    std[free] = math.inf
+    d = np.sqrt(np.clip(np.diag(cov_s), 1e-300, None))
+    corr = np.clip(cov_s / np.outer(d, d), -1.0, 1.0)
+    corr[free, :] = corr[:, free] = 0.0
+    np.fill_diagonal(corr, 1.0)
+    return sol, {name: float(v) for name, v in zip(names, std, strict=True)}, np.nan_to_num(corr)
+
+
+def _unidentified(
+    names: list[str], fitted: DiffDriveParams, stderr: dict[str, float], corr: Array, notes: dict[str, str]
+) -> set[str]:
+    """What this fit does not identify, one cause at a time (the caller refits without it)."""
+    free = [n for n in names if not math.isfinite(stderr[n])]
+    if len(free) > 1:
+        # an exact trade-off (e.g. a gain and the radius): the last one keeps its nominal value
+        last = free[-1]
+        notes[last] = (
+            f"trades off exactly against {', '.join(free[:-1])}: the data cannot tell them apart; kept at nominal"
+        )
+        return {last}
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            if abs(corr[i, j]) > MAX_CORRELATION:
+                b = names[j]  # the later one keeps its nominal value; the earlier one absorbs what they share
+                notes[b] = (
+                    f"trades off against {a} (correlation {corr[i, j]:+.3f}): the data cannot tell them apart; "
+                    f"kept at nominal, {a} absorbs it"
+                )
+                return {b}
+    bad: set[str] = set()
+    for a in names:
+        limit, kind = IDENTIFIED_BELOW[a]
+        size = abs(getattr(fitted, a)) if kind == "%" else 1.0
+        if not math.isfinite(stderr[a]) or stderr[a] > limit * size:
+            notes[a] = (
+                f"standard error {stderr[a]:.3g} exceeds {limit * size:.3g}: the recording does not excite it "
+                "(no turning for the separation, no hard acceleration for the limits, ...); kept at nominal"
+            )
+            bad.add(a)
+    return bad
+
+
+def _typical(name: str, nominal: DiffDriveParams) -> float:
+    if name in ("wheel_radius", "wheel_separation"):
+        return float(getattr(nominal, name))
+    if name.startswith("time_constant") or name == "command_latency":
+        return 0.05
+    if name.endswith("gain"):
+        return 1.0
+    value = float(getattr(nominal, name))
+    return value if math.isfinite(value) else 2.0
 
 
 def _bounds(name: str, nominal: DiffDriveParams) -> tuple[float, float]:
@@ -160,97 +391,8 @@ def _bounds(name: str, nominal: DiffDriveParams) -> tuple[float, float]:
         return 0.5 * nominal.wheel_separation, 2.0 * nominal.wheel_separation
     if name == "command_latency":
         return 0.0, 0.5
+    if name.startswith("time_constant"):
+        return 0.0, 1.0
+    if name.endswith("gain"):
+        return 0.5, 2.0
     return 0.05, 100.0
-
-
-def write_overrides(result: CalibrationResult, path: Path, source: str = "") -> Path:
-    import yaml
-
-    doc = result.overrides()
-    if source:
-        doc["calibration"]["data"] = source
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# written by `simtwin calibrate`\n" + yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def read_overrides(path: Path) -> DiffDriveParams:
-    """The model parameters of an overrides file (the inverse of :func:`write_overrides`)."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-        robot = doc["robot"]
-        dd = dict(robot.get("diff_drive") or {})
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path}: expected a simtwin overrides YAML with robot.diff_drive, ({exc})") from None
-    known = set(DiffDriveParams.__dataclass_fields__)
-    values = {k: float(v) for k, v in dd.items() if k in known and v is not None}
-    values["command_latency"] = float(robot.get("command_latency", 0.0) or 0.0)
-    return DiffDriveParams(**values)
-
-
-# -- SDF -------------------------------------------------------------------------------------------
-_DD_TAGS = {
-    "max_linear_acceleration": ("max_linear_acceleration", "max_acceleration"),
-    "max_angular_acceleration": ("max_angular_acceleration",),
-}
-
-
-def nominal_from_sdf(path: Path) -> DiffDriveParams:
-    """Wheel radius, separation and limits from the DiffDrive plugin of an SDF robot."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise ConfigError(f"{path}: cannot read the robot SDF ({exc})") from None
-    plugin = next(
-        (p for p in root.iter("plugin") if "diff" in (p.get("filename", "") + p.get("name", "")).lower()), None
-    )
-    if plugin is None:
-        raise ConfigError(f"{path}: no DiffDrive <plugin> found; pass --wheel-radius and --wheel-separation instead")
-
-    def num(tag: str) -> float | None:
-        el = plugin.find(tag)
-        return float(el.text) if el is not None and el.text else None
-
-    values: dict[str, float] = {}
-    for key in ("wheel_radius", "wheel_separation", "max_linear_velocity", "max_angular_velocity"):
-        v = num(key)
-        if v is not None:
-            values[key] = v
-    for key, tags in _DD_TAGS.items():
-        for tag in tags:
-            v = num(tag)
-            if v is not None:
-                values[key] = v
-                break
-    if "wheel_radius" not in values or "wheel_separation" not in values:
-        raise ConfigError(f"{path}: the DiffDrive plugin lacks <wheel_radius> or <wheel_separation>")
-    return DiffDriveParams(**values)
-
-
-def write_sdf_copy(src: Path, dst: Path, result: CalibrationResult) -> Path:
-    """A copy of the robot SDF with the fitted acceleration limits in the DiffDrive plugin and the
-    wheel collision radius scaled to the fitted physical radius (text edits keep the file's layout).
-    """
-    text = Path(src).read_text()
-    fitted = result.fitted
-    for key, tags in _DD_TAGS.items():
-        if key in result.fitted_names:
-            for tag in tags:
-                text = re.sub(rf"<{tag}>\s*[^<]*</{tag}>", f"<{tag}>{getattr(fitted, key):.6g}</{tag}>", text)
-    if "wheel_radius" in result.fitted_names:
-        r0, r1 = result.nominal.wheel_radius, fitted.wheel_radius
-        # wheel collision geometry: <radius> elements equal to the nominal wheel radius
-        text = re.sub(
-            r"<radius>\s*([0-9.eE+-]+)\s*</radius>",
-            lambda m: f"<radius>{r1:.6g}</radius>" if math.isclose(float(m.group(1)), r0, rel_tol=1e-6) else m.group(0),
-            text,
-        )
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(text)
-    return dst

@@ -109,6 +109,29 @@ def _bag_error(path: Path, exc: BaseException) -> DataError:
     )
 
 
+def discover(
+    present: dict[str, str], name: str, types: tuple[str, ...], what: str, option: str, path: Path
+) -> str | None:
+    """The topic to read: ``name`` when the bag has it, else the one topic of ``types`` (None when there is none).
+
+    Several candidates: the one whose last name component matches (``/robot1/odom`` for ``/odom``),
+    else a clear error listing them.
+    """
+    if name in present:
+        return name
+    candidates = sorted(t for t, ty in present.items() if ty in types)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    leaf = name.rstrip("/").rsplit("/", 1)[-1]
+    same = [t for t in candidates if t.rstrip("/").rsplit("/", 1)[-1] == leaf]
+    if len(same) == 1:
+        return same[0]
+    raise DataError(
+        f"{path}: no {what} topic {name!r}, and several of type {' or '.join(types)}: {', '.join(candidates)}; "
+        f"pass the one to use ({option})"
+    )
+
+
 def load_bag(
     path: Path,
     *,
@@ -123,22 +146,28 @@ def load_bag(
     try:
         with AnyReader([path], default_typestore=_default_typestore(path)) as reader:
             present = {c.topic: c.msgtype for c in reader.connections}
-            odom_conns = [c for c in reader.connections if c.topic == topics.odom]
-            if not odom_conns:
-                listing = ", ".join(f"{t} ({ty})" for t, ty in sorted(present.items())) or "none"
+            listing = ", ".join(f"{t} ({ty})" for t, ty in sorted(present.items())) or "none"
+            odom_topic = discover(present, topics.odom, ODOM_TYPES, "odometry", "--odom-topic", path)
+            if odom_topic is None:
                 raise DataError(
-                    f"{path}: no odometry topic {topics.odom!r} in the recording; topics present: {listing}. "
-                    "Pass the right name (--odom-topic / topics.odom)."
+                    f"{path}: no odometry topic {topics.odom!r} and no nav_msgs/msg/Odometry topic in the recording; "
+                    f"topics present: {listing}. Record the odometry, or pass its name (--odom-topic / topics.odom)."
                 )
-            bad = [c.msgtype for c in odom_conns if c.msgtype not in ODOM_TYPES]
-            if bad:
-                raise DataError(f"{path}: {topics.odom} has type {bad[0]}, expected nav_msgs/msg/Odometry")
-            wanted = {topics.odom: "odom"}
-            conns = list(odom_conns)
-            for topic, key, types in ((topics.cmd_vel, "cmd", CMD_TYPES), (topics.joint_states, "joint", JOINT_TYPES)):
+            if present[odom_topic] not in ODOM_TYPES:
+                raise DataError(
+                    f"{path}: {odom_topic} has type {present[odom_topic]}, expected nav_msgs/msg/Odometry; "
+                    f"topics present: {listing}"
+                )
+            cmd_topic = discover(present, topics.cmd_vel, CMD_TYPES, "velocity command", "--cmd-vel-topic", path)
+            joint_topic = discover(
+                present, topics.joint_states, JOINT_TYPES, "joint state", "--joint-states-topic", path
+            )
+            wanted = {odom_topic: "odom"}
+            conns = [c for c in reader.connections if c.topic == odom_topic]
+            for topic, key, types in ((cmd_topic, "cmd", CMD_TYPES), (joint_topic, "joint", JOINT_TYPES)):
                 found = [c for c in reader.connections if c.topic == topic and c.msgtype in types]
                 if found:
-                    wanted[topic] = key
+                    wanted[str(topic)] = key
                     conns += found
             total = max(sum(c.msgcount for c in conns), 1)
             for done, (conn, log_ns, raw) in enumerate(reader.messages(connections=conns), 1):
@@ -200,7 +229,12 @@ def load_bag(
         joint_velocity=matrix([list(j.velocity) for j in joints])
         if joints and all(len(j.velocity) == len(names) for j in joints)
         else np.zeros((0, 0)),
-        meta={"path": str(path), "time_source": "header" if use_header else "log", "topics": vars(topics)},
+        meta={
+            "path": str(path),
+            "time_source": "header" if use_header else "log",
+            "topics": {"odom": odom_topic, "cmd_vel": cmd_topic, "joint_states": joint_topic},
+            "bag_topics": listing,
+        },
     )
     if not np.all(np.isfinite(traj.x)) or not np.all(np.isfinite(traj.y)):
         raise DataError(f"{path}: {topics.odom} contains non-finite positions (NaN/inf); expected finite poses")

@@ -1,17 +1,25 @@
-"""A kinematic differential-drive model with the DiffDrive system's limits, for calibration fits.
+"""The twin model: a kinematic differential drive with the command path of a real robot.
 
-The robot's controller converts a command (v, w) to wheel speeds with its *configured* wheel
-radius r0 and separation s0; the body then moves with the *physical* r and s:
-``v_body = v * r / r0`` and ``w_body = w * (r / r0) * (s0 / s)``. Before that, the command is
-delayed by the command latency and rate-limited by the acceleration limits (as gz DiffDrive
-does). Commands are piecewise constant, so the limited velocity is piecewise linear and is built
-from breakpoints (one Python step per command, numpy for the rest): a 60 s run costs ~1 ms.
+The command path, in the order the simulator applies it (sim/engine/twin_model.py):
+
+1. command delay ``command_latency`` (transport + controller),
+2. the DiffDrive SpeedLimiter: velocity and acceleration limits,
+3. a first-order lag per axis (``time_constant_linear`` / ``time_constant_angular``: the motor
+   and wheel-servo response),
+4. gains: ``v_body = v * linear_gain * r / r0`` and ``w_body = w * angular_gain * (r / r0) * (s0 / s)``,
+   where r0, s0 are the radius and separation the controller is *configured* with and r, s the
+   *effective* physical ones.
+
+From /cmd_vel and odometry alone, a gain and the effective radius are the same number (calibration
+fits the radius and separation and keeps the gains at 1; see twin/calibrate.py). Commands are
+piecewise constant, so the limited velocity is piecewise linear and is built from breakpoints; the
+lag is an exact first-order recursion on a uniform grid (scipy.signal.lfilter): a 60 s run costs ~2 ms.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +27,9 @@ import numpy as np
 from pytest_simtwin.twin.data import Array, Trajectory
 
 INF = math.inf
+
+#: The twin parameters beyond the DiffDrive plugin's own (what the simulator adds, sim/engine/twin_model.py).
+TWIN_FIELDS = ("command_latency", "time_constant_linear", "time_constant_angular", "linear_gain", "angular_gain")
 
 
 @dataclass(frozen=True)
@@ -30,12 +41,21 @@ class DiffDriveParams:
     max_linear_acceleration: float = INF
     max_angular_acceleration: float = INF
     command_latency: float = 0.0
+    time_constant_linear: float = 0.0
+    time_constant_angular: float = 0.0
+    linear_gain: float = 1.0
+    angular_gain: float = 1.0
 
     def with_(self, **changes: Any) -> DiffDriveParams:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, float | None]:
         return {k: (None if math.isinf(v) else float(v)) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DiffDriveParams:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (INF if v is None else float(v)) for k, v in values.items() if k in known})
 
 
 def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) -> tuple[Array, Array]:
@@ -66,6 +86,57 @@ def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) 
     return np.asarray(ts), np.asarray(vs)
 
 
+def first_order_lag(u: Array, dt: float, tau: float, y0: float = 0.0) -> Array:
+    """y' = (u - y) / tau on a uniform grid (exact recursion, input held at the interval means; tau 0: y = u)."""
+    if tau <= 0 or u.size == 0:
+        return u.copy()
+    from scipy.signal import lfilter  # lazily: scipy is only needed by fits and replays
+
+    a = math.exp(-dt / tau)
+    # trapezoid-held input: y[k] = a y[k-1] + (1 - a) (u[k] + u[k-1]) / 2
+    u_mid = np.concatenate([[u[0]], 0.5 * (u[1:] + u[:-1])])
+    y, _ = lfilter([1.0 - a], [1.0, -a], u_mid, zi=[a * y0])
+    return np.asarray(y, dtype=float)
+
+
+def scales(params: DiffDriveParams, nominal: DiffDriveParams) -> tuple[float, float]:
+    """(linear, angular) factors from commanded to body velocity."""
+    k = params.wheel_radius / nominal.wheel_radius
+    return (
+        k * params.linear_gain,
+        k * params.angular_gain * nominal.wheel_separation / params.wheel_separation,
+    )
+
+
+def velocities(
+    cmd_t: Array, cmd_vx: Array, cmd_wz: Array, grid: Array, params: DiffDriveParams, nominal: DiffDriveParams
+) -> tuple[Array, Array]:
+    """Body velocities (v, w) of the model on a uniform ``grid`` for the command sequence."""
+    if not cmd_t.size:
+        return np.zeros_like(grid), np.zeros_like(grid)
+    dt = float(grid[1] - grid[0]) if grid.size > 1 else 0.002
+    t1 = float(grid[-1])
+    shifted = cmd_t + params.command_latency
+    bt, bv = _limited(shifted, cmd_vx, t1 + dt, params.max_linear_velocity, params.max_linear_acceleration)
+    wt, wv = _limited(shifted, cmd_wz, t1 + dt, params.max_angular_velocity, params.max_angular_acceleration)
+    v = first_order_lag(np.interp(grid, bt, bv, left=0.0), dt, params.time_constant_linear)
+    w = first_order_lag(np.interp(grid, wt, wv, left=0.0), dt, params.time_constant_angular)
+    kv, kw = scales(params, nominal)
+    return v * kv, w * kw
+
+
+def integrate(grid: Array, v: Array, w: Array, start: tuple[float, float, float]) -> tuple[Array, Array, Array]:
+    """Planar pose from body velocities (midpoint rule)."""
+    dt = np.diff(grid)
+    x0, y0, th0 = start
+    theta = th0 + np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * dt)])
+    mid = 0.5 * (theta[1:] + theta[:-1])
+    vm = 0.5 * (v[1:] + v[:-1])
+    x = x0 + np.concatenate([[0.0], np.cumsum(vm * np.cos(mid) * dt)])
+    y = y0 + np.concatenate([[0.0], np.cumsum(vm * np.sin(mid) * dt)])
+    return x, y, theta
+
+
 def simulate(
     cmd_t: Array,
     cmd_vx: Array,
@@ -81,24 +152,9 @@ def simulate(
     nom = nominal or params
     t0 = float(min(t_out[0], cmd_t[0])) if cmd_t.size else float(t_out[0])
     t1 = float(t_out[-1])
-    grid = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2) * dt
-    if cmd_t.size:
-        shifted = cmd_t + params.command_latency
-        bt, bv = _limited(shifted, cmd_vx, t1 + dt, params.max_linear_velocity, params.max_linear_acceleration)
-        wt, wv = _limited(shifted, cmd_wz, t1 + dt, params.max_angular_velocity, params.max_angular_acceleration)
-        v = np.interp(grid, bt, bv, left=0.0)
-        w = np.interp(grid, wt, wv, left=0.0)
-    else:
-        v = w = np.zeros_like(grid)
-    scale = params.wheel_radius / nom.wheel_radius
-    v = v * scale
-    w = w * scale * nom.wheel_separation / params.wheel_separation
-    x0, y0, th0 = start_pose
-    theta = th0 + np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * dt)])
-    mid = 0.5 * (theta[1:] + theta[:-1])
-    vm = 0.5 * (v[1:] + v[:-1])
-    x = x0 + np.concatenate([[0.0], np.cumsum(vm * np.cos(mid) * dt)])
-    y = y0 + np.concatenate([[0.0], np.cumsum(vm * np.sin(mid) * dt)])
+    grid: Array = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2, dtype=float) * dt
+    v, w = velocities(cmd_t, cmd_vx, cmd_wz, grid, params, nom)
+    x, y, theta = integrate(grid, v, w, start_pose)
     return {
         k: np.interp(t_out, grid, arr) for k, arr in (("x", x), ("y", y), ("theta", theta), ("vx", v), ("vtheta", w))
     }

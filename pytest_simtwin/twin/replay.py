@@ -37,8 +37,10 @@ def command_plan(real: Trajectory, merge: bool = True) -> list[tuple[float, floa
     """(duration, vx, wz) segments: a lead-in at rest, then each command held until the next one."""
     if not real.has_commands:
         raise DataError(
-            f"{real.source}: replay needs the real /cmd_vel sequence, found no commands in the recording; "
-            "record /cmd_vel too (`simtwin record` does by default) or pass a simulated run to compare"
+            f"{real.source}: replay needs the real /cmd_vel sequence, found no commands in the recording"
+            + (f" (topics present: {real.meta['bag_topics']})" if real.meta.get("bag_topics") else "")
+            + "; pass the command topic with --cmd-vel-topic, record /cmd_vel too (`simtwin record` does by "
+            "default) or pass a simulated run to compare"
         )
     t_end = float(real.t[-1])
     times = np.append(real.cmd_t, max(t_end, float(real.cmd_t[-1])))
@@ -139,12 +141,16 @@ def replay(
     step_size = float(state.get("step_size") or 0.001)
     max_steps = max(int(MAX_STEP / step_size), 1)
     sim_t = seg_end = sim_start
+    touched: dict[str, dict[str, Any]] = {}
     try:
         for duration, vx, wz in plan:
             msg = command(vx, wz)
             st = control.confirm_command(
                 functools.partial(pub.publish, msg),
                 count,
+                # resend only until the first command arrived: after that the (reliable) topic loses
+                # nothing, and a resent copy arriving late would count as the next command and overwrite it
+                resend=not t_cmd,
                 what=f"the simulator to receive ({vx:g}, {wz:g}) on {cmd_topic}",
                 abort=session.death_reason,
             )
@@ -158,6 +164,14 @@ def replay(
                 n = min(max(round((seg_end - sim_t) / step_size), 1), max_steps)
                 st = control.step(steps=n)
                 sim_t = float(st["sim_time"])
+                for entity in st.get("contacts") or ():
+                    # anything but the ground: the replayed robot is not free (sampled after each step)
+                    if entity not in touched:
+                        touched[entity] = {"t": sim_t - sim_start, "entity": entity, "x": None, "y": None}
+                        latest = odom_buf.latest()
+                        if latest is not None:
+                            touched[entity]["x"] = float(latest.pose.pose.position.x)
+                            touched[entity]["y"] = float(latest.pose.pose.position.y)
                 _await_stamp(odom_buf, sim_t - 0.05)
             done += duration
             if progress is not None:
@@ -223,6 +237,7 @@ def replay(
             "sim_duration_s": sim_t - sim_start,
             "segments": len(plan),
             "pose": pose_topic,
+            "contacts": list(touched.values()),
         },
     )
     expected = (sim_t - sim_start) * traj.rate

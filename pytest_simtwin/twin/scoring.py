@@ -1,4 +1,11 @@
-"""Score a simulated run against a real one with the standard validation metrics.
+"""Score a simulated run against a real one with the four twin metrics (docs/twin-metrics.md).
+
+* ``position_error``: windowed (re-anchored) position error at the end of each ``window`` (1 s);
+  "under 1 cm for 90 % of windows". RPE and ATE (evo) are reported beside it.
+* ``velocity_tracking``: mean relative linear velocity error over moving samples after removing
+  the response delay between the runs (reported separately); the angular one must pass too.
+* ``sensor_latency``: real minus simulated command-to-response delay (cross-correlation).
+* ``collision_detection``: where each run stopped against an obstacle while commanded forward.
 
 Each metric has a tolerance and either an aggregate (rmse, mean, max, p95, ...) or a per-step
 criterion ``min_fraction`` ("position error under 1 cm for at least 90 % of steps"); with a
@@ -16,12 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import tomllib
 
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.results.metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction, per_step_errors
-from pytest_simtwin.twin.align import Aligned, align, lag_xcorr, uniform_grid
+from pytest_simtwin.results.metrics import STANDARD_METRICS, MetricRecord, aggregate, pass_fraction
+from pytest_simtwin.twin.align import Aligned, align
 from pytest_simtwin.twin.data import Array, Trajectory
+from pytest_simtwin.twin.openloop import (
+    Latency,
+    command_latency,
+    delayed,
+    response_delay,
+    trajectory_errors,
+    windowed_position_error,
+)
 
 METRIC_KEYS = ("tolerance", "aggregate", "min_fraction", "enabled")
 
@@ -54,6 +70,17 @@ class TwinConfig:
     #: velocity tracking ignores samples where the real robot moves slower than this (m/s):
     #: a relative error of standing still is undefined and dominated by noise
     min_speed: float = 0.05
+    #: angular velocity tracking ignores samples turning slower than this (rad/s)
+    min_yaw_rate: float = 0.2
+    #: re-anchoring window of the position error (s), or a travelled distance (m) when set
+    window: float = 1.0
+    window_distance: float | None = None
+    #: the recorded poses used as anchors and targets are smoothed over this span (s) to drop sensor noise
+    anchor_smoothing: float = 0.2
+    #: the largest response delay between the runs that velocity tracking removes (s)
+    max_delay: float = 0.5
+    #: RPE interval (s)
+    rpe_interval: float = 1.0
 
     def with_metrics(self, names: Iterable[str | MetricSpec]) -> TwinConfig:
         specs = []
@@ -68,13 +95,15 @@ class TwinConfig:
         return replace(self, metrics=tuple(specs))
 
 
+_FLOAT_SETTINGS = ("min_speed", "min_yaw_rate", "window", "anchor_smoothing", "max_delay", "rpe_interval")
+SETTINGS = ("offset", "align_pose", "rate", "window_distance", *_FLOAT_SETTINGS, "metrics")
+
+
 def config_from_mapping(data: Mapping[str, Any], where: str) -> TwinConfig:
-    """Parse ``{offset, align_pose, rate, min_speed, metrics: {name: {tolerance, aggregate, min_fraction, enabled}}}``."""
-    unknown = set(data) - {"offset", "align_pose", "rate", "min_speed", "metrics"}
+    """Parse ``{offset, align_pose, rate, window, ..., metrics: {name: {tolerance, aggregate, min_fraction, enabled}}}``."""
+    unknown = set(data) - set(SETTINGS)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown twin settings {sorted(unknown)}; expected offset, align_pose, rate, min_speed, metrics"
-        )
+        raise ConfigError(f"{where}: unknown twin settings {sorted(unknown)}; expected some of {', '.join(SETTINGS)}")
     specs = dict(DEFAULT_SPECS)
     raw_metrics = data.get("metrics", {})
     if isinstance(raw_metrics, list):  # a plain list of names selects those metrics with default settings
@@ -105,13 +134,20 @@ def config_from_mapping(data: Mapping[str, Any], where: str) -> TwinConfig:
             raise ConfigError(f"{where}: metrics.{name}.min_fraction must be in (0, 1], found {spec.min_fraction}")
         specs[name] = spec
     offset = data.get("offset", "auto")
-    return TwinConfig(
-        metrics=tuple(specs.values()),
-        offset=offset if isinstance(offset, str) else float(offset),
-        align_pose=bool(data.get("align_pose", True)),
-        rate=None if data.get("rate") is None else float(data["rate"]),
-        min_speed=float(data.get("min_speed", 0.05)),
-    )
+    base_cfg = TwinConfig()
+    try:
+        floats = {k: float(data.get(k, getattr(base_cfg, k))) for k in _FLOAT_SETTINGS}
+        wd = data.get("window_distance")
+        return TwinConfig(
+            metrics=tuple(specs.values()),
+            offset=offset if isinstance(offset, str) else float(offset),
+            align_pose=bool(data.get("align_pose", True)),
+            rate=None if data.get("rate") is None else float(data["rate"]),
+            window_distance=None if wd is None else float(wd),
+            **floats,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: twin settings must be numbers where numbers are expected ({exc})") from None
 
 
 def load_config(path: Path | None = None, *, search_from: Path | None = None) -> TwinConfig:
@@ -148,26 +184,7 @@ def _from_pyproject(path: Path) -> TwinConfig | None:
     return None if section is None else config_from_mapping(section, f"{path} [tool.simtwin.twin]")
 
 
-# -- latency ------------------------------------------------------------------------------------
-def command_latency(traj: Trajectory, rate: float = 1000.0, max_lag: float = 1.0) -> float | None:
-    """Command-to-response delay (s): cross-correlation of commanded vs measured linear velocity.
-
-    None when the run has no commands or never moved. Acceleration limits add their own apparent
-    delay; the twin metric compares real against simulated latency, so that part cancels.
-    """
-    if not traj.has_commands or traj.first_command_time() is None or len(traj) < 3:
-        return None
-    t = uniform_grid(max(traj.t[0], traj.cmd_t[0]), traj.t[-1], rate)
-    idx = np.clip(np.searchsorted(traj.cmd_t, t, side="right") - 1, 0, None)
-    cmd = traj.cmd_vx[idx]
-    measured = np.interp(t, traj.t, traj.vx)
-    if np.ptp(cmd) < 1e-6:
-        cmd, measured = traj.cmd_vtheta[idx], np.interp(t, traj.t, traj.vtheta)
-        if np.ptp(cmd) < 1e-6:
-            return None
-    return lag_xcorr(measured, cmd, rate, max_lag)
-
-
+# -- collisions ---------------------------------------------------------------------------------
 def _stop_position(a: dict[str, Array], min_speed: float, rate: float) -> Array | None:
     """Where the robot stopped while still commanded forward (an obstacle or contact), if it did."""
     if "cmd_vx" not in a:
@@ -190,10 +207,14 @@ class TwinResult:
     aligned: Aligned
     series: dict[str, Array] = field(default_factory=dict)  # per-step error series for plots
     notes: list[str] = field(default_factory=list)
+    #: problems that fail the verdict on their own (e.g. the replay touched an obstacle)
+    flags: list[str] = field(default_factory=list)
+    #: RPE/ATE, delays, latencies and contacts: numbers reported beside the metrics
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return bool(self.records) and all(r.passed for r in self.records)
+        return bool(self.records) and all(r.passed for r in self.records) and not self.flags
 
     @property
     def verdict(self) -> str:
@@ -214,6 +235,10 @@ class TwinResult:
             "sim": a.sim_source,
             "alignment": {"offset": a.offset, "method": a.offset_method, "samples": len(a), **a.info},
             "metrics": {r.name: {**r.to_dict(), "tolerance": r.tolerance, "pass": r.passed} for r in self.records},
+            "trajectory_errors": self.info.get("trajectory_errors", {}),
+            "latency": self.info.get("latency", {}),
+            "contacts": self.info.get("contacts", []),
+            "flags": self.flags,
             "notes": self.notes,
         }
 
@@ -221,12 +246,31 @@ class TwinResult:
         lines = []
         for r in self.records:
             frac = r.extra.get("pass_fraction")
-            extra = (
-                f"  ({frac:.1%} of steps within tolerance)" if isinstance(frac, float) and not math.isnan(frac) else ""
-            )
+            extra = ""
+            if r.name == "position_error" and isinstance(frac, float) and not math.isnan(frac):
+                extra = f"  ({frac:.1%} of {r.extra.get('window_s', 1.0):g} s windows within tolerance)"
+            elif r.name == "velocity_tracking":
+                extra = (
+                    f"  (linear {r.extra.get('linear_error', math.nan):.1%}, angular "
+                    f"{r.extra.get('angular_error', math.nan):.1%}, after removing a "
+                    f"{r.extra.get('response_delay_s', 0.0) * 1000:.0f} ms response delay)"
+                )
+            elif r.name == "sensor_latency":
+                extra = (
+                    f"  (real {r.extra.get('real_latency', math.nan) * 1000:.0f} ms, "
+                    f"sim {r.extra.get('sim_latency', math.nan) * 1000:.0f} ms)"
+                )
             lines.append(
                 f"  {'PASS' if r.passed else 'FAIL'}  {r.name:<20} {r.value:.4g} {r.unit} (tolerance {r.tolerance:g}){extra}"
             )
+        te = self.info.get("trajectory_errors") or {}
+        if te:
+            lines.append(
+                f"  info  ATE {te.get('ate_rmse_m', math.nan):.4g} m (SE(2)-aligned RMSE), RPE over "
+                f"{te.get('rpe_interval_s', 1.0):g} s {te.get('rpe_trans_rmse_m', math.nan):.4g} m / "
+                f"{te.get('rpe_rot_rmse_deg', math.nan):.3g} deg (RMSE)"
+            )
+        lines.extend(f"  FLAG  {f}" for f in self.flags)
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(
             [
@@ -268,50 +312,118 @@ def _record(spec: MetricSpec, errors: Array, description: str = "", **extra: Any
     )
 
 
+def _relative(sim: Array, real: Array, mask: npt.NDArray[np.bool_]) -> Array:
+    return np.asarray(np.abs(sim[mask] - real[mask]) / np.abs(real[mask]), dtype=float)
+
+
+def _sim_time_constant(sim: Trajectory | None) -> float:
+    """The simulated robot's response time constant when the run says (a twin model run), else 0."""
+    model = (sim.meta.get("twin") or sim.meta.get("model") or {}) if sim is not None else {}
+    values = [model.get("time_constant_linear"), model.get("time_constant_angular")]
+    found = [float(v) for v in values if isinstance(v, (int, float))]
+    return max(found) if found else 0.0
+
+
 def score_aligned(
     a: Aligned, config: TwinConfig, real: Trajectory | None = None, sim: Trajectory | None = None
 ) -> TwinResult:
     records: list[MetricRecord] = []
     series: dict[str, Array] = {}
     notes: list[str] = []
+    flags: list[str] = []
+    info: dict[str, Any] = {}
+    rate = a.rate
+    # The response delay between the runs: estimated once, removed from velocity tracking, reported.
+    lin_delay = response_delay(a.real["vx"], a.sim["vx"], rate, config.max_delay)
+    ang_delay = response_delay(a.real["vtheta"], a.sim["vtheta"], rate, config.max_delay)
+    info["response_delay"] = {"linear_s": lin_delay, "angular_s": ang_delay}
+    series["sim_vx_delayed"] = delayed(a.sim["vx"], a.t, lin_delay)
+    series["sim_vtheta_delayed"] = delayed(a.sim["vtheta"], a.t, ang_delay)
+    if len(a) > 10:
+        try:
+            info["trajectory_errors"] = trajectory_errors(a.t, a.real, a.sim, config.rpe_interval)
+        except Exception as exc:  # evo refuses degenerate input (a run standing still): say so, score the rest
+            notes.append(f"RPE/ATE not computed: {exc}")
     for spec in config.metrics:
         if not spec.enabled:
             continue
         if spec.name == "position_error":
-            err = per_step_errors(
-                "position_error", np.column_stack([a.sim["x"], a.sim["y"]]), np.column_stack([a.real["x"], a.real["y"]])
+            w = windowed_position_error(
+                a.t,
+                a.real,
+                a.sim,
+                config.window,
+                window_distance=config.window_distance,
+                smoothing=config.anchor_smoothing,
+                relax=_sim_time_constant(sim),
             )
-            series["position_error"] = err
-            records.append(_record(spec, err, "distance between simulated and real positions per step"))
-        elif spec.name == "velocity_tracking":
-            moving = np.abs(a.real["vx"]) >= config.min_speed
-            err = per_step_errors("velocity_tracking", a.sim["vx"][moving], a.real["vx"][moving])
-            series["velocity_tracking"] = np.where(
-                moving, np.abs(a.sim["vx"] - a.real["vx"]) / np.maximum(np.abs(a.real["vx"]), 1e-9), np.nan
-            )
-            ang = aggregate(np.abs(a.sim["vtheta"] - a.real["vtheta"]), "rmse")
+            series["position_error"] = w.error
+            series["position_error_t"] = w.t_end
+            series["anchored_x"], series["anchored_y"] = w.sim_x, w.sim_y
             records.append(
                 _record(
                     spec,
-                    err,
-                    "relative error of the simulated vs the real linear velocity (moving samples)",
-                    angular_rmse=ang,
-                    min_speed=config.min_speed,
+                    w.error,
+                    "position error at the end of each re-anchored window (the simulated robot put back on the "
+                    f"recorded pose and velocity every {config.window:g} s"
+                    + (f" / {config.window_distance:g} m" if config.window_distance else "")
+                    + ")",
+                    window_s=config.window,
+                    window_distance_m=config.window_distance,
+                    windows=int(w.error.size),
+                    median=float(np.median(w.error)) if w.error.size else math.nan,
+                    heading_error_p90_rad=float(np.quantile(w.heading_error, 0.9)) if w.error.size else math.nan,
+                    **info.get("trajectory_errors", {}),
                 )
             )
+        elif spec.name == "velocity_tracking":
+            moving = np.abs(a.real["vx"]) >= config.min_speed
+            turning = np.abs(a.real["vtheta"]) >= config.min_yaw_rate
+            lin = _relative(series["sim_vx_delayed"], a.real["vx"], moving)
+            ang = _relative(series["sim_vtheta_delayed"], a.real["vtheta"], turning)
+            series["velocity_tracking"] = np.where(
+                moving,
+                np.abs(series["sim_vx_delayed"] - a.real["vx"]) / np.maximum(np.abs(a.real["vx"]), 1e-9),
+                np.nan,
+            )
+            lin_mean = float(np.mean(lin)) if lin.size else math.nan
+            ang_mean = float(np.mean(ang)) if ang.size else math.nan
+            rec = _record(
+                spec,
+                lin,
+                "mean relative linear velocity error over moving samples after removing the response delay "
+                "(the seed's definition); the angular error must meet the same tolerance",
+                linear_error=lin_mean,
+                angular_error=ang_mean,
+                angular_passed=bool(ang.size == 0 or ang_mean <= spec.tolerance),
+                response_delay_s=lin_delay,
+                angular_response_delay_s=ang_delay,
+                min_speed=config.min_speed,
+                min_yaw_rate=config.min_yaw_rate,
+                linear_samples=int(lin.size),
+                angular_samples=int(ang.size),
+            )
+            rec.passed = rec.passed and bool(rec.extra["angular_passed"])  # both axes must track
+            records.append(rec)
         elif spec.name == "sensor_latency":
             lr = command_latency(real) if real is not None else None
             ls = command_latency(sim) if sim is not None else None
             if lr is None or ls is None:
                 notes.append("sensor_latency skipped: both runs need /cmd_vel commands and motion")
                 continue
+            info["latency"] = {"real": lr.to_dict(), "sim": ls.to_dict()}
             records.append(
                 _record(
                     spec,
-                    np.array([lr - ls]),
-                    "real minus simulated command-to-response delay",
-                    real_latency=lr,
-                    sim_latency=ls,
+                    np.array([lr.value - ls.value]),
+                    "real minus simulated command-to-response delay (cross-correlation of /cmd_vel and odometry)",
+                    real_latency=lr.value,
+                    sim_latency=ls.value,
+                    real_latency_stderr=lr.stderr,
+                    sim_latency_stderr=ls.stderr,
+                    real_correlation=lr.correlation,
+                    sim_correlation=ls.correlation,
+                    confidence=_worse(lr, ls),
                 )
             )
         elif spec.name == "collision_detection":
@@ -323,7 +435,21 @@ def score_aligned(
                 continue
             err = np.array([math.inf if pr is None or ps is None else float(np.hypot(*(pr - ps)))])
             records.append(_record(spec, err, "distance between the real and simulated stop positions at an obstacle"))
-    return TwinResult(records=records, aligned=a, series=series, notes=notes)
+    contacts = list(sim.meta.get("contacts") or []) if sim is not None else []
+    if contacts:
+        info["contacts"] = contacts
+        first = contacts[0]
+        flags.append(
+            f"the replay touched {first.get('entity')!r} at t = {float(first.get('t', math.nan)):.2f} s "
+            f"({len(contacts)} contact(s) with something other than the ground): the replayed robot was not free, "
+            "so its motion says nothing about the twin; replay in an empty world"
+        )
+    return TwinResult(records=records, aligned=a, series=series, notes=notes, flags=flags, info=info)
+
+
+def _worse(*estimates: Latency) -> str:
+    order = ("low", "medium", "high")
+    return min((e.confidence for e in estimates), key=order.index)
 
 
 def validate(real: Trajectory, sim: Trajectory, config: TwinConfig | None = None) -> TwinResult:

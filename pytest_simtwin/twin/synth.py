@@ -2,7 +2,7 @@
 
 There is no real-world data in this project; this generator perturbs a simulated run the way a
 real robot differs from its model: wheel radius / separation errors (the body moves r/r0 faster
-than commanded), command latency, a yaw-rate bias, wheel slip episodes, gaussian sensor noise, a
+than commanded), command latency, a first-order response lag, a yaw-rate bias, wheel slip episodes, gaussian sensor noise, a
 different odometry rate and another clock epoch. Perturbations of the motion are applied as the
 *difference* between the integrated perturbed and unperturbed velocities, added to the recorded
 pose, so a run with no perturbation stays the recorded run exactly (plus noise).
@@ -18,6 +18,7 @@ import numpy as np
 from pytest_simtwin.errors import DataError
 from pytest_simtwin.twin.align import uniform_grid
 from pytest_simtwin.twin.data import Array, Trajectory
+from pytest_simtwin.twin.model import first_order_lag
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class SynthParams:
     wheel_radius_scale: float = 1.0  # physical / configured radius (1.03 = 3 % larger wheels)
     wheel_separation_scale: float = 1.0  # physical / configured separation
     latency: float = 0.0  # s, extra command-to-motion delay of the real robot
+    time_constant: float = 0.0  # s, extra first-order lag of the real robot's response (linear)
+    time_constant_angular: float | None = None  # s, the same for the yaw rate (None: as linear)
     yaw_rate_bias: float = 0.0  # rad/s added to the true rotation
     slip_fraction: float = 0.0  # fraction of the run spent in slip episodes
     slip_amount: float = 0.3  # speed lost during a slip episode (0.3 = 30 %)
@@ -120,6 +123,10 @@ def synthesize(sim: Trajectory, params: SynthParams | None = None, source: str =
     # Latency: the real robot does what the simulated one did ``latency`` seconds earlier.
     v = np.interp(grid - p.latency, sim.t, sim.vx, left=0.0)
     w = np.interp(grid - p.latency, sim.t, sim.vtheta, left=0.0)
+    # Lag: the real robot responds through an extra first-order lag (motor, wheel servo).
+    tau_w = p.time_constant if p.time_constant_angular is None else p.time_constant_angular
+    v = first_order_lag(v, dt, p.time_constant)
+    w = first_order_lag(w, dt, tau_w)
     if p.slip_fraction > 0:
         slip = np.zeros_like(grid)
         n_ep = max(round(p.slip_fraction * (grid[-1] - grid[0]) / 0.5), 1)

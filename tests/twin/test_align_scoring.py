@@ -11,7 +11,8 @@ import pytest
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.twin.align import align, lag_xcorr, resample, se2_align, time_offset
 from pytest_simtwin.twin.data import Trajectory
-from pytest_simtwin.twin.scoring import TwinConfig, command_latency, load_config, validate
+from pytest_simtwin.twin.openloop import command_latency
+from pytest_simtwin.twin.scoring import TwinConfig, load_config, validate
 from pytest_simtwin.twin.synth import SynthParams, synthesize
 
 
@@ -19,10 +20,10 @@ def test_sixty_seconds_with_5mm_noise_pass(sim_run: Trajectory) -> None:
     real = synthesize(sim_run, SynthParams(position_noise=0.005, seed=7))
     result = validate(real, sim_run)
     pos = result.record("position_error")
-    # the criterion of the issue: under 1 cm for at least 90 % of steps
+    # the criterion of the issue, per 1 s re-anchored window: under 1 cm for at least 90 % of windows
     assert pos.extra["pass_fraction"] >= 0.9 and pos.passed
-    assert pos.extra["min_fraction"] == 0.9
-    assert 0.004 < pos.extra["rmse"] < 0.008  # the noise is what is measured
+    assert pos.extra["min_fraction"] == 0.9 and pos.extra["windows"] == 60
+    assert 0.001 < pos.extra["rmse"] < 0.008  # the (smoothed) noise is what is measured
     vel = result.record("velocity_tracking")
     assert vel.value < 0.05 and vel.passed
     assert result.passed and result.verdict == "pass"
@@ -34,10 +35,11 @@ def test_three_percent_wheel_radius_error_fails(sim_run: Trajectory) -> None:
     result = validate(real, sim_run)
     assert not result.passed
     pos = result.record("position_error")
-    assert not pos.passed and pos.extra["pass_fraction"] < 0.5
-    assert pos.extra["max"] > 0.05
+    # 3 % of up to 0.4 m per 1 s window: the faster windows miss 1 cm
+    assert not pos.passed and pos.extra["pass_fraction"] < 0.85 and pos.value > 0.01
     # a 3 % speed error stays within the 5 % velocity tolerance: the position metric catches it
-    assert 0.02 < result.record("velocity_tracking").value < 0.04
+    vel = result.record("velocity_tracking")
+    assert 0.02 < vel.value < 0.045 and 0.02 < vel.extra["linear_error"] < 0.04
 
 
 def test_other_rate_and_clock_epoch_align_by_time(sim_run: Trajectory) -> None:
@@ -79,7 +81,8 @@ def test_latency_is_measured_from_commands(sim_run: Trajectory) -> None:
     real = synthesize(sim_run, SynthParams(latency=0.025, seed=4))
     lr, ls = command_latency(real), command_latency(sim_run)
     assert lr is not None and ls is not None
-    assert lr - ls == pytest.approx(0.025, abs=0.003)
+    assert lr.value - ls.value == pytest.approx(0.025, abs=0.003)
+    assert lr.confidence == "high" and lr.correlation > 0.9 and lr.stderr < 0.01
     result = validate(real, sim_run)
     lat = result.record("sensor_latency")
     assert not lat.passed and lat.value == pytest.approx(0.025, abs=0.003)
@@ -109,9 +112,12 @@ def test_start_pose_difference_is_removed_only_with_align_pose(sim_run: Trajecto
         y=sim_run.y * 0 - 2.0 + (sim_run.x * math.sin(0.4) + sim_run.y * math.cos(0.4)),
         theta=sim_run.theta + 0.4,
     )
-    assert validate(moved, sim_run).record("position_error").value < 1e-6
-    cfg = TwinConfig(align_pose=False)
-    assert validate(moved, sim_run, cfg).record("position_error").value > 1.0
+    aligned = validate(moved, sim_run).aligned
+    assert float(np.max(np.hypot(aligned.sim["x"] - aligned.real["x"], aligned.sim["y"] - aligned.real["y"]))) < 1e-6
+    not_aligned = validate(moved, sim_run, TwinConfig(align_pose=False))
+    assert float(np.max(np.abs(not_aligned.aligned.sim["x"] - not_aligned.aligned.real["x"]))) > 1.0
+    # the windowed error re-anchors on the recorded pose: it does not depend on the start pose at all
+    assert not_aligned.record("position_error").value < 1e-3
 
 
 def test_no_overlap_is_a_clear_error(sim_run: Trajectory) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_simtwin.cli import main
 from pytest_simtwin.twin.data import Trajectory
@@ -114,5 +115,30 @@ def test_calibrate_then_validate_with_the_model(files: dict[str, Path], capsys: 
     code = main(["calibrate", str(files["r3"]), "--out", str(d / "cal.yaml"), "--sdf-out", str(d / "cal.sdf")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "nominal FAIL, calibrated PASS" in out
+    assert "held-out check" in out and "REFUSED" not in out
     assert (d / "cal.sdf").is_file() and "wheel_radius" in (d / "cal.yaml").read_text()
+    doc = yaml.safe_load((d / "cal.yaml").read_text())
+    assert doc["robot"]["diff_drive"]["wheel_radius"] == pytest.approx(0.033 * 1.03, rel=0.005)
+    assert doc["calibration"]["parameters"]["wheel_radius"]["identified"] is True
+    assert doc["calibration"]["parameters"]["wheel_radius"]["stderr"] < 1e-4
+    page = (d / "cal.html").read_text()
+    assert "Twin calibration: <span class=pass>accepted" in page and "wheel_radius" in page
+    out = d / "validated"
+    assert (
+        main(["validate", str(files["r3"]), str(files["sim"]), "--out", str(out), "--twin", str(d / "cal.yaml")]) == 1
+    )
+    report = (out / "validation_report.html").read_text()  # the parameters table of the twin used
+    assert "Twin parameters" in report and "1-sigma" in report and "data:image/png;base64," in report
+
+
+def test_calibrate_from_a_ros1_bag_with_plain_twist_commands(files: dict[str, Path], tmp_path: Path) -> None:
+    """As users have it: a ROS 1 bag, /cmd_vel as plain Twist (no stamp: bag receive times are used)."""
+    from pytest_simtwin.twin.loaders import load_trajectory
+
+    real = load_trajectory(files["r3"])
+    bag = write_bag(real, tmp_path / "robot.bag", "ros1", cmd_topic="/mobile_base/cmd_vel")  # discovered by type
+    out = tmp_path / "cal.yaml"
+    assert main(["calibrate", str(bag), "--out", str(out)]) == 0
+    doc = yaml.safe_load(out.read_text())
+    assert doc["robot"]["diff_drive"]["wheel_radius"] == pytest.approx(0.033 * 1.03, rel=0.005)
+    assert doc["calibration"]["data"] == str(bag)

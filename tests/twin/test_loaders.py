@@ -11,8 +11,10 @@ import pytest
 
 from pytest_simtwin.errors import DataError
 from pytest_simtwin.ros.messages import yaw_from_quaternion
+from pytest_simtwin.twin.calibrate import calibrate
 from pytest_simtwin.twin.data import Trajectory
-from pytest_simtwin.twin.loaders import Topics, load_trajectory
+from pytest_simtwin.twin.loaders import CMD_TYPES, ODOM_TYPES, Topics, discover, load_trajectory
+from pytest_simtwin.twin.model import DiffDriveParams
 
 from .bagtools import quaternion_rpy, write_bag
 
@@ -57,12 +59,28 @@ def test_topic_names_are_configurable(short_run: Trajectory, tmp_path: Path) -> 
     assert traj.has_commands and len(traj) == len(short_run)
 
 
-def test_missing_topic_lists_the_topics_present(short_run: Trajectory, tmp_path: Path) -> None:
-    path = write_bag(short_run, tmp_path / "other", "mcap", odom_topic="/wheel/odometry")
+def test_topics_are_discovered_by_type(short_run: Trajectory, tmp_path: Path) -> None:
+    path = write_bag(
+        short_run, tmp_path / "other", "mcap", odom_topic="/wheel/odometry", cmd_topic="/teleop/cmd", stamped_cmd=True
+    )
+    traj = load_trajectory(path)  # the default names are absent: the one Odometry and TwistStamped topics are used
+    assert len(traj) == len(short_run) and traj.has_commands
+    assert traj.meta["topics"] == {"odom": "/wheel/odometry", "cmd_vel": "/teleop/cmd", "joint_states": "/joint_states"}
+
+
+def test_ambiguous_or_missing_topics_list_what_the_bag_has(short_run: Trajectory, tmp_path: Path) -> None:
+    present = {"/a/odom": "nav_msgs/msg/Odometry", "/b/odometry": "nav_msgs/msg/Odometry", "/scan": "x"}
+    with pytest.raises(DataError, match=r"several .*/a/odom, /b/odometry.*--odom-topic"):
+        discover(present, "/odometry/filtered", ODOM_TYPES, "odometry", "--odom-topic", tmp_path)
+    assert discover(present, "/robot/odom", ODOM_TYPES, "odometry", "--odom-topic", tmp_path) == "/a/odom"
+    assert discover(present, "/cmd_vel", CMD_TYPES, "command", "--cmd-vel-topic", tmp_path) is None
+    # no command topic at all: calibration says so and lists the bag's topics
+    bare = write_bag(short_run.replace(cmd_t=[], cmd_vx=[], cmd_vtheta=[]), tmp_path / "nocmd", "mcap")
+    traj = load_trajectory(bare)
     with pytest.raises(DataError) as err:
-        load_trajectory(path)
+        calibrate(traj, DiffDriveParams())
     msg = str(err.value)
-    assert "/odom" in msg and "/wheel/odometry (nav_msgs/msg/Odometry)" in msg and "/cmd_vel" in msg
+    assert "Twist or TwistStamped" in msg and "/odom (nav_msgs/msg/Odometry)" in msg and "--cmd-vel-topic" in msg
 
 
 def test_corrupt_and_unknown_files_raise_data_error(short_run: Trajectory, tmp_path: Path) -> None:

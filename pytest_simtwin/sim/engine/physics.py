@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from pytest_simtwin.errors import ModelError, SimulatorError
+from pytest_simtwin.sim.engine import twin_model
+from pytest_simtwin.sim.engine.contacts import robot_contacts
 from pytest_simtwin.sim.engine.lidar import Lidar
 from pytest_simtwin.sim.world.mjcf import (
     DEFAULT_FRICTION,
@@ -30,7 +32,7 @@ from pytest_simtwin.sim.world.mjcf import (
     friction_priority,
     to_mjcf,
 )
-from pytest_simtwin.sim.world.model import DiffDriveSpec, Pose, WorldSpec
+from pytest_simtwin.sim.world.model import DiffDriveSpec, ModelSpec, Pose, WorldSpec
 
 #: Odometry covariance diagonals (x, y, z, roll, pitch, yaw): planar odometry, z/roll/pitch unobserved.
 POSE_COVARIANCE = (1e-3, 1e-3, 1e6, 1e6, 1e6, 1e-3)
@@ -138,8 +140,9 @@ class WheelOdometry:
 class Drive:
     """One robot's DiffDrive controller: command, speed limiters, wheel servos and wheel odometry."""
 
-    def __init__(self, spec: DiffDriveSpec) -> None:
+    def __init__(self, spec: DiffDriveSpec, twin: twin_model.CommandPath | None = None) -> None:
         self.dd = spec
+        self.twin = twin  # the calibrated twin's delay, lag and gains (twin_model.py), if any
         self.lin = SpeedLimiter(spec.min_linear_velocity, spec.max_linear_velocity,
                                 spec.min_linear_acceleration, spec.max_linear_acceleration,
                                 spec.min_linear_jerk, spec.max_linear_jerk)  # fmt: skip
@@ -172,14 +175,16 @@ class Drive:
         self.joints = [(name, m.joint(j).qposadr[0], m.joint(j).dofadr[0]) for j, name in lay.joints]
 
     def reset(self, qpos: Any) -> None:
+        if self.twin is not None:
+            self.twin.reset()
         self.target = (0.0, 0.0)
         self.v0 = self.v1 = (0.0, 0.0)
         self.v = self.w = 0.0
         self.odom.reset(float(qpos[self.left_q]), float(qpos[self.right_q]))
 
-    def command(self, ctrl: Any, dt: float) -> None:
-        """Limit the target for this step and set the wheel servo speeds."""
-        tv, tw = self.target
+    def command(self, ctrl: Any, dt: float, t: float = 0.0) -> None:
+        """Limit the target for this step (through the twin's command path, if any) and set the wheel servos."""
+        tv, tw = self.target if self.twin is None else self.twin.target(self.target, t)
         (v0, w0), (v1, w1) = self.v0, self.v1
         if not (tv == v0 == v1 and tw == w0 == w1):  # settled: skip the limiter
             v = self.lin.limit(tv, v0, v1, dt)
@@ -187,12 +192,22 @@ class Drive:
             self.v1, self.v0 = self.v0, (v, w)
         else:
             v, w = v0, w0
+        if self.twin is not None:
+            v, w = self.twin.response(v, w, dt)
         self.v, self.w = v, w
         left, right = (v - w * self.half) / self.left_r, (v + w * self.half) / self.right_r
         for a in self.left_act:
             ctrl[a] = left
         for a in self.right_act:
             ctrl[a] = right
+
+
+def _twin_path(model: ModelSpec) -> twin_model.CommandPath | None:
+    """The calibrated twin of a robot (its robot file or $SIMTWIN_TWIN_OVERRIDES), None for the nominal one."""
+    dd = model.diff_drive
+    assert dd is not None
+    twin = twin_model.load(model.source, dd.wheel_radius, dd.wheel_separation)
+    return twin_model.CommandPath(twin, dd.wheel_radius, dd.wheel_separation) if twin else None
 
 
 def _pose_from(pose: Pose | dict[str, float] | None, base: Pose) -> Pose:
@@ -248,7 +263,7 @@ class Physics:
         assert robot.diff_drive is not None
         self.dd: DiffDriveSpec = robot.diff_drive
         #: every robot's controller by model name (world order; the first is ``world.robot``).
-        self.drives = {m.name: Drive(m.diff_drive) for m in world.robots if m.diff_drive is not None}
+        self.drives = {m.name: Drive(m.diff_drive, _twin_path(m)) for m in world.robots if m.diff_drive is not None}
         self._drive_list = list(self.drives.values())
         self._primary = self._drive_list[0]
         self._spawned: dict[str, Any] = {}  # name -> MjsBody
@@ -311,7 +326,7 @@ class Physics:
         drives = self._drive_list
         for _ in range(n):
             for drive in drives:
-                drive.command(ctrl, dt)
+                drive.command(ctrl, dt, float(d.time))
             mj.mj_step(m, d)
             for drive in drives:
                 if drive.open_loop:
@@ -359,6 +374,16 @@ class Physics:
         return self.lidars[index].scan(self.model, self.data, self.rng)
 
     # -- entities ---------------------------------------------------------------------------------
+
+    @property
+    def twin(self) -> twin_model.CommandPath | None:
+        """The first robot's calibrated command path (delay, lag, gains), None when it is nominal."""
+        return self._primary.twin
+
+    def contacts(self) -> list[str]:
+        """Entities touching the robot now, the ground excluded (sim/engine/contacts.py)."""
+        bodies = {e.body: name for name, e in self.layout.entities.items()}
+        return robot_contacts(self.model, self.data, self._primary.root, bodies)
 
     def entities(self) -> list[str]:
         return [*self.layout.entities, *self._spawned]

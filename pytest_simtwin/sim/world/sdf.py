@@ -341,7 +341,7 @@ def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
             model.diff_drive = parse_ros2_control(plugin, model, ctx.resolver, base, ctx.warnings)
         else:
             model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
-    elif kind != "infrastructure":
+    elif kind != "infrastructure" and plugin.attrib.get("name") != "simtwin::TwinModel":  # sim/engine/twin_model.py
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
 
 
