@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,24 @@ def test_weak_and_stopped_wheels_payload_and_push(robot, sim):
     assert robot.ground_truth.y - y0 > 0.02
 
 
+def test_weak_motors_and_payload(robot, sim):
+    for wheel in ("wheel_left_joint", "wheel_right_joint"):
+        sim.inject(faults.motor_torque(wheel, 0.0005))
+    robot.send_velocity(0.3, 0.0, 1.0)
+    assert robot.ground_truth.x < 0.1  # 0.3 m with healthy motors
+    sim.reset()
+    y0 = robot.ground_truth.y
+    sim.inject(faults.push(fy=60.0, duration=0.2))
+    robot.wait(1.0)
+    light = robot.ground_truth.y - y0
+    sim.reset()
+    sim.inject(faults.payload(20.0))
+    y0 = robot.ground_truth.y
+    sim.inject(faults.push(fy=60.0, duration=0.2))
+    robot.wait(1.0)
+    assert robot.ground_truth.y - y0 < 0.8 * light  # the same push moves the loaded robot less
+
+
 def test_bad_arguments_name_the_problem(sim):
     with pytest.raises(Exception, match="no simulated sensor topic '/nope'"):
         sim.inject(faults.sensor_blackout("/nope"))
@@ -146,10 +165,16 @@ def test_marker_faults_are_active_from_the_start(robot):
 
 
 def test_every_fault_is_announced_on_the_faults_topic(sim, ros_node, robot):
-    events = ros_node.subscribe("/simtwin/faults", String)
+    import time
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
     handle = sim.inject(faults.payload(2.0))
     handle.clear()
-    robot.wait(0.1)
+    # latched (transient local): a subscriber that joins later, as a recorder may, still gets every event
+    events = ros_node.subscribe("/simtwin/faults", String, qos=QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    deadline = time.monotonic() + 10.0
+    while len(events.messages()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     kinds = [json.loads(m.data)["event"] for m in events.messages()]
     assert "injected" in kinds and "cleared" in kinds
 '''.replace("import math\n", "import json\nimport math\n", 1)
@@ -158,7 +183,7 @@ def test_every_fault_is_announced_on_the_faults_topic(sim, ros_node, robot):
 def test_faults_with_the_real_simulator(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_f=FAULT_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=12)
 
 
 SEEDED = '''
@@ -247,3 +272,19 @@ def test_node_faults(launch_node, ros_node, tmp_path, sim):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_faults_land_in_the_recording(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_r="import pytest\nfrom pytest_simtwin import faults\n\n"
+        "@pytest.mark.simtwin(paused=True)\n"
+        "def test_x(robot, sim):\n"
+        "    handle = sim.inject(faults.sensor_blackout('/scan'))\n"
+        "    robot.send_velocity(0.2, 0.0, 0.5)\n"
+        "    handle.clear()\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simtwin-record=all", "--simtwin-metrics-json=m.json")
+    result.assert_outcomes(passed=1)
+    record = json.loads((pytester.path / "m.json").read_text())["tests"][0]
+    assert record["recorded"].get("/simtwin/faults", 0) >= 2, record["recorded"]  # injected + cleared
+    assert [f["kind"] for f in record["faults"]] == ["blackout"]

@@ -30,7 +30,7 @@ from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, DataError
 from pytest_simtwin.results.records import TestRecord, atomic_write_text
 from pytest_simtwin.ros.msgtypes import resolve_msg_type
-from pytest_simtwin.ros.session import sensor_qos
+from pytest_simtwin.ros.session import latched_qos, sensor_qos
 
 if TYPE_CHECKING:
     from pytest_simtwin.ros.session import RosSession
@@ -159,8 +159,10 @@ class Recorder:
             if spec.topic in known:
                 continue
             cls = spec.msg_class()
-            # deep queue: lockstep stepping publishes in bursts (100 /clock messages per sim second)
-            sub = node.create_subscription(cls, spec.topic, self._callback_for(spec.topic), sensor_qos(1000), raw=True)
+            # deep queue: lockstep stepping publishes in bursts (100 /clock messages per sim second); the
+            # faults topic is latched: its first event goes out as its publisher appears
+            qos = latched_qos(100) if spec.topic == protocol.FAULTS_TOPIC else sensor_qos(1000)
+            sub = node.create_subscription(cls, spec.topic, self._callback_for(spec.topic), qos, raw=True)
             self._subs.append(sub)
             self.specs.append(spec)
             known.add(spec.topic)

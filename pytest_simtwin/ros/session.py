@@ -96,6 +96,13 @@ class TopicBuffer:
             self._items.clear()
 
 
+def latched_qos(depth: int = 100) -> Any:
+    """Reliable, transient local: a reader that joins late still gets the publisher's history."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def sensor_qos(depth: int = 50) -> Any:
     """Reliability BEST_AVAILABLE: reliable against reliable publishers (the simulator's), best effort
     against best-effort ones already discovered.
