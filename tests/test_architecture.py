@@ -201,9 +201,10 @@ def test_a_cycle_and_a_hidden_import_are_caught(tmp_path: Path) -> None:
 
 
 def test_importing_the_plugin_loads_no_heavy_library() -> None:
-    """Every pytest run imports the plugin: ROS, MuJoCo, numpy, matplotlib and docker wait for a simulation test."""
+    """Every pytest run imports the plugin and configures its reporting: ROS, MuJoCo, numpy, matplotlib and
+    docker wait for a simulation test."""
     code = (
-        "import sys, pytest_simtwin, pytest_simtwin.plugin.hooks\n"
+        "import sys, pytest_simtwin, pytest_simtwin.plugin.hooks, pytest_simtwin.plugin.reporting\n"
         "heavy = ('rclpy', 'mujoco', 'numpy', 'matplotlib', 'docker', 'lark', 'yaml', 'rosbags')\n"
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )

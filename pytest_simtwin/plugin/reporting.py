@@ -45,7 +45,7 @@ from pytest_simtwin.results.records import (
     slim,
 )
 from pytest_simtwin.runtime import settings as cfg
-from pytest_simtwin.sim.world.resources import DEFAULT_ROBOT, DEFAULT_WORLD
+from pytest_simtwin.sim.world.defaults import DEFAULT_ROBOT, DEFAULT_WORLD
 
 
 class ReportingPlugin:

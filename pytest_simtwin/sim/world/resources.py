@@ -8,12 +8,11 @@ from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world import fuel
+from pytest_simtwin.sim.world.defaults import DEFAULT_ROBOT, DEFAULT_WORLD, DEFAULTS_DIR
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
-DEFAULTS_DIR = Path(__file__).resolve().parents[1] / "defaults"
-DEFAULT_WORLD = DEFAULTS_DIR / "arena.sdf"
-DEFAULT_ROBOT = DEFAULTS_DIR / "models" / "simtwin_bot" / "model.sdf"
+__all__ = ["DEFAULTS_DIR", "DEFAULT_ROBOT", "DEFAULT_WORLD", "Resolver", "check_mesh"]
 
 #: Environment variables Gazebo (and classic Gazebo / libsdformat) search for ``model://`` URIs.
 RESOURCE_ENV = ("GZ_SIM_RESOURCE_PATH", "IGN_GAZEBO_RESOURCE_PATH", "SDF_PATH", "GAZEBO_MODEL_PATH")
