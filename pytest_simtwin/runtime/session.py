@@ -275,7 +275,7 @@ class SimSession(HealthChecks):
         """
         if not self.settings.idle_pause or not self.settings.backend_class.owns_simulator:
             return
-        client = self._control if self._control_checked else None
+        client = self._control  # None until probed: nothing to pause on a simulator without control
         if client is None or not self.alive:
             return
         try:
@@ -286,7 +286,7 @@ class SimSession(HealthChecks):
         self._idle_paused = True
 
     def _resume(self) -> None:
-        client = self._control if self._control_checked else None
+        client = self._control  # None until probed: nothing to pause on a simulator without control
         if client is not None:
             with contextlib.suppress(ControlError):  # the health check that follows names the problem
                 client.play()

@@ -12,7 +12,7 @@ from simproc import SimProcess
 from pytest_simtwin._internal.waiting import wait_until
 
 ROBOTS = Path(__file__).resolve().parents[1] / "robots"
-DIFF_DRIVE = ROBOTS / "gz_sim_diff_drive" / "diff_drive.sdf"
+DIFF_DRIVE = ROBOTS / "gz_sim" / "examples" / "worlds" / "diff_drive.sdf"
 
 
 def send(sim: SimProcess, topic: str, vx: float, wz: float = 0.0, *, stamped: bool = False) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-WORLD = Path(__file__).resolve().parents[1] / "robots" / "gz_sim_diff_drive" / "diff_drive.sdf"
+WORLD = Path(__file__).resolve().parents[1] / "robots" / "gz_sim" / "examples" / "worlds" / "diff_drive.sdf"
 
 TESTS = f"""
 import math
