@@ -342,9 +342,9 @@ class SimNode:
         return self.faults.now if self.faults is not None else 0.0
 
     def sensor_topics(self) -> set[str]:
-        """The topics sensor faults may target: every sensor publisher but /clock."""
-        pubs = [self.pub_odom, self.pub_truth, self.pub_joints, self.pub_scan]
-        return {str(p.topic_name) for p in pubs if p is not None}
+        """The topics sensor faults may target here: every robot's odometry, ground truth, joints and lidars."""
+        pubs = [p for io in self.robots.values() for p in (io.pub_odom, io.pub_truth, io.pub_joints)]
+        return {str(p.topic_name) for p in [*pubs, *(p for p, _m in self.scan_pubs)] if p is not None}
 
     def check_cmd_vel_types(self) -> list[str]:
         """Errors for publishers that send another type on a command topic (DDS drops them silently)."""

@@ -111,7 +111,7 @@ class Runner(ControlServices):
         self._republish_at: list[float] = []
         self._pause_at_step: int | None = None  # play until this physics step, then pause (pause_at)
         wheels = [j for m in world.robots if m.diff_drive for j in (*m.diff_drive.left_joints, *m.diff_drive.right_joints)]
-        self.faults = FaultSet(seed, topics=node.sensor_topics, wheels=lambda: list(wheels))
+        self.faults = FaultSet(seed, topics=self._fault_topics, wheels=lambda: list(wheels))
         self.faults.changed = node.announce_fault
         node.faults = self.faults
 
@@ -247,6 +247,10 @@ class Runner(ControlServices):
             self._publish_due()
             if self.faults.faults or self.faults.held:
                 self._apply_faults()
+
+    def _fault_topics(self) -> set[str]:
+        """Sensor topics a fault may target: the node's (odometry, lidars, ...) and the IMU/camera/navsat ones."""
+        return self.node.sensor_topics() | (self.sensors.topics() if self.sensors is not None else set())
 
     def _apply_faults(self) -> None:
         """Between steps: release delayed commands, start and end physical faults (sim/faults.py)."""

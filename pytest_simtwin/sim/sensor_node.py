@@ -215,6 +215,10 @@ class SensorPublishers:
                     log.error("sensor %s: %s", s.spec.name, exc)
                     self._error_logged = True
 
+    def topics(self) -> set[str]:
+        """Every topic these sensors publish (what sensor faults may target besides the node's own)."""
+        return {str(p.topic_name) for s in self.sensors for p in s.pubs.values() if p is not None}
+
     def subscriber_counts(self) -> tuple[int, ...]:
         """Matched subscriptions of the camera topics (the runner re-publishes for late joiners while paused)."""
         try:

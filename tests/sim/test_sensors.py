@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 from simproc import SimProcess, wait_log
 
 from pytest_simtwin._internal.waiting import wait_until
-from pytest_simtwin.errors import WaitTimeout
+from pytest_simtwin.errors import ControlError, WaitTimeout
 from pytest_simtwin.sim.world.sdf import load_world
 from pytest_simtwin.sim.world.sensors import parse_sensor
 from pytest_simtwin.sim.world.xmltree import parse_string
@@ -448,3 +449,21 @@ def test_camera_and_depth_noise_follow_the_sdf_stddev() -> None:
     assert stats["rgb_std"] == pytest.approx(255 * 0.02, rel=0.1)  # gz: in [0, 1] colour units
     assert stats["same_per_channel"]  # one value per pixel, added to each channel
     assert stats["depth_std"] == pytest.approx(0.01, rel=0.1) and stats["sky_inf"]
+
+
+def test_sensor_faults_reach_the_imu(sim_factory: Callable[..., SimProcess]) -> None:
+    """Faults apply to every sensor topic: IMU and cameras publish through the same node as odometry."""
+    from sensor_msgs.msg import Imu
+
+    sim = sim_factory(WORLD, "--paused", "--seed", "7", "--no-sensor", "camera")
+    imu = sim.ros.subscribe("/imu", Imu)
+    _stepped(sim, imu, imu.count + 5)
+    fault = sim.control.inject_fault({"kind": "blackout", "target": "/imu", "params": {}})
+    before = imu.count
+    sim.control.step(duration=0.5)  # 0.5 s at the IMU's rate would be dozens of messages
+    time.sleep(0.5)
+    assert imu.count == before
+    sim.control.clear_fault(fault["id"])
+    _stepped(sim, imu, before + 5)
+    with pytest.raises(ControlError, match="no simulated sensor topic '/nope'"):
+        sim.control.inject_fault({"kind": "blackout", "target": "/nope", "params": {}})
