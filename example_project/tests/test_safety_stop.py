@@ -81,3 +81,24 @@ def test_stops_when_the_scans_stop(robot, sim, safety_stop, scan_timeout):
     # 1 s at 0.4 m/s before the blackout, then at most 0.5 s (watchdog 0.3 s + relay) and braking
     assert travelled < 0.4 * 1.5 + 0.1, f"drove {travelled:.2f} m: the robot went on without scans"
     assert travelled > 0.3, "it should have driven until the scans stopped"
+
+
+@pytest.mark.simtwin(rtf=0.5, faults=[faults.lidar_sector(-15.0, 15.0)])
+@pytest.mark.parametrize(
+    "half_angle",
+    [20.0, pytest.param(2.0, marks=pytest.mark.xfail(strict=True, reason="a node that reads only the front rays is blind"))],
+    ids=["cone", "naive"],
+)
+def test_stops_with_a_blind_sector_ahead(robot, sim, safety_stop, half_angle):
+    """Robustness: the lidar reads inf over 30 degrees straight ahead (dirt on the window, a broken
+    segment). A node taking the nearest return over a wider cone still sees the crate's edges
+    (15-20 degrees off-axis within ~0.75 m of the 0.4 m crate) and stops; one reading only the front
+    rays drives into it."""
+    sim.set_pose(x=1.0, y=0.0, yaw=0.0)  # 1.8 m from the crate, as in test_stops_short_of_the_crate
+    safety_stop(stop_distance=STOP_DISTANCE, sector_half_angle=half_angle)
+    robot.send_velocity(0.4, 0.0, 5.0, topic="/cmd_vel_in")  # 2 m if nothing stops it
+    assert_robot_stopped(robot, within=1.0)
+    gap = CRATE_FACE - (robot.ground_truth.x + LIDAR_X)
+    # the slant range off-axis reads longer than the gap: it stops a few cm later than with a clear view
+    assert gap > STOP_DISTANCE - 0.15, f"stopped {gap:.3f} m from the crate: the blind sector hid it"
+    assert gap <= STOP_DISTANCE + 0.01, f"stopped {gap:.3f} m from the crate: before it was in range"

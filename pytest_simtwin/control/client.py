@@ -195,7 +195,13 @@ class ControlClient:
 
     def clear_fault(self, fault_id: int | None = None) -> list[int]:
         """Remove one fault, or every fault; returns the ids removed."""
-        return [int(i) for i in self.call("clear_fault", id=fault_id).get("cleared", [])]
+        return self.clear_fault_at(fault_id)[0]
+
+    def clear_fault_at(self, fault_id: int | None = None) -> tuple[list[int], float | None]:
+        """:meth:`clear_fault`, with the sim time it happened (None from a simulator that does not say)."""
+        reply = self.call("clear_fault", id=fault_id)
+        t = reply.get("t")
+        return [int(i) for i in reply.get("cleared", [])], None if t is None else float(t)
 
     def faults(self) -> list[protocol.FaultSpec]:
         return cast(list[protocol.FaultSpec], self.call("get_faults").get("faults", []))

@@ -150,6 +150,17 @@ def wheel_stopped(wheel: str, *, at: float | None = None, duration: float | None
     return Fault("wheel_stopped", wheel, {}, at, duration)
 
 
+def friction_patch(x: float, y: float, radius: float, friction: float = 0.05, *, at: float | None = None,
+                   duration: float | None = None) -> Fault:  # fmt: skip
+    """A slippery (or grippy) patch of ground: a disc of ``radius`` m at (``x``, ``y``), world frame, with
+    friction coefficient ``friction``; a wheel standing on it slips as on a wet floor."""
+    params = {"x": float(x), "y": float(y), "radius": _positive("friction_patch", "radius", radius, zero=False),
+              "friction": _positive("friction_patch", "friction", friction)}  # fmt: skip
+    if not (math.isfinite(params["x"]) and math.isfinite(params["y"])):
+        raise ConfigError(f"fault friction_patch: x and y must be finite metres, found ({x!r}, {y!r})")
+    return Fault("friction_patch", "", params, at, duration)
+
+
 def payload(mass: float, *, at: float | None = None, duration: float | None = None) -> Fault:
     """Extra mass (kg) on the robot's base."""
     return Fault("payload", "", {"mass": _positive("payload", "mass", mass)}, at, duration)
@@ -165,18 +176,21 @@ def push(fx: float = 0.0, fy: float = 0.0, fz: float = 0.0, *, at: float | None 
 class FaultHandle:
     """An injected fault: ``id``, what the simulator accepted (``spec``), and :meth:`clear`."""
 
-    def __init__(self, control: ControlClient, spec: FaultSpec) -> None:
+    def __init__(self, control: ControlClient, spec: FaultSpec, log: list[dict[str, Any]] | None = None) -> None:
         self._control = control
+        self._log = log
         self.spec = spec
         self.id = int(spec["id"])
 
     def clear(self) -> None:
         """Remove the fault now (physical faults are undone at once); clearing twice is harmless."""
         try:
-            self._control.clear_fault(self.id)
+            ids, t = self._control.clear_fault_at(self.id)
         except ControlError as exc:
             if "no fault with id" not in str(exc):
                 raise
+            return
+        mark_cleared(self._log, ids, t)
 
     def __repr__(self) -> str:
         return f"FaultHandle({self.id}, {self.spec.get('kind')!r} on {self.spec.get('target')!r})"
@@ -194,7 +208,22 @@ def inject(control: ControlClient, fault: Fault, log: list[dict[str, Any]] | Non
         raise ConfigError(f"fault {fault.kind} not injected: {exc}") from None
     if log is not None:  # the test's record: listed in reports
         log.append(dict(accepted))
-    return FaultHandle(control, accepted)
+    return FaultHandle(control, accepted, log)
+
+
+def clear_all(control: ControlClient, log: list[dict[str, Any]] | None = None) -> None:
+    """Clear every fault the simulator holds, noting in ``log`` (the test's record) when each ended."""
+    ids, t = control.clear_fault_at(None)
+    mark_cleared(log, ids, t)
+
+
+def mark_cleared(log: list[dict[str, Any]] | None, ids: list[int], t: float | None) -> None:
+    """The record's entries of faults cleared at sim time ``t`` get ``cleared_at`` (plots end them there)."""
+    if log is None or t is None:
+        return
+    for entry in log:
+        if entry.get("id") in ids and "cleared_at" not in entry and str(entry.get("kind", "")) in FAULT_KINDS:
+            entry["cleared_at"] = t
 
 
 def lidar_blackout(sector_deg: tuple[float, float] = (-180.0, 180.0), *, topic: str = "/scan",
@@ -225,6 +254,7 @@ class FaultInjector:
     motor_torque = staticmethod(motor_torque)
     wheel_stopped = staticmethod(wheel_stopped)
     payload = staticmethod(payload)
+    friction_patch = staticmethod(friction_patch)
     push = staticmethod(push)
 
     def __init__(self, control: ControlClient, log: list[dict[str, Any]] | None = None) -> None:
@@ -242,5 +272,5 @@ class FaultInjector:
         return self._control.faults()
 
     def clear_all(self) -> None:
-        self._control.clear_fault(None)
+        clear_all(self._control, self._log)
         self.handles.clear()

@@ -34,7 +34,7 @@ spawn_entity               {"name", "shape": "box"|"cylinder"|"sphere",         
                             "mass"?: kg, "allow_renaming"?: bool}
 delete_entity              {"name": str}                                        {"name"}
 inject_fault               FAULT (below, without "id")                          FAULT with its "id"
-clear_fault                {"id"?: int} (none: every fault)                     {"cleared": [id, ..]}
+clear_fault                {"id"?: int} (none: every fault)                     {"cleared": [id, ..], "t": sim s}
 get_faults                 {}                                                   {"faults": [FAULT, ..]}
 =========================  ===================================================  ============================
 
@@ -187,7 +187,7 @@ class EntityState(TypedDict, total=False):
 FAULT_KINDS = (
     "blackout", "latency", "rate", "stuck", "noise", "bias", "drift", "lidar_sector",
     "cmd_drop", "cmd_delay", "cmd_freeze",
-    "wheel_friction", "motor_torque", "wheel_stopped", "payload", "push",
+    "wheel_friction", "motor_torque", "wheel_stopped", "payload", "push", "friction_patch",
 )  # fmt: skip
 #: Topic (std_msgs/String, JSON) on which the simulator announces every fault change.
 FAULTS_TOPIC = "/simtwin/faults"

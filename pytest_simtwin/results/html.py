@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin.results import dashboard, plots, svgplot
+from pytest_simtwin.results import dashboard, faultmarks, plots, svgplot
 from pytest_simtwin.results.dashboard import anchor
 from pytest_simtwin.results.records import TestRecord
 
@@ -108,6 +108,16 @@ def baseline_table(rec: TestRecord) -> str:
     return _table("simtwin-baseline", ["metric", "baseline", "current", "delta", "unit", "verdict"], rows)
 
 
+def faults_list(rec: TestRecord) -> str:
+    """The test's faults, one line each (hover text of the plots' markers; node faults by wall time)."""
+    t = rec.trajectory.get("t") or []
+    drawn = faultmarks.spans(rec.faults, t[-1] if t else None)
+    lines = [f.hover for f in drawn]
+    lines += [f"fault {f.get('kind')} on {f.get('target')}" for f in rec.faults if f.get("at") is None]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<div class="simtwin-faults" style="color:#6a3d9a"><b>faults</b><ul style="margin:0">{items}</ul></div>'
+
+
 def test_block(
     rec: TestRecord,
     images: Mapping[str, bytes] | None = None,
@@ -146,6 +156,8 @@ def test_block(
                 f'style="max-width:48%;margin:2px;border:1px solid #eee" src="data:image/png;base64,{plots.b64(data)}"/>'
             )
         parts.append("</div>")
+    if rec.faults:
+        parts.append(faults_list(rec))
     if rec.metrics:
         parts.append(metrics_table(rec))
     if rec.baseline:

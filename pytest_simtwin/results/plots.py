@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_simtwin.results.faultmarks import FAULT_COLOUR, position_at, spans
 from pytest_simtwin.results.records import TestRecord
 
 DPI = 90
@@ -88,6 +89,17 @@ def trajectory_png(
     if px:
         ax.plot(px[0], py[0], "o", color="tab:green", ms=8, label="start", zorder=5)
         ax.plot(px[-1], py[-1], "X", color="tab:red", ms=9, label="end", zorder=5)
+    t = list(traj.get("t", []))
+    for i, f in enumerate(spans(rec.faults, t[-1] if t else None)):
+        inside = [(x, y) for ti, x, y in zip(t, px, py, strict=False) if f.start <= ti <= f.end]
+        if len(inside) > 1:
+            ax.plot(*zip(*inside, strict=True), color=FAULT_COLOUR, lw=6, alpha=0.35, zorder=3,
+                    label="under fault" if i == 0 else None)  # fmt: skip
+        where = position_at(t, px, py, f.start)
+        if where is not None:
+            ax.plot(*where, "D", color=FAULT_COLOUR, ms=7, zorder=6)
+            ax.annotate(f.label, where, xytext=(6, 6 + 9 * (i % 3)), textcoords="offset points", fontsize=7,
+                        color=FAULT_COLOUR, zorder=6)  # fmt: skip
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
@@ -107,6 +119,16 @@ def velocity_png(rec: TestRecord) -> bytes | None:
     fig = _figure(5.6, 4.2)
     ax1 = fig.add_subplot(2, 1, 1)
     ax2 = fig.add_subplot(2, 1, 2, sharex=ax1)
+    faults = spans(rec.faults, t[-1] if t else None)
+    for ax in (ax1, ax2):
+        for i, f in enumerate(faults):
+            if f.end > f.start:
+                ax.axvspan(f.start, f.end, color=FAULT_COLOUR, alpha=0.15, label="fault" if i == 0 else None)
+            else:
+                ax.axvline(f.start, color=FAULT_COLOUR, lw=1, label="fault" if i == 0 else None)
+            if ax is ax1:
+                ax.annotate(f.label, (f.start, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -9 - 9 * (i % 3)),
+                            textcoords="offset points", fontsize=7, color=FAULT_COLOUR)  # fmt: skip
     for ax, meas, cmd, label, unit in ((ax1, vx, cvx, "linear", "m/s"), (ax2, wz, cwz, "angular", "rad/s")):
         if ct and cmd:
             cx, cy = list(ct[: len(cmd)]), list(cmd[: len(ct)])

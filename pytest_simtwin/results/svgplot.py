@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_simtwin.results.faultmarks import FAULT_COLOUR, FaultSpan, position_at, spans
 from pytest_simtwin.results.records import TestRecord, downsample
 
 #: points per series in interactive plots and thumbnails (file size: see benchmarks/report_size.py)
@@ -24,6 +25,7 @@ _ODOM = "#1f77b4"
 _GT = "#2ca02c"
 _CMD = "#ff7f0e"
 _BASE = "#999"
+_PAD_TOP, _PAD_BOTTOM = 18, 16  # pixels above (title, hover text) and below (legend) the data area
 
 
 def _r(v: float, digits: int = 3) -> str:
@@ -109,6 +111,9 @@ def trajectory_svg(
         shapes.append(_polyline(gx, gy, _GT, 1.2, 'stroke-dasharray="4 3"'))
     shapes.append(_polyline(xs, ys, _ODOM, 1.8))
     dot = span / 60
+    t = _finite(traj.get("t", []))
+    faults = spans(rec.faults, t[-1] if t else None)
+    shapes += [_fault_on_path(f, t, xs, ys, dot) for f in faults]
     shapes.append(f'<circle cx="{_r(xs[0])}" cy="{_r(ys[0])}" r="{_r(dot)}" fill="{_GT}"/>')
     shapes.append(f'<circle cx="{_r(xs[-1])}" cy="{_r(ys[-1])}" r="{_r(dot)}" fill="#d62728"/>')
     shapes.append(f'<circle class="st-cursor" r="{_r(dot * 1.3)}" fill="none" stroke="#000" visibility="hidden"/>')
@@ -121,7 +126,46 @@ def trajectory_svg(
         **_command(rec.trajectory),
     }
     legend = [("odometry", _ODOM)] + ([("ground truth", _GT)] if gx else []) + ([("baseline", _BASE)] if bx else [])
-    return _frame(w, h, (x0, y0, span, y1 - y0), "".join(shapes), data, legend, "meet", rec.nodeid, "trajectory")
+    legend += [("fault", FAULT_COLOUR)] if faults else []
+    box = (x0, y0, span, y1 - y0)
+    scale = min(w / span, (h - _PAD_TOP - _PAD_BOTTOM) / (y1 - y0))  # preserveAspectRatio "meet"
+    ox, oy = (w - span * scale) / 2, _PAD_TOP + (h - _PAD_TOP - _PAD_BOTTOM - (y1 - y0) * scale) / 2
+    labels = []
+    for i, f in enumerate(faults):
+        where = position_at(t, xs, ys, f.start)
+        if where is not None:
+            px, py = ox + (where[0] - x0) * scale, oy + (y1 - where[1]) * scale
+            labels.append(_fault_label(f, px + 5, py - 4 - 11 * (i % 3)))
+    return _frame(w, h, box, "".join(shapes), data, legend, "meet", rec.nodeid, "trajectory", "".join(labels))
+
+
+def _fault_attrs(f: FaultSpan) -> str:
+    return (
+        f'class="st-fault" data-kind="{html.escape(f.kind)}" data-target="{html.escape(f.target)}" '
+        f'data-start="{_r(f.start)}" data-end="{_r(f.end)}"'
+    )
+
+
+def _fault_on_path(f: FaultSpan, t: Sequence[float], xs: Sequence[float], ys: Sequence[float], dot: float) -> str:
+    """The stretch of the path driven under the fault (wide, translucent) and a diamond where it began."""
+    inside = [(x, y) for ti, x, y in zip(t, xs, ys, strict=False) if f.start <= ti <= f.end]
+    begin = position_at(t, xs, ys, f.start)
+    parts = [f"<title>{html.escape(f.hover)}</title>"]
+    if len(inside) > 1:
+        parts.append(_polyline([p[0] for p in inside], [p[1] for p in inside], FAULT_COLOUR, 6, 'opacity="0.35"'))
+    if begin is not None:
+        bx, by, d = begin[0], begin[1], dot * 1.6
+        pts = f"{_r(bx)},{_r(by + d)} {_r(bx + d)},{_r(by)} {_r(bx)},{_r(by - d)} {_r(bx - d)},{_r(by)}"
+        parts.append(f'<polygon points="{pts}" fill="{FAULT_COLOUR}" stroke="#fff" vector-effect="non-scaling-stroke"/>')
+    return f"<g {_fault_attrs(f)}>{''.join(parts)}</g>"
+
+
+def _fault_label(f: FaultSpan, px: float, py: float) -> str:
+    """The fault's name in screen space (outside the zoomed area, so it stays readable), hover: details."""
+    return (
+        f'<text class="st-fault-label" x="{_r(max(px, 2.0), 1)}" y="{_r(max(py, _PAD_TOP + 9), 1)}" fill="{FAULT_COLOUR}" '
+        f'font-size="9" data-kind="{html.escape(f.kind)}">{html.escape(f.label)}<title>{html.escape(f.hover)}</title></text>'
+    )
 
 
 def _command(traj: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -142,12 +186,13 @@ def _frame(
     aspect: str,
     nodeid: str,
     title: str,
+    overlay: str = "",
 ) -> str:
     """Outer SVG (legend, hover text, extents) around the zoomable data-space SVG."""
     x0, y0, bw, bh = box
     # y points up in data space: the inner viewBox spans -y1..-y0 and the group flips it
     vb = f"{_r(x0)} {_r(-(y0 + bh))} {_r(bw)} {_r(bh)}"
-    pad_top, pad_bottom = 18, 16
+    pad_top, pad_bottom = _PAD_TOP, _PAD_BOTTOM
     ih = h - pad_top - pad_bottom
     keys = "".join(
         f'<rect x="{6 + i * 92}" y="{h - 11}" width="10" height="3" fill="{c}"/>'
@@ -163,7 +208,7 @@ def _frame(
         f'<svg class="st-area" x="0" y="{pad_top}" width="{w}" height="{ih}" viewBox="{vb}" '
         f'preserveAspectRatio="{"xMidYMid meet" if aspect == "meet" else "none"}">'
         f'<g transform="scale(1,-1)" class="st-data">{shapes}</g></svg>'
-        f'<text class="st-hover" x="4" y="12">{html.escape(title)}</text>{keys}</svg>'
+        f'{overlay}<text class="st-hover" x="4" y="12">{html.escape(title)}</text>{keys}</svg>'
     )
 
 
@@ -188,6 +233,7 @@ def velocity_svg(rec: TestRecord, size: tuple[int, int] = (420, 150)) -> str:
     t = _finite(traj.get("t", []))
     cmd = _command(rec.trajectory)
     out = []
+    faults = spans(rec.faults, t[-1] if t else None)
     for key, ckey, label, unit in (("vx", "cv", "linear", "m/s"), ("wz", "cw", "angular", "rad/s")):
         meas = _finite(traj.get(key, []))[: len(t)]
         cx, cy = _step_series(cmd["ct"], cmd[ckey], t[-1] if t else 0.0)
@@ -199,7 +245,11 @@ def velocity_svg(rec: TestRecord, size: tuple[int, int] = (420, 150)) -> str:
         v0, v1 = min(vals), max(vals)
         pad = max((v1 - v0) * 0.1, 0.02)
         box = (t0, v0 - pad, max(t1 - t0, 1e-3), (v1 - v0) + 2 * pad)
-        shapes = ""
+        shapes = "".join(_fault_band(f, box) for f in faults)
+        labels = "".join(
+            _fault_label(f, (f.start - box[0]) / box[2] * size[0] + 3, _PAD_TOP + 10 + 11 * (i % 3))
+            for i, f in enumerate(faults)
+        )
         if cy:
             shapes += _polyline(cx, cy, _CMD, 1.4)
         if meas:
@@ -207,10 +257,22 @@ def velocity_svg(rec: TestRecord, size: tuple[int, int] = (420, 150)) -> str:
         shapes += '<line class="st-cursor" stroke="#000" vector-effect="non-scaling-stroke" visibility="hidden"/>'
         data = {"kind": "vel", "unit": unit, "t": [round(v, 3) for v in t[: len(meas)]],
                 "v": [round(v, 3) for v in meas], "ct": cmd["ct"], "c": cmd[ckey]}  # fmt: skip
-        legend = [("measured", _ODOM), ("commanded", _CMD)]
+        legend = [("measured", _ODOM), ("commanded", _CMD)] + ([("fault", FAULT_COLOUR)] if faults else [])
         title = f"{label} velocity [{unit}] {_r(v0, 3)}…{_r(v1, 3)}, t {_r(t0, 2)}…{_r(t1, 2)} s"
-        out.append(_frame(size[0], size[1], box, shapes, data, legend, "none", rec.nodeid, title))
+        out.append(_frame(size[0], size[1], box, shapes, data, legend, "none", rec.nodeid, title, labels))
     return "".join(out)
+
+
+def _fault_band(f: FaultSpan, box: tuple[float, float, float, float]) -> str:
+    """A translucent vertical band over the fault's time (a line for an instant), hover: details."""
+    _t0, v0, bw, bh = box
+    width = max(f.end - f.start, bw / 400)
+    return (
+        f'<g {_fault_attrs(f)}><title>{html.escape(f.hover)}</title>'
+        f'<rect x="{_r(f.start, 4)}" y="{_r(v0, 4)}" width="{_r(width, 4)}" height="{_r(bh, 4)}" '
+        f'fill="{FAULT_COLOUR}" fill-opacity="0.18" stroke="{FAULT_COLOUR}" stroke-opacity="0.6" '
+        f'vector-effect="non-scaling-stroke"/></g>'
+    )
 
 
 def thumbnail_svg(rec: TestRecord, size: tuple[int, int] = (120, 90)) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_simtwin.control.faults import Fault, FaultHandle
+from pytest_simtwin.control.faults import Fault, FaultHandle, clear_all
 from pytest_simtwin.control.faults import inject as inject_fault
 from pytest_simtwin.control.protocol import EntityState, Features, Pose, SimState
 
@@ -141,7 +141,7 @@ class Sim:
 
     def clear_faults(self) -> None:
         """Remove every fault the simulator holds."""
-        self.control.clear_fault(None)
+        clear_all(self.control, self._record.faults if self._record is not None else None)
 
     def spawn_obstacle(
         self,

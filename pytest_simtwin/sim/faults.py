@@ -23,7 +23,7 @@ from pytest_simtwin.sim.world.mjcf import friction_priority
 
 SENSOR_KINDS = ("blackout", "latency", "rate", "stuck", "noise", "bias", "drift", "lidar_sector")
 COMMAND_KINDS = ("cmd_drop", "cmd_delay", "cmd_freeze")
-PHYSICAL_KINDS = ("wheel_friction", "motor_torque", "wheel_stopped", "payload", "push")
+PHYSICAL_KINDS = ("wheel_friction", "motor_torque", "wheel_stopped", "payload", "push", "friction_patch")
 assert set(SENSOR_KINDS + COMMAND_KINDS + PHYSICAL_KINDS) == set(FAULT_KINDS)
 
 
@@ -164,6 +164,12 @@ class FaultSet:
         elif kind == "push":
             for key in ("fx", "fy", "fz"):
                 _number(params, key, default=0.0)
+        elif kind == "friction_patch":
+            _number(params, "x")
+            _number(params, "y")
+            if _number(params, "radius", low=0.0) <= 0:
+                raise ValueError("friction_patch: parameter 'radius' must be > 0")
+            _number(params, "friction", low=0.0)
 
     def active(self, t: float, kinds: tuple[str, ...], target: str | None = None) -> Iterator[Fault]:
         for fault in self.faults.values():
@@ -261,23 +267,40 @@ class FaultSet:
 
     # -- physics ---------------------------------------------------------------------------------
     def apply_physics(self, t: float, physics: Any) -> None:
-        """Start and end physical faults at sim time ``t`` (called between steps; cheap with none)."""
+        """Start and end faults at sim time ``t`` (called between steps; cheap with none).
+
+        Physical faults change the model while active; every fault is announced "started" and
+        "ended" at the sim time it does (a sensor fault with a future ``at`` as much as a push).
+        """
         if not self.faults:
             return
         if self._model is not physics.model:  # recompiled (spawn, delete): apply again to the new model
             self._model, self._physics_applied = physics.model, {}
         for fault in list(self.faults.values()):
-            if fault.kind not in PHYSICAL_KINDS:
-                continue
             on = fault.active(t)
+            if fault.kind == "friction_patch" and on:
+                _patch(fault, physics)  # follows the wheels: on or off the patch at every call
+            if fault.kind not in PHYSICAL_KINDS:
+                phase = fault.state.get("phase")
+                if on and phase is None:
+                    self._announce("started", fault, t)
+                elif t >= fault.end and phase != "ended":
+                    if phase is None:  # shorter than the step between two calls: it still happened
+                        self._announce("started", fault, t)
+                    self._announce("ended", fault, t)
+                continue
             if on and fault.id not in self._physics_applied:
                 self._physics_applied[fault.id] = _apply(fault, physics)
-                if self.changed is not None:
-                    self.changed("started", fault)
+                self._announce("started", fault, t)
             elif not on and fault.id in self._physics_applied:
                 self._physics_applied.pop(fault.id)()
-                if self.changed is not None:
-                    self.changed("ended", fault)
+                self._announce("ended", fault, t)
+
+    def _announce(self, event: str, fault: Fault, t: float) -> None:
+        fault.state["phase"] = event
+        self.now = max(self.now, t)  # the event's stamp: when it happened, not when a clock went out
+        if self.changed is not None:
+            self.changed(event, fault)
 
 
 def _perturb(msg: Any, fn: Callable[[float], float]) -> None:
@@ -306,9 +329,68 @@ def _offset_pose(msg: Any, dx: float, dy: float, dyaw: float) -> None:
     q.x, q.y, q.z, q.w = 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)
 
 
+def _wheel_geoms(physics: Any, wheel: str) -> list[int]:
+    """The collision geoms of a wheel joint's body (by its reported or MJCF name)."""
+    model = physics.model
+    mjcf_names = {reported: mjcf for lay in physics.layout.robots.values() for mjcf, reported in lay.joints}
+    body = int(model.joint(mjcf_names.get(wheel, wheel)).bodyid[0])
+    return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == body]
+
+
+def _set_friction(model: Any, geoms: list[int], mu: float) -> Callable[[], None]:
+    """Lower (or raise) the friction of ``geoms``; the smaller mu of a contact pair governs (as in gz-physics)."""
+    kept = [(g, float(model.geom_friction[g][0]), int(model.geom_priority[g])) for g in geoms]
+    for g in geoms:
+        model.geom_friction[g][0] = mu
+        model.geom_priority[g] = friction_priority(mu)
+
+    def undo() -> None:
+        for g, old_mu, priority in kept:
+            model.geom_friction[g][0] = old_mu
+            model.geom_priority[g] = priority
+
+    return undo
+
+
+def _patch(fault: Fault, physics: Any) -> None:
+    """A friction patch on the ground: a wheel whose contact point lies inside it gets the patch's friction.
+
+    One plane cannot carry two frictions in MuJoCo; the wheel-ground contact takes the smaller mu of
+    the pair, so giving the wheel the patch's mu while it stands on the patch is the same contact.
+    """
+    p = fault.params
+    on: dict[str, Callable[[], None]] = fault.state.setdefault("on", {})
+    if fault.state.get("model") is not physics.model:  # recompiled: the undo functions belong to the old one
+        fault.state["model"], on = physics.model, {}
+        fault.state["on"] = on
+    cx, cy, radius = float(p["x"]), float(p["y"]), float(p["radius"])
+    for lay in physics.layout.robots.values():
+        for mjcf, _reported in lay.joints:
+            joint = physics.model.joint(mjcf)
+            body = int(joint.bodyid[0])
+            wx, wy = float(physics.data.xpos[body][0]), float(physics.data.xpos[body][1])
+            inside = math.hypot(wx - cx, wy - cy) <= radius
+            if inside and mjcf not in on:
+                geoms = [g for g in range(physics.model.ngeom) if int(physics.model.geom_bodyid[g]) == body]
+                on[mjcf] = _set_friction(physics.model, geoms, float(p["friction"]))
+            elif not inside and mjcf in on:
+                on.pop(mjcf)()
+
+
+def _unpatch(fault: Fault, physics: Any) -> None:
+    on: dict[str, Callable[[], None]] = fault.state.get("on", {})
+    if fault.state.get("model") is physics.model:
+        for undo in on.values():
+            undo()
+    on.clear()
+
+
 def _apply(fault: Fault, physics: Any) -> Callable[[], None]:
     """Change the MuJoCo model/data for ``fault``; returns the function that undoes it."""
     model, data, p = physics.model, physics.data, fault.params
+    if fault.kind == "friction_patch":
+        _patch(fault, physics)
+        return lambda: _unpatch(fault, physics)
     if fault.kind in ("wheel_friction", "motor_torque", "wheel_stopped"):
         mjcf_names = {reported: mjcf for lay in physics.layout.robots.values() for mjcf, reported in lay.joints}
         joint = physics.model.joint(mjcf_names.get(fault.target, fault.target))
@@ -331,19 +413,7 @@ def _apply(fault: Fault, physics: Any) -> Callable[[], None]:
                     model.actuator_forcerange[a] = rng
 
             return undo_torque
-        body = int(joint.bodyid[0])
-        geoms = [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == body]
-        kept = [(g, float(model.geom_friction[g][0]), int(model.geom_priority[g])) for g in geoms]
-        for g in geoms:
-            model.geom_friction[g][0] = float(p["friction"])
-            model.geom_priority[g] = friction_priority(float(p["friction"]))  # the smaller mu of a pair governs
-
-        def undo_friction() -> None:
-            for g, mu, priority in kept:
-                model.geom_friction[g][0] = mu
-                model.geom_priority[g] = priority
-
-        return undo_friction
+        return _set_friction(model, _wheel_geoms(physics, fault.target), float(p["friction"]))
     robots = physics.layout.robots  # a named robot (target), else the first
     body_name = robots[fault.target].body if fault.target in robots else physics.layout.robot_body
     root = int(physics.model.body(body_name).id)

@@ -346,7 +346,8 @@ class ControlServices:
 
     def _srv_clear_fault(self, p: dict[str, Any]) -> dict[str, Any]:
         fid = p.get("id")
-        return {"cleared": self.faults.clear(None if fid is None else int(fid))}
+        cleared = self.faults.clear(None if fid is None else int(fid))
+        return {"cleared": cleared, "t": float(self.physics.time)}  # the test's record marks where each ended
 
     def _srv_get_faults(self, _p: dict[str, Any]) -> dict[str, Any]:
         return {"faults": [f.describe() for f in self.faults.faults.values()]}

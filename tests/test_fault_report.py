@@ -1,0 +1,91 @@
+"""Faults on the report's plots, as a person sees them: a real ``-n 2`` run with faults, its
+pytest-html report opened in headless Chromium (the DOM after the page's scripts ran)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
+)
+
+SUITE = '''
+import pytest
+from pytest_simtwin import faults
+
+pytestmark = pytest.mark.simtwin(paused=True)
+
+
+@pytest.mark.simtwin(faults=[faults.wheel_slip("wheel_left_joint", friction=0.2)])
+def test_slippery_wheel(robot):
+    robot.send_velocity(0.3, 0.0, 2.0)
+
+
+def test_blind_lidar_for_a_while(robot, sim):
+    t0 = sim.state()["sim_time"]
+    sim.inject(faults.lidar_sector(-15, 15, at=t0 + 0.5, duration=1.0))
+    push = sim.inject(faults.push(fy=30.0, at=t0 + 1.8, duration=None))
+    robot.send_velocity(0.3, 0.0, 2.0, stop=False)
+    push.clear()
+    robot.send_velocity(0.0, 0.0, 0.5)
+    raise AssertionError("failed on purpose: the PNG figures are drawn for failures")
+'''
+
+
+def _faults(dom: str) -> list[dict[str, str]]:
+    """Every fault marker in the DOM: its attributes and hover text."""
+    out = []
+    for m in re.finditer(r'<g class="st-fault" ([^>]*)><title>([^<]*)</title>', dom):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(1)))
+        out.append({**attrs, "hover": m.group(2)})
+    return out
+
+
+@needs_chromium
+def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_f=SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json", "--html=out/report.html",
+        "--self-contained-html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    page = pytester.path / "out" / "report.html"
+    assert CHROMIUM is not None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div class="simtwin" id="(t-[^"]+)"', dom)]
+    blocks = {name: dom[at : (starts[i + 1][0] if i + 1 < len(starts) else len(dom))] for i, (at, name) in enumerate(starts)}
+    assert len(blocks) == 2, blocks.keys()
+    marks = _faults(blocks["t-test-f-py--test-blind-lidar-for-a-while"])
+    # each fault on the trajectory and on both velocity plots (linear, angular)
+    assert sorted(m["data-kind"] for m in marks) == ["lidar_sector"] * 3 + ["push"] * 3, marks
+    slip_marks = _faults(blocks["t-test-f-py--test-slippery-wheel"])
+    assert [m["data-kind"] for m in slip_marks] == ["wheel_friction"] * 3, slip_marks
+    # the dashboard's card of the failing test shows the same plots, markers included
+    assert len(_faults(dom.split('class="simtwin" id=')[0])) == 6
+    records = {r["nodeid"]: r for r in json.loads((pytester.path / "m.json").read_text())["tests"]}
+    blind = records["test_f.py::test_blind_lidar_for_a_while"]["faults"]
+    sector, push = blind
+    lidar = [m for m in marks if m["data-kind"] == "lidar_sector"]
+    assert all(float(m["data-start"]) == pytest.approx(sector["at"], abs=1e-3) for m in lidar)
+    assert all(float(m["data-end"]) == pytest.approx(sector["at"] + 1.0, abs=1e-3) for m in lidar)
+    assert "fault lidar_sector on /scan" in lidar[0]["hover"] and "min_deg=-15" in lidar[0]["hover"]
+    pushed = next(m for m in marks if m["data-kind"] == "push")
+    assert float(pushed["data-end"]) == pytest.approx(push["cleared_at"], abs=1e-3)  # ended where it was cleared
+    # the labels, in screen space next to the markers
+    labels = re.findall(r'<text class="st-fault-label"[^>]*>([^<]*)<title>', "".join(blocks.values()))
+    assert labels.count("lidar_sector /scan") == 3 and labels.count("wheel_friction wheel_left_joint") == 3, labels
+    # the trajectory of the slipping test shows odometry and ground truth, and the legend says so
+    trajectory = blocks["t-test-f-py--test-slippery-wheel"].split('class="st-plot"')[1]
+    assert ">odometry</text>" in trajectory and ">ground truth</text>" in trajectory
+    assert "stroke-dasharray" in trajectory  # the dashed ground-truth path
+    # the block lists the faults, and the failing test's PNG figures are there as a fallback
+    assert "fault wheel_friction on wheel_left_joint" in dom.split('class="simtwin-faults"')[1]
+    assert 'alt="trajectory"' in dom and 'alt="velocity"' in dom
