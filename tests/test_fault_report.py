@@ -27,6 +27,15 @@ def test_slippery_wheel(robot):
     robot.send_velocity(0.3, 0.0, 2.0)
 
 
+def test_node_killed_mid_drive(robot, launch_node, tmp_path):
+    script = tmp_path / "sleeper.py"
+    script.write_text("import time\\nwhile True: time.sleep(0.1)\\n")
+    node = launch_node(script)
+    robot.send_velocity(0.2, 0.0, 0.5, stop=False)
+    node.kill()
+    robot.send_velocity(0.2, 0.0, 0.5)
+
+
 def test_blind_lidar_for_a_while(robot, sim):
     t0 = sim.state()["sim_time"]
     sim.inject(faults.lidar_sector(-15, 15, at=t0 + 0.5, duration=1.0))
@@ -54,7 +63,7 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
         "-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json", "--html=out/report.html",
         "--self-contained-html",
     )  # fmt: skip
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     page = pytester.path / "out" / "report.html"
     assert CHROMIUM is not None
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -62,15 +71,20 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
                          timeout=120, check=True).stdout  # fmt: skip
     starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div class="simtwin" id="(t-[^"]+)"', dom)]
     blocks = {name: dom[at : (starts[i + 1][0] if i + 1 < len(starts) else len(dom))] for i, (at, name) in enumerate(starts)}
-    assert len(blocks) == 2, blocks.keys()
+    assert len(blocks) == 3, blocks.keys()
+    records = {r["nodeid"]: r for r in json.loads((pytester.path / "m.json").read_text())["tests"]}
     marks = _faults(blocks["t-test-f-py--test-blind-lidar-for-a-while"])
     # each fault on the trajectory and on both velocity plots (linear, angular)
     assert sorted(m["data-kind"] for m in marks) == ["lidar_sector"] * 3 + ["push"] * 3, marks
     slip_marks = _faults(blocks["t-test-f-py--test-slippery-wheel"])
     assert [m["data-kind"] for m in slip_marks] == ["wheel_friction"] * 3, slip_marks
+    (killed,) = _faults(blocks["t-test-f-py--test-node-killed-mid-drive"])[:1]  # a node fault: an instant
+    node_fault = records["test_f.py::test_node_killed_mid_drive"]["faults"][0]
+    assert killed["data-kind"] == "node_kill" and killed["data-start"] == killed["data-end"]
+    assert float(killed["data-start"]) == pytest.approx(node_fault["at"], abs=1e-3)
+    assert "fault node_kill on sleeper: at " in killed["hover"]
     # the dashboard's card of the failing test shows the same plots, markers included
     assert len(_faults(dom.split('class="simtwin" id=')[0])) == 6
-    records = {r["nodeid"]: r for r in json.loads((pytester.path / "m.json").read_text())["tests"]}
     blind = records["test_f.py::test_blind_lidar_for_a_while"]["faults"]
     sector, push = blind
     lidar = [m for m in marks if m["data-kind"] == "lidar_sector"]

@@ -105,8 +105,10 @@ class NodeProcess:
         *,
         respawn: Callable[[], ManagedProcess] | None = None,
         events: list[dict[str, Any]] | None = None,
+        clock: Callable[[], float | None] | None = None,
     ) -> None:
         self.name = name
+        self._clock = clock  # sim time now (None: no simulator): node faults are drawn on the plots there
         self.argv = argv
         self._proc = proc
         self._respawn = respawn  # a fresh ManagedProcess with the same command, environment and log
@@ -151,8 +153,13 @@ class NodeProcess:
         if self._events is None:
             return
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._events.append({"kind": kind, "target": self.name, "pid": self._proc.pid, "wall_time": time.time(),
-                             "log": str(self.log_path), "log_offset": offset})  # fmt: skip
+        event = {"kind": kind, "target": self.name, "pid": self._proc.pid, "wall_time": time.time(),
+                 "log": str(self.log_path), "log_offset": offset}  # fmt: skip
+        sim_time = self._clock() if self._clock is not None else None
+        if sim_time is not None:
+            event["at"] = sim_time
+            event["duration"] = 0.0  # an instant: a line on the plots
+        self._events.append(event)
 
     @property
     def pid(self) -> int:
@@ -221,8 +228,10 @@ class NodeLauncher:
         lease: DomainLease | None,
         workdir: Path,
         record: TestRecord | None = None,
+        clock: Callable[[], float | None] | None = None,
     ) -> None:
         self.ros = ros
+        self.clock = clock
         self.env = dict(env)
         self.lease = lease
         self.workdir = Path(workdir)
@@ -260,7 +269,8 @@ class NodeLauncher:
             return ManagedProcess(argv, env=full_env, log_path=log_path, kind="node", lease=self.lease)
 
         proc = spawn()
-        node = NodeProcess(label, argv, proc, respawn=spawn, events=self.record.faults if self.record else None)
+        node = NodeProcess(label, argv, proc, respawn=spawn, events=self.record.faults if self.record else None,
+                           clock=self.clock)  # fmt: skip
         proc.start()
         self.nodes.append(node)
         if self.record is not None:

@@ -237,12 +237,22 @@ def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> 
     from pytest_simtwin.helpers.nodes import NodeLauncher
     from pytest_simtwin.results.records import record_for
 
+    def sim_time() -> float | None:  # when a node fault happened, if our simulator runs and answers
+        control = simtwin_session.control_or_none()
+        if control is None:
+            return None
+        try:
+            return float(control.state()["sim_time"])
+        except SimTwinError:
+            return None
+
     with NodeLauncher(
         simtwin_session.ros_session,
         simtwin_session.env,
         lease=simtwin_session.lease,
         workdir=simtwin_session.test_dir(request.node.nodeid),
         record=record_for(request.node),
+        clock=sim_time,
     ) as launcher:
         yield launcher
 

@@ -2,7 +2,8 @@
 
 A fault's record entry (control/faults.py) holds ``at`` (sim s it started), ``duration`` (None: until
 cleared) and ``cleared_at`` when the test cleared it; a fault still on at the end of the recording ends
-there. Node faults (kill, pause, ...) happen at a wall time only and are listed, not drawn.
+there. Node faults (kill, pause, ...) carry the sim time they were sent at (``duration`` 0: an instant);
+without a simulator they have a wall time only and are listed, not drawn.
 """
 
 from __future__ import annotations
