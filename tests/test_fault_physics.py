@@ -61,8 +61,9 @@ def test_one_slippery_wheel_turns_the_robot_by_the_expected_heading(robot, sim, 
     assert abs(odom.yaw) < 0.005 and abs(odom.y) < 0.005  # both wheels turned alike: odometry says straight
     expected = heading_drift(mu, 0.3)
     assert truth.yaw == pytest.approx(expected, rel=0.25, abs=0.01), (mu, truth.yaw, expected)
-    # the path the wheels did not report: the robot's true position is off the odometry's line
-    assert abs(truth.y - odom.y) == pytest.approx(math.sin(expected) * odom.x * 0.95, rel=0.35, abs=0.01)
+    # the path the wheels did not report: the heading changed in the first ~0.3 s, then the robot drove
+    # straight on along it, off the odometry's line
+    assert abs(truth.y - odom.y) == pytest.approx(math.sin(expected) * odom.x, rel=0.35, abs=0.01)
 
 
 def test_a_friction_patch_under_the_robot_limits_its_acceleration(robot, sim):

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from pytest_simtwin.results.faultmarks import position_at, spans
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
@@ -103,3 +105,21 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
     # the block lists the faults, and the failing test's PNG figures are there as a fallback
     assert "fault wheel_friction on wheel_left_joint" in dom.split('class="simtwin-faults"')[1]
     assert 'alt="trajectory"' in dom and 'alt="velocity"' in dom
+
+
+def test_fault_spans_end_at_their_duration_their_clearing_or_the_recording() -> None:
+    faults = [
+        {"kind": "blackout", "target": "/scan", "at": 1.0, "duration": 0.5, "cleared_at": 3.0},
+        {"kind": "push", "target": "", "at": 2.0, "duration": None, "cleared_at": 2.4, "params": {"fy": 30.0}},
+        {"kind": "payload", "target": "", "at": 2.5, "duration": None},  # on until the recording ends
+        {"kind": "node_kill", "target": "planner", "at": 3.5, "duration": 0.0},  # an instant
+        {"kind": "node_pause", "target": "planner", "wall_time": 1e9},  # no sim time: listed, not drawn
+    ]
+    got = spans(faults, t_end=4.0)
+    assert [(s.kind, s.start, s.end) for s in got] == [
+        ("blackout", 1.0, 1.5), ("push", 2.0, 2.4), ("payload", 2.5, 4.0), ("node_kill", 3.5, 3.5),
+    ]  # fmt: skip
+    assert got[1].label == "push" and got[1].hover == "fault push: 2.00–2.40 s (fy=30)"
+    assert got[3].hover == "fault node_kill on planner: at 3.50 s"
+    assert position_at([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 0.0, 2.0], 1.5) == (1.5, 1.0)
+    assert position_at([0.0, 1.0], [0.0, 1.0], [0.0, 0.0], 9.0) == (1.0, 0.0)

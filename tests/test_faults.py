@@ -222,6 +222,10 @@ def test_bad_fault_arguments_fail_before_the_body() -> None:
         faults.lidar_sector(30, -30)
     with pytest.raises(ConfigError, match="unknown fault kind"):
         faults.Fault("melt")
+    with pytest.raises(ConfigError, match="radius must be > 0"):
+        faults.friction_patch(1.0, 0.0, radius=0.0)
+    with pytest.raises(ConfigError, match="friction must be >= 0"):
+        faults.friction_patch(1.0, 0.0, radius=0.5, friction=-0.1)
 
 
 def test_a_marker_fault_on_a_missing_topic_errors_the_test(pytester: pytest.Pytester) -> None:

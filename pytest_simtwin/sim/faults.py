@@ -291,7 +291,8 @@ class FaultSet:
                 continue
             if on and fault.id not in self._physics_applied:
                 self._physics_applied[fault.id] = _apply(fault, physics)
-                self._announce("started", fault, t)
+                if fault.state.get("phase") != "started":  # not again after a recompile (spawn, delete)
+                    self._announce("started", fault, t)
             elif not on and fault.id in self._physics_applied:
                 self._physics_applied.pop(fault.id)()
                 self._announce("ended", fault, t)
