@@ -24,7 +24,7 @@ import numpy as np
 from pytest_simtwin.errors import ConfigError, SimulatorError
 from pytest_simtwin.sim import msgbuild
 from pytest_simtwin.sim.engine.contacts import sensor_contacts, sensor_geoms
-from pytest_simtwin.sim.engine.sensors import Cameras, Imu, Noise, navsat_fix, points_xyz
+from pytest_simtwin.sim.engine.sensors import Cameras, Imu, Noise, air_pressure, navsat_fix, points_xyz
 from pytest_simtwin.sim.world.mjcf import device_site
 from pytest_simtwin.sim.world.sensors import CAMERA_KINDS, SensorSpec
 
@@ -40,6 +40,8 @@ ROLE_TYPES = {
     "points": "sensor_msgs/msg/PointCloud2",
     "navsat": "sensor_msgs/msg/NavSatFix",
     "contact": "ros_gz_interfaces/msg/Contacts",
+    "magnetometer": "sensor_msgs/msg/MagneticField",
+    "air_pressure": "sensor_msgs/msg/FluidPressure",
 }
 #: Kinds we parse but do not publish, and why.
 UNPUBLISHED: dict[str, str] = {}
@@ -104,6 +106,7 @@ class SensorPublishers:
         bridge: Mapping[str, tuple[str, str]] | None = None,
         disabled: Collection[str] = (),
         spherical: Sequence[float] | None = None,
+        magnetic_field: Sequence[float] = (5.5645e-6, 22.8758e-6, -42.3884e-6),
         render_problem: str | None = None,
         send: Callable[[Any, Any], None] | None = None,
     ) -> None:
@@ -113,6 +116,7 @@ class SensorPublishers:
         self._publish: Callable[[Any, Any], None] = send or (lambda pub, msg: pub.publish(msg))
         self.seed = seed
         self.spherical = tuple(spherical) if spherical is not None else (0.0, 0.0, 0.0, 0.0)
+        self.magnetic_field = np.array(magnetic_field, dtype=float)  # tesla, world frame
         self.cameras = Cameras(seed)
         self._error_logged = bool(render_problem)  # the command line logged it already
         if render_problem:
@@ -145,10 +149,21 @@ class SensorPublishers:
         self.reset(seed)
 
     def _make(self) -> None:
-        from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix, NavSatStatus, PointCloud2, PointField
+        from sensor_msgs.msg import (
+            CameraInfo,
+            FluidPressure,
+            Image,
+            Imu,
+            MagneticField,
+            NavSatFix,
+            NavSatStatus,
+            PointCloud2,
+            PointField,
+        )
 
         types: dict[str, Any] = {"imu": Imu, "image": Image, "depth": Image, "camera_info": CameraInfo,
-                                 "depth_camera_info": CameraInfo, "points": PointCloud2, "navsat": NavSatFix}  # fmt: skip
+                                 "depth_camera_info": CameraInfo, "points": PointCloud2, "navsat": NavSatFix,
+                                 "magnetometer": MagneticField, "air_pressure": FluidPressure}  # fmt: skip
         if any(s.spec.kind == "contact" for s in self.sensors):
             from ros_gz_interfaces.msg import Contacts
 
@@ -193,6 +208,12 @@ class SensorPublishers:
                 h, v = spec.position_noise
                 m.position_covariance = [h.stddev**2, 0.0, 0.0, 0.0, h.stddev**2, 0.0, 0.0, 0.0, v.stddev**2]
                 m.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+            elif spec.kind == "magnetometer":
+                cov = s.msgs["magnetometer"].magnetic_field_covariance
+                for i, n in enumerate(spec.field_noise):
+                    cov[i * 4] = n.stddev**2
+            elif spec.kind == "air_pressure":
+                s.msgs["air_pressure"].variance = spec.pressure_noise.stddev**2
 
     @staticmethod
     def _camera_info(info: Any, spec: SensorSpec) -> None:
@@ -217,6 +238,10 @@ class SensorPublishers:
                 s.imu = Imu(s.spec, rng)
             elif s.spec.kind == "navsat":
                 s.noise = [Noise(n, rng) for n in (s.spec.position_noise[0],) * 2 + (s.spec.position_noise[1],)]
+            elif s.spec.kind == "magnetometer":
+                s.noise = [Noise(n, rng) for n in s.spec.field_noise]
+            elif s.spec.kind == "air_pressure":
+                s.noise = [Noise(s.spec.pressure_noise, rng)]
 
     # -- schedule (runner thread) ----------------------------------------------------------------
     def steps_to_next(self, steps: int) -> int:
@@ -305,6 +330,23 @@ class SensorPublishers:
             _stamp(m.header.stamp, t)
             m.latitude, m.longitude, m.altitude = lat, lon, alt + du
             self._send(s, "navsat")
+        elif kind in ("magnetometer", "air_pressure"):
+            # computed whether heard or not, like the IMU: the noise sequence must not depend on who listens
+            site = physics.model.site(device_site(s.spec.model, s.spec.link, s.spec.name)).id
+            dt = s.every * self.dt
+            m = s.msgs[kind]
+            if kind == "magnetometer":
+                # gz-sensors: the world's field rotated into the sensor frame, per-axis noise in tesla
+                rot = np.asarray(physics.data.site_xmat[site], dtype=float).reshape(3, 3)
+                local = rot.T @ self.magnetic_field
+                f = m.magnetic_field
+                f.x, f.y, f.z = (n.apply(float(v), dt) for n, v in zip(s.noise, local, strict=True))
+            else:
+                altitude = s.spec.reference_altitude + float(physics.data.site_xpos[site][2])
+                m.fluid_pressure = s.noise[0].apply(air_pressure(altitude), dt)
+            if self._heard(s, kind):
+                _stamp(m.header.stamp, t)
+                self._send(s, kind)
         elif kind == "contact":
             self._update_contact(s, physics, t)
         else:
