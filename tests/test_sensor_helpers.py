@@ -87,6 +87,21 @@ def test_imu_reading_and_unknown_sensor_names(robot: Robot) -> None:
         robot.wait_for_image("front_camera", depth=True)
 
 
+def test_wait_for_contact_when_the_bumper_hits_the_box(robot: Robot) -> None:
+    assert not robot.contacts.touching()  # standing free: the chassis touches nothing
+    robot.send_velocity(0.5, 0.0, 4.0, stop=False)  # 1.5 m to the box's front face, then pushing against it
+    reading = robot.wait_for_contact("bumper", touching="red_box", timeout=6.0)
+    (contact,) = reading.contacts
+    assert contact.collision1 == "sensor_bot::base_footprint::chassis" and reading.names == ["red_box::link::collision"]
+    assert contact.positions[:, 0] == pytest.approx(1.55, abs=0.01)  # on the box's front face
+    assert contact.force[0] < 0  # the box pushes the robot back
+    robot.wait(0.1)
+    assert robot.contacts.touching("red_box")  # still pushing against it
+    robot.stop()
+    with pytest.raises(ConfigError, match="contact topic"):
+        robot.wait_for_contact("imu")
+
+
 def test_sensors_off_marker_and_option_reach_the_simulator_command(pytester: pytest.Pytester) -> None:
     from pytest_simtwin.backends.embedded import simulator_arguments
     from pytest_simtwin.runtime.settings import effective_config, marker_overrides

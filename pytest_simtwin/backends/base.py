@@ -40,7 +40,8 @@ class SimConfig:
     ready_topic: str = "/odom"
     ready_type: str = "nav_msgs/msg/Odometry"
     extra_args: tuple[str, ...] = ()
-    #: embedded backend: sensors turned off (names or kinds: imu, camera, depth, rgbd, navsat; "all")
+    #: embedded backend: sensors turned off (names or kinds: imu, camera, depth, rgbd, navsat, contact,
+    #: magnetometer, air_pressure; "all")
     sensors_off: tuple[str, ...] = ()
     # process backend: a command template with {world}, {robot}, {domain_id}, {partition}, {seed}, {rtf}
     command: str | None = None

@@ -25,8 +25,9 @@ from pytest_simtwin._internal.waiting import wait_until
 from pytest_simtwin.control.client import ControlClient
 from pytest_simtwin.control.protocol import SimState, UntilRest
 from pytest_simtwin.errors import ConfigError, ControlError, WaitTimeout
+from pytest_simtwin.helpers.contacts import ContactObserver
 from pytest_simtwin.helpers.robot_state import STEP_CHUNK
-from pytest_simtwin.helpers.sensors import CameraImage, ImuReading, SensorObserver
+from pytest_simtwin.helpers.sensors import CameraImage, ImuReading
 from pytest_simtwin.ros.messages import (
     Pose2D,
     Velocity,
@@ -50,7 +51,7 @@ RELAY_WAIT = 1.0  # wall seconds to wait for a node under test to pass a command
 __all__ = ["CameraImage", "ImuReading", "Pose2D", "Robot", "Velocity", "min_range_of", "yaw_from_quaternion"]
 
 
-class Robot(SensorObserver):
+class Robot(ContactObserver):
     """Drive the robot and observe odometry, ground truth, lidar, cameras, IMU and the recorded trajectory.
 
     ``Robot(ros, control, topics, *, record=None, log_tail=None, abort=None, cmd_vel_type=None)``.

@@ -19,10 +19,8 @@ import numpy.typing as npt
 from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.helpers.robot_state import RobotObserver
+from pytest_simtwin.results.cameras import image_array
 from pytest_simtwin.ros.messages import stamp_seconds
-
-_ENCODINGS = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1), "32FC1": (np.float32, 1),
-              "16UC1": (np.uint16, 1), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,17 +53,6 @@ class ImuReading:
     angular_velocity: npt.NDArray[np.float64]
     linear_acceleration: npt.NDArray[np.float64]
     msg: Any
-
-
-def image_array(msg: Any) -> npt.NDArray[Any]:
-    """A sensor_msgs/Image as a numpy array (no copy of the pixel data beyond the message's)."""
-    if msg.encoding not in _ENCODINGS:
-        raise ConfigError(f"image encoding {msg.encoding!r} is not supported; expected one of {', '.join(_ENCODINGS)}")
-    dtype, channels = _ENCODINGS[msg.encoding]
-    data = np.frombuffer(bytes(msg.data), dtype=dtype)
-    itemsize = np.dtype(dtype).itemsize
-    rows = data.reshape(msg.height, msg.step // itemsize)[:, : msg.width * channels]
-    return rows.reshape(msg.height, msg.width, channels) if channels > 1 else rows.reshape(msg.height, msg.width)
 
 
 def imu_reading(msg: Any) -> ImuReading:

@@ -17,3 +17,4 @@ MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()  # an invalid simtwin
 PREWARMED_KEY: pytest.StashKey[bool] = pytest.StashKey()  # the fork server was asked to start
 PHASES_KEY: pytest.StashKey[dict[str, str]] = pytest.StashKey()  # outcome per phase, for the record's outcome
 RECORDING_KEY: pytest.StashKey[Any] = pytest.StashKey()  # the Recorder during the call, then its Take
+CALL_START_KEY: pytest.StashKey[float] = pytest.StashKey()  # time.monotonic() when the test's call began

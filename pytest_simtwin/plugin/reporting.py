@@ -5,6 +5,7 @@ One plugin object registered by :mod:`.hooks`; the HTML and the data it writes l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from pytest_simtwin.errors import (
     SimulatorError,
     SimulatorStartError,
 )
-from pytest_simtwin.plugin.keys import PHASES_KEY, RECORDING_KEY, SESSION_KEY
+from pytest_simtwin.plugin.keys import CALL_START_KEY, PHASES_KEY, RECORDING_KEY, SESSION_KEY
 from pytest_simtwin.results import baselines as bl
-from pytest_simtwin.results import dashboard, plots
+from pytest_simtwin.results import cameras, dashboard, plots
 from pytest_simtwin.results.baselines import DEFAULT_DIR, BaselineStore, describe_verdict
 from pytest_simtwin.results.html import html_extras
 from pytest_simtwin.results.recording import (
@@ -82,6 +83,7 @@ class ReportingPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        item.stash[CALL_START_KEY] = time.monotonic()  # camera images received from here on are this test's
         self._start_recording(item)
         try:
             return (yield)
@@ -198,8 +200,14 @@ class ReportingPlugin:
         # (PNGs only for failing tests: passing ones get the lighter inline SVG plots, see html.test_block)
         if rec.trajectory and failed and (_html_enabled(self.config) or session is not None):
             images = plots.figures(rec, rec.baseline_trajectory or None)
+        frames: dict[str, bytes] = {}
+        if failed and session is not None and getattr(session, "ros", None) is not None:
+            try:  # the last image per camera topic: a thumbnail in the report, the full PNG in the bundle
+                frames = cameras.capture(rec, cameras.last_images(session.ros_session, item.stash.get(CALL_START_KEY, 0.0)))
+            except Exception as exc:  # a report must never fail because of an image
+                rec.artifacts["camera_error"] = f"{type(exc).__name__}: {exc}"
         try:
-            self._write_artifacts(item, rec, session, take, images, failed)
+            self._write_artifacts(item, rec, session, take, images, failed, frames)
         except Exception as exc:  # artifacts must never turn a result into a crash
             rec.artifacts["artifact_error"] = f"{type(exc).__name__}: {exc}"
         if self.update:
@@ -208,8 +216,9 @@ class ReportingPlugin:
         setattr(report, REPORT_ATTR, slim(rec).to_dict())  # shipped to the xdist controller
 
     def _write_artifacts(
-        self, item: Any, rec: TestRecord, session: Any, take: Any, images: dict[str, bytes], failed: bool
-    ) -> None:
+        self, item: Any, rec: TestRecord, session: Any, take: Any, images: dict[str, bytes], failed: bool,
+        frames: dict[str, bytes],
+    ) -> None:  # fmt: skip
 
         if take is not None and not failed and self.record_mode == "all":
             bag = self.artifacts / "bags" / safe_dirname(rec.nodeid)
@@ -222,7 +231,7 @@ class ReportingPlugin:
             rec.artifacts["rerun"] = rerun
             if take is not None:
                 rec.artifacts["bag"] = str(folder / "bag")
-            write_bundle(folder, rec, take=take, images=images, rerun=rerun, sim_log=sim_log)
+            write_bundle(folder, rec, take=take, images=images, rerun=rerun, sim_log=sim_log, camera_images=frames)
 
     def _update_baseline(self, rec: TestRecord) -> None:
 

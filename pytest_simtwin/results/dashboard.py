@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin.results import svgplot, webassets
+from pytest_simtwin.results import cameras, svgplot, webassets
 from pytest_simtwin.results.metrics import MetricRecord
 from pytest_simtwin.results.records import TestRecord
 
@@ -181,6 +181,7 @@ def failure_card(rec: TestRecord, report_dir: Path | None) -> str:
     if rec.message and rec.message.strip() != reason(rec):
         parts.append(f'<pre class="st-msg">{html.escape(rec.message)}</pre>')
     parts.append(svgplot.plots_html(rec, rec.baseline_trajectory or None))
+    parts.append(cameras.cameras_html(rec, cameras.bundle_hrefs(rec, report_dir, rel)))
     parts.append(
         f'<div class="st-repro">repro: <code>{html.escape(repro(rec))}</code> <button class="st-copy">copy</button></div>'
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_simtwin.results import dashboard, faultmarks, plots, svgplot
+from pytest_simtwin.results import cameras, dashboard, faultmarks, plots, svgplot
 from pytest_simtwin.results.dashboard import anchor
 from pytest_simtwin.results.records import TestRecord
 
@@ -147,6 +147,7 @@ def test_block(
         if rec.message:
             parts.append(f'<pre style="color:#c62828;white-space:pre-wrap">{html.escape(rec.message)}</pre>')
     parts.append(svgplot.plots_html(rec, rec.baseline_trajectory or None))
+    parts.append(cameras.cameras_html(rec))
     images = {**(images if png else {}), **_png_artifacts(rec)}
     if images:
         parts.append('<div class="simtwin-figures">')

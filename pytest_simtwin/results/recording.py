@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_simtwin._internal.files import nodeid_filename
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, DataError
+from pytest_simtwin.results.cameras import file_name as camera_file
 from pytest_simtwin.results.records import TestRecord, atomic_write_text
 from pytest_simtwin.ros.msgtypes import resolve_msg_type
 from pytest_simtwin.ros.session import latched_qos, sensor_qos
@@ -275,6 +276,7 @@ def write_bundle(
     images: Mapping[str, bytes],
     rerun: str,
     sim_log: Path | None = None,
+    camera_images: Mapping[str, bytes] | None = None,
 ) -> Path:
     """A folder with everything needed to look into a failed test without re-running it."""
     if directory.exists():
@@ -292,6 +294,8 @@ def write_bundle(
             shutil.copy2(src, directory / f"{name}{src.suffix or '.log'}")
     for name, png in images.items():
         (directory / f"{name}.png").write_bytes(png)
+    for topic, png in (camera_images or {}).items():  # the last image per camera topic, full size
+        (directory / camera_file(topic)).write_bytes(png)
     (directory / "rerun.sh").write_text(f"#!/bin/sh\n{rerun}\n")
     (directory / "rerun.sh").chmod(0o755)
     atomic_write_text(directory / "record.json", json.dumps(rec.to_dict(), indent=1, sort_keys=True, default=str))

@@ -77,6 +77,8 @@ class TestRecord:
     infra: str = ""
     #: seconds this test's setup spent (re)starting the simulator (0 when it reused a running one)
     sim_start: float = 0.0
+    #: a failing test's last camera images: topic -> base64 PNG thumbnail (results/cameras.py)
+    cameras: dict[str, str] = field(default_factory=dict)
 
     def add_metric(self, metric: MetricRecord) -> None:
         # The last value of a metric name wins: a test that records it twice means the later one.
@@ -105,6 +107,7 @@ class TestRecord:
             "baseline_trajectory": self.baseline_trajectory,
             "infra": self.infra,
             "sim_start": self.sim_start,
+            "cameras": self.cameras,
         }
 
     @classmethod
@@ -130,6 +133,7 @@ class TestRecord:
             "baseline_trajectory",
             "infra",
             "sim_start",
+            "cameras",
         ):
             if key in data:
                 setattr(rec, key, data[key])

@@ -234,6 +234,11 @@ class RosSession:
                 self._buffers[key] = buf
             return buf
 
+    def buffers(self) -> list[TopicBuffer]:
+        """Every subscription's buffer (a copy of the list)."""
+        with self._lock:
+            return list(self._buffers.values())
+
     def clear_buffers(self) -> None:
         """Forget every received message (after a simulator restart, old messages are not news)."""
         with self._lock:

@@ -105,7 +105,7 @@ OPTIONS: list[Option] = [
     Option(
         "sensors-off",
         "embedded backend: sensors to turn off for every test, comma-separated names or kinds (imu, camera, "
-        "depth, rgbd, navsat) or 'all' (marker: sensors_off=[...])",
+        "depth, rgbd, navsat, contact, magnetometer, air_pressure) or 'all' (marker: sensors_off=[...])",
         metavar="NAMES",
     ),
     Option("attach-domain", "attach backend: ROS_DOMAIN_ID of the already running simulator", kind="int"),

@@ -55,6 +55,9 @@ topics (names from the robot's DiffDrive / lidar plugin parameters, renamed by -
                          offscreen (MUJOCO_GL=egl, Debian: libegl1 libegl-mesa0 libgl1-mesa-dri
                          libgbm1) only while someone subscribes
   <navsat topic>         sensor_msgs/NavSatFix from the world's <spherical_coordinates>
+  <contact topic>        ros_gz_interfaces/Contacts while the sensor's collisions touch something
+  <magnetometer topic>   sensor_msgs/MagneticField: the world's <magnetic_field> in the sensor frame
+  <air_pressure topic>   sensor_msgs/FluidPressure: US standard atmosphere at the sensor's altitude
 
 control services NS/<name> (diagnostic_msgs/srv/AddDiagnostics, JSON payloads; NS = --namespace):
   get_simulator_features get_simulation_state set_simulation_state step_simulation
@@ -117,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME|KIND",
-        help="turn a sensor off: its name, a kind (imu, camera, depth, rgbd, navsat), 'camera' for every "
+        help="turn a sensor off: its name, a kind (imu, camera, depth, rgbd, navsat, contact, magnetometer, "
+        "air_pressure), 'camera' for every "
         "camera, or 'all' (repeatable; e.g. a test that needs only odometry)",
     )
     p.add_argument("--duration", type=float, help="exit after this many seconds of sim time")
@@ -320,14 +324,14 @@ def _sensors(node: Any, world: WorldSpec, args: argparse.Namespace, bridge: Any,
     from pytest_simtwin.sim.sensor_node import SensorPublishers
 
     devices = world.robot.devices
-    known = {"all", "camera", "imu", "depth", "rgbd", "navsat", "contact"}
+    known = {"all", "camera", "imu", "depth", "rgbd", "navsat", "contact", "magnetometer", "air_pressure"}
     known |= {d.name for d in devices} | {f"{d.model}/{d.link}/{d.name}" for d in devices}
     unknown = [n for n in args.no_sensor if n not in known]
     if unknown:
         names = ", ".join(sorted(d.name for d in devices)) or "none"
         raise ConfigError(
             f"--no-sensor {unknown[0]}: no sensor or kind of that name; expected a sensor name ({names}), a kind "
-            "(imu, camera, depth, rgbd, navsat, contact) or all"
+            "(imu, camera, depth, rgbd, navsat, contact, magnetometer, air_pressure) or all"
         )
     if not devices:
         return None
@@ -339,6 +343,7 @@ def _sensors(node: Any, world: WorldSpec, args: argparse.Namespace, bridge: Any,
         bridge={e.gz_topic_name: (e.ros_topic_name, e.ros_type_name) for e in bridge},
         disabled=args.no_sensor,
         spherical=world.spherical,
+        magnetic_field=world.magnetic_field,
         render_problem=problem,
         send=node._send,
     )

@@ -138,11 +138,13 @@ def preload() -> list[str]:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
-    try:
-        msgbuild.ensure("tf2_msgs")  # built once per machine (not on PyPI); children publish /tf with it
-        missing += [] if msgbuild.import_type("tf2_msgs.msg", "TFMessage") else ["tf2_msgs.msg.TFMessage"]
-    except Exception:  # no compiler: the simulators then run without /tf and say why
-        missing.append("tf2_msgs")
+    # Built once per machine (not on PyPI): children publish /tf and contact sensors with them.
+    for package, cls in (("tf2_msgs", "TFMessage"), ("ros_gz_interfaces", "Contacts")):
+        try:
+            msgbuild.ensure(package)
+            missing += [] if msgbuild.import_type(f"{package}.msg", cls) else [f"{package}.msg.{cls}"]
+        except Exception:  # no compiler: the simulators then run without them and say why
+            missing.append(package)
     for module, cls in WARM_TYPES:
         try:
             getattr(importlib.import_module(module), cls).__class__.__import_type_support__()

@@ -1,8 +1,9 @@
-"""Build a ROS 2 message package that PyPI does not ship (tf2_msgs) from its ``.msg`` files, at first use.
+"""Build a ROS 2 message package that PyPI does not ship (tf2_msgs, ros_gz_interfaces) from its ``.msg``
+files (vendored under ``pytest_simtwin/data/msgs``), at first use.
 
 The ``ros-kilted-*`` wheels bring rosidl's generators (with their templates), the message packages'
 headers, libraries and type descriptions (``<venv>/include``, ``<venv>/lib``, ``<venv>/share``), but
-no tf2_msgs. This runs what ``rosidl_generate_interfaces()`` runs in a colcon build: rosidl_adapter
+neither tf2_msgs nor ros_gz_interfaces. This runs what ``rosidl_generate_interfaces()`` runs in a colcon build: rosidl_adapter
 (.msg -> .idl), the type-hash, C, C type support (introspection, Fast DDS, dispatch) and Python
 generators, then compiles the generated C with the system C compiler (``cc``) into a package folder
 under the cache directory, which is then put on ``sys.path``. Keyed by the .msg contents and the

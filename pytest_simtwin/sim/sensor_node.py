@@ -3,7 +3,9 @@
 Topic names are gz-sensors' (or gazebo_ros') renamed through the bridge file like ros_gz_bridge; each
 sensor publishes at its ``update_rate`` counted in physics steps. IMUs (and navsat) are computed at every
 update whether heard or not, so their noise sequence does not depend on who subscribed; cameras render
-only while a subscriber listens to one of their topics (rendering is the expensive part).
+only while a subscriber listens to one of their topics (rendering is the expensive part). Contact
+sensors publish ros_gz_interfaces/Contacts (what ros_gz_bridge makes of gz.msgs.Contacts; the package is
+built at first use by :mod:`msgbuild`) while someone listens and the sensor's collisions touch something.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 import zlib
 from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -19,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from pytest_simtwin.errors import ConfigError, SimulatorError
-from pytest_simtwin.sim.engine.sensors import Cameras, Imu, Noise, navsat_fix, points_xyz
+from pytest_simtwin.sim import msgbuild
+from pytest_simtwin.sim.engine.contacts import sensor_contacts, sensor_geoms
+from pytest_simtwin.sim.engine.sensors import Cameras, Imu, Noise, air_pressure, navsat_fix, points_xyz
 from pytest_simtwin.sim.world.mjcf import device_site
 from pytest_simtwin.sim.world.sensors import CAMERA_KINDS, SensorSpec
 
@@ -34,11 +39,12 @@ ROLE_TYPES = {
     "depth_camera_info": "sensor_msgs/msg/CameraInfo",
     "points": "sensor_msgs/msg/PointCloud2",
     "navsat": "sensor_msgs/msg/NavSatFix",
+    "contact": "ros_gz_interfaces/msg/Contacts",
+    "magnetometer": "sensor_msgs/msg/MagneticField",
+    "air_pressure": "sensor_msgs/msg/FluidPressure",
 }
-#: Kinds without a standard ROS message: gz.msgs.Contacts has no counterpart in sensor_msgs
-#: (ros_gz_bridge maps it to ros_gz_interfaces/Contacts, not a standard package).
-UNPUBLISHED = {"contact": "gz.msgs.Contacts has no standard ROS message (ros_gz_interfaces/Contacts is not in ROS' "
-                          "standard message set); read contacts through ground truth or the control services"}  # fmt: skip
+#: Kinds we parse but do not publish, and why.
+UNPUBLISHED: dict[str, str] = {}
 
 
 def _stamp(stamp: Any, t: float) -> None:
@@ -57,6 +63,15 @@ def _bytes(values: np.ndarray) -> array[int]:
     return out
 
 
+def _contacts_problem() -> str | None:
+    """Why ros_gz_interfaces/Contacts cannot be had here (None: importable, built now if need be)."""
+    try:
+        msgbuild.ensure("ros_gz_interfaces")
+    except Exception as exc:  # no compiler, a failed build: the rest of the simulator runs
+        return f"not published: the ros_gz_interfaces message package is unavailable ({exc})"
+    return None
+
+
 def selected(spec: SensorSpec, disabled: Collection[str]) -> bool:
     """False when ``--no-sensor`` named the sensor, its kind, 'camera' (all cameras) or 'all'."""
     names = {spec.name, spec.kind, f"{spec.model}/{spec.link}/{spec.name}", "all"}
@@ -73,6 +88,9 @@ class _Sensor:
         self.imu: Imu | None = None
         self.noise: list[Noise] = []
         self.published = 0
+        self.geoms: set[int] = set()  # contact: the watched collisions' geoms in ``model``
+        self.model: Any = None
+        self.heard, self.heard_at = False, 0.0
 
 
 class SensorPublishers:
@@ -88,6 +106,7 @@ class SensorPublishers:
         bridge: Mapping[str, tuple[str, str]] | None = None,
         disabled: Collection[str] = (),
         spherical: Sequence[float] | None = None,
+        magnetic_field: Sequence[float] = (5.5645e-6, 22.8758e-6, -42.3884e-6),
         render_problem: str | None = None,
         send: Callable[[Any, Any], None] | None = None,
     ) -> None:
@@ -97,6 +116,7 @@ class SensorPublishers:
         self._publish: Callable[[Any, Any], None] = send or (lambda pub, msg: pub.publish(msg))
         self.seed = seed
         self.spherical = tuple(spherical) if spherical is not None else (0.0, 0.0, 0.0, 0.0)
+        self.magnetic_field = np.array(magnetic_field, dtype=float)  # tesla, world frame
         self.cameras = Cameras(seed)
         self._error_logged = bool(render_problem)  # the command line logged it already
         if render_problem:
@@ -110,6 +130,9 @@ class SensorPublishers:
                 continue
             if spec.kind in UNPUBLISHED:
                 self.skipped.append(f"{spec.name} ({spec.kind}): {UNPUBLISHED[spec.kind]}")
+                continue
+            if spec.kind == "contact" and (problem := _contacts_problem()) is not None:
+                self.skipped.append(f"{spec.name} ({spec.kind}): {problem}")
                 continue
             topics = {}
             for role, gz in spec.topics.items():
@@ -126,10 +149,25 @@ class SensorPublishers:
         self.reset(seed)
 
     def _make(self) -> None:
-        from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix, NavSatStatus, PointCloud2, PointField
+        from sensor_msgs.msg import (
+            CameraInfo,
+            FluidPressure,
+            Image,
+            Imu,
+            MagneticField,
+            NavSatFix,
+            NavSatStatus,
+            PointCloud2,
+            PointField,
+        )
 
-        types = {"imu": Imu, "image": Image, "depth": Image, "camera_info": CameraInfo,
-                 "depth_camera_info": CameraInfo, "points": PointCloud2, "navsat": NavSatFix}  # fmt: skip
+        types: dict[str, Any] = {"imu": Imu, "image": Image, "depth": Image, "camera_info": CameraInfo,
+                                 "depth_camera_info": CameraInfo, "points": PointCloud2, "navsat": NavSatFix,
+                                 "magnetometer": MagneticField, "air_pressure": FluidPressure}  # fmt: skip
+        if any(s.spec.kind == "contact" for s in self.sensors):
+            from ros_gz_interfaces.msg import Contacts
+
+            types["contact"] = Contacts
         for s in self.sensors:
             spec = s.spec
             for role, topic in s.topics.items():
@@ -137,7 +175,8 @@ class SensorPublishers:
                 depth = 5 if role in ("image", "depth", "points") else 100
                 s.pubs[role] = self.node.create_publisher(types[role], topic, depth)
                 msg = types[role]()
-                msg.header.frame_id = spec.frame_id
+                # ros_gz_bridge's Contacts carry no frame (positions are in the world frame)
+                msg.header.frame_id = "" if role == "contact" else spec.frame_id
                 s.msgs[role] = msg
             if spec.kind == "imu":
                 m = s.msgs["imu"]
@@ -169,6 +208,12 @@ class SensorPublishers:
                 h, v = spec.position_noise
                 m.position_covariance = [h.stddev**2, 0.0, 0.0, 0.0, h.stddev**2, 0.0, 0.0, 0.0, v.stddev**2]
                 m.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+            elif spec.kind == "magnetometer":
+                cov = s.msgs["magnetometer"].magnetic_field_covariance
+                for i, n in enumerate(spec.field_noise):
+                    cov[i * 4] = n.stddev**2
+            elif spec.kind == "air_pressure":
+                s.msgs["air_pressure"].variance = spec.pressure_noise.stddev**2
 
     @staticmethod
     def _camera_info(info: Any, spec: SensorSpec) -> None:
@@ -193,12 +238,24 @@ class SensorPublishers:
                 s.imu = Imu(s.spec, rng)
             elif s.spec.kind == "navsat":
                 s.noise = [Noise(n, rng) for n in (s.spec.position_noise[0],) * 2 + (s.spec.position_noise[1],)]
+            elif s.spec.kind == "magnetometer":
+                s.noise = [Noise(n, rng) for n in s.spec.field_noise]
+            elif s.spec.kind == "air_pressure":
+                s.noise = [Noise(s.spec.pressure_noise, rng)]
 
     # -- schedule (runner thread) ----------------------------------------------------------------
     def steps_to_next(self, steps: int) -> int:
         """Physics steps until the next sensor update (a large number with no sensors)."""
         n = 1 << 30
+        now = time.monotonic()
         for s in self.sensors:
+            if s.spec.kind == "contact":
+                # A contact sensor without listeners must not cut the runner's batches of steps (its
+                # default rate is every step); who listens is re-read every 50 ms of wall time.
+                if now >= s.heard_at:
+                    s.heard_at, s.heard = now + 0.05, self._heard(s, "contact")
+                if not s.heard:
+                    continue
             k = s.every - steps % s.every
             if k < n:
                 n = k
@@ -273,8 +330,69 @@ class SensorPublishers:
             _stamp(m.header.stamp, t)
             m.latitude, m.longitude, m.altitude = lat, lon, alt + du
             self._send(s, "navsat")
+        elif kind in ("magnetometer", "air_pressure"):
+            # computed whether heard or not, like the IMU: the noise sequence must not depend on who listens
+            site = physics.model.site(device_site(s.spec.model, s.spec.link, s.spec.name)).id
+            dt = s.every * self.dt
+            m = s.msgs[kind]
+            if kind == "magnetometer":
+                # gz-sensors: the world's field rotated into the sensor frame, per-axis noise in tesla
+                rot = np.asarray(physics.data.site_xmat[site], dtype=float).reshape(3, 3)
+                local = rot.T @ self.magnetic_field
+                f = m.magnetic_field
+                f.x, f.y, f.z = (n.apply(float(v), dt) for n, v in zip(s.noise, local, strict=True))
+            else:
+                altitude = s.spec.reference_altitude + float(physics.data.site_xpos[site][2])
+                m.fluid_pressure = s.noise[0].apply(air_pressure(altitude), dt)
+            if self._heard(s, kind):
+                _stamp(m.header.stamp, t)
+                self._send(s, kind)
+        elif kind == "contact":
+            self._update_contact(s, physics, t)
         else:
             self._update_camera(s, physics, t)
+
+    def _update_contact(self, s: _Sensor, physics: Any, t: float) -> None:
+        if not self._heard(s, "contact"):
+            return  # lazy
+        model = physics.model
+        if model is not s.model:  # recompiled (spawn/remove): geom ids may move
+            s.model = model
+            scoped = [f"{s.spec.model}::{s.spec.link}::{c}" for c in s.spec.collisions]
+            s.geoms = set(sensor_geoms(model, scoped))
+            if not s.geoms:
+                log.warning("contact sensor %s (%s): none of its collisions %s is in the world; it reports nothing",
+                            s.spec.name, s.spec.origin, ", ".join(s.spec.collisions) or "(none given)")  # fmt: skip
+        found = sensor_contacts(model, physics.data, s.geoms)
+        if not found:
+            return  # gz-sim's contact system publishes only while there are contacts
+        from geometry_msgs.msg import Vector3
+        from ros_gz_interfaces.msg import Contact, Entity, JointWrench
+
+        m = s.msgs["contact"]
+        _stamp(m.header.stamp, t)
+        out = []
+        for c in found:
+            msg = Contact()
+            for entity, name, ident in ((msg.collision1, c.collision1, c.id1), (msg.collision2, c.collision2, c.id2)):
+                entity.name, entity.id, entity.type = name, ident, Entity.COLLISION
+            msg.positions = [Vector3(x=p[0], y=p[1], z=p[2]) for p in c.positions]
+            msg.normals = [Vector3(x=n[0], y=n[1], z=n[2]) for n in c.normals]
+            msg.depths = list(c.depths)
+            wrenches = []
+            for f in c.forces:
+                w = JointWrench()
+                _stamp(w.header.stamp, t)
+                w.body_1_name.data, w.body_2_name.data = c.collision1, c.collision2
+                w.body_1_id.data, w.body_2_id.data = c.id1, c.id2
+                w.body_1_wrench.force.x, w.body_1_wrench.force.y, w.body_1_wrench.force.z = f
+                w.body_2_wrench.force.x, w.body_2_wrench.force.y, w.body_2_wrench.force.z = (-f[0], -f[1], -f[2])
+                wrenches.append(w)
+            msg.wrenches = wrenches
+            out.append(msg)
+        m.contacts = out
+        self._send(s, "contact")
+        s.published += 1
 
     def _update_camera(self, s: _Sensor, physics: Any, t: float) -> None:
         want_rgb = self._heard(s, "image") or (s.spec.kind == "rgbd" and self._heard(s, "points"))
@@ -324,6 +442,8 @@ class SensorPublishers:
             if spec.kind in CAMERA_KINDS:
                 entry.update(width=spec.width, height=spec.height, horizontal_fov=spec.horizontal_fov,
                              error=self.cameras.error)  # fmt: skip
+            elif spec.kind == "contact":
+                entry["collisions"] = [f"{spec.model}::{spec.link}::{c}" for c in spec.collisions]
             out.append(entry)
         return out
 

@@ -65,7 +65,9 @@ def _latest_after_step(sim: SimProcess, buf: Any, duration: float = 0.2) -> Any:
 def test_sensors_parse_with_sdformat_defaults_and_gz_topic_names() -> None:
     world = load_world(Path(WORLD))
     devices = {d.name: d for d in world.robot.devices}
-    assert set(devices) == {"front_camera", "front_depth", "front_rgbd", "imu", "imu_ideal", "gps"}
+    assert set(devices) == {"front_camera", "front_depth", "front_rgbd", "imu", "imu_ideal", "gps", "bumper", "compass",
+                            "baro"}
+    assert devices["bumper"].collisions == ["chassis"] and devices["bumper"].topics == {"contact": "/bumper"}
     cam = devices["front_camera"]
     assert cam.topics == {"image": "/front_camera/image", "camera_info": "/front_camera/camera_info"}
     assert cam.frame_id == "sensor_bot/camera_link/front_camera"  # gz-sensors default: the scoped name
@@ -255,7 +257,7 @@ def test_no_sensor_option_and_bridge_renames(sim_factory: Callable[..., SimProce
     )
     sim = sim_factory(WORLD, "--paused", "--no-sensor", "camera", "--no-sensor", "imu_ideal", "--bridge", str(bridge))
     names = {s["name"]: s for s in sim.control.features()["sensors"]}
-    assert set(names) == {"imu", "gps"} and names["imu"]["topics"] == {"imu": "/robot/imu"}
+    assert set(names) == {"imu", "gps", "bumper", "compass", "baro"} and names["imu"]["topics"] == {"imu": "/robot/imu"}
     imu = sim.ros.subscribe("/robot/imu", Imu)
     gps = sim.ros.subscribe("/navsat", NavSatFix)
     _stepped(sim, gps, 1)

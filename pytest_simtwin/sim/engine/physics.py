@@ -468,7 +468,9 @@ class Physics:
         p = _pose_from(pose, Pose())
         half = [s / 2 for s in size] if shape == "box" else ([size[0], size[1] / 2] if shape == "cylinder" else size)
         body = self.spec.worldbody.add_body(name=name, pos=[p.x, p.y, p.z], quat=list(p.quaternion()))
-        geom = body.add_geom(type=kind, size=half + [0.0] * (3 - len(half)), group=ENV_GROUP)
+        # named like a world file's collision (model::link::collision): contact sensors report it so
+        geom = body.add_geom(name=f"{name}::link::collision", type=kind, size=half + [0.0] * (3 - len(half)),
+                             group=ENV_GROUP)  # fmt: skip
         geom.contype, geom.conaffinity = ENV_BITS
         geom.solimp[:3] = [float(v) for v in SOLIMP.split()]
         geom.priority = friction_priority(DEFAULT_FRICTION)  # sdformat's default mu, combined by min

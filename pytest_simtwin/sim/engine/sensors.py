@@ -1,4 +1,4 @@
-"""Readings of IMU, camera, depth camera, navsat and contact sensors from the MuJoCo state.
+"""Readings of IMU, camera, depth camera, navsat, magnetometer and air pressure sensors from the MuJoCo state.
 
 IMUs read MuJoCo's own gyro / accelerometer / framequat sensors on the sensor's site (computed inside
 ``mj_step``, so the accelerometer includes gravity exactly as a real one: +9.81 m/s^2 up at rest), with
@@ -248,3 +248,11 @@ def navsat_fix(origin: Sequence[float], xyz: Sequence[float]) -> tuple[float, fl
     lat = lat0 + north / (meridian + elev)
     lon = lon0 + east / ((normal + elev) * math.cos(lat0))
     return math.degrees(lat), math.degrees(lon), elev + z
+
+
+def air_pressure(altitude: float) -> float:
+    """Pascals at ``altitude`` metres, as gz-sensors' AirPressureSensor computes it (US standard atmosphere,
+    troposphere: 101325 Pa and 288.15 K at sea level, -6.5 K/km)."""
+    sea_level_k, lapse, g, molar, gas = 288.15, 0.0065, 9.80665, 0.0289644, 8.3144598
+    local_k = sea_level_k - lapse * altitude
+    return float(101325.0 / (sea_level_k / local_k) ** (g * molar / (gas * lapse)))

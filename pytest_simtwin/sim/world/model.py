@@ -266,6 +266,8 @@ class WorldSpec:
     warnings: list[str] = field(default_factory=list)
     #: ``<spherical_coordinates>``: latitude, longitude (degrees), elevation (m), heading (degrees).
     spherical: tuple[float, float, float, float] | None = None
+    #: ``<magnetic_field>`` in tesla, world frame (sdformat world.sdf's default: roughly Zurich's)
+    magnetic_field: tuple[float, float, float] = (5.5645e-6, 22.8758e-6, -42.3884e-6)
 
     @property
     def robots(self) -> list[ModelSpec]:

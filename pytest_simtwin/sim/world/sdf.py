@@ -141,6 +141,9 @@ def _world_settings(world_el: Element, world: WorldSpec, ctx: Context) -> None:
     if spherical is not None:  # sdformat world.sdf defaults: 0 deg, 0 deg, 0 m, heading 0 deg
         world.spherical = tuple(number(spherical, k, 0.0) for k in  # type: ignore[assignment]
                                 ("latitude_deg", "longitude_deg", "elevation", "heading_deg"))  # fmt: skip
+    magnetic = world_el.find("magnetic_field")
+    if magnetic is not None:
+        world.magnetic_field = tuple(floats(magnetic, count=3))  # type: ignore[assignment]
     gravity = world_el.find("gravity")
     if gravity is not None:
         world.gravity = tuple(floats(gravity, count=3))  # type: ignore[assignment]

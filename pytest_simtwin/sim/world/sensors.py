@@ -1,6 +1,8 @@
-"""IMU, camera, depth/RGB-D camera, navsat and contact ``<sensor>`` elements -> :class:`SensorSpec`.
+"""IMU, camera, depth/RGB-D camera, navsat, contact, magnetometer and air pressure ``<sensor>`` elements
+-> :class:`SensorSpec`.
 
-Semantics and defaults are sdformat's (sdf/1.11 sensor.sdf, imu.sdf, camera.sdf, noise.sdf, navsat.sdf)
+Semantics and defaults are sdformat's (sdf/1.11 sensor.sdf, imu.sdf, camera.sdf, noise.sdf, navsat.sdf,
+contact.sdf, magnetometer.sdf, air_pressure.sdf)
 and gz-sensors' (topic names, camera_info topic, frame ids); Gazebo classic ``libgazebo_ros_camera.so``,
 ``libgazebo_ros_imu_sensor.so`` and ``libgazebo_ros_gps_sensor.so`` plugins inside the sensor rename
 topics and frames as gazebo_ros does. Lidars stay in :mod:`plugins`.
@@ -18,7 +20,8 @@ from pytest_simtwin.sim.world.xmltree import Element, parse_string
 
 #: SDF sensor type -> our kind. gz: depth_camera, rgbd_camera; classic: depth (a depth camera).
 KINDS = {"imu": "imu", "camera": "camera", "depth_camera": "depth", "depth": "depth", "rgbd_camera": "rgbd",
-         "rgbd": "rgbd", "navsat": "navsat", "gps": "navsat", "contact": "contact"}  # fmt: skip
+         "rgbd": "rgbd", "navsat": "navsat", "gps": "navsat", "contact": "contact", "magnetometer": "magnetometer",
+         "air_pressure": "air_pressure"}  # fmt: skip
 CAMERA_KINDS = ("camera", "depth", "rgbd")
 
 
@@ -54,7 +57,7 @@ class SensorSpec:
     """
 
     name: str
-    kind: str  # imu | camera | depth | rgbd | navsat | contact
+    kind: str  # imu | camera | depth | rgbd | navsat | contact | magnetometer | air_pressure
     model: str
     link: str
     pose: Pose
@@ -84,6 +87,11 @@ class SensorSpec:
     position_noise: tuple[NoiseSpec, NoiseSpec] = (NO_NOISE, NO_NOISE)
     # contact (contact.sdf)
     collisions: list[str] = field(default_factory=list)
+    # magnetometer (magnetometer.sdf): per-axis noise in tesla
+    field_noise: tuple[NoiseSpec, NoiseSpec, NoiseSpec] = (NO_NOISE, NO_NOISE, NO_NOISE)
+    # air_pressure (air_pressure.sdf): altitude (m) of the world's z = 0, noise in pascals
+    reference_altitude: float = 0.0
+    pressure_noise: NoiseSpec = NO_NOISE
 
     @property
     def fx(self) -> float:
@@ -295,6 +303,16 @@ def parse_sensor(sensor: Element, link: str, model: str, world: str, warn: list[
             ns, remaps = _ros_names(plugin)
             spec.topics = {"navsat": _ros_topic(ns, remaps, "out", f"{plugin.attrib.get('name', name)}/out")}
             spec.frame_id = text(plugin, "frame_name", link)
+    elif kind == "magnetometer":
+        spec.field_noise = _axes(sensor.find("magnetometer"))
+        spec.topics = {"magnetometer": topics.get("magnetometer", base + "/magnetometer")}
+    elif kind == "air_pressure":
+        air = sensor.find("air_pressure")
+        if air is not None:
+            spec.reference_altitude = number(air, "reference_altitude", 0.0)
+            pressure = air.find("pressure")
+            spec.pressure_noise = parse_noise(pressure.find("noise")) if pressure is not None else NO_NOISE
+        spec.topics = {"air_pressure": topics.get("air_pressure", base + "/air_pressure")}
     else:  # contact
         contact = sensor.find("contact")
         spec.collisions = [c.text.strip() for c in contact.findall("collision")] if contact is not None else []
