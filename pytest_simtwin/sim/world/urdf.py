@@ -42,7 +42,8 @@ def expand_xacro(path: Path) -> str:
             f"{path}: xacro failed: {exc}. Expected a xacro file that expands on its own; $(find pkg) needs the "
             "package on AMENT_PREFIX_PATH (source your workspace) and arguments need defaults."
         ) from None
-    return str(document.toxml())
+    # As the xacro command prints it (what robot_description holds): errors then name a line of that output.
+    return str(document.toprettyxml(indent="  "))
 
 
 def load_urdf(path: Path, ctx: Context) -> ModelSpec:
@@ -51,7 +52,7 @@ def load_urdf(path: Path, ctx: Context) -> ModelSpec:
         if not path.exists():
             raise ModelError(f"robot file {path} does not exist; fix the path.")
         root = parse_string(expand_xacro(path), path)
-        note = " (line in the xacro-expanded document)"
+        note = f" (line of `xacro {path.name}` output)"
     else:
         root = parse_file(path)
         note = ""
@@ -226,7 +227,7 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
     if reference:
         link = next((lk for lk in model.links if lk.name == reference), None)
         if link is None:
-            ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link (joint references are ignored)")
+            _joint_extension(gz, reference, model, ctx)
             return
     for child in gz.children:
         if child.tag == "plugin":
@@ -266,3 +267,18 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
             "turnGravityOff",
         ):
             ctx.warn(f"{child.where}: <gazebo> element <{child.tag}> is not simulated")
+
+
+#: sdformat's URDF parser: a fixed joint's child is lumped into its parent unless one of these is true.
+#: Links stay links here (MuJoCo welds them), which is what both ask for.
+_KEEP_FIXED = ("preserveFixedJoint", "disableFixedJointLumping")
+
+
+def _joint_extension(gz: Element, reference: str, model: ModelSpec, ctx: Context) -> None:
+    """``<gazebo reference="JOINT">``: lumping switches are what we do anyway; the rest is not simulated."""
+    if not any(joint.name == reference for joint in model.joints):
+        ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link or joint of {model.name!r}")
+        return
+    for child in gz.children:
+        if child.tag not in _KEEP_FIXED:
+            ctx.warn(f"{child.where}: <gazebo reference={reference!r}> element <{child.tag}> (joint) is not simulated")
