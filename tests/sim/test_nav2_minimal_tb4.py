@@ -39,6 +39,7 @@ SIM_PKG = TB4 / "nav2_minimal_tb4_sim"
 BRIDGE = SIM_PKG / "configs" / "tb4_bridge.yaml"
 EMPTY = TB3 / "worlds" / "empty_world.world"
 SPAWN = (-8.0, 0.0, 0.01)  # simulation.launch.py's x_pose, y_pose, z_pose defaults
+NAME = "nav2_turtlebot4"  # its robot_name default, the `ros_gz_sim create -name`
 G = 9.81
 
 
@@ -70,14 +71,14 @@ def _xacro_world(name: str, out: Path) -> Path:
 def _start(sim_factory: Any, world: Path, *extra: str) -> SimProcess:
     x, y, z = SPAWN
     sim: SimProcess = sim_factory(
-        str(world), "--robot", str(ROBOT), "--bridge", str(BRIDGE), f"--robot-pose={x},{y},{z},0,0,0", "--paused",
-        *extra,
+        str(world), "--robot", str(ROBOT), "--robot-name", NAME, "--bridge", str(BRIDGE),
+        f"--robot-pose={x},{y},{z},0,0,0", "--paused", *extra,
     )  # fmt: skip
     return sim
 
 
 def _robot(world: Path) -> ModelSpec:
-    return load_world(world, ROBOT, Pose(*SPAWN)).robot
+    return load_world(world, ROBOT, Pose(*SPAWN), NAME).robot
 
 
 def _in_world(pose: dict[str, float], local: Pose) -> tuple[float, float, float]:
@@ -86,6 +87,18 @@ def _in_world(pose: dict[str, float], local: Pose) -> tuple[float, float, float]
     x = pose["x"] + local.x * math.cos(yaw) - local.y * math.sin(yaw)
     y = pose["y"] + local.x * math.sin(yaw) + local.y * math.cos(yaw)
     return x, y, yaw + local.yaw
+
+
+def _stamped_after(sim: SimProcess, buf: Any, t: float) -> list[Any]:
+    """Messages on ``buf`` stamped after sim time ``t``, stepping until there is one (bursts of a fast
+    sensor overflow the reader's queue, so its first ones may all be older)."""
+
+    def later() -> list[Any] | None:
+        found = [m for m in buf.messages() if m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 > t]
+        return found or (sim.control.step(duration=0.02) and None)
+
+    result: list[Any] = wait_until(later, 10.0, what=f"a message on {buf.topic} stamped after {t} s", interval=0.05)
+    return result
 
 
 def _drive_and_turn(sim: SimProcess) -> dict[str, float]:
@@ -128,7 +141,9 @@ def test_tb4_loads_with_its_sensors_as_gazebo_names_them(tb4_env: Path) -> None:
     assert set(devices) == {"imu", "rgbd_camera"}
     imu, cam = devices["imu"], devices["rgbd_camera"]
     assert (imu.link, imu.update_rate, imu.topics) == ("imu_link", 200.0, {"imu": "/imu"})
-    assert imu.frame_id == "turtlebot4/imu_link/imu"  # gz-sensors' default, the scoped name (ros_gz: "/")
+    # gz-sensors' default frame: the sensor's scoped name, model as spawned (ros_gz_bridge turns :: into /)
+    assert imu.frame_id == "nav2_turtlebot4/imu_link/imu"
+    assert load_world(EMPTY, ROBOT).robot.devices[0].frame_id == "turtlebot4/imu_link/imu"  # <robot name>
     assert (cam.kind, cam.link, cam.width, cam.height, cam.horizontal_fov) == ("rgbd", "oakd_rgb_camera_frame",
                                                                               320, 240, 1.25)  # fmt: skip
     assert cam.frame_id == "oakd_rgb_camera_optical_frame"  # <optical_frame_id> (gz-sensors 8/9)
@@ -189,12 +204,14 @@ def test_tb4_publishes_imu_oakd_and_scan_as_its_bridges_name_them(sim_factory: A
     for buf in bufs.values():  # each arrives (a loaded machine delivers some later than others)
         _stepped(sim, buf, 1)
 
-    imu = bufs["/imu"].latest()
-    assert imu.header.frame_id == "turtlebot4/imu_link/imu"
-    acc = np.array([imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z])
-    assert np.linalg.norm(acc) == pytest.approx(G, abs=0.05) and acc[2] > G - 0.1, acc  # noise stddev 0
-    gyro = imu.angular_velocity
-    assert max(abs(gyro.x), abs(gyro.y), abs(gyro.z)) < 0.01
+    # at rest (after the 0.5 s settle): every reading is gravity, up, and no rotation (noise stddev 0)
+    rest = _stamped_after(sim, bufs["/imu"], 0.5)
+    assert all(m.header.frame_id == "nav2_turtlebot4/imu_link/imu" for m in rest)
+    for imu in rest:
+        acc = np.array([imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z])
+        assert np.linalg.norm(acc) == pytest.approx(G, abs=0.05) and acc[2] > G - 0.1, (imu.header.stamp, acc)
+        gyro = imu.angular_velocity
+        assert max(abs(gyro.x), abs(gyro.y), abs(gyro.z)) < 0.01
 
     image = bufs["/rgbd_camera/image"].latest()
     assert (image.encoding, image.width, image.height) == ("rgb8", 320, 240)
@@ -268,3 +285,30 @@ def test_tb4_world_with_a_fuel_model_missing_from_the_cache_names_the_url_and_th
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert url in proc.stderr and "gz fuel download" in proc.stderr
+
+
+def test_robot_name_is_the_spawn_name_and_needs_a_robot(tb4_env: Path) -> None:
+    run = [SIM_COMMAND, str(EMPTY), "--robot", str(ROBOT), "--robot-name", NAME, "--check"]
+    res = subprocess.run(run, capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"model {NAME} (robot)" in res.stdout and f"frame {NAME}/imu_link/imu" in res.stdout
+    res = subprocess.run([SIM_COMMAND, "--robot-name", NAME, "--check"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "--robot-name 'nav2_turtlebot4': expected a non-empty name together with --robot" in res.stderr
+
+
+def test_tb4_depot_loads_without_warnings_of_its_own_and_params_edits_other_than_visuals_warn(
+    tb4_env: Path, tmp_path: Path
+) -> None:
+    depot = _xacro_world("depot.sdf", tmp_path)
+    world = load_world(depot, ROBOT, Pose(*SPAWN), NAME)
+    # the world's plugins (physics, sensors, imu, ...) and its <experimental:params> visual removals
+    assert [w for w in world.warnings if w.startswith(str(depot))] == []
+    robot_warnings = " ".join(world.warnings)
+    assert "preserveFixedJoint" not in robot_warnings and "names no link" not in robot_warnings
+    edited = tmp_path / "edited.sdf"
+    text = depot.read_text()
+    assert "Fan1::visual" in text
+    edited.write_text(text.replace("<visual", "<collision", 1))
+    warnings = load_world(edited, ROBOT, Pose(*SPAWN)).warnings
+    assert any("<experimental:params> edit of <collision> is not applied" in w for w in warnings), warnings

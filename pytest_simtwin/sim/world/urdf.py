@@ -46,8 +46,8 @@ def expand_xacro(path: Path) -> str:
     return str(document.toprettyxml(indent="  "))
 
 
-def load_urdf(path: Path, ctx: Context) -> ModelSpec:
-    """A URDF robot; xacro files are expanded first (line numbers then refer to the expanded text)."""
+def load_urdf(path: Path, ctx: Context, name: str | None = None) -> ModelSpec:
+    """A URDF robot (``name``: the model name instead of ``<robot name>``); xacro files are expanded first."""
     if path.name.lower().endswith(".xacro"):
         if not path.exists():
             raise ModelError(f"robot file {path} does not exist; fix the path.")
@@ -59,7 +59,7 @@ def load_urdf(path: Path, ctx: Context) -> ModelSpec:
     if root.tag != "robot":
         raise ModelError(f"{root.where}: expected a URDF <robot> element; found <{root.tag}>{note}.")
     try:
-        return _robot(root, path, ctx)
+        return _robot(root, path, ctx, name)
     except ModelError as exc:
         if note:
             exc.message += note
@@ -84,8 +84,8 @@ def _attr_float(element: Element, name: str, default: float | None = None) -> fl
     return floats(element, text=raw, count=1, what=name)[0]
 
 
-def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
-    name = root.attrib.get("name", "")
+def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> ModelSpec:
+    name = spawn_name or root.attrib.get("name", "")
     if not name:
         raise ModelError(f"{root.where}: <robot> needs a name attribute.")
     model = ModelSpec(name=name, source=path)
