@@ -32,6 +32,7 @@ from pytest_simtwin.sim.world.model import ModelSpec, Pose
 from pytest_simtwin.sim.world.sdf import load_world
 
 pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the TurtleBot 4 description")
+pytest_plugins = ["pytester"]
 
 TB4 = Path(__file__).resolve().parents[1] / "robots" / "nav2_minimal_tb4"
 ROBOT = TB4 / "nav2_minimal_tb4_description" / "urdf" / "standard" / "turtlebot4.urdf.xacro"
@@ -179,7 +180,7 @@ def test_tb4_drives_turns_stays_level_and_its_lidar_sees_a_box_in_an_empty_world
 
 def test_tb4_publishes_imu_oakd_and_scan_as_its_bridges_name_them(sim_factory: Any, tb4_env: Path) -> None:
     from nav_msgs.msg import Odometry
-    from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
+    from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan, PointCloud2
 
     from pytest_simtwin.sim import msgbuild
 
@@ -197,7 +198,7 @@ def test_tb4_publishes_imu_oakd_and_scan_as_its_bridges_name_them(sim_factory: A
                        "z": 0.5, "yaw": yaw})  # fmt: skip
     topics = {"/imu": Imu, "/scan": LaserScan, "/odom": Odometry, "/joint_states": JointState,
               "/rgbd_camera/image": Image, "/rgbd_camera/depth_image": Image,
-              "/rgbd_camera/camera_info": CameraInfo}  # fmt: skip
+              "/rgbd_camera/camera_info": CameraInfo, "/rgbd_camera/points": PointCloud2}  # fmt: skip
     bufs = {t: sim.ros.subscribe(t, ty) for t, ty in topics.items()}
     tf = sim.ros.subscribe("/tf", TFMessage)
     sim.control.step(duration=0.5)  # settle at rest
@@ -224,6 +225,12 @@ def test_tb4_publishes_imu_oakd_and_scan_as_its_bridges_name_them(sim_factory: A
     fx = 320 / (2 * math.tan(1.25 / 2))
     assert list(info.k) == pytest.approx([fx, 0, 160, 0, fx, 120, 0, 0, 1])
     assert info.header.frame_id == "oakd_rgb_camera_optical_frame"
+    # the rgbd_camera's points (gz publishes them; tb4_bridge.yaml does not bridge them): stamped with the
+    # optical frame like gz-sensors 8, the data in the sensor frame (x forward) as gz-sensors fills it
+    cloud = bufs["/rgbd_camera/points"].latest()
+    assert cloud.header.frame_id == "oakd_rgb_camera_optical_frame" and (cloud.width, cloud.height) == (320, 240)
+    xyz = np.frombuffer(bytes(cloud.data), np.float32).reshape(240, 320, cloud.point_step // 4)[..., :3]
+    assert xyz[120, 160] == pytest.approx([box_depth, 0.0, 0.0], abs=0.01)
 
     scan = bufs["/scan"].latest()
     assert (scan.header.frame_id, len(scan.ranges), scan.range_max) == ("rplidar_link", 360, 20.0)
@@ -312,3 +319,45 @@ def test_tb4_depot_loads_without_warnings_of_its_own_and_params_edits_other_than
     edited.write_text(text.replace("<visual", "<collision", 1))
     warnings = load_world(edited, ROBOT, Pose(*SPAWN)).warnings
     assert any("<experimental:params> edit of <collision> is not applied" in w for w in warnings), warnings
+
+
+PLUGIN_TESTS = """
+import math
+import pytest
+from pytest_simtwin.helpers.sensors import assert_depth_at_centre
+
+CAMERA_X = {camera_x!r}  # oakd_rgb_camera_frame ahead of base_link (m)
+
+
+def test_drives_and_reads_gravity(robot):
+    assert robot.cmd_vel_topic == "/cmd_vel"
+    start = robot.ground_truth
+    robot.send_velocity(0.2, 0.0, 2.0)
+    robot.stop()
+    end = robot.ground_truth
+    assert math.hypot(end.x - start.x, end.y - start.y) == pytest.approx(0.40, abs=0.06)
+    robot.wait_for_imu()
+    imu = robot.imu
+    assert imu.frame_id == "turtlebot4/imu_link/imu" and imu.linear_acceleration[2] == pytest.approx(9.81, abs=0.1)
+
+
+def test_its_oakd_sees_a_box(robot, sim):
+    pose = robot.ground_truth
+    ahead = CAMERA_X + 1.5 + 0.1
+    sim.control.spawn("target", "box", [0.2, 1.0, 1.0], {{"x": pose.x + ahead * math.cos(pose.yaw),
+                      "y": pose.y + ahead * math.sin(pose.yaw), "z": 0.5, "yaw": pose.yaw}})
+    image = robot.wait_for_depth("rgbd_camera")
+    assert image.frame_id == "oakd_rgb_camera_optical_frame"
+    assert_depth_at_centre(image.array, 1.5, tolerance=0.01)
+"""
+
+
+def test_tb4_with_the_plugin_as_a_user_runs_it(pytester: pytest.Pytester, tb4_env: Path) -> None:
+    """`pytest -n 2 --simtwin-world=empty_world.world --simtwin-robot=turtlebot4.urdf.xacro`: the gz names of
+    the TurtleBot 4 are its ROS names, so it runs with the plugin's robot and sim fixtures unchanged."""
+    camera_x = _robot(EMPTY).link("oakd_rgb_camera_frame").pose.x
+    pytester.makepyfile(test_tb4=PLUGIN_TESTS.format(camera_x=camera_x))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", f"--simtwin-world={EMPTY}", f"--simtwin-robot={ROBOT}", timeout=300
+    )
+    result.assert_outcomes(passed=2)
