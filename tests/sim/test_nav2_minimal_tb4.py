@@ -319,6 +319,10 @@ def test_tb4_depot_loads_without_warnings_of_its_own_and_params_edits_other_than
     edited.write_text(text.replace("<visual", "<collision", 1))
     warnings = load_world(edited, ROBOT, Pose(*SPAWN)).warnings
     assert any("<experimental:params> edit of <collision> is not applied" in w for w in warnings), warnings
+    # the world as shipped, not through xacro: the xacro element is named, with what to do
+    raw = SIM_PKG / "worlds" / "depot.sdf"
+    warnings = load_world(raw, ROBOT, Pose(*SPAWN)).warnings
+    assert f"{raw}:22: <xacro:unless> is xacro, not SDF: expand the world with xacro first (ignored)" in warnings
 
 
 PLUGIN_TESTS = """

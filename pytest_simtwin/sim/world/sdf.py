@@ -148,7 +148,9 @@ def _world_settings(world_el: Element, world: WorldSpec, ctx: Context) -> None:
     if gravity is not None:
         world.gravity = tuple(floats(gravity, count=3))  # type: ignore[assignment]
     for child in world_el.children:
-        if child.tag not in _IGNORED_WORLD and child.tag != "light":
+        if child.tag.startswith("xacro:"):  # nav2's depot.sdf: its launch file runs it through xacro first
+            ctx.warn(f"{child.where}: <{child.tag}> is xacro, not SDF: expand the world with xacro first (ignored)")
+        elif child.tag not in _IGNORED_WORLD and child.tag != "light":
             ctx.warn(f"{child.where}: world element <{child.tag}> is not simulated")
     if world_el.find("light") is not None:
         ctx.warn(f"{world_el.where}: lights are ignored (no rendering)")
