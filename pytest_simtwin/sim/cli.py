@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="place the robot at this pose in the world (m, m, rad); X,Y,Z,ROLL,PITCH,YAW also works",
     )
     p.add_argument(
+        "--robot-name",
+        metavar="NAME",
+        help="model name of the --robot, as `ros_gz_sim create -name` gives it (default: the file's); scoped "
+        "sensor frame ids and default gz topics use it",
+    )
+    p.add_argument(
         "--rtf",
         type=float,
         help="real-time factor: 1 = real time, 0 = as fast as possible (default: the world's "
@@ -189,7 +195,9 @@ def _load(args: argparse.Namespace) -> WorldSpec:
             raise ConfigError(f"{label} file {path} does not exist (cwd {os.getcwd()}); expected a readable file")
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration {args.duration}: expected a positive number of sim seconds")
-    world = load_world(args.world, args.robot, pose)
+    if args.robot_name is not None and (args.robot is None or not args.robot_name.strip()):
+        raise ConfigError(f"--robot-name {args.robot_name!r}: expected a non-empty name together with --robot")
+    world = load_world(args.world, args.robot, pose, args.robot_name)
     if args.step_size is not None:
         if not 0 < args.step_size <= 0.05:
             raise ConfigError(f"--step-size {args.step_size}: expected seconds in (0, 0.05], e.g. 0.002")

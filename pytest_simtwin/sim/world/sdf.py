@@ -47,8 +47,11 @@ _IGNORED_WORLD = {"physics", "gravity", "model", "include", "plugin", "scene", "
                   "atmosphere", "spherical_coordinates", "wind", "audio", "frame"}  # fmt: skip
 
 
-def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: Pose | None = None) -> WorldSpec:
-    """Load a world (None: the built-in arena) and its robot (see docs/design.md)."""
+def load_world(
+    path: Path | None = None, robot: Path | None = None, robot_pose: Pose | None = None, robot_name: str | None = None
+) -> WorldSpec:
+    """Load a world (None: the built-in arena) and its robot (see docs/design.md). ``robot_name`` names the
+    added robot model as ``ros_gz_sim create -name`` does (its scoped frame ids and default gz topics follow)."""
     world_path = Path(path) if path is not None else DEFAULT_WORLD
     root = parse_file(world_path)
     if root.tag == "robot":
@@ -78,7 +81,7 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
                 f"), and a robot file {robot} was given; expected one robot. Drop the robot option or remove the "
                 "DiffDrive model from the world."
             )
-        robots = [load_robot(Path(robot), ctx, robot_pose)]
+        robots = [load_robot(Path(robot), ctx, robot_pose, robot_name)]
     elif not robots:
         if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
             name, where = next(iter(ctx.ros2_control.items()))
@@ -94,22 +97,22 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
     return world
 
 
-def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
-    """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
-    name = path.name.lower()
-    if name.endswith((".urdf", ".xacro")):
-        model: ModelSpec = load_urdf(path, ctx)
+def load_robot(path: Path, ctx: Context, pose: Pose | None, name: str | None = None) -> ModelSpec:
+    """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin.
+    ``name`` replaces the file's model name (a spawn name)."""
+    if path.name.lower().endswith((".urdf", ".xacro")):
+        model: ModelSpec = load_urdf(path, ctx, name)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-            model = load_urdf(path, ctx)
+            model = load_urdf(path, ctx, name)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
             check_version(root, ctx.warnings)
             if model_el is None:
                 found = root.children[0].tag if root.children else root.tag
                 raise ModelError(f"{root.where}: expected an SDF <model> (or a URDF <robot>); found <{found}>.")
-            model = parse_model(model_el, ctx, path.parent)
+            model = parse_model(model_el, ctx, path.parent, name=name)
     if model.diff_drive is None and model.name in ctx.ros2_control:
         raise ModelError(f"{ctx.ros2_control[model.name]}: robot model {model.name!r} {ROS2_CONTROL_HINT}")
     if model.diff_drive is None:
@@ -148,7 +151,9 @@ def _world_settings(world_el: Element, world: WorldSpec, ctx: Context) -> None:
     if gravity is not None:
         world.gravity = tuple(floats(gravity, count=3))  # type: ignore[assignment]
     for child in world_el.children:
-        if child.tag not in _IGNORED_WORLD and child.tag != "light":
+        if child.tag.startswith("xacro:"):  # nav2's depot.sdf: its launch file runs it through xacro first
+            ctx.warn(f"{child.where}: <{child.tag}> is xacro, not SDF: expand the world with xacro first (ignored)")
+        elif child.tag not in _IGNORED_WORLD and child.tag != "light":
             ctx.warn(f"{child.where}: world element <{child.tag}> is not simulated")
     if world_el.find("light") is not None:
         ctx.warn(f"{world_el.where}: lights are ignored (no rendering)")
@@ -220,6 +225,10 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
         model.static = boolean(element, "static", model.static)
     for plugin in element.findall("plugin"):  # SDF 1.9: plugins added through the include
         _model_plugin(plugin, model, ctx)
+    for params in element.findall("experimental:params"):  # sdformat parameter passing
+        for edit in params.children:
+            if edit.tag != "visual":  # visuals are not simulated: editing them changes nothing here
+                ctx.warn(f"{edit.where}: <experimental:params> edit of <{edit.tag}> is not applied")
     if element.find("placement_frame") is not None:
         ctx.warn(f"{element.where}: <placement_frame> is not supported; the model frame is placed at <pose>")
     if model.diff_drive is not None:

@@ -210,6 +210,11 @@ def _camera(sensor: Element, spec: SensorSpec, warn: list[str]) -> None:
         if not 0 < near < far:
             raise ModelError(f"{cam.where}: camera {spec.name!r} clip near {near}, far {far}; expected 0 < near < far.")
     spec.image_noise = parse_noise(cam.find("noise"))
+    # gz-sensors 8/9 (Harmonic, Ionic): <optical_frame_id> stamps image, depth, points and camera_info
+    # (gz-sensors 10 dropped it with sdformat 16's deprecation; files written for Jazzy still carry it).
+    optical = text(cam, "optical_frame_id", "").strip()
+    if optical:
+        spec.frame_id = optical
     if cam.find("distortion") is not None or cam.find("lens") is not None:
         warn.append(f"{cam.where}: camera {spec.name!r} <distortion>/<lens> are not simulated (ideal pinhole)")
     base = spec.topics.pop("base")

@@ -42,23 +42,24 @@ def expand_xacro(path: Path) -> str:
             f"{path}: xacro failed: {exc}. Expected a xacro file that expands on its own; $(find pkg) needs the "
             "package on AMENT_PREFIX_PATH (source your workspace) and arguments need defaults."
         ) from None
-    return str(document.toxml())
+    # As the xacro command prints it (what robot_description holds): errors then name a line of that output.
+    return str(document.toprettyxml(indent="  "))
 
 
-def load_urdf(path: Path, ctx: Context) -> ModelSpec:
-    """A URDF robot; xacro files are expanded first (line numbers then refer to the expanded text)."""
+def load_urdf(path: Path, ctx: Context, name: str | None = None) -> ModelSpec:
+    """A URDF robot (``name``: the model name instead of ``<robot name>``); xacro files are expanded first."""
     if path.name.lower().endswith(".xacro"):
         if not path.exists():
             raise ModelError(f"robot file {path} does not exist; fix the path.")
         root = parse_string(expand_xacro(path), path)
-        note = " (line in the xacro-expanded document)"
+        note = f" (line of `xacro {path.name}` output)"
     else:
         root = parse_file(path)
         note = ""
     if root.tag != "robot":
         raise ModelError(f"{root.where}: expected a URDF <robot> element; found <{root.tag}>{note}.")
     try:
-        return _robot(root, path, ctx)
+        return _robot(root, path, ctx, name)
     except ModelError as exc:
         if note:
             exc.message += note
@@ -83,8 +84,8 @@ def _attr_float(element: Element, name: str, default: float | None = None) -> fl
     return floats(element, text=raw, count=1, what=name)[0]
 
 
-def _robot(root: Element, path: Path, ctx: Context) -> ModelSpec:
-    name = root.attrib.get("name", "")
+def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> ModelSpec:
+    name = spawn_name or root.attrib.get("name", "")
     if not name:
         raise ModelError(f"{root.where}: <robot> needs a name attribute.")
     model = ModelSpec(name=name, source=path)
@@ -226,7 +227,7 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
     if reference:
         link = next((lk for lk in model.links if lk.name == reference), None)
         if link is None:
-            ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link (joint references are ignored)")
+            _joint_extension(gz, reference, model, ctx)
             return
     for child in gz.children:
         if child.tag == "plugin":
@@ -266,3 +267,18 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
             "turnGravityOff",
         ):
             ctx.warn(f"{child.where}: <gazebo> element <{child.tag}> is not simulated")
+
+
+#: sdformat's URDF parser: a fixed joint's child is lumped into its parent unless one of these is true.
+#: Links stay links here (MuJoCo welds them), which is what both ask for.
+_KEEP_FIXED = ("preserveFixedJoint", "disableFixedJointLumping")
+
+
+def _joint_extension(gz: Element, reference: str, model: ModelSpec, ctx: Context) -> None:
+    """``<gazebo reference="JOINT">``: lumping switches are what we do anyway; the rest is not simulated."""
+    if not any(joint.name == reference for joint in model.joints):
+        ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link or joint of {model.name!r}")
+        return
+    for child in gz.children:
+        if child.tag not in _KEEP_FIXED:
+            ctx.warn(f"{child.where}: <gazebo reference={reference!r}> element <{child.tag}> (joint) is not simulated")
