@@ -17,3 +17,7 @@ MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()  # an invalid simtwin
 PREWARMED_KEY: pytest.StashKey[bool] = pytest.StashKey()  # the fork server was asked to start
 PHASES_KEY: pytest.StashKey[dict[str, str]] = pytest.StashKey()  # outcome per phase, for the record's outcome
 RECORDING_KEY: pytest.StashKey[Any] = pytest.StashKey()  # the Recorder during the call, then its Take
+ACTIVE_KEY: pytest.StashKey[bool] = pytest.StashKey()  # the reporting plugin is registered (plugin/hooks.py)
+#: The attribute of a test report that carries its record to the xdist controller (results.records.REPORT_ATTR,
+#: repeated here so the plugin can spot one without importing the results package; a test checks they agree).
+REPORT_ATTR = "simtwin_record"
