@@ -38,6 +38,8 @@ def two_cpus() -> set[int] | None:
 def memory_line(run: SuiteRun) -> dict[str, float]:
     kinds = run.memory.by_kind()
     out: dict[str, float] = {"peak_total_mib": run.memory.peak_total}
+    for kind, seconds in run.memory.cpu_by_kind().items():
+        out[f"cpu_s_{kind.replace(' ', '_')}"] = seconds
     for kind in ("worker", "simulator", "controller"):
         values = kinds.get(kind, [])
         if values:
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             progress(
                 f"-n {n}: {run.wall:.1f} s, {run.tests} tests ({run.summary()}), {run.per_minute:.1f} tests/min; "
                 f"peak RSS per worker {mem.get('worker_max_mib', 0):.0f} MiB, per simulator "
-                f"{mem.get('simulator_max_mib', 0):.0f} MiB, whole run {mem['peak_total_mib']:.0f} MiB"
+                f"{mem.get('simulator_max_mib', 0):.0f} MiB, whole run {mem['peak_total_mib']:.0f} MiB; CPU s: "
+                + ", ".join(f"{k[6:]} {v:.1f}" for k, v in sorted(mem.items()) if k.startswith("cpu_s_"))
             )
             if not run.tests:
                 print(run.log.read_text()[-3000:])

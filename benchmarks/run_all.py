@@ -154,15 +154,16 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         lines += [
             "## Scaling of the example suite",
             "",
-            "| -n | wall s | tests | outcomes | tests/min | speed-up | peak RSS/worker MiB | peak RSS/simulator MiB | whole run MiB | same results as first |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| -n | wall s | tests | outcomes | tests/min | speed-up | peak RSS/worker MiB | peak RSS/simulator MiB | whole run MiB | CPU s workers / simulators / fork server | same results as first |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in table:
             same = "yes" if not row["differences_vs_first"] else "; ".join(row["differences_vs_first"])[:300]
             lines.append(
                 f"| {row['workers']} | {row['wall_s']} | {row['tests']} | {row['outcomes']} | {row['tests_per_min']} | "
                 f"{row['speedup']} | {row.get('worker_max_mib', '-')} | {row.get('simulator_max_mib', '-')} | "
-                f"{row.get('peak_total_mib', '-')} | {same} |"
+                f"{row.get('peak_total_mib', '-')} | {row.get('cpu_s_worker', '-')} / {row.get('cpu_s_simulator', '-')} / "
+                f"{row.get('cpu_s_fork_server', '-')} | {same} |"
             )
         lines.append("")
     lines += [
@@ -178,7 +179,8 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         " same three tests with the `robot` fixture in simulated time. Both must pass.",
         "* **throughput** (`bench_scaling.py`): the example project's whole suite per `-n`; results compared per"
         " test (outcome, metric values within the baseline band: max(5 %, 1 % of the tolerance) or the"
-        " metric's own baseline_rtol/atol).",
+        " metric's own baseline_rtol/atol). `-n 8 / -n 2` is the median wall time of A/B pairs on 2 CPUs"
+        " (pinned when the machine has more); CPU seconds per kind of process are sampled from /proc.",
         "* **RTF** (`bench_rtf.py`): free-running simulator on the built-in arena, robot with a 10 Hz lidar and"
         " the same robot without its sensor; twin validation = `twin_benchmark.py` on the 60 s recording.",
         "",
