@@ -42,6 +42,7 @@ LAZY_OK: dict[str, str] = {
     f"{NAME}": "the public API is re-exported lazily: `import pytest_simtwin` must not pull in rclpy",
     f"{NAME}.plugin.hooks": "every pytest run imports the plugin; the runtime (rclpy, numpy) loads at the first simulation test",
     f"{NAME}.plugin.warmup": "runs in pytest_addoption, before anything else is needed",
+    f"{NAME}.runtime.options": "every pytest run checks the options: a recorded-topics list is parsed only when given",
     f"{NAME}.cli": "`simtwin --help` needs the sub-command modules, not what their commands use",
     f"{NAME}.cli.*": "`simtwin --help` imports every sub-command's module for its parser: the work they import waits",
     f"{NAME}.sim.cli": "the simulator's start-up overlaps rclpy discovery with the MuJoCo import in a thread",

@@ -64,6 +64,7 @@ def test_a_bad_option_is_still_a_usage_error_without_simulation_tests(pytester: 
         (["--simtwin-rtf", "-1"], "expected a real-time factor >= 0"),
         (["--simtwin-backend", "process"], "needs --simtwin-command"),
         (["--simtwin-world", "missing.sdf"], "does not exist"),
+        (["--simtwin-record-topics", "no-slash std_msgs/msg/String"], "expected '/topic package/msg/Type'"),
     ):
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, (args, result.stderr.str())

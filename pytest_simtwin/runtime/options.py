@@ -275,6 +275,14 @@ def check(config: pytest.Config) -> None:
     cpus = get_option(config, "docker-cpus")
     if cpus is not None and cpus <= 0:
         raise pytest.UsageError(f"--simtwin-docker-cpus: expected a positive number of CPUs (e.g. 1.5), found {cpus}")
+    topics = get_option(config, "record-topics")
+    if topics:
+        from pytest_simtwin.results.recording import parse_topic_lines  # only when given: see the docstring
+
+        try:
+            parse_topic_lines(str(topics).splitlines())
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 MARKER_HELP = (
