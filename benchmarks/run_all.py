@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             docs.append(run_script(name, args.quick, Path(tmp) / f"{name}.json"))
     wall = time.monotonic() - t0
     all_results = [r for d in docs for r in d["results"]]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.parent / "results.png"
     plot(all_results, png)
     write_markdown(args.out, facts, docs, args.quick, wall)
