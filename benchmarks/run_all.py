@@ -170,7 +170,7 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         "## What each ratio measures",
         "",
         "* **no-simulator overhead** (`bench_overhead.py`): a one-test pytest run in fresh processes, with the"
-        " plugin and with `-p no:simtwin`, alternately (A/B pairs); the difference of the medians in ms.",
+        " plugin and with `-p no:simtwin`, alternately (A/B pairs); the median of the per-pair differences in ms.",
         "* **start to first test** (`bench_startup.py`): hand-made flow = `simtwin-sim &` then `sleep 10`;"
         " plugin flow = a fresh worker session (domain lease, ROS context, simulator start, first /odom,"
         " control answered). Ratio = how many times sooner a test can start.",
