@@ -206,7 +206,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far (/proc/<pid>/stat), None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def classify(cmdline: str) -> str:
+    if "pytest_simtwin.sim.forkserver" in cmdline:
+        return "fork server"
     if "pytest_simtwin.sim" in cmdline or "simtwin-sim" in cmdline:
         return "simulator"
     if "execnet" in cmdline or "exec(eval(sys.stdin.readline()))" in cmdline or "xdist" in cmdline:
@@ -218,11 +232,20 @@ def classify(cmdline: str) -> str:
 
 @dataclass
 class TreeSample:
-    """Peak RSS (MiB) per process of a process tree, with each process's kind."""
+    """Peak RSS (MiB) and CPU seconds (as last sampled) per process of a process tree, with each process's kind."""
 
     peaks: dict[int, float] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
+    cpu: dict[int, float] = field(default_factory=dict)
     peak_total: float = 0.0
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds per kind of process (each process's last sample: up to one interval is missed)."""
+        out: dict[str, float] = {}
+        for pid, seconds in self.cpu.items():
+            kind = self.kinds.get(pid, "other")
+            out[kind] = out.get(kind, 0.0) + seconds
+        return out
 
     def by_kind(self) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
@@ -257,6 +280,9 @@ def sample_tree(root: int, interval: float = 0.25) -> Iterator[TreeSample]:
                 if pid not in result.kinds:
                     result.kinds[pid] = classify(_cmdline(pid))
                 result.peaks[pid] = max(result.peaks.get(pid, 0.0), rss)
+                cpu = _cpu_s(pid)
+                if cpu is not None:
+                    result.cpu[pid] = cpu
             result.peak_total = max(result.peak_total, total)
             stop.wait(interval)
 

@@ -42,6 +42,7 @@ LAZY_OK: dict[str, str] = {
     f"{NAME}": "the public API is re-exported lazily: `import pytest_simtwin` must not pull in rclpy",
     f"{NAME}.plugin.hooks": "every pytest run imports the plugin; the runtime (rclpy, numpy) loads at the first simulation test",
     f"{NAME}.plugin.warmup": "runs in pytest_addoption, before anything else is needed",
+    f"{NAME}.runtime.options": "every pytest run checks the options: a recorded-topics list is parsed only when given",
     f"{NAME}.cli": "`simtwin --help` needs the sub-command modules, not what their commands use",
     f"{NAME}.cli.*": "`simtwin --help` imports every sub-command's module for its parser: the work they import waits",
     f"{NAME}.sim.cli": "the simulator's start-up overlaps rclpy discovery with the MuJoCo import in a thread",
@@ -210,3 +211,60 @@ def test_importing_the_plugin_loads_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+#: What a pytest run whose tests use nothing of the plugin imports of it (the option table and its checks).
+LIGHT_MODULES = {
+    NAME,
+    f"{NAME}._internal",
+    f"{NAME}._internal.statedir",
+    f"{NAME}.backends",
+    f"{NAME}.backends.registry",
+    f"{NAME}.errors",
+    f"{NAME}.plugin",
+    f"{NAME}.plugin.hooks",
+    f"{NAME}.plugin.keys",
+    f"{NAME}.plugin.warmup",
+    f"{NAME}.ros",
+    f"{NAME}.ros.domain_ids",
+    f"{NAME}.runtime",
+    f"{NAME}.runtime.options",
+}
+
+
+def test_a_run_without_simulation_tests_imports_only_the_option_table(pytester: pytest.Pytester) -> None:
+    """Unit-test runs and IDE discovery pay for the options and their checks only: the settings, backends,
+    reporting and results load when a collected test uses a fixture or the marker (plugin/hooks.py)."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_unconfigure(config):\n"
+        f"    print('\\nLOADED', ' '.join(sorted(m for m in sys.modules if m.startswith('{NAME}'))))\n"
+    )
+    pytester.makepyfile("def test_unit():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    loaded = {m for line in result.outlines if line.startswith("LOADED") for m in line.split()[1:]}
+    assert f"{NAME}.plugin.hooks" in loaded  # the plugin was really active
+    assert loaded <= LIGHT_MODULES, sorted(loaded - LIGHT_MODULES)
+    for module in LIGHT_MODULES - {NAME, f"{NAME}.plugin.hooks"}:  # and each light module stays light
+        code = f"import sys, {module}\nprint(' '.join(m for m in sys.modules if m.startswith('{NAME}')))\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert set(out.split()) <= LIGHT_MODULES, (module, sorted(set(out.split()) - LIGHT_MODULES))
+
+
+def test_the_default_backend_needs_nothing_at_configure() -> None:
+    """The plugin loads only a non-default backend at configure (its option checks, its session start):
+    the default one must have neither, or skipping it would skip them."""
+    from pytest_simtwin.backends.base import Backend, backend_class
+    from pytest_simtwin.backends.registry import DEFAULT_BACKEND
+
+    cls = backend_class(DEFAULT_BACKEND)
+    assert cls.check_options.__func__ is Backend.check_options.__func__  # type: ignore[attr-defined]
+    assert cls.session_start.__func__ is Backend.session_start.__func__  # type: ignore[attr-defined]
+
+
+def test_the_plugin_spots_records_by_the_results_attribute() -> None:
+    from pytest_simtwin.plugin.keys import REPORT_ATTR
+    from pytest_simtwin.results.records import REPORT_ATTR as RESULTS_REPORT_ATTR
+
+    assert REPORT_ATTR == RESULTS_REPORT_ATTR

@@ -15,10 +15,10 @@ from pytest_simtwin.runtime import settings as cfg
 
 # A test that prints the effective settings, so the outer test can check what the plugin parsed.
 SHOW = """
-from pytest_simtwin.plugin.keys import SETTINGS_KEY
+from pytest_simtwin.plugin.hooks import settings_of
 
 def test_show(pytestconfig):
-    s = pytestconfig.stash[SETTINGS_KEY]
+    s = settings_of(pytestconfig)
     print("\\nSETTINGS", s.backend, s.sim.rtf, s.sim.seed, s.reset, s.timeout, s.sim.cmd_vel_type,
           len(s.domain_ids), s.sim.world, s.artifacts)
 """

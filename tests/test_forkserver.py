@@ -161,13 +161,43 @@ def test_server_refuses_a_taken_name(
 ) -> None:
     server, _proc = private_server
     out = subprocess.run(
-        [sys.executable, "-m", "pytest_simtwin.sim.forkserver", "--name", server.name],
+        [sys.executable, "-m", "pytest_simtwin.sim.forkserver", "--name", server.name, "--bind-wait", "0.3"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.returncode == 0 and "already served by another process" in out.stdout
     assert json.loads(json.dumps(_request(server.name, b'{"op": "hello"}\n')))["pid"] == server.server_pid
+
+
+def test_a_new_server_takes_the_name_once_the_old_one_is_gone(
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A client starts a server when the old one stops answering (it is usually on its way out): the new
+    one waits for the name instead of giving up, so the client gets a server, not a plain-process start."""
+    server, proc = private_server
+    with (tmp_path / "new.log").open("ab") as out:
+        new = subprocess.Popen(
+            [sys.executable, "-m", "pytest_simtwin.sim.forkserver", "--name", server.name, "--bind-wait", "30"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        time.sleep(0.5)  # the new one is waiting for the name now
+        assert new.poll() is None
+        proc.kill()
+        proc.wait()
+
+        def new_answers() -> bool:
+            try:
+                return _request(server.name, b'{"op": "hello"}\n')["pid"] == new.pid
+            except OSError:
+                return False
+
+        wait_until(new_answers, 60.0, what="the new server's hello", describe=lambda: (tmp_path / "new.log").read_text())
+    finally:
+        new.kill()
+        new.wait()
 
 
 OTHER_USER = """
@@ -272,3 +302,49 @@ def test_exit_status_reaches_every_thread_that_polls(
         assert not any(th.is_alive() for th in threads), "a poll() blocked after the other thread read the exit"
         assert seen == [2] * 6
         child.close()
+
+
+def test_a_fork_that_fails_before_the_simulator_runs_falls_back_to_a_fresh_start(
+    private_server: tuple[forkclient.ForkServer, subprocess.Popen[bytes]],
+    leased: tuple[domains.DomainLease, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A forked child that fails in its set-up exits with EXIT_FORK_FAILED (70): the backend says so and starts
+    the same simulator as a fresh process, and the start succeeds."""
+    from pytest_simtwin.backends.base import SimConfig
+    from pytest_simtwin.backends.embedded import EmbeddedBackend
+    from pytest_simtwin.backends.forkclient import ForkedProcess
+
+    server, _proc = private_server
+    lease, env = leased
+    monkeypatch.setattr(forkclient, "_server", server)  # as if it were this machine's shared one
+    removed = tmp_path / "removed"
+    removed.mkdir()
+    removed.rmdir()  # a working directory the fork cannot enter: its set-up fails before the simulator runs
+    forked: list[ForkedProcess] = []
+
+    class RemovedWorkingDirectory(EmbeddedBackend):
+        def spawner(self):  # type: ignore[no-untyped-def]
+            spawn = super().spawner()
+            if spawn is None:
+                return None
+
+            def in_removed(env: dict[str, str], log_path: Path, cwd: Path | None) -> ForkedProcess:
+                forked.append(spawn(env, log_path, removed))
+                return forked[-1]
+
+            return in_removed
+
+    with RosSession(lease.domain_id, env, name="fork_fallback_test") as ros:
+        backend = RemovedWorkingDirectory(SimConfig(start_timeout=60.0), lease=lease, ros=ros, env=env, workdir=tmp_path)
+        with backend:
+            assert backend.is_alive()
+            assert backend._proc is not None and isinstance(backend._proc.proc, subprocess.Popen)  # the fresh one
+        assert len(forked) == 1 and forked[0].returncode == 70
+        log = backend.log_path()
+        assert log is not None
+        text = log.read_text()
+    assert "failed before it could run" in text and "FileNotFoundError" in text  # the child's own account
+    assert "exited with code 70 before it published" in text and "starting it as a fresh process" in text
+    assert forkclient._server is None  # the next start asks for a server again

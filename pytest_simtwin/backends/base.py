@@ -11,12 +11,14 @@ import abc
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin.backends.registry import BACKENDS as BACKENDS  # re-exported
+from pytest_simtwin.backends.registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from pytest_simtwin.backends.registry import available_backends as available_backends
 from pytest_simtwin.errors import ConfigError, SimulatorStartError, WaitTimeout
 from pytest_simtwin.ros.msgtypes import resolve_msg_type
 
@@ -188,26 +190,6 @@ class Backend(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-#: Entry-point group under which other packages register backends: ``name = "module:Class"``.
-ENTRY_POINT_GROUP = "pytest_simtwin.backends"
-
-#: name -> "module:Class", imported only when chosen (docker pulls in the docker SDK).
-BACKENDS: dict[str, str] = {
-    "embedded": "pytest_simtwin.backends.embedded:EmbeddedBackend",
-    "process": "pytest_simtwin.backends.process:ProcessBackend",
-    "attach": "pytest_simtwin.backends.attach:AttachBackend",
-    "docker": "pytest_simtwin.backends.containers.docker:DockerBackend",
-}
-
-
-def available_backends() -> dict[str, str]:
-    """The built-in backends plus those registered under :data:`ENTRY_POINT_GROUP` by installed packages."""
-    found = dict(BACKENDS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -5,10 +5,15 @@ worker's ROS environment and ``--parent-pid`` so it also exits on its own when t
 By default the process is forked from the machine's warm fork server (:mod:`.forkclient`), which
 has already imported MuJoCo and rclpy; ``fork_server=False`` in the config's options (the plugin's
 ``--simtwin-fork-server off``) or ``SIMTWIN_FORK_SERVER=0`` starts a plain process instead.
+
+A forked simulator that exits with the fork server's own failure code (``EXIT_FORK_FAILED``: its
+set-up failed before the simulator ran) before it published is started again as a fresh process,
+with a line in its log and a warning that say so; the start then costs a plain start, nothing fails.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -19,6 +24,10 @@ from pytest_simtwin.backends import forkclient
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.processes import SubprocessBackend
 from pytest_simtwin.control import protocol
+from pytest_simtwin.errors import SimulatorStartError
+from pytest_simtwin.sim.forkpad import EXIT_FORK_FAILED
+
+log = logging.getLogger("simtwin.embedded")
 
 if TYPE_CHECKING:
     from pytest_simtwin.backends.forkclient import ForkedProcess
@@ -40,6 +49,42 @@ class EmbeddedBackend(SubprocessBackend):
             # /model/<name>/odometry); the simulator's ground truth of its first robot always has this name.
             config = config.with_(ready_topic=protocol.GROUND_TRUTH)
         super().__init__(config, **kwargs)
+        self._fresh_only = False  # set after a forked start failed: this backend starts plain processes
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        try:
+            super().wait_ready(timeout)
+        except SimulatorStartError:
+            failed = self._failed_fork()
+            if failed is None:
+                raise
+            self._restart_fresh(failed)
+            super().wait_ready(timeout)
+
+    def _failed_fork(self) -> str | None:
+        """Why the forked simulator failed in the fork server's set-up (None: not forked, or not that)."""
+        managed = self._proc
+        proc = managed.proc if managed is not None else None
+        if not isinstance(proc, forkclient.ForkedProcess) or proc.poll() != EXIT_FORK_FAILED:
+            return None
+        lines = [line for line in managed.log_tail(8) if line.strip()] if managed is not None else []
+        return lines[-1].strip() if lines else "no output"
+
+    def _restart_fresh(self, failed: str) -> None:
+        message = (
+            f"the simulator forked by the fork server exited with code {EXIT_FORK_FAILED} before it published "
+            f"(its set-up in the fork failed: {failed}); starting it as a fresh process instead (~0.5 s slower)"
+        )
+        log.warning("%s; log: %s", message, self._log_path)
+        assert self._proc is not None
+        self._proc.stop()
+        with self._log_path.open("ab") as fh:
+            fh.write(f"(simtwin: {message})\n".encode())
+        self._fresh_only = True
+        server = forkclient.current_server()
+        if server is not None:
+            forkclient.forget(server)  # the next start finds (or starts) a server again, through a hello
+        self.start()
 
     def command(self) -> tuple[Sequence[str] | str, bool]:
         return [
@@ -51,7 +96,7 @@ class EmbeddedBackend(SubprocessBackend):
 
     def spawner(self) -> Spawner | None:
 
-        if not uses_fork_server(self.config):
+        if self._fresh_only or not uses_fork_server(self.config):
             return None
         server = forkclient.shared_server()
         if server is None:

@@ -255,6 +255,11 @@ def shared_server() -> ForkServer | None:
         return _server
 
 
+def current_server() -> ForkServer | None:
+    """The server this process uses now (None: none yet, or it was forgotten)."""
+    return _server
+
+
 def forget(server: ForkServer) -> None:
     """Drop a server that stopped answering: the next :func:`shared_server` starts or finds another."""
     global _server

@@ -1,24 +1,38 @@
 """pytest entry point (``pytest11``): wires options, markers, hooks and fixtures; the work lives elsewhere.
 
-Installing the plugin is harmless: nothing touches ROS at import or session start. The first test
-that requests ``sim`` (or ``robot``, ``ros_node``, ``launch_node``) makes the worker lease a ROS
-domain, create its private ROS context and start its simulator (see :mod:`pytest_simtwin.runtime.session`).
+Installing the plugin is harmless and nearly free: every pytest run (unit tests only, IDE discovery)
+imports this module, registers the options and checks them (:mod:`pytest_simtwin.runtime.options`,
+standard library only), and that is all until a collected test uses one of the plugin's fixtures or
+the ``simtwin`` marker. Then :func:`activate` loads the run's settings and registers the reporting
+plugin (:mod:`.reporting`); the first test that requests ``sim`` (or ``robot``, ``ros_node``,
+``launch_node``) makes the worker lease a ROS domain, create its private ROS context and start its
+simulator (see :mod:`pytest_simtwin.runtime.session`). An xdist controller collects nothing: it
+activates at the first report that carries a test record (the workers send one for every test once
+they are active), replaying the reports it saw before.
 
-Options live in ``runtime.settings.OPTIONS`` (add yours there); add your hooks below in their own section.
+Options live in ``runtime.options.OPTIONS`` (add yours there); add your hooks below in their own section.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_simtwin.errors import SimTwinError
-from pytest_simtwin.plugin.keys import MARKER_ERROR_KEY, OVERRIDES_KEY, PREWARMED_KEY, SESSION_KEY, SETTINGS_KEY
-from pytest_simtwin.runtime import settings as cfg
+from pytest_simtwin.plugin.keys import (
+    ACTIVE_KEY,
+    MARKER_ERROR_KEY,
+    OVERRIDES_KEY,
+    PREWARMED_KEY,
+    REPORT_ATTR,
+    SESSION_KEY,
+    SETTINGS_KEY,
+)
+from pytest_simtwin.runtime import options as opts
 
 if TYPE_CHECKING:
     from pytest_simtwin.control.faults import FaultInjector
@@ -26,14 +40,21 @@ if TYPE_CHECKING:
     from pytest_simtwin.helpers.nodes import NodeLauncher, RosNodeHelper
     from pytest_simtwin.helpers.robot import Robot
     from pytest_simtwin.runtime.session import SimSession
+    from pytest_simtwin.runtime.settings import Settings
     from pytest_simtwin.runtime.sim import Sim
     from pytest_simtwin.twin.assertions import TwinValidation
 
+#: The plugin's fixtures: a collected test that uses one (directly or through its own fixtures) activates it.
+FIXTURES = frozenset(
+    {"simtwin_session", "sim", "faults", "robot", "robots", "ros_node", "launch_node", "record_metric", "twin_validation"}
+)
+#: Options that ask for the reporting even when no collected test uses the plugin (a metrics file of a unit run).
+_REPORTING_OPTIONS = ("metrics-json", "update-baseline")
 
 
 # -- options, markers, configuration -------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
-    cfg.add_options(parser)
+    opts.add_options(parser)
     # pytest's first call into an installed plugin: if this same command used the simulator fork
     # server last time, start its ~0.5 s of imports now, before conftests and configuration (plugin/warmup.py).
     from pytest_simtwin.plugin import warmup
@@ -42,8 +63,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", cfg.MARKER_HELP)
-    config.stash[SETTINGS_KEY] = cfg.load_settings(config)  # pytest.UsageError on a bad option
+    config.addinivalue_line("markers", opts.MARKER_HELP)
+    opts.check(config)  # pytest.UsageError on a bad option, before collection
+    if opts.get_option(config, "shard") or opts.get_option(config, "shard-durations"):
+        # --simtwin-shard K/N: keep one deterministic slice of the selected tests (plugin/sharding.py).
+        from pytest_simtwin.plugin.sharding import ShardPlugin
+
+        config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
+    controller_of_workers = not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
+    if opts.get_option(config, "backend") != opts.DEFAULT_BACKEND or controller_of_workers:
+        # Another backend checks its own options (a process command, an attach domain) and may act at
+        # session start (docker: the container reaper): load it now, as a usage error must come early.
+        # An xdist controller collects nothing, so it cannot tell whether simulators will run: it
+        # cleans what killed sessions left now, before its workers start.
+        _start_backend(config)
     from pytest_simtwin.plugin import warmup
 
     if warmup.started_early(config):
@@ -52,17 +85,44 @@ def pytest_configure(config: pytest.Config) -> None:
         # The same command used the fork server last time (in-process runs miss the earlier start):
         # start its imports now rather than at the first collected simulation test (plugin/warmup.py).
         config.stash[PREWARMED_KEY] = True
-        warmup.prewarm(config.stash[SETTINGS_KEY])
-    from pytest_simtwin.backends.processes import register_reaper
-    from pytest_simtwin.ros.domains import reap_leftovers
+        warmup.prewarm(settings_of(config))
+    if any(opts.get_option(config, name) for name in _REPORTING_OPTIONS):
+        activate(config)
+    elif not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_PendingReports(config), _PENDING)
 
+
+_PENDING = "simtwin-pending-reports"
+
+
+_STARTED_KEY = pytest.StashKey[bool]()
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    """The run's validated :class:`~pytest_simtwin.runtime.settings.Settings` (loaded on first use)."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        from pytest_simtwin.runtime.settings import load_settings  # lazy: see the module docstring
+
+        settings = config.stash[SETTINGS_KEY] = load_settings(config)  # pytest.UsageError on a bad option
+    return settings
+
+
+def _start_backend(config: pytest.Config) -> None:
+    """Once per process: the backend's session start, the reapers, the worker's tie to its controller."""
+    if config.stash.get(_STARTED_KEY, False):
+        return
+    config.stash[_STARTED_KEY] = True
+    from pytest_simtwin.backends.processes import register_reaper  # lazy: see the module docstring
+
+    backend = settings_of(config).backend_class
     register_reaper()
-    backend = config.stash[SETTINGS_KEY].backend_class
     controller = not hasattr(config, "workerinput")
     backend.session_start(controller)  # e.g. docker: the container reaper, a sweep of dead owners' containers
     if controller:
-        # Controller or plain run: clean what killed sessions left (dead holders only).
-        reap_leftovers()
+        from pytest_simtwin.ros.domains import reap_leftovers
+
+        reap_leftovers()  # controller or plain run: clean what killed sessions left (dead holders only)
         if not backend.owns_simulator and config.getoption("numprocesses", None):
             config.issue_config_time_warning(
                 pytest.PytestConfigWarning(
@@ -75,14 +135,31 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_simtwin.backends.processes import exit_with_parent
 
         exit_with_parent()
-    # Results, metrics file, JUnit properties, HTML extras, baselines, recordings (plugin/reporting.py).
-    from pytest_simtwin.plugin.reporting import ReportingPlugin
 
-    config.pluginmanager.register(ReportingPlugin(config), "simtwin-reporting")
-    # --simtwin-shard K/N: keep one deterministic slice of the selected tests (plugin/sharding.py).
-    from pytest_simtwin.plugin.sharding import ShardPlugin
 
-    config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
+def activate(config: pytest.Config) -> None:
+    """Tests of this run use the plugin: load the settings, start the backend, register the reporting.
+
+    Idempotent. Results, metrics file, JUnit properties, HTML extras, baselines and recordings live in
+    plugin/reporting.py; an xdist controller only collects (it starts no simulator).
+    """
+    if config.stash.get(ACTIVE_KEY, False):
+        return
+    config.stash[ACTIVE_KEY] = True
+    _start_backend(config)
+    from pytest_simtwin.plugin.reporting import ReportingPlugin  # lazy: see the module docstring
+
+    plugin = ReportingPlugin(config)
+    config.pluginmanager.register(plugin, "simtwin-reporting")
+    pending = config.pluginmanager.get_plugin(_PENDING)
+    if isinstance(pending, _PendingReports):
+        config.pluginmanager.unregister(pending, _PENDING)
+        for report in pending.reports:  # what the controller saw before it knew
+            plugin.pytest_runtest_logreport(report)
+
+
+def _activates(item: pytest.Item) -> bool:
+    return not FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) or item.get_closest_marker("simtwin") is not None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -109,28 +186,46 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         from pytest_simtwin.plugin.warmup import prewarm
 
         item.config.stash[PREWARMED_KEY] = True
-        prewarm(item.config.stash[SETTINGS_KEY])
+        prewarm(settings_of(item.config))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     from pytest_simtwin.plugin.warmup import remember, wants_fork_server
 
     config = session.config
-    used = wants_fork_server(config.stash[SETTINGS_KEY]) and any(_uses_sim(item) for item in session.items)
-    remember(config, used)
+    sim_tests = any(_uses_sim(item) for item in session.items)
+    remember(config, sim_tests and wants_fork_server(settings_of(config)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test module that imported the helpers (assert_metric writes to the running test's record) counts too.
+    if "pytest_simtwin.results.records" in sys.modules or any(_activates(item) for item in items):
+        activate(config)
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
+            from pytest_simtwin.runtime.settings import marker_overrides  # lazy: see the module docstring
+
             try:
-                item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # names the test
+                item.stash[OVERRIDES_KEY] = marker_overrides(item, config.rootpath)  # names the test
             except pytest.UsageError as exc:
                 if not hasattr(config, "workerinput"):
                     raise
                 # An xdist worker cannot stop the run with a usage error (xdist turns it into an
                 # INTERNALERROR that hides the message): the test errors at setup with the message.
                 item.stash[MARKER_ERROR_KEY] = str(exc)
+
+
+class _PendingReports:
+    """Until the reporting is active (an xdist controller): keep the reports; the first record activates it."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.reports: list[pytest.TestReport] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reports.append(report)
+        if getattr(report, REPORT_ATTR, None) is not None:  # a worker's reporting is active
+            activate(self.config)  # replays these reports, this one included
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -140,7 +235,8 @@ def simtwin_session(pytestconfig: pytest.Config) -> Iterator[SimSession]:
     from pytest_simtwin.runtime.session import SimSession
     from pytest_simtwin.runtime.workers import WorkerInfo
 
-    with SimSession(pytestconfig.stash[SETTINGS_KEY], WorkerInfo.from_config(pytestconfig)) as session:
+    activate(pytestconfig)  # normally done at collection; a test may ask for a fixture by name (getfixturevalue)
+    with SimSession(settings_of(pytestconfig), WorkerInfo.from_config(pytestconfig)) as session:
         yield session
 
 
@@ -150,7 +246,9 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
     from pytest_simtwin.runtime.sim import Sim
 
     item = request.node
-    config, reset = cfg.effective_config(request.config.stash[SETTINGS_KEY], item.stash.get(OVERRIDES_KEY, {}))
+    from pytest_simtwin.runtime.settings import effective_config
+
+    config, reset = effective_config(settings_of(request.config), item.stash.get(OVERRIDES_KEY, {}))
     simtwin_session.begin_test(config, reset, scope=item.module.__name__ if item.module else item.nodeid)
     item.stash[SESSION_KEY] = simtwin_session
     from pytest_simtwin.results.records import record_for
@@ -162,6 +260,8 @@ def sim(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator
         handle.inject(fault)  # @pytest.mark.simtwin(faults=[...]): a bad one is a ConfigError before the body
     yield handle
     if record.faults:
+        from pytest_simtwin.errors import SimTwinError
+
         with contextlib.suppress(SimTwinError):  # a dead simulator is reported by the test itself
             handle.clear_faults()
     simtwin_session.end_test()  # idle until the next test: paused, costs no CPU
@@ -183,7 +283,7 @@ def robot(request: pytest.FixtureRequest, sim: Sim, simtwin_session: SimSession)
     from pytest_simtwin.helpers.robots import robot_topics
     from pytest_simtwin.results.records import record_for
 
-    name = request.node.stash.get(OVERRIDES_KEY, {}).get("robot_name") or cfg.get_option(request.config, "robot-name")
+    name = request.node.stash.get(OVERRIDES_KEY, {}).get("robot_name") or opts.get_option(request.config, "robot-name")
     with Robot(
         simtwin_session.ros_session,
         simtwin_session.control_or_none(),
@@ -271,12 +371,14 @@ def twin_validation(request: pytest.FixtureRequest) -> TwinValidation:
     """Digital-twin validation for this test (twin/assertions.py): load, replay, score, record metrics."""
     from pytest_simtwin.twin.assertions import twin_validation_for
 
-    return twin_validation_for(request, request.config.stash[SETTINGS_KEY].artifacts)
+    return twin_validation_for(request, settings_of(request.config).artifacts)
 
 
 # -- test lifecycle: active metric record, simulator death -> error ------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    if not item.config.stash.get(ACTIVE_KEY, False):
+        return (yield)
     from pytest_simtwin.results.records import bind_record, record_for  # lazy: see the module docstring
 
     with bind_record(record_for(item)):  # record_metric / assert_metric write to this test's record

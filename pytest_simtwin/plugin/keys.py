@@ -18,3 +18,7 @@ PREWARMED_KEY: pytest.StashKey[bool] = pytest.StashKey()  # the fork server was 
 PHASES_KEY: pytest.StashKey[dict[str, str]] = pytest.StashKey()  # outcome per phase, for the record's outcome
 RECORDING_KEY: pytest.StashKey[Any] = pytest.StashKey()  # the Recorder during the call, then its Take
 CALL_START_KEY: pytest.StashKey[float] = pytest.StashKey()  # time.monotonic() when the test's call began
+ACTIVE_KEY: pytest.StashKey[bool] = pytest.StashKey()  # the reporting plugin is registered (plugin/hooks.py)
+#: The attribute of a test report that carries its record to the xdist controller (results.records.REPORT_ATTR,
+#: repeated here so the plugin can spot one without importing the results package; a test checks they agree).
+REPORT_ATTR = "simtwin_record"

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from pytest_simtwin.errors import ConfigError
-from pytest_simtwin.runtime.settings import get_option
+from pytest_simtwin.runtime.options import get_option
 
 
 @dataclass(frozen=True)

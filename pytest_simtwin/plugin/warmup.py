@@ -20,10 +20,12 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_simtwin.ros.domains import state_dir
-from pytest_simtwin.runtime.settings import Settings
+from pytest_simtwin._internal.statedir import state_dir
+
+if TYPE_CHECKING:
+    from pytest_simtwin.runtime.settings import Settings
 
 
 def wants_fork_server(settings: Settings) -> bool:

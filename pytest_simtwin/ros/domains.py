@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,53 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pytest_simtwin.errors import ConfigError, DomainError
-
-#: ROS_DOMAIN_IDs that avoid the Linux ephemeral port range (REP/ROS 2 docs); 0 is left to users.
-DEFAULT_DOMAIN_RANGE = "1-101,215-232"
-MAX_DOMAIN_ID = 232
-
-
-def parse_domain_range(text: str) -> list[int]:
-    """Parse ``"1-101,215-232"`` style text into a sorted list of unique domain ids."""
-    ids: set[int] = set()
-    for raw in text.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                lo_s, hi_s = part.split("-", 1)
-                lo, hi = int(lo_s), int(hi_s)
-            else:
-                lo = hi = int(part)
-        except ValueError:
-            raise ConfigError(
-                f"invalid ROS domain range {text!r}: expected comma-separated ids or ranges such as "
-                f"'1-101,215-232', found {part!r}"
-            ) from None
-        if lo > hi or lo < 0 or hi > MAX_DOMAIN_ID:
-            raise ConfigError(
-                f"invalid ROS domain range {part!r} in {text!r}: ids must satisfy 0 <= low <= high <= "
-                f"{MAX_DOMAIN_ID} (higher ids collide with ephemeral UDP ports)"
-            )
-        ids.update(range(lo, hi + 1))
-    if not ids:
-        raise ConfigError(f"empty ROS domain range {text!r}: give at least one id, e.g. '1-101,215-232'")
-    return sorted(ids)
-
-
-def default_state_dir() -> Path:
-    """Where per-host state lives unless ``SIMTWIN_STATE_DIR`` says otherwise."""
-    return Path(tempfile.gettempdir()) / f"simtwin-{os.getuid()}"
-
-
-def state_dir() -> Path:
-    """Directory holding domain leases and other per-host state (``SIMTWIN_STATE_DIR`` overrides)."""
-    override = os.environ.get("SIMTWIN_STATE_DIR")
-    path = Path(override) if override else default_state_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from pytest_simtwin._internal.statedir import default_state_dir as default_state_dir  # re-exported
+from pytest_simtwin._internal.statedir import state_dir as state_dir
+from pytest_simtwin.errors import DomainError
+from pytest_simtwin.ros.domain_ids import DEFAULT_DOMAIN_RANGE as DEFAULT_DOMAIN_RANGE  # re-exported
+from pytest_simtwin.ros.domain_ids import MAX_DOMAIN_ID as MAX_DOMAIN_ID
+from pytest_simtwin.ros.domain_ids import parse_domain_range as parse_domain_range
 
 
 def _proc_start_time(pid: int) -> str | None:

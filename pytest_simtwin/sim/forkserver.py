@@ -40,9 +40,10 @@ import traceback
 from typing import Any
 
 from pytest_simtwin.sim import msgbuild
+from pytest_simtwin.sim.forkpad import EXIT_FORK_FAILED
 
 PR_SET_PDEATHSIG = 1
-EXIT_INTERNAL = 70
+EXIT_INTERNAL = EXIT_FORK_FAILED
 _HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 
 # Everything a simulator imports before it publishes (measured with -X importtime): ~0.6 s.
@@ -267,6 +268,7 @@ def _run_child(request: dict[str, Any], server_pid: int, close_fds: list[int], r
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_INTERNAL
     except BaseException:
+        print("simtwin fork server: the forked simulator failed before it could run:", file=sys.stderr, flush=True)
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -286,12 +288,21 @@ class Server:
         self.child_of: dict[socket.socket, int] = {}
         self.conn_of: dict[int, socket.socket] = {}
 
-    def bind(self) -> bool:
-        """Claim the abstract name; False when another server already holds it."""
-        try:
-            self.listener.bind("\0" + self.name)
-        except OSError:
-            return False
+    def bind(self, wait: float = 0.0) -> bool:
+        """Claim the abstract name; False when another server still holds it after ``wait`` seconds.
+
+        A client starts a server only when the one holding the name did not answer: that one is
+        usually on its way out (idle exit, interpreter teardown), so the name frees up shortly.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.listener.bind("\0" + self.name)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
         self.listener.listen(64)
         return True
 
@@ -332,12 +343,21 @@ class Server:
             elif idle_since is None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.idle_exit:
+                if self._connection_waiting():
+                    continue  # a client connected after the select: serve it instead of leaving it hanging
                 break
+        # Refuse new clients at once: one that connects to a server on its way out would wait for a
+        # reply that never comes, then start a server that cannot bind the name yet.
+        self.listener.close()
         for pid in list(self.conn_of):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
         self._reap()
         return 0
+
+    def _connection_waiting(self) -> bool:
+        readable, _, _ = select.select([self.listener.fileno()], [], [], 0.0)
+        return bool(readable)
 
     def _on_input(self, conn: socket.socket, server_fds: list[int]) -> None:
         try:
@@ -376,10 +396,11 @@ class Server:
             # early SIGTERM must end the child, not run the server's handler inside it.
             signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
             ready_r, ready_w = os.pipe()
+            server_pid = os.getpid()  # taken before the fork: a child whose server died at once must notice
             try:
                 pid = os.fork()
                 if pid == 0:
-                    _run_child(request, os.getppid(), [*fds, ready_r], ready_w)
+                    _run_child(request, server_pid, [*fds, ready_r], ready_w)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
                 os.close(ready_w)
@@ -427,9 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="abstract Unix socket name to serve on")
     parser.add_argument("--idle-exit", type=float, default=2.0, help="exit after this many seconds without clients")
     parser.add_argument("--pad", default="", help="room for the children's command lines (ignored)")
+    parser.add_argument(
+        "--bind-wait", type=float, default=3.0, help="seconds to wait for a server on its way out to free the name"
+    )
     args = parser.parse_args(argv)
     server = Server(args.name, args.idle_exit)
-    if not server.bind():
+    if not server.bind(args.bind_wait):
         print(f"simtwin fork server {args.name}: already served by another process", flush=True)
         return 0
     missing = preload()
