@@ -334,6 +334,7 @@ def ros_node(simtwin_session: SimSession) -> RosNodeHelper:
 @pytest.fixture
 def launch_node(request: pytest.FixtureRequest, simtwin_session: SimSession) -> Iterator[NodeLauncher]:
     """``launch_node(cmd, ...)``: start a node under test on the simulation domain; stopped after the test."""
+    from pytest_simtwin.errors import SimTwinError
     from pytest_simtwin.helpers.nodes import NodeLauncher
     from pytest_simtwin.results.records import record_for
 
