@@ -59,9 +59,17 @@ FITTABLE = (
     "max_angular_acceleration",
     "linear_gain",
     "angular_gain",
+    "max_wheel_speed",
 )
 #: fitted unless --fit says otherwise: the gains are the radius/separation again (see twin/model.py)
-DEFAULT_FIT = ("wheel_radius", "wheel_separation", "command_latency", "time_constant_linear", "time_constant_angular")
+DEFAULT_FIT = (
+    "wheel_radius",
+    "wheel_separation",
+    "command_latency",
+    "time_constant_linear",
+    "time_constant_angular",
+    "max_wheel_speed",
+)
 #: residual scales: 1 cm/s, 0.02 rad/s
 SCALES = {"vx": 0.01, "vtheta": 0.02}
 #: a parameter is identified when its standard error is below this (relative to its value where "%")
@@ -75,6 +83,7 @@ IDENTIFIED_BELOW: dict[str, tuple[float, str]] = {
     "max_angular_acceleration": (0.25, "%"),
     "linear_gain": (0.01, "%"),
     "angular_gain": (0.02, "%"),
+    "max_wheel_speed": (0.03, "%"),
 }
 MAX_CORRELATION = 0.995
 #: held-out check: "no worse" allows this relative margin (plus 1e-4 of the metric's unit) for noise
@@ -154,7 +163,10 @@ class CalibrationResult:
             if math.isfinite(getattr(f, k))
         }
         return {
-            "robot": {"diff_drive": dd, "twin": {k: float(getattr(f, k)) for k in TWIN_FIELDS}},
+            "robot": {
+                "diff_drive": dd,
+                "twin": {k: float(getattr(f, k)) for k in TWIN_FIELDS if math.isfinite(getattr(f, k))},
+            },
             "calibration": {
                 "parameters": {n: p.to_dict() for n, p in self.parameters.items()},
                 "nominal": self.nominal.to_dict(),
@@ -236,6 +248,8 @@ def calibrate(
             for n in ("time_constant_linear", "time_constant_angular"):
                 if n in fit:
                     start = start.with_(**{n: min(max((lr.value - lm.value) * share, 0.01), 1.0)})
+    if "max_wheel_speed" in fit and not math.isfinite(start.max_wheel_speed):
+        start = start.with_(max_wheel_speed=_top_wheel_speed(real, nominal))
     names = list(fit)
     notes: dict[str, str] = {}
     stderr: dict[str, float] = {}
@@ -288,6 +302,12 @@ def calibrate(
             "held_out_spans": held,
         },
     )
+
+
+def _top_wheel_speed(real: Trajectory, nominal: DiffDriveParams) -> float:
+    """The fastest wheel rim speed the recording shows (a start for ``max_wheel_speed``)."""
+    wheel = np.abs(real.vx) + 0.5 * nominal.wheel_separation * np.abs(real.vtheta)
+    return float(max(np.quantile(wheel, 0.995), 0.06)) if wheel.size else 1.0
 
 
 def _params_of(start: DiffDriveParams, names: list[str] | tuple[str, ...], x: Array) -> DiffDriveParams:
@@ -378,6 +398,8 @@ def _typical(name: str, nominal: DiffDriveParams) -> float:
         return float(getattr(nominal, name))
     if name.startswith("time_constant") or name == "command_latency":
         return 0.05
+    if name == "max_wheel_speed":
+        return 0.2
     if name.endswith("gain"):
         return 1.0
     value = float(getattr(nominal, name))

@@ -47,9 +47,10 @@ def load_trajectory(
 ) -> Trajectory:
     """Load odometry (+ commands and joint states when present) from ``path``.
 
-    ``time_source``: ``header`` (message stamps), ``log`` (bag receive time) or ``auto`` (header
-    stamps when every used topic has them and they are set, else receive time: a plain Twist has
-    no stamp, and mixing clocks would misalign commands and odometry).
+    ``time_source``: ``header`` (message stamps), ``log`` (bag receive time) or ``auto``: each
+    topic's header stamps when all its messages carry one, receive times for a topic without
+    (a plain Twist), on one clock (see :func:`_clocks`; ``meta["time_source"]`` says ``header``,
+    ``log`` or ``mixed``). Messages recorded twice (same stamp) are read once.
     """
     p = Path(path)
     if time_source not in ("auto", "header", "log"):
@@ -132,6 +133,57 @@ def discover(
     )
 
 
+#: the receive times of a stamped topic within this of its stamps: the recorder's and the robot's clocks agree
+CLOCKS_AGREE = 1.0
+
+
+def _clocks(rows: dict[str, list[tuple[float, float | None, Any]]], time_source: str) -> dict[str, float | None]:
+    """Per topic: the shift added to its header stamps, or None to use its bag receive times.
+
+    ``auto``: every topic whose messages all carry a stamp uses it (a real robot's receive times
+    jitter by milliseconds and a stalled link delivers late, out of order), and a topic without
+    stamps (a plain Twist) uses receive times. That mixes two clocks, so the stamped topics are
+    put on the recorder's clock: shifted by the median of receive minus stamp time when that
+    exceeds ``CLOCKS_AGREE`` (a robot whose clock is not synchronised), else left as they are.
+    """
+    if time_source == "log":
+        return dict.fromkeys(rows)
+    stamped = {k: bool(r) and all(stamp is not None for _, stamp, _ in r) for k, r in rows.items()}
+    if time_source == "header" or all(stamped[k] for k, r in rows.items() if r):
+        return {k: 0.0 for k in rows}
+    out: dict[str, float | None] = {}
+    for key, r in rows.items():
+        if not stamped[key]:
+            out[key] = None
+            continue
+        lag = float(np.median([log - float(stamp) for log, stamp, _ in r if stamp is not None]))
+        out[key] = lag if abs(lag) > CLOCKS_AGREE else 0.0
+    return out
+
+
+def _time_source_name(clock: dict[str, float | None], rows: dict[str, list[Any]]) -> str:
+    used = [clock[k] for k, r in rows.items() if r]
+    if all(c is None for c in used):
+        return "log"
+    if all(c is not None for c in used):
+        return "header"
+    return "mixed"
+
+
+def _dedupe(rows: list[tuple[float, float | None, Any]]) -> list[tuple[float, float | None, Any]]:
+    """Drop messages recorded twice (same stamp, a second copy): a duplicate carries no new sample."""
+    out: list[tuple[float, float | None, Any]] = []
+    seen: set[float] = set()
+    for row in rows:
+        stamp = row[1]
+        if stamp is not None:
+            if stamp in seen:
+                continue
+            seen.add(stamp)
+        out.append(row)
+    return out
+
+
 def load_bag(
     path: Path,
     *,
@@ -184,16 +236,19 @@ def load_bag(
     if not rows["odom"]:
         raise DataError(f"{path}: the topic {topics.odom} holds no messages; expected odometry samples")
     used = [r for r in rows.values() if r]
-    use_header = time_source == "header" or (
-        time_source == "auto" and all(stamp is not None for r in used for _, stamp, _ in r)
-    )
     if time_source == "header" and any(stamp is None for r in used for _, stamp, _ in r):
         raise DataError(
             f"{path}: time_source=header but some messages have no header stamp (plain Twist?); use auto or log"
         )
+    clock = _clocks(rows, time_source)
+    for key in rows:
+        rows[key] = _dedupe(rows[key])
 
     def times(key: str) -> list[float]:
-        return [(stamp if use_header and stamp is not None else log) for log, stamp, _ in rows[key]]
+        shift = clock.get(key)
+        if shift is None:
+            return [log for log, _, _ in rows[key]]
+        return [float(stamp) + shift for _, stamp, _ in rows[key]]
 
     odom = [m for _, _, m in rows["odom"]]
     theta = np.unwrap(
@@ -231,7 +286,7 @@ def load_bag(
         else np.zeros((0, 0)),
         meta={
             "path": str(path),
-            "time_source": "header" if use_header else "log",
+            "time_source": _time_source_name(clock, rows),
             "topics": {"odom": odom_topic, "cmd_vel": cmd_topic, "joint_states": joint_topic},
             "bag_topics": listing,
         },

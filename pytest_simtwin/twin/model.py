@@ -4,9 +4,11 @@ The command path, in the order the simulator applies it (sim/engine/twin_model.p
 
 1. command delay ``command_latency`` (transport + controller),
 2. the DiffDrive SpeedLimiter: velocity and acceleration limits,
-3. a first-order lag per axis (``time_constant_linear`` / ``time_constant_angular``: the motor
+3. the wheel speeds clamped at ``max_wheel_speed`` (a motor's top speed, per wheel, with the
+   configured separation),
+4. a first-order lag per axis (``time_constant_linear`` / ``time_constant_angular``: the motor
    and wheel-servo response),
-4. gains: ``v_body = v * linear_gain * r / r0`` and ``w_body = w * angular_gain * (r / r0) * (s0 / s)``,
+5. gains: ``v_body = v * linear_gain * r / r0`` and ``w_body = w * angular_gain * (r / r0) * (s0 / s)``,
    where r0, s0 are the radius and separation the controller is *configured* with and r, s the
    *effective* physical ones.
 
@@ -29,7 +31,14 @@ from pytest_simtwin.twin.data import Array, Trajectory
 INF = math.inf
 
 #: The twin parameters beyond the DiffDrive plugin's own (what the simulator adds, sim/engine/twin_model.py).
-TWIN_FIELDS = ("command_latency", "time_constant_linear", "time_constant_angular", "linear_gain", "angular_gain")
+TWIN_FIELDS = (
+    "command_latency",
+    "time_constant_linear",
+    "time_constant_angular",
+    "linear_gain",
+    "angular_gain",
+    "max_wheel_speed",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class DiffDriveParams:
     time_constant_angular: float = 0.0
     linear_gain: float = 1.0
     angular_gain: float = 1.0
+    max_wheel_speed: float = INF  # m/s at the rim, per wheel (a motor's top speed; inf: none)
 
     def with_(self, **changes: Any) -> DiffDriveParams:
         return replace(self, **changes)
@@ -99,6 +109,15 @@ def first_order_lag(u: Array, dt: float, tau: float, y0: float = 0.0) -> Array:
     return np.asarray(y, dtype=float)
 
 
+def wheel_saturation(v: Array, w: Array, separation: float, limit: float) -> tuple[Array, Array]:
+    """Each wheel's speed clamped at ``limit`` (as a firmware clamps the motor goals, e.g. TurtleBot3's
+    ``constrain`` in turtlebot3_motor_driver.cpp; a motor at its top speed does the same): turning at
+    full speed slows the robot and bends its path less."""
+    half = 0.5 * separation * w
+    left, right = np.clip(v - half, -limit, limit), np.clip(v + half, -limit, limit)
+    return 0.5 * (left + right), (right - left) / separation
+
+
 def scales(params: DiffDriveParams, nominal: DiffDriveParams) -> tuple[float, float]:
     """(linear, angular) factors from commanded to body velocity."""
     k = params.wheel_radius / nominal.wheel_radius
@@ -119,8 +138,11 @@ def velocities(
     shifted = cmd_t + params.command_latency
     bt, bv = _limited(shifted, cmd_vx, t1 + dt, params.max_linear_velocity, params.max_linear_acceleration)
     wt, wv = _limited(shifted, cmd_wz, t1 + dt, params.max_angular_velocity, params.max_angular_acceleration)
-    v = first_order_lag(np.interp(grid, bt, bv, left=0.0), dt, params.time_constant_linear)
-    w = first_order_lag(np.interp(grid, wt, wv, left=0.0), dt, params.time_constant_angular)
+    v, w = np.interp(grid, bt, bv, left=0.0), np.interp(grid, wt, wv, left=0.0)
+    if math.isfinite(params.max_wheel_speed):
+        v, w = wheel_saturation(v, w, nominal.wheel_separation, params.max_wheel_speed)
+    v = first_order_lag(v, dt, params.time_constant_linear)
+    w = first_order_lag(w, dt, params.time_constant_angular)
     kv, kw = scales(params, nominal)
     return v * kv, w * kw
 
