@@ -27,7 +27,14 @@ if __package__ in (None, ""):
 from _common import PYTHON, ROOT, machine_facts, progress
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_startup.py", "bench_tutorial.py", "bench_scaling.py", "bench_rtf.py", "bench_pool.py"]
+SCRIPTS = [
+    "bench_startup.py",
+    "bench_tutorial.py",
+    "bench_scaling.py",
+    "bench_rtf.py",
+    "bench_pool.py",
+    "bench_twin_hardware.py",
+]
 SCRIPT_TIMEOUT = 900.0
 
 

@@ -142,32 +142,51 @@ def _clocks(rows: dict[str, list[tuple[float, float | None, Any]]], time_source:
 
     ``auto``: every topic whose messages all carry a stamp uses it (a real robot's receive times
     jitter by milliseconds and a stalled link delivers late, out of order), and a topic without
-    stamps (a plain Twist) uses receive times. That mixes two clocks, so the stamped topics are
-    put on the recorder's clock: shifted by the median of receive minus stamp time when that
-    exceeds ``CLOCKS_AGREE`` (a robot whose clock is not synchronised), else left as they are.
+    stamps (a plain Twist) uses receive times. Stamps may come from two clocks (the robot's and the
+    teleop computer's): a stamped topic whose receive times lag its stamps by more than
+    ``CLOCKS_AGREE`` (median) is shifted by that lag onto the recorder's clock when another topic
+    uses receive times or lags differently; otherwise stamps are left as they are.
     """
     if time_source == "log":
         return dict.fromkeys(rows)
+    if time_source == "header":
+        return dict.fromkeys(rows, 0.0)
     stamped = {k: bool(r) and all(stamp is not None for _, stamp, _ in r) for k, r in rows.items()}
-    if time_source == "header" or all(stamped[k] for k, r in rows.items() if r):
-        return {k: 0.0 for k in rows}
-    out: dict[str, float | None] = {}
-    for key, r in rows.items():
-        if not stamped[key]:
-            out[key] = None
-            continue
-        lag = float(np.median([log - float(stamp) for log, stamp, _ in r if stamp is not None]))
-        out[key] = lag if abs(lag) > CLOCKS_AGREE else 0.0
-    return out
+    lags = {
+        k: float(np.median([log - float(stamp) for log, stamp, _ in r if stamp is not None]))
+        for k, r in rows.items()
+        if stamped[k]
+    }
+    unstamped = any(r and not stamped[k] for k, r in rows.items())
+    if not unstamped and (not lags or max(lags.values()) - min(lags.values()) <= CLOCKS_AGREE):
+        return dict.fromkeys(rows, 0.0)  # one clock for every topic (or all shifted alike: a re-recorded bag)
+    return {k: (None if k not in lags else lags[k] if abs(lags[k]) > CLOCKS_AGREE else 0.0) for k in rows}
 
 
 def _time_source_name(clock: dict[str, float | None], rows: dict[str, list[Any]]) -> str:
     used = [clock[k] for k, r in rows.items() if r]
     if all(c is None for c in used):
         return "log"
-    if all(c is not None for c in used):
+    if all(c == 0.0 for c in used):
         return "header"
     return "mixed"
+
+
+def _body_speed(odom: list[Any], theta: Any) -> tuple[Any, str]:
+    """Forward speed in the robot's frame, and the frame the odometry's twist was given in.
+
+    REP 105 puts an Odometry twist in ``child_frame_id`` (the robot), where a differential drive
+    has no sideways velocity; some drivers fill it in the odom frame instead. When the sideways
+    part is a large share of the speed while moving, the twist is rotated into the robot frame.
+    """
+    vx = as_array([o.twist.twist.linear.x for o in odom])
+    vy = as_array([o.twist.twist.linear.y for o in odom])
+    speed = np.hypot(vx, vy)
+    moving = np.isfinite(speed) & (speed > 0.02)
+    if moving.sum() < 10 or float(np.median(np.abs(vy[moving]) / speed[moving])) < 0.2:
+        return vx, "child"
+    th = np.asarray(theta, dtype=float)
+    return np.cos(th) * vx + np.sin(th) * vy, "odom (rotated into the robot frame)"
 
 
 def _dedupe(rows: list[tuple[float, float | None, Any]]) -> list[tuple[float, float | None, Any]]:
@@ -248,7 +267,7 @@ def load_bag(
         shift = clock.get(key)
         if shift is None:
             return [log for log, _, _ in rows[key]]
-        return [float(stamp) + shift for _, stamp, _ in rows[key]]
+        return [log if stamp is None else stamp + shift for log, stamp, _ in rows[key]]
 
     odom = [m for _, _, m in rows["odom"]]
     theta = np.unwrap(
@@ -262,6 +281,7 @@ def load_bag(
             for o in odom
         ]
     )
+    vx, twist_frame = _body_speed(odom, theta)
     cmds = [m.twist if hasattr(m, "twist") else m for _, _, m in rows["cmd"]]
     joints = [m for _, _, m in rows["joint"]]
     names = list(joints[0].name) if joints else []
@@ -273,7 +293,7 @@ def load_bag(
         x=as_array([o.pose.pose.position.x for o in odom]),
         y=as_array([o.pose.pose.position.y for o in odom]),
         theta=as_array(theta),
-        vx=as_array([o.twist.twist.linear.x for o in odom]),
+        vx=vx,
         vtheta=as_array([o.twist.twist.angular.z for o in odom]),
         cmd_t=as_array(times("cmd")),
         cmd_vx=as_array([c.linear.x for c in cmds]),
@@ -289,6 +309,8 @@ def load_bag(
             "time_source": _time_source_name(clock, rows),
             "topics": {"odom": odom_topic, "cmd_vel": cmd_topic, "joint_states": joint_topic},
             "bag_topics": listing,
+            "twist_frame": twist_frame,
+            "clock_shift_s": {k: v for k, v in clock.items() if v},
         },
     )
     if not np.all(np.isfinite(traj.x)) or not np.all(np.isfinite(traj.y)):

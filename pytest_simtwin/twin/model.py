@@ -70,28 +70,33 @@ class DiffDriveParams:
 
 def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) -> tuple[Array, Array]:
     """Breakpoints (t, value) of the rate-limited, clamped response to a zero-order-hold command."""
-    ts = [float(cmd_t[0])]
+    if cmd_t.size > 1:  # a teleop repeats its command at 10 Hz: only the changes make breakpoints
+        keep = np.concatenate([[True], np.diff(cmd) != 0])
+        cmd_t, cmd = cmd_t[keep], cmd[keep]
+    times = cmd_t.tolist()  # plain floats: this loop runs for every evaluation of a fit
+    goals = np.clip(cmd, -vmax, vmax).tolist()
+    ts = [times[0]]
     vs = [0.0]
     u = 0.0
-    ends = np.append(cmd_t[1:], max(t_end, float(cmd_t[-1])))
-    for start, end, raw in zip(cmd_t, ends, cmd, strict=False):
-        goal = min(max(float(raw), -vmax), vmax)
-        span = float(end - start)
+    ends = [*times[1:], max(t_end, times[-1])]
+    inf_accel = math.isinf(accel)
+    for start, end, goal in zip(times, ends, goals, strict=True):
+        span = end - start
         if span <= 0:
             continue
-        if math.isinf(accel):
-            ts += [float(start), float(end)]
+        if inf_accel:
+            ts += [start, end]
             vs += [goal, goal]
             u = goal
             continue
         need = abs(goal - u) / accel
         if need <= span:
-            ts += [float(start) + need, float(end)]
+            ts += [start + need, end]
             vs += [goal, goal]
             u = goal
         else:
             u = u + math.copysign(accel * span, goal - u)
-            ts.append(float(end))
+            ts.append(end)
             vs.append(u)
     return np.asarray(ts), np.asarray(vs)
 
@@ -169,13 +174,18 @@ def simulate(
     *,
     start_pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
     dt: float = 0.002,
+    poses: bool = True,
 ) -> dict[str, Array]:
-    """Pose and velocity of the model at ``t_out`` for the command sequence (times in seconds)."""
+    """Pose and velocity of the model at ``t_out`` for the command sequence (times in seconds).
+
+    ``poses`` False: velocities only (what a fit compares; skips the integration)."""
     nom = nominal or params
     t0 = float(min(t_out[0], cmd_t[0])) if cmd_t.size else float(t_out[0])
     t1 = float(t_out[-1])
     grid: Array = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2, dtype=float) * dt
     v, w = velocities(cmd_t, cmd_vx, cmd_wz, grid, params, nom)
+    if not poses:
+        return {"vx": np.interp(t_out, grid, v), "vtheta": np.interp(t_out, grid, w)}
     x, y, theta = integrate(grid, v, w, start_pose)
     return {
         k: np.interp(t_out, grid, arr) for k, arr in (("x", x), ("y", y), ("theta", theta), ("vx", v), ("vtheta", w))

@@ -49,6 +49,7 @@ class Hardware:
     firmware: str = "ros1"  # ros1: 30 Hz loops, IMU heading; ros2: 50 Hz motor loop, 0.01 command steps, wheel heading
     radius_scale: float = 0.985  # effective / configured wheel radius (tyre compression)
     separation_scale: float = 1.06  # effective / configured separation (contact patches scrub)
+    radius_asymmetry: float = 0.005  # the left wheel's effective radius is this much smaller (wear): a slow drift
     transport_delay: float = 0.035  # s, teleop PC -> OpenCR
     transport_jitter: float = 0.008  # s, exponential extra delay
     motor_tau: float = 0.07  # s, Dynamixel velocity loop + wheel inertia (first order)
@@ -63,6 +64,8 @@ class Hardware:
     gyro_noise: float = 0.01  # rad/s per sample
     duplicates: int = 4  # odometry messages recorded twice
     late: int = 4  # odometry messages received out of order
+    clock_offset: float = 0.0  # s, robot clock minus recorder clock (an unsynchronised robot)
+    twist_frame: str = "child"  # child (REP 105, base_footprint) or odom: a driver that fills world-frame velocities
     start_pose: tuple[float, float, float] = (1.27, -0.43, 0.8)
     epoch: float = 1_733_000_000.0
     seed: int = 0
@@ -72,14 +75,16 @@ class Hardware:
 class Recording:
     """The messages of one recording: (stamp, receive time, payload) per topic."""
 
-    odom: list[tuple[float, float, tuple[float, float, float, float, float]]]  # x, y, yaw, v, w
+    odom: list[tuple[float, float, tuple[float, float, float, float, float, float]]]  # x, y, yaw, vx, vy, w
     cmd: list[tuple[float, float, tuple[float, float]]]  # stamp = publish time, receive = bag time
     truth: dict[str, np.ndarray]  # the plant's own time series (1 kHz), for diagnostics
     hardware: Hardware
     duration: float
 
 
-def teleop(duration: float, rng: np.random.Generator, vmax: float, wmax: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def teleop(
+    duration: float, rng: np.random.Generator, vmax: float, wmax: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keyboard/joystick teleop: publish times at ~10 Hz and the (v, w) published."""
     t = [0.0]
     while t[-1] < duration:
@@ -156,7 +161,7 @@ def generate(duration: float, hw: Hardware | None = None) -> Recording:
             vel[j] += acc * dt
             ang[j] += vel[j] / r0 * dt
         # ground: the effective radius and separation move the body
-        vl, vr = vel[0] * hw.radius_scale, vel[1] * hw.radius_scale
+        vl, vr = vel[0] * hw.radius_scale * (1.0 - hw.radius_asymmetry), vel[1] * hw.radius_scale
         v_b = 0.5 * (vl + vr)
         w_b = (vr - vl) / s_eff
         th_mid = th + 0.5 * w_b * dt
@@ -167,13 +172,16 @@ def generate(duration: float, hw: Hardware | None = None) -> Recording:
             cols[key][i] = val
     out = {key: np.asarray(val) for key, val in cols.items()}
     odom = _odometry(tt, out, hw, rng, r0, s0)
-    cmd = [(hw.epoch + float(a), hw.epoch + float(a) + 0.0008, (float(b), float(c))) for a, b, c in zip(cmd_t, cmd_v, cmd_w, strict=True)]
+    cmd = [
+        (hw.epoch + float(a), hw.epoch + float(a) + 0.0008, (float(b), float(c)))
+        for a, b, c in zip(cmd_t, cmd_v, cmd_w, strict=True)
+    ]
     return Recording(odom=odom, cmd=cmd, truth={"t": tt + hw.epoch, **out}, hardware=hw, duration=duration)
 
 
 def _odometry(
     tt: np.ndarray, p: dict[str, np.ndarray], hw: Hardware, rng: np.random.Generator, r0: float, s0: float
-) -> list[tuple[float, float, tuple[float, float, float, float, float]]]:
+) -> list[tuple[float, float, tuple[float, float, float, float, float, float]]]:
     """Odometry as the robot computes it: encoder ticks (and the IMU heading on ROS 1) at ~30 Hz."""
     period = 1.0 / hw.odom_rate
     base = np.arange(period, tt[-1], period)
@@ -184,7 +192,9 @@ def _odometry(
     ticks_l = np.floor(p["al"][read] / (2 * math.pi / TICKS))
     ticks_r = np.floor(p["ar"][read] / (2 * math.pi / TICKS))
     stamp_ms = np.round(tt[idx] * 1000.0) / 1000.0  # millis() resolution
-    gyro_heading = p["theta"][idx] + hw.gyro_bias * tt[idx] + np.cumsum(rng.normal(0.0, hw.gyro_noise * period, idx.size))
+    gyro_heading = (
+        p["theta"][idx] + hw.gyro_bias * tt[idx] + np.cumsum(rng.normal(0.0, hw.gyro_noise * period, idx.size))
+    )
     x0, y0, th0 = hw.start_pose
     x, y, th = x0, y0, th0
     last_heading = gyro_heading[0]
@@ -206,13 +216,15 @@ def _odometry(
         th += dth
         stamp = hw.epoch + float(stamp_ms[k])
         receive = stamp + hw.receive_delay + float(rng.exponential(hw.receive_jitter))
-        rows.append((stamp, receive, (x, y, math.remainder(th, math.tau), ds / step, dth / step)))
+        v, w = ds / step, dth / step
+        vx, vy = (v * math.cos(th), v * math.sin(th)) if hw.twist_frame == "odom" else (v, 0.0)
+        rows.append((stamp + hw.clock_offset, receive, (x, y, math.remainder(th, math.tau), vx, vy, w)))
     for j in rng.choice(np.arange(10, len(rows) - 10), hw.duplicates, replace=False):
         stamp, receive, payload = rows[j]
         rows.insert(int(j) + 1, (stamp, receive + 0.0005, payload))  # the same message recorded twice
     for j in rng.choice(np.arange(10, len(rows) - 10), hw.late, replace=False):
         stamp, _, payload = rows[j]
-        rows[j] = (stamp, stamp + 0.12, payload)  # delivered after the next ones (a stalled link)
+        rows[j] = (stamp, stamp - hw.clock_offset + 0.12, payload)  # delivered after the next ones (a stalled link)
     return rows
 
 
@@ -230,11 +242,11 @@ def write(rec: Recording, path: Path, kind: str, *, stamped_cmd: bool = False, c
             return T["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id=frame)
         return T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
 
-    def vec(x: float = 0.0, z: float = 0.0) -> Any:
-        return T["geometry_msgs/msg/Vector3"](x=x, y=0.0, z=z)
+    def vec(x: float = 0.0, z: float = 0.0, y: float = 0.0) -> Any:
+        return T["geometry_msgs/msg/Vector3"](x=x, y=y, z=z)
 
-    def odom(stamp: float, payload: tuple[float, float, float, float, float]) -> Any:
-        x, y, yaw, v, w = payload
+    def odom(stamp: float, payload: tuple[float, float, float, float, float, float]) -> Any:
+        x, y, yaw, vx, vy, w = payload
         pose = T["geometry_msgs/msg/Pose"](
             position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
             orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)),
@@ -245,7 +257,7 @@ def write(rec: Recording, path: Path, kind: str, *, stamped_cmd: bool = False, c
             child_frame_id="base_footprint",
             pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=cov),
             twist=T["geometry_msgs/msg/TwistWithCovariance"](
-                twist=T["geometry_msgs/msg/Twist"](linear=vec(v), angular=vec(z=w)), covariance=cov
+                twist=T["geometry_msgs/msg/Twist"](linear=vec(vx, y=vy), angular=vec(z=w)), covariance=cov
             ),
         )
 

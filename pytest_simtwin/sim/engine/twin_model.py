@@ -72,7 +72,11 @@ def _numbers(values: dict[str, Any], where: str) -> dict[str, float]:
             out[k] = float(values[k])
         except (TypeError, ValueError):
             raise ModelError(f"{where}: twin parameter {k} must be a number, found {values[k]!r}") from None
-        if not math.isfinite(out[k]) or out[k] < 0 or (k in ("wheel_radius", "wheel_separation", "max_wheel_speed") and out[k] == 0):
+        if (
+            not math.isfinite(out[k])
+            or out[k] < 0
+            or (k in ("wheel_radius", "wheel_separation", "max_wheel_speed") and out[k] == 0)
+        ):
             raise ModelError(f"{where}: twin parameter {k} must be a finite non-negative number, found {out[k]}")
     return out
 
