@@ -17,7 +17,7 @@ a per-wheel plant at 1 kHz following the TurtleBot3 firmware, read from ROBOTIS'
 * ROBOTIS-GIT/turtlebot3 ``turtlebot3_node/src/odometry.cpp``: v = r (dl + dr) / 2 / dt and
   w = r (dr - dl) / s / dt from successive encoder positions and message stamps (backward differences).
 
-On top: teleop commands at ~10 Hz in 0.01 m/s / 0.1 rad/s key steps with pauses and stops, command
+On top: a 3 % wheel-speed ripple (velocity loop, gears, floor), teleop commands at ~10 Hz in 0.01 m/s / 0.1 rad/s key steps with pauses and stops, command
 transport delay with jitter, the motors' no-load speed (61 rpm: the burger cannot reach 0.22 m/s),
 an effective wheel radius and separation that differ from the configured ones (tyre, scrub), stamp
 jitter, bag receive times after the stamps, a few duplicated and late messages, an odometry that
@@ -55,6 +55,7 @@ class Hardware:
     motor_tau: float = 0.07  # s, Dynamixel velocity loop + wheel inertia (first order)
     motor_accel: float = 1.2  # m/s^2 at the wheel rim (torque limit)
     load_factor: float = 0.96  # loaded top speed / no-load speed
+    speed_ripple: float = 0.03  # relative wheel-speed ripple (velocity loop, gears, floor): OU noise, 0.15 s
     odom_rate: float = 30.0
     stamp_jitter: float = 0.002  # s, odometry sample-time jitter (loop timing)
     read_skew: float = 0.002  # s, the encoders are read up to this long after the stamp is taken (sync read)
@@ -141,6 +142,10 @@ def generate(duration: float, hw: Hardware | None = None) -> Recording:
     next_loop = 0.0
     k = 0
     s_eff = s0 * hw.separation_scale
+    # Ornstein-Uhlenbeck ripple per wheel (relative), correlation time 0.15 s
+    a_ou = math.exp(-dt / 0.15)
+    kicks = rng.normal(0.0, hw.speed_ripple * math.sqrt(1 - a_ou**2), (n, 2)).tolist()
+    ripple = [0.0, 0.0]
     for i in range(n):
         t = i * dt
         if t >= next_loop:  # firmware motor loop: latest command -> integer goal velocities
@@ -159,9 +164,11 @@ def generate(duration: float, hw: Hardware | None = None) -> Recording:
             target = min(max(goal[j], -wheel_max), wheel_max)
             acc = min(max((target - vel[j]) / hw.motor_tau, -hw.motor_accel), hw.motor_accel)
             vel[j] += acc * dt
-            ang[j] += vel[j] / r0 * dt
+            ripple[j] = a_ou * ripple[j] + kicks[i][j]
+            ang[j] += vel[j] * (1.0 + ripple[j]) / r0 * dt
         # ground: the effective radius and separation move the body
-        vl, vr = vel[0] * hw.radius_scale * (1.0 - hw.radius_asymmetry), vel[1] * hw.radius_scale
+        vl = vel[0] * (1.0 + ripple[0]) * hw.radius_scale * (1.0 - hw.radius_asymmetry)
+        vr = vel[1] * (1.0 + ripple[1]) * hw.radius_scale
         v_b = 0.5 * (vl + vr)
         w_b = (vr - vl) / s_eff
         th_mid = th + 0.5 * w_b * dt

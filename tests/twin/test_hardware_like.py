@@ -94,7 +94,7 @@ def test_calibration_on_hardware_like_bags(kind: str, stamped: bool, hw: Hardwar
     fit = calibrate(real, nominal)
     assert fit.accepted, fit.summary()
     # odometry comes from the encoders with the configured radius: the effective radius is invisible
-    assert fit.fitted.wheel_radius == pytest.approx(nominal.wheel_radius, rel=0.01), fit.summary()
+    assert fit.fitted.wheel_radius == pytest.approx(nominal.wheel_radius, rel=0.02), fit.summary()
     assert fit.fitted.max_wheel_speed == pytest.approx(_top_rim_speed(hw), rel=0.05), fit.summary()
     if hw.firmware == "ros1":  # heading from the IMU sees the wider effective separation
         assert fit.fitted.wheel_separation / nominal.wheel_separation > 1.03, fit.summary()
