@@ -118,3 +118,18 @@ def test_a_slow_real_robot_is_not_reported_as_stopped_by_an_obstacle() -> None:
         real = load_trajectory(write(rec, Path(tmp) / "slow.bag", "ros1"))
     result = validate(real, predict(real, NOMINAL, NOMINAL))
     assert all(r.name != "collision_detection" for r in result.records), result.summary()
+
+
+def test_the_wheel_speed_limit_is_the_same_in_the_fit_model_and_the_simulator() -> None:
+    """Turning at full speed: the outer wheel stops at max_wheel_speed, in twin/model.py and sim/engine."""
+    from pytest_simtwin.sim.engine.twin_model import CommandPath, TwinParams
+    from pytest_simtwin.twin.model import simulate
+
+    limit, s0 = 0.2, 0.16
+    params = NOMINAL.with_(max_wheel_speed=limit)
+    out = simulate(np.array([0.0]), np.array([0.2]), np.array([1.0]), np.array([2.0]), params, NOMINAL)
+    # wheels 0.2 -+ 0.08: the right one clamps at 0.2 -> v = (0.12 + 0.2) / 2, w = (0.2 - 0.12) / s0
+    assert out["vx"][0] == pytest.approx(0.16) and out["vtheta"][0] == pytest.approx(0.5)
+    path = CommandPath(TwinParams(wheel_radius=0.033, wheel_separation=s0, max_wheel_speed=limit), 0.033, s0)
+    assert path.response(0.2, 1.0, 0.001) == pytest.approx((0.16, 0.5))
+    assert path.response(-0.1, 0.5, 0.001) == pytest.approx((-0.1, 0.5))  # within the limit: unchanged
