@@ -34,6 +34,7 @@ SCRIPTS = [
     "bench_scaling.py",
     "bench_rtf.py",
     "bench_pool.py",
+    "bench_twin_hardware.py",
 ]
 SCRIPT_TIMEOUT = 900.0
 

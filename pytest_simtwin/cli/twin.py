@@ -125,7 +125,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
     # -- calibrate ------------------------------------------------------------------------------
-    p = sub.add_parser("calibrate", help="fit wheel radius, separation, acceleration limits and latency to real data")
+    p = sub.add_parser(
+        "calibrate", help="fit wheel radius, separation, delay, lags, wheel speed and acceleration limits to real data"
+    )
     p.add_argument("real", type=Path, help="real data with /cmd_vel (bag or JSON)")
     p.add_argument(
         "--robot", type=Path, help="robot SDF holding the nominal DiffDrive values (default: built-in robot)"
@@ -135,8 +137,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--fit",
         help="comma-separated parameters to fit (default: wheel_radius, wheel_separation, command_latency, "
-        "time_constant_linear, time_constant_angular; also max_linear_acceleration, max_angular_acceleration, "
-        "linear_gain, angular_gain)",
+        "time_constant_linear, time_constant_angular, max_wheel_speed, and max_linear_acceleration when the "
+        "held-out segments say it helps; also max_angular_acceleration, linear_gain, angular_gain)",
     )
     p.add_argument(
         "--out",
@@ -331,7 +333,7 @@ def _default_robot_sdf() -> Path:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pytest_simtwin.twin.calibrate import DEFAULT_FIT, calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
+    from pytest_simtwin.twin.calibrate import calibrate, nominal_from_sdf, write_overrides, write_sdf_copy
     from pytest_simtwin.twin.model import DiffDriveParams
     from pytest_simtwin.twin.report import calibration_html
     from pytest_simtwin.twin.scoring import load_config
@@ -341,7 +343,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     nominal = nominal_from_sdf(robot) if robot.is_file() else DiffDriveParams()
     changes = {k: v for k, v in (("wheel_radius", args.wheel_radius), ("wheel_separation", args.wheel_separation)) if v}
     nominal = nominal.with_(**changes)
-    fit = tuple(f.strip() for f in args.fit.split(",") if f.strip()) if args.fit else DEFAULT_FIT
+    fit = tuple(f.strip() for f in args.fit.split(",") if f.strip()) if args.fit else None
     try:
         held_out = tuple(int(i) for i in args.held_out.split(",") if i.strip())
     except ValueError:

@@ -47,9 +47,10 @@ def load_trajectory(
 ) -> Trajectory:
     """Load odometry (+ commands and joint states when present) from ``path``.
 
-    ``time_source``: ``header`` (message stamps), ``log`` (bag receive time) or ``auto`` (header
-    stamps when every used topic has them and they are set, else receive time: a plain Twist has
-    no stamp, and mixing clocks would misalign commands and odometry).
+    ``time_source``: ``header`` (message stamps), ``log`` (bag receive time) or ``auto``: each
+    topic's header stamps when all its messages carry one, receive times for a topic without
+    (a plain Twist), on one clock (see :func:`_clocks`; ``meta["time_source"]`` says ``header``,
+    ``log`` or ``mixed``). Messages recorded twice (same stamp) are read once.
     """
     p = Path(path)
     if time_source not in ("auto", "header", "log"):
@@ -132,6 +133,76 @@ def discover(
     )
 
 
+#: the receive times of a stamped topic within this of its stamps: the recorder's and the robot's clocks agree
+CLOCKS_AGREE = 1.0
+
+
+def _clocks(rows: dict[str, list[tuple[float, float | None, Any]]], time_source: str) -> dict[str, float | None]:
+    """Per topic: the shift added to its header stamps, or None to use its bag receive times.
+
+    ``auto``: every topic whose messages all carry a stamp uses it (a real robot's receive times
+    jitter by milliseconds and a stalled link delivers late, out of order), and a topic without
+    stamps (a plain Twist) uses receive times. Stamps may come from two clocks (the robot's and the
+    teleop computer's): a stamped topic whose receive times lag its stamps by more than
+    ``CLOCKS_AGREE`` (median) is shifted by that lag onto the recorder's clock when another topic
+    uses receive times or lags differently; otherwise stamps are left as they are.
+    """
+    if time_source == "log":
+        return dict.fromkeys(rows)
+    if time_source == "header":
+        return dict.fromkeys(rows, 0.0)
+    stamped = {k: bool(r) and all(stamp is not None for _, stamp, _ in r) for k, r in rows.items()}
+    lags = {
+        k: float(np.median([log - float(stamp) for log, stamp, _ in r if stamp is not None]))
+        for k, r in rows.items()
+        if stamped[k]
+    }
+    unstamped = any(r and not stamped[k] for k, r in rows.items())
+    if not unstamped and (not lags or max(lags.values()) - min(lags.values()) <= CLOCKS_AGREE):
+        return dict.fromkeys(rows, 0.0)  # one clock for every topic (or all shifted alike: a re-recorded bag)
+    return {k: (None if k not in lags else lags[k] if abs(lags[k]) > CLOCKS_AGREE else 0.0) for k in rows}
+
+
+def _time_source_name(clock: dict[str, float | None], rows: dict[str, list[Any]]) -> str:
+    used = [clock[k] for k, r in rows.items() if r]
+    if all(c is None for c in used):
+        return "log"
+    if all(c == 0.0 for c in used):
+        return "header"
+    return "mixed"
+
+
+def _body_speed(odom: list[Any], theta: Any) -> tuple[Any, str]:
+    """Forward speed in the robot's frame, and the frame the odometry's twist was given in.
+
+    REP 105 puts an Odometry twist in ``child_frame_id`` (the robot), where a differential drive
+    has no sideways velocity; some drivers fill it in the odom frame instead. When the sideways
+    part is a large share of the speed while moving, the twist is rotated into the robot frame.
+    """
+    vx = as_array([o.twist.twist.linear.x for o in odom])
+    vy = as_array([o.twist.twist.linear.y for o in odom])
+    speed = np.hypot(vx, vy)
+    moving = np.isfinite(speed) & (speed > 0.02)
+    if moving.sum() < 10 or float(np.median(np.abs(vy[moving]) / speed[moving])) < 0.2:
+        return vx, "child"
+    th = np.asarray(theta, dtype=float)
+    return np.cos(th) * vx + np.sin(th) * vy, "odom (rotated into the robot frame)"
+
+
+def _dedupe(rows: list[tuple[float, float | None, Any]]) -> list[tuple[float, float | None, Any]]:
+    """Drop messages recorded twice (same stamp, a second copy): a duplicate carries no new sample."""
+    out: list[tuple[float, float | None, Any]] = []
+    seen: set[float] = set()
+    for row in rows:
+        stamp = row[1]
+        if stamp is not None:
+            if stamp in seen:
+                continue
+            seen.add(stamp)
+        out.append(row)
+    return out
+
+
 def load_bag(
     path: Path,
     *,
@@ -184,16 +255,19 @@ def load_bag(
     if not rows["odom"]:
         raise DataError(f"{path}: the topic {topics.odom} holds no messages; expected odometry samples")
     used = [r for r in rows.values() if r]
-    use_header = time_source == "header" or (
-        time_source == "auto" and all(stamp is not None for r in used for _, stamp, _ in r)
-    )
     if time_source == "header" and any(stamp is None for r in used for _, stamp, _ in r):
         raise DataError(
             f"{path}: time_source=header but some messages have no header stamp (plain Twist?); use auto or log"
         )
+    clock = _clocks(rows, time_source)
+    for key in rows:
+        rows[key] = _dedupe(rows[key])
 
     def times(key: str) -> list[float]:
-        return [(stamp if use_header and stamp is not None else log) for log, stamp, _ in rows[key]]
+        shift = clock.get(key)
+        if shift is None:
+            return [log for log, _, _ in rows[key]]
+        return [log if stamp is None else stamp + shift for log, stamp, _ in rows[key]]
 
     odom = [m for _, _, m in rows["odom"]]
     theta = np.unwrap(
@@ -207,6 +281,7 @@ def load_bag(
             for o in odom
         ]
     )
+    vx, twist_frame = _body_speed(odom, theta)
     cmds = [m.twist if hasattr(m, "twist") else m for _, _, m in rows["cmd"]]
     joints = [m for _, _, m in rows["joint"]]
     names = list(joints[0].name) if joints else []
@@ -218,7 +293,7 @@ def load_bag(
         x=as_array([o.pose.pose.position.x for o in odom]),
         y=as_array([o.pose.pose.position.y for o in odom]),
         theta=as_array(theta),
-        vx=as_array([o.twist.twist.linear.x for o in odom]),
+        vx=vx,
         vtheta=as_array([o.twist.twist.angular.z for o in odom]),
         cmd_t=as_array(times("cmd")),
         cmd_vx=as_array([c.linear.x for c in cmds]),
@@ -231,9 +306,11 @@ def load_bag(
         else np.zeros((0, 0)),
         meta={
             "path": str(path),
-            "time_source": "header" if use_header else "log",
+            "time_source": _time_source_name(clock, rows),
             "topics": {"odom": odom_topic, "cmd_vel": cmd_topic, "joint_states": joint_topic},
             "bag_topics": listing,
+            "twist_frame": twist_frame,
+            "clock_shift_s": {k: v for k, v in clock.items() if v},
         },
     )
     if not np.all(np.isfinite(traj.x)) or not np.all(np.isfinite(traj.y)):

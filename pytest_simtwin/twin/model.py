@@ -4,9 +4,11 @@ The command path, in the order the simulator applies it (sim/engine/twin_model.p
 
 1. command delay ``command_latency`` (transport + controller),
 2. the DiffDrive SpeedLimiter: velocity and acceleration limits,
-3. a first-order lag per axis (``time_constant_linear`` / ``time_constant_angular``: the motor
+3. the wheel speeds clamped at ``max_wheel_speed`` (a motor's top speed, per wheel, with the
+   configured separation),
+4. a first-order lag per axis (``time_constant_linear`` / ``time_constant_angular``: the motor
    and wheel-servo response),
-4. gains: ``v_body = v * linear_gain * r / r0`` and ``w_body = w * angular_gain * (r / r0) * (s0 / s)``,
+5. gains: ``v_body = v * linear_gain * r / r0`` and ``w_body = w * angular_gain * (r / r0) * (s0 / s)``,
    where r0, s0 are the radius and separation the controller is *configured* with and r, s the
    *effective* physical ones.
 
@@ -29,7 +31,14 @@ from pytest_simtwin.twin.data import Array, Trajectory
 INF = math.inf
 
 #: The twin parameters beyond the DiffDrive plugin's own (what the simulator adds, sim/engine/twin_model.py).
-TWIN_FIELDS = ("command_latency", "time_constant_linear", "time_constant_angular", "linear_gain", "angular_gain")
+TWIN_FIELDS = (
+    "command_latency",
+    "time_constant_linear",
+    "time_constant_angular",
+    "linear_gain",
+    "angular_gain",
+    "max_wheel_speed",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class DiffDriveParams:
     time_constant_angular: float = 0.0
     linear_gain: float = 1.0
     angular_gain: float = 1.0
+    max_wheel_speed: float = INF  # m/s at the rim, per wheel (a motor's top speed; inf: none)
 
     def with_(self, **changes: Any) -> DiffDriveParams:
         return replace(self, **changes)
@@ -60,28 +70,33 @@ class DiffDriveParams:
 
 def _limited(cmd_t: Array, cmd: Array, t_end: float, vmax: float, accel: float) -> tuple[Array, Array]:
     """Breakpoints (t, value) of the rate-limited, clamped response to a zero-order-hold command."""
-    ts = [float(cmd_t[0])]
+    if cmd_t.size > 1:  # a teleop repeats its command at 10 Hz: only the changes make breakpoints
+        keep = np.concatenate([[True], np.diff(cmd) != 0])
+        cmd_t, cmd = cmd_t[keep], cmd[keep]
+    times = cmd_t.tolist()  # plain floats: this loop runs for every evaluation of a fit
+    goals = np.clip(cmd, -vmax, vmax).tolist()
+    ts = [times[0]]
     vs = [0.0]
     u = 0.0
-    ends = np.append(cmd_t[1:], max(t_end, float(cmd_t[-1])))
-    for start, end, raw in zip(cmd_t, ends, cmd, strict=False):
-        goal = min(max(float(raw), -vmax), vmax)
-        span = float(end - start)
+    ends = [*times[1:], max(t_end, times[-1])]
+    inf_accel = math.isinf(accel)
+    for start, end, goal in zip(times, ends, goals, strict=True):
+        span = end - start
         if span <= 0:
             continue
-        if math.isinf(accel):
-            ts += [float(start), float(end)]
+        if inf_accel:
+            ts += [start, end]
             vs += [goal, goal]
             u = goal
             continue
         need = abs(goal - u) / accel
         if need <= span:
-            ts += [float(start) + need, float(end)]
+            ts += [start + need, end]
             vs += [goal, goal]
             u = goal
         else:
             u = u + math.copysign(accel * span, goal - u)
-            ts.append(float(end))
+            ts.append(end)
             vs.append(u)
     return np.asarray(ts), np.asarray(vs)
 
@@ -97,6 +112,15 @@ def first_order_lag(u: Array, dt: float, tau: float, y0: float = 0.0) -> Array:
     u_mid = np.concatenate([[u[0]], 0.5 * (u[1:] + u[:-1])])
     y, _ = lfilter([1.0 - a], [1.0, -a], u_mid, zi=[a * y0])
     return np.asarray(y, dtype=float)
+
+
+def wheel_saturation(v: Array, w: Array, separation: float, limit: float) -> tuple[Array, Array]:
+    """Each wheel's speed clamped at ``limit`` (as a firmware clamps the motor goals, e.g. TurtleBot3's
+    ``constrain`` in turtlebot3_motor_driver.cpp; a motor at its top speed does the same): turning at
+    full speed slows the robot and bends its path less."""
+    half = 0.5 * separation * w
+    left, right = np.clip(v - half, -limit, limit), np.clip(v + half, -limit, limit)
+    return 0.5 * (left + right), (right - left) / separation
 
 
 def scales(params: DiffDriveParams, nominal: DiffDriveParams) -> tuple[float, float]:
@@ -119,8 +143,11 @@ def velocities(
     shifted = cmd_t + params.command_latency
     bt, bv = _limited(shifted, cmd_vx, t1 + dt, params.max_linear_velocity, params.max_linear_acceleration)
     wt, wv = _limited(shifted, cmd_wz, t1 + dt, params.max_angular_velocity, params.max_angular_acceleration)
-    v = first_order_lag(np.interp(grid, bt, bv, left=0.0), dt, params.time_constant_linear)
-    w = first_order_lag(np.interp(grid, wt, wv, left=0.0), dt, params.time_constant_angular)
+    v, w = np.interp(grid, bt, bv, left=0.0), np.interp(grid, wt, wv, left=0.0)
+    if math.isfinite(params.max_wheel_speed):
+        v, w = wheel_saturation(v, w, nominal.wheel_separation, params.max_wheel_speed)
+    v = first_order_lag(v, dt, params.time_constant_linear)
+    w = first_order_lag(w, dt, params.time_constant_angular)
     kv, kw = scales(params, nominal)
     return v * kv, w * kw
 
@@ -147,13 +174,18 @@ def simulate(
     *,
     start_pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
     dt: float = 0.002,
+    poses: bool = True,
 ) -> dict[str, Array]:
-    """Pose and velocity of the model at ``t_out`` for the command sequence (times in seconds)."""
+    """Pose and velocity of the model at ``t_out`` for the command sequence (times in seconds).
+
+    ``poses`` False: velocities only (what a fit compares; skips the integration)."""
     nom = nominal or params
     t0 = float(min(t_out[0], cmd_t[0])) if cmd_t.size else float(t_out[0])
     t1 = float(t_out[-1])
     grid: Array = t0 + np.arange(math.ceil((t1 - t0) / dt) + 2, dtype=float) * dt
     v, w = velocities(cmd_t, cmd_vx, cmd_wz, grid, params, nom)
+    if not poses:
+        return {"vx": np.interp(t_out, grid, v), "vtheta": np.interp(t_out, grid, w)}
     x, y, theta = integrate(grid, v, w, start_pose)
     return {
         k: np.interp(t_out, grid, arr) for k, arr in (("x", x), ("y", y), ("theta", theta), ("vx", v), ("vtheta", w))

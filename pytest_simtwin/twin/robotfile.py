@@ -6,6 +6,7 @@ DiffDrive plugin is configured with.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,7 +118,9 @@ TWIN_PLUGIN = '<plugin filename="simtwin-twin-model" name="simtwin::TwinModel">'
 def twin_plugin_xml(params: DiffDriveParams, indent: str = "    ") -> str:
     """The ``simtwin::TwinModel`` plugin element the simulator reads (sim/engine/twin_model.py)."""
     keys = ("wheel_radius", "wheel_separation", *TWIN_FIELDS)
-    body = "".join(f"{indent}  <{k}>{getattr(params, k):.6g}</{k}>\n" for k in keys)
+    body = "".join(
+        f"{indent}  <{k}>{getattr(params, k):.6g}</{k}>\n" for k in keys if math.isfinite(getattr(params, k))
+    )
     return f"{indent}{TWIN_PLUGIN}\n{body}{indent}</plugin>\n"
 
 

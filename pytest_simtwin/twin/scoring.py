@@ -185,12 +185,21 @@ def _from_pyproject(path: Path) -> TwinConfig | None:
 
 
 # -- collisions ---------------------------------------------------------------------------------
-def _stop_position(a: dict[str, Array], min_speed: float, rate: float) -> Array | None:
-    """Where the robot stopped while still commanded forward (an obstacle or contact), if it did."""
+def _stop_position(a: dict[str, Array], min_speed: float, rate: float, settle: float = 0.5) -> Array | None:
+    """Where the robot stopped while still commanded forward (an obstacle or contact), if it did.
+
+    "Commanded" means one direction at >= ``min_speed`` for the last ``settle`` seconds: a real
+    robot answers a command 0.1-0.3 s late (transport, motor lag), and a start, a reversal or a
+    slow ramp must not look like an obstacle.
+    """
     if "cmd_vx" not in a:
         return None
     hold = max(int(0.2 * rate), 2)
-    blocked = (np.abs(a["cmd_vx"]) >= min_speed) & (np.abs(a["vx"]) < 0.1 * min_speed)
+    cmd = a["cmd_vx"]
+    n = max(int(settle * rate), 1)
+    forward = np.convolve((cmd >= min_speed).astype(float), np.ones(n), "full")[: cmd.size] >= n
+    backward = np.convolve((cmd <= -min_speed).astype(float), np.ones(n), "full")[: cmd.size] >= n
+    blocked = (forward | backward) & (np.abs(a["vx"]) < 0.1 * min_speed)
     moved = np.maximum.accumulate(np.abs(a["vx"]) >= min_speed)
     run = 0
     for i in np.flatnonzero(blocked & moved):

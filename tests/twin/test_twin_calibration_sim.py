@@ -63,7 +63,9 @@ def test_calibration_recovers_radius_delay_and_lag_and_the_calibrated_simulator_
         assert f.time_constant_linear == pytest.approx(TRUTH["lag"], abs=0.010), fit.summary()
         assert f.time_constant_angular == pytest.approx(TRUTH["lag"], abs=0.010), fit.summary()
         assert f.wheel_separation == pytest.approx(nominal.wheel_separation, rel=0.01), fit.summary()
-        assert all(p.identified and p.stderr < 0.01 for p in fit.parameters.values())
+        # the scenario never drives a wheel at its top speed: the wheel-speed limit is honestly unknown
+        assert not fit.parameters["max_wheel_speed"].identified, fit.summary()
+        assert all(p.identified and p.stderr < 0.01 for n, p in fit.parameters.items() if n not in ("max_wheel_speed", "max_linear_acceleration"))
         fits.append((real, fit))
     real, fit = fits[0]
     before = validate(real, replay(real, session))

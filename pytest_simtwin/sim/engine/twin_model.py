@@ -7,8 +7,9 @@ plugin, written by ``simtwin calibrate --sdf-out``) and then from an overrides Y
 
 1. ``command_latency``: the target reaches the SpeedLimiter this many seconds late;
 2. (the DiffDrive's SpeedLimiter);
-3. a first-order lag per axis on the limited velocity (``time_constant_linear`` / ``_angular``);
-4. gains: ``linear_gain * r / r0`` and ``angular_gain * (r / r0) * (s0 / s)`` with the effective r, s
+3. each wheel's speed clamped at ``max_wheel_speed`` (m/s at the rim, with the configured separation);
+4. a first-order lag per axis on the limited velocity (``time_constant_linear`` / ``_angular``);
+5. gains: ``linear_gain * r / r0`` and ``angular_gain * (r / r0) * (s0 / s)`` with the effective r, s
    and the controller's configured r0, s0.
 """
 
@@ -34,6 +35,7 @@ KEYS = (
     "time_constant_angular",
     "linear_gain",
     "angular_gain",
+    "max_wheel_speed",
 )
 
 
@@ -46,12 +48,14 @@ class TwinParams:
     time_constant_angular: float = 0.0
     linear_gain: float = 1.0
     angular_gain: float = 1.0
+    max_wheel_speed: float = math.inf  # m/s at the rim (a motor's top speed); inf: none
 
     def is_identity(self, r0: float, s0: float) -> bool:
         return (
             self.command_latency == 0
             and self.time_constant_linear == 0
             and self.time_constant_angular == 0
+            and math.isinf(self.max_wheel_speed)
             and math.isclose(self.linear_gain * self.wheel_radius / r0, 1.0, rel_tol=1e-12)
             and math.isclose(
                 self.angular_gain * self.wheel_radius / r0 * s0 / self.wheel_separation, 1.0, rel_tol=1e-12
@@ -68,7 +72,11 @@ def _numbers(values: dict[str, Any], where: str) -> dict[str, float]:
             out[k] = float(values[k])
         except (TypeError, ValueError):
             raise ModelError(f"{where}: twin parameter {k} must be a number, found {values[k]!r}") from None
-        if not math.isfinite(out[k]) or out[k] < 0 or (k in ("wheel_radius", "wheel_separation") and out[k] == 0):
+        if (
+            not math.isfinite(out[k])
+            or out[k] < 0
+            or (k in ("wheel_radius", "wheel_separation", "max_wheel_speed") and out[k] == 0)
+        ):
             raise ModelError(f"{where}: twin parameter {k} must be a finite non-negative number, found {out[k]}")
     return out
 
@@ -121,6 +129,7 @@ class CommandPath:
 
     def __init__(self, params: TwinParams, r0: float, s0: float) -> None:
         self.params = params
+        self.s0 = s0
         k = params.wheel_radius / r0
         self.scale = (k * params.linear_gain, k * params.angular_gain * s0 / params.wheel_separation)
         self.reset()
@@ -142,8 +151,12 @@ class CommandPath:
         return self._current
 
     def response(self, v: float, w: float, dt: float) -> tuple[float, float]:
-        """Lag and gains on the limited velocity."""
+        """Wheel-speed clamp, lag and gains on the limited velocity."""
         p = self.params
+        if math.isfinite(p.max_wheel_speed):  # the firmware clamps each wheel's goal (as twin/model.py)
+            half, lim = 0.5 * self.s0 * w, p.max_wheel_speed
+            left, right = min(max(v - half, -lim), lim), min(max(v + half, -lim), lim)
+            v, w = 0.5 * (left + right), (right - left) / self.s0
         yv, yw = self._y
         yv = v if p.time_constant_linear <= 0 else yv + (v - yv) * (1.0 - math.exp(-dt / p.time_constant_linear))
         yw = w if p.time_constant_angular <= 0 else yw + (w - yw) * (1.0 - math.exp(-dt / p.time_constant_angular))
