@@ -124,7 +124,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
             try:
-                item.stash[OVERRIDES_KEY] = cfg.marker_overrides(item, config.rootpath)  # names the test
+                overrides = cfg.marker_overrides(item, config.rootpath)  # names the test
+                if "robot" in overrides or any(key in overrides for key in cfg.SPAWN_KEYS):
+                    settings = config.stash[SETTINGS_KEY]
+                    cfg.check_spawn(settings.backend, cfg.effective_config(settings, overrides)[0], item.nodeid)
+                item.stash[OVERRIDES_KEY] = overrides
             except pytest.UsageError as exc:
                 if not hasattr(config, "workerinput"):
                     raise

@@ -65,6 +65,18 @@ OPTIONS: list[Option] = [
     Option("backend", f"simulator backend: {', '.join(BACKENDS)} or an installed third-party one", default="embedded"),
     Option("world", "world file (SDF) for every test; default: the built-in arena", kind="path"),
     Option("robot", "robot file (SDF/URDF) added to the world; default: the built-in robot", kind="path"),
+    Option(
+        "spawn-name",
+        "model name of the --simtwin-robot as `ros_gz_sim create -name` gives it; frame ids (NAME/imu_link/imu) "
+        "and default gz topics follow it (default: the file's name)",
+        metavar="NAME",
+    ),
+    Option(
+        "spawn-pose",
+        "pose of the robot in the world as `ros_gz_sim create -x -y -z [-R -P] -Y` takes it: 'X Y Z', 'X Y Z YAW' "
+        "or 'X Y Z ROLL PITCH YAW' (m, rad; spaces or commas); ground truth starts there, odometry at zero",
+        metavar="POSE",
+    ),
     Option("rtf", "real-time factor (0 = as fast as possible)", kind="float", default=1.0),
     Option("seed", "random seed of the simulator (sensor noise)", kind="int", default=0),
     Option("domain-range", "ROS_DOMAIN_IDs the workers may lease", default=DEFAULT_DOMAIN_RANGE, metavar="RANGES"),
@@ -145,8 +157,11 @@ OPTIONS: list[Option] = [
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
 MARKER_KEYS = (
     "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
-    "robot_name",
+    "robot_name", "spawn_name", "spawn_pose",
 )  # fmt: skip
+SPAWN_KEYS = ("spawn_name", "spawn_pose")
+SpawnPose = tuple[float, float, float, float, float, float]
+_POSE_FORMS = "3 numbers X Y Z, 4 X Y Z YAW or 6 X Y Z ROLL PITCH YAW (m, rad)"
 
 
 def add_option(parser: pytest.Parser, option: Option) -> None:
@@ -229,6 +244,67 @@ def get_option(config: pytest.Config, name: str) -> Any:
     return option.default
 
 
+def parse_spawn_pose(value: Any, source: str) -> SpawnPose:
+    """``create``'s -x -y -z [-R -P] -Y from 'X Y Z', 'X Y Z YAW', 'X Y Z R P Y' (or a sequence of numbers)."""
+    if isinstance(value, str):
+        parts: list[Any] = value.replace(",", " ").split()
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r}")
+    numbers: list[float] = []
+    for part in parts:
+        try:
+            if isinstance(part, bool):
+                raise ValueError(part)
+            number = float(part)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r} ({part!r} is not a number)") from None
+        if not math.isfinite(number):
+            raise pytest.UsageError(f"{source}: expected finite numbers ({_POSE_FORMS}), found {value!r}")
+        numbers.append(number)
+    if len(numbers) in (3, 4):
+        x, y, z, yaw = (*numbers, 0.0) if len(numbers) == 3 else numbers
+        return (x, y, z, 0.0, 0.0, yaw)
+    if len(numbers) == 6:
+        return (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+    raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {len(numbers)} number(s) in {value!r}")
+
+
+def check_spawn_name(value: Any, source: str) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value) or "/" in value:
+        raise pytest.UsageError(
+            f"{source}: expected a model name without spaces or '/' (as `ros_gz_sim create -name`), found {value!r}"
+        )
+    return value
+
+
+def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
+    """The spawn name / pose of ``sim`` can be applied by ``backend``; raises :class:`pytest.UsageError`."""
+    if sim.spawn_name is None and sim.spawn_pose is None:
+        return
+    given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
+    if sim.spawn_name is not None and sim.robot is None:
+        raise pytest.UsageError(
+            f"{source}: spawn-name {sim.spawn_name!r} names the robot added with --simtwin-robot (or the marker's "
+            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
+        )
+    cls = backend_class(backend)
+    if not cls.spawns_robot:
+        why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""
+        raise pytest.UsageError(
+            f"{source}: {given} given, but the {backend} backend cannot place the robot{why}; expected the "
+            "embedded, docker or process backend (a command template with {spawn_name} {x} {y} {z} {yaw}), or "
+            "spawn it in that simulator yourself (ros_gz_sim create -name NAME -x X -y Y -z Z -Y YAW)"
+        )
+    options = {"command": sim.command, "attach-domain": sim.attach_domain, "docker-memory": sim.memory,
+               "spawn-name": sim.spawn_name, "spawn-pose": sim.spawn_pose}  # fmt: skip
+    try:
+        cls.check_options(options)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """The validated plugin configuration of one pytest run (what the SimSession needs)."""
@@ -280,6 +356,12 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--simtwin-domain-range: {exc}") from None
     world = _check_file(get_option(config, "world"), "world", "--simtwin-world")
     robot = _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
+    spawn_name = get_option(config, "spawn-name")
+    if spawn_name is not None:
+        spawn_name = check_spawn_name(spawn_name, "--simtwin-spawn-name")
+    spawn_pose = get_option(config, "spawn-pose")
+    if spawn_pose is not None:
+        spawn_pose = parse_spawn_pose(spawn_pose, "--simtwin-spawn-pose")
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")
@@ -301,6 +383,8 @@ def load_settings(config: pytest.Config) -> Settings:
     sim = SimConfig(
         world=world,
         robot=robot,
+        spawn_name=spawn_name,
+        spawn_pose=spawn_pose,
         rtf=rtf,
         seed=seed,
         cmd_vel_type=get_option(config, "cmd-vel-type"),
@@ -313,6 +397,7 @@ def load_settings(config: pytest.Config) -> Settings:
         options={"fork_server": get_option(config, "fork-server") == "on"},
         sensors_off=tuple(n.strip() for n in (get_option(config, "sensors-off") or "").split(",") if n.strip()),
     )
+    check_spawn(backend, sim, "--simtwin-spawn-name / --simtwin-spawn-pose")
     return Settings(
         backend=backend,
         sim=sim,
@@ -328,9 +413,11 @@ def load_settings(config: pytest.Config) -> Settings:
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None): simulator configuration for a "
-    "test, class or module; the simulator restarts when it differs from the running one; faults: "
-    "pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot"
+    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None, spawn_name=None, spawn_pose=None): "
+    "simulator configuration for a test, class or module; the simulator restarts when it differs from the running "
+    "one; faults: pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot; spawn_name, "
+    "spawn_pose: the added robot's model name and (x, y, z[, yaw]) or (x, y, z, roll, pitch, yaw) as ros_gz_sim "
+    "create takes them"
 )
 
 
@@ -379,6 +466,12 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if not isinstance(value, str) or not value:
             raise bad("a model name")
         return value
+    if key in SPAWN_KEYS and value is None:  # this test: the robot file's name / pose
+        return None
+    if key == "spawn_name":
+        return check_spawn_name(value, f"{where}: @pytest.mark.simtwin(spawn_name=...)")
+    if key == "spawn_pose":
+        return parse_spawn_pose(value, f"{where}: @pytest.mark.simtwin(spawn_pose=...)")
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")
