@@ -74,7 +74,8 @@ OPTIONS: list[Option] = [
     Option(
         "spawn-pose",
         "pose of the robot in the world as `ros_gz_sim create -x -y -z [-R -P] -Y` takes it: 'X Y Z', 'X Y Z YAW' "
-        "or 'X Y Z ROLL PITCH YAW' (m, rad; spaces or commas); ground truth starts there, odometry at zero",
+        "or 'X Y Z ROLL PITCH YAW' (m, rad; spaces or commas; a negative X needs the = form, "
+        "--simtwin-spawn-pose=-2,-0.5,0.01); ground truth starts there, odometry at zero",
         metavar="POSE",
     ),
     Option("rtf", "real-time factor (0 = as fast as possible)", kind="float", default=1.0),

@@ -69,12 +69,12 @@ def test_spawn_name_and_pose_with_the_plugin_as_a_user_runs_it(
 ) -> None:
     monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(TB3 / "models"))  # as turtlebot3_gazebo's launch files
     pytester.makepyfile(test_spawn=PLUGIN_TESTS)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-n", "2", f"--simtwin-world={WORLD}", f"--simtwin-robot={ROBOT}",
-        "--simtwin-spawn-name=my_waffle", "--simtwin-spawn-pose=-2.0 -0.5 0.01 0", "--simtwin-sensors-off=camera",
-        timeout=300,
-    )  # fmt: skip
+    options = (f"--simtwin-world={WORLD}", f"--simtwin-robot={ROBOT}", "--simtwin-spawn-name=my_waffle",
+               "--simtwin-spawn-pose=-2.0 -0.5 0.01 0", "--simtwin-sensors-off=camera")  # fmt: skip
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *options, timeout=300)
     result.assert_outcomes(passed=2)
+    # one worker for both: the marker's pose restarts the simulator after the option's pose
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "0", *options, timeout=300).assert_outcomes(passed=2)
 
 
 def test_a_bad_spawn_value_under_xdist_names_the_option_and_the_test(pytester: pytest.Pytester) -> None:
