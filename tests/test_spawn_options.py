@@ -13,7 +13,7 @@ import pytest
 
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.embedded import simulator_arguments
-from pytest_simtwin.runtime import settings as cfg
+from pytest_simtwin.runtime import spawn
 
 ROBOT = "<sdf version='1.9'><model name='r'/></sdf>"
 
@@ -57,6 +57,10 @@ def test_ini_keys_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
     assert _spawn_line(pytester.runpytest("-s", "-p", "no:cacheprovider")) == ["ini_bot", "1,2,0.1,0,0,0"]
     result = pytester.runpytest("-s", "-p", "no:cacheprovider", "--simtwin-spawn-pose=3 4 0.2 1")
     assert _spawn_line(result) == ["ini_bot", "3,4,0.2,0,0,1"]
+    pytester.makeini("[pytest]\nsimtwin_spawn_pose = 1 2\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ini option simtwin_spawn_pose (" in result.stderr.str() and "found 2 number(s)" in result.stderr.str()
 
 
 @pytest.mark.parametrize(
@@ -156,7 +160,7 @@ def test_every_backend_running_our_simulator_gets_the_spawn_arguments(tmp_path: 
     assert EmbeddedBackend.spawns_robot and DockerBackend.spawns_robot and ProcessBackend.spawns_robot
     assert not AttachBackend.spawns_robot
     # the process backend fills its spawn placeholders as `ros_gz_sim create` takes them
-    cfg.check_spawn("process", config.with_(command="create -name {spawn_name} -x {x} -y {y} -Y {yaw}"), "t")
+    spawn.check_spawn("process", config.with_(command="create -name {spawn_name} -x {x} -y {y} -Y {yaw}"), "t")
     backend = cast(ProcessBackend, SimpleNamespace(config=config, domain_id=3, env={}))  # values() reads only these
     values = ProcessBackend.values(backend)
     assert (values["spawn_name"], values["x"], values["z"], values["yaw"]) == ("my_bot", "-2.0", "0.01", "0.3")

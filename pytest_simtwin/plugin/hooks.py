@@ -19,6 +19,7 @@ import pytest
 from pytest_simtwin.errors import SimTwinError
 from pytest_simtwin.plugin.keys import MARKER_ERROR_KEY, OVERRIDES_KEY, PREWARMED_KEY, SESSION_KEY, SETTINGS_KEY
 from pytest_simtwin.runtime import settings as cfg
+from pytest_simtwin.runtime import spawn
 
 if TYPE_CHECKING:
     from pytest_simtwin.control.faults import FaultInjector
@@ -125,9 +126,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("simtwin") is not None:
             try:
                 overrides = cfg.marker_overrides(item, config.rootpath)  # names the test
-                if "robot" in overrides or any(key in overrides for key in cfg.SPAWN_KEYS):
+                if "robot" in overrides or any(key in overrides for key in spawn.SPAWN_KEYS):
                     settings = config.stash[SETTINGS_KEY]
-                    cfg.check_spawn(settings.backend, cfg.effective_config(settings, overrides)[0], item.nodeid)
+                    spawn.check_spawn(settings.backend, cfg.effective_config(settings, overrides)[0], item.nodeid)
                 item.stash[OVERRIDES_KEY] = overrides
             except pytest.UsageError as exc:
                 if not hasattr(config, "workerinput"):

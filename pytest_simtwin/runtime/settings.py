@@ -29,6 +29,7 @@ from pytest_simtwin.backends.base import BACKENDS, Backend, SimConfig, available
 from pytest_simtwin.control.faults import Fault
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range
+from pytest_simtwin.runtime.spawn import SPAWN_KEYS, check_spawn, check_spawn_name, parse_spawn_pose
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 GROUP = "simtwin"
@@ -160,9 +161,6 @@ MARKER_KEYS = (
     "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
     "robot_name", "spawn_name", "spawn_pose",
 )  # fmt: skip
-SPAWN_KEYS = ("spawn_name", "spawn_pose")
-SpawnPose = tuple[float, float, float, float, float, float]
-_POSE_FORMS = "3 numbers X Y Z, 4 X Y Z YAW or 6 X Y Z ROLL PITCH YAW (m, rad)"
 
 
 def add_option(parser: pytest.Parser, option: Option) -> None:
@@ -245,65 +243,12 @@ def get_option(config: pytest.Config, name: str) -> Any:
     return option.default
 
 
-def parse_spawn_pose(value: Any, source: str) -> SpawnPose:
-    """``create``'s -x -y -z [-R -P] -Y from 'X Y Z', 'X Y Z YAW', 'X Y Z R P Y' (or a sequence of numbers)."""
-    if isinstance(value, str):
-        parts: list[Any] = value.replace(",", " ").split()
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r}")
-    numbers: list[float] = []
-    for part in parts:
-        try:
-            if isinstance(part, bool):
-                raise ValueError(part)
-            number = float(part)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r} ({part!r} is not a number)") from None
-        if not math.isfinite(number):
-            raise pytest.UsageError(f"{source}: expected finite numbers ({_POSE_FORMS}), found {value!r}")
-        numbers.append(number)
-    if len(numbers) in (3, 4):
-        x, y, z, yaw = (*numbers, 0.0) if len(numbers) == 3 else numbers
-        return (x, y, z, 0.0, 0.0, yaw)
-    if len(numbers) == 6:
-        return (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
-    raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {len(numbers)} number(s) in {value!r}")
-
-
-def check_spawn_name(value: Any, source: str) -> str:
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value) or "/" in value:
-        raise pytest.UsageError(
-            f"{source}: expected a model name without spaces or '/' (as `ros_gz_sim create -name`), found {value!r}"
-        )
-    return value
-
-
-def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
-    """The spawn name / pose of ``sim`` can be applied by ``backend``; raises :class:`pytest.UsageError`."""
-    if sim.spawn_name is None and sim.spawn_pose is None:
-        return
-    given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
-    if sim.spawn_name is not None and sim.robot is None:
-        raise pytest.UsageError(
-            f"{source}: spawn-name {sim.spawn_name!r} names the robot added with --simtwin-robot (or the marker's "
-            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
-        )
-    cls = backend_class(backend)
-    if not cls.spawns_robot:
-        why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""
-        raise pytest.UsageError(
-            f"{source}: {given} given, but the {backend} backend cannot place the robot{why}; expected the "
-            "embedded, docker or process backend (a command template with {spawn_name} {x} {y} {z} {yaw}), or "
-            "spawn it in that simulator yourself (ros_gz_sim create -name NAME -x X -y Y -z Z -Y YAW)"
-        )
-    options = {"command": sim.command, "attach-domain": sim.attach_domain, "docker-memory": sim.memory,
-               "spawn-name": sim.spawn_name, "spawn-pose": sim.spawn_pose}  # fmt: skip
-    try:
-        cls.check_options(options)
-    except ConfigError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
+def _source(config: pytest.Config, name: str) -> str:
+    """Where the value of option ``name`` came from, for an error message: the flag or the ini key."""
+    option = _find(name)
+    if config.getoption(option.dest, default=None) is not None:
+        return option.flag
+    return f"ini option {option.ini} ({config.inipath})"
 
 
 @dataclass(frozen=True)
@@ -359,10 +304,10 @@ def load_settings(config: pytest.Config) -> Settings:
     robot = _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
     spawn_name = get_option(config, "spawn-name")
     if spawn_name is not None:
-        spawn_name = check_spawn_name(spawn_name, "--simtwin-spawn-name")
+        spawn_name = check_spawn_name(spawn_name, _source(config, "spawn-name"))
     spawn_pose = get_option(config, "spawn-pose")
     if spawn_pose is not None:
-        spawn_pose = parse_spawn_pose(spawn_pose, "--simtwin-spawn-pose")
+        spawn_pose = parse_spawn_pose(spawn_pose, _source(config, "spawn-pose"))
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")

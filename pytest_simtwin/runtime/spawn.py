@@ -1,0 +1,77 @@
+"""The spawn name and pose (``--simtwin-spawn-name`` / ``--simtwin-spawn-pose``, marker ``spawn_name`` /
+``spawn_pose``): parsed as ``ros_gz_sim create`` takes them and checked against the backend."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from pytest_simtwin.backends.base import SimConfig, backend_class
+from pytest_simtwin.errors import ConfigError
+
+SPAWN_KEYS = ("spawn_name", "spawn_pose")
+SpawnPose = tuple[float, float, float, float, float, float]
+_POSE_FORMS = "3 numbers X Y Z, 4 X Y Z YAW or 6 X Y Z ROLL PITCH YAW (m, rad)"
+
+
+def parse_spawn_pose(value: Any, source: str) -> SpawnPose:
+    """``create``'s -x -y -z [-R -P] -Y from 'X Y Z', 'X Y Z YAW', 'X Y Z R P Y' (or a sequence of numbers)."""
+    if isinstance(value, str):
+        parts: list[Any] = value.replace(",", " ").split()
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r}")
+    numbers: list[float] = []
+    for part in parts:
+        try:
+            if isinstance(part, bool):
+                raise ValueError(part)
+            number = float(part)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {value!r} ({part!r} is not a number)") from None
+        if not math.isfinite(number):
+            raise pytest.UsageError(f"{source}: expected finite numbers ({_POSE_FORMS}), found {value!r}")
+        numbers.append(number)
+    if len(numbers) in (3, 4):
+        x, y, z, yaw = (*numbers, 0.0) if len(numbers) == 3 else numbers
+        return (x, y, z, 0.0, 0.0, yaw)
+    if len(numbers) == 6:
+        return (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+    raise pytest.UsageError(f"{source}: expected {_POSE_FORMS}, found {len(numbers)} number(s) in {value!r}")
+
+
+def check_spawn_name(value: Any, source: str) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value) or "/" in value:
+        raise pytest.UsageError(
+            f"{source}: expected a model name without spaces or '/' (as `ros_gz_sim create -name`), found {value!r}"
+        )
+    return value
+
+
+def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
+    """The spawn name / pose of ``sim`` can be applied by ``backend``; raises :class:`pytest.UsageError`."""
+    if sim.spawn_name is None and sim.spawn_pose is None:
+        return
+    given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
+    if sim.spawn_name is not None and sim.robot is None:
+        raise pytest.UsageError(
+            f"{source}: spawn-name {sim.spawn_name!r} names the robot added with --simtwin-robot (or the marker's "
+            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
+        )
+    cls = backend_class(backend)
+    if not cls.spawns_robot:
+        why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""
+        raise pytest.UsageError(
+            f"{source}: {given} given, but the {backend} backend cannot place the robot{why}; expected the "
+            "embedded, docker or process backend (a command template with {spawn_name} {x} {y} {z} {yaw}), or "
+            "spawn it in that simulator yourself (ros_gz_sim create -name NAME -x X -y Y -z Z -Y YAW)"
+        )
+    options = {"command": sim.command, "attach-domain": sim.attach_domain, "docker-memory": sim.memory,
+               "spawn-name": sim.spawn_name, "spawn-pose": sim.spawn_pose}  # fmt: skip
+    try:
+        cls.check_options(options)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
