@@ -229,6 +229,7 @@ LIGHT_MODULES = {
     f"{NAME}.ros.domain_ids",
     f"{NAME}.runtime",
     f"{NAME}.runtime.options",
+    f"{NAME}.runtime.spawn",
 }
 
 

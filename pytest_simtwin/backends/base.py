@@ -33,6 +33,10 @@ class SimConfig:
 
     world: Path | None = None  # None: the built-in arena
     robot: Path | None = None  # None: the built-in robot (or the robot the world includes)
+    #: the robot's model name as `ros_gz_sim create -name` gives it (needs ``robot``); None: the file's
+    spawn_name: str | None = None
+    #: the robot's pose in the world, x y z roll pitch yaw (m, rad), as `create -x -y -z -R -P -Y`; None: the file's
+    spawn_pose: tuple[float, float, float, float, float, float] | None = None
     rtf: float = 1.0  # real-time factor; 0 = as fast as possible
     seed: int = 0
     paused: bool = False
@@ -72,6 +76,9 @@ class Backend(abc.ABC):
     owns_simulator: ClassVar[bool] = True
     #: True when a pool can start members paused and release them together (needs control at start).
     can_start_held: ClassVar[bool] = True
+    #: True when it applies ``spawn_name`` / ``spawn_pose`` (its ``check_options`` may still refuse a
+    #: combination); False: they are a usage error, since a robot silently left elsewhere fails later.
+    spawns_robot: ClassVar[bool] = False
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:

@@ -38,6 +38,7 @@ class EmbeddedBackend(SubprocessBackend):
     name: ClassVar[str] = "embedded"
     supports_control: ClassVar[bool] = True
     control_guaranteed: ClassVar[bool] = True  # always our simulator: silent control services are a fault
+    spawns_robot: ClassVar[bool] = True  # --robot-name / --robot-pose of simtwin-sim
 
     @classmethod
     def wants_fork_server(cls, config: SimConfig) -> bool:
@@ -128,6 +129,10 @@ def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
         argv.append(str(cfg.world))
     if cfg.robot is not None:
         argv += ["--robot", str(cfg.robot)]
+    if cfg.spawn_name is not None:  # `ros_gz_sim create -name`: scoped frame ids and default gz topics follow it
+        argv += ["--robot-name", cfg.spawn_name]
+    if cfg.spawn_pose is not None:  # one "=" argument: a negative x must not read as an option
+        argv.append("--robot-pose=" + ",".join(repr(float(v)) for v in cfg.spawn_pose))
     if cfg.lockstep:
         argv.append("--lockstep")
     if cfg.paused:

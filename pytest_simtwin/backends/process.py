@@ -5,7 +5,10 @@ Example (native Gazebo plus a bridge; shell syntax makes it run through ``sh -c`
     --simtwin-command "gz sim -s -r --headless-rendering {world} & ros2 run ros_gz_bridge parameter_bridge \
         --ros-args -p config_file:=bridge.yaml; wait"
 
-Placeholders: {world} {robot} {domain_id} {partition} {seed} {rtf}. The command runs with the worker's
+Placeholders: {world} {robot} {domain_id} {partition} {seed} {rtf}, and for ``--simtwin-spawn-name`` /
+``--simtwin-spawn-pose`` {spawn_name} {x} {y} {z} {roll} {pitch} {yaw} (e.g. ``ros_gz_sim create -name
+{spawn_name} -x {x} -y {y} -z {z} -Y {yaw}``): a template that uses none of them cannot place the robot,
+so giving those options is then a usage error. The command runs with the worker's
 ROS environment (ROS_DOMAIN_ID, GZ_PARTITION, fast discovery), in its own process group, and is
 ready when the first message arrives on the ready topic. Control calls work only when the simulator
 answers the ``/simtwin`` services (e.g. our ``simtwin-sim``); otherwise they raise ControlError.
@@ -21,7 +24,8 @@ from typing import Any, ClassVar
 from pytest_simtwin.backends.processes import SubprocessBackend
 from pytest_simtwin.errors import BackendError, ConfigError
 
-PLACEHOLDERS = ("world", "robot", "domain_id", "partition", "seed", "rtf")
+SPAWN_PLACEHOLDERS = ("spawn_name", "x", "y", "z", "roll", "pitch", "yaw")
+PLACEHOLDERS = ("world", "robot", "domain_id", "partition", "seed", "rtf", *SPAWN_PLACEHOLDERS)
 _SHELL_CHARS = set("|&;<>()$`\n*?")
 
 
@@ -42,6 +46,19 @@ def check_template(template: str) -> None:
             )
 
 
+def check_spawn(template: str, name: str | None, pose: object) -> None:
+    """A spawn name / pose needs the template's spawn placeholders: the command places the robot itself."""
+    used = set(template_fields(template))
+    for option, value, fields in (("spawn-name", name, {"spawn_name"}), ("spawn-pose", pose, set(SPAWN_PLACEHOLDERS[1:]))):
+        if value is not None and not used & fields:
+            raise ConfigError(
+                f"--simtwin-{option}: the process backend runs --simtwin-command as given, and the template "
+                f"{template!r} uses none of {', '.join('{' + f + '}' for f in sorted(fields))}; expected e.g. "
+                "'ros_gz_sim create -name {spawn_name} -x {x} -y {y} -z {z} -Y {yaw} ...' in the command, or "
+                f"drop --simtwin-{option}"
+            )
+
+
 def needs_shell(template: str) -> bool:
     return any(c in _SHELL_CHARS for c in template)
 
@@ -51,6 +68,7 @@ class ProcessBackend(SubprocessBackend):
     #: Decided per simulator by the session (it probes the /simtwin services once on first use).
     supports_control: ClassVar[bool] = True
     can_start_held: ClassVar[bool] = False  # a foreign simulator may have no control to hold it with
+    spawns_robot: ClassVar[bool] = True  # through the template's spawn placeholders (check_spawn)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -65,6 +83,7 @@ class ProcessBackend(SubprocessBackend):
             check_template(command)
         except ConfigError as exc:
             raise ConfigError(f"--simtwin-command: {exc}") from None
+        check_spawn(command, options.get("spawn-name"), options.get("spawn-pose"))
 
     def values(self) -> dict[str, str]:
         cfg = self.config
@@ -75,6 +94,8 @@ class ProcessBackend(SubprocessBackend):
             "partition": self.env.get("GZ_PARTITION", ""),
             "seed": str(cfg.seed),
             "rtf": f"{cfg.rtf:g}",
+            "spawn_name": cfg.spawn_name or "",
+            **dict(zip(SPAWN_PLACEHOLDERS[1:], (repr(float(v)) for v in cfg.spawn_pose or (0.0,) * 6), strict=True)),
         }
 
     def command(self) -> tuple[Sequence[str] | str, bool]:
@@ -88,6 +109,11 @@ class ProcessBackend(SubprocessBackend):
                 raise BackendError(
                     f"the command template {template!r} uses {{{name}}} but no {name} file is configured; "
                     f"give --simtwin-{name} or @pytest.mark.simtwin({name}=...)"
+                )
+            if name == "spawn_name" and not values[name]:  # the pose placeholders default to create's 0
+                raise BackendError(
+                    f"the command template {template!r} uses {{spawn_name}} but no spawn name is configured; "
+                    "give --simtwin-spawn-name or @pytest.mark.simtwin(spawn_name=...)"
                 )
         if needs_shell(template):
             return template.format(**{k: shlex.quote(v) for k, v in values.items()}), True

@@ -203,10 +203,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         activate(config)
     for item in items:
         if item.get_closest_marker("simtwin") is not None:
-            from pytest_simtwin.runtime.settings import marker_overrides  # lazy: see the module docstring
+            from pytest_simtwin.runtime import settings as cfg  # lazy: see the module docstring
 
             try:
-                item.stash[OVERRIDES_KEY] = marker_overrides(item, config.rootpath)  # names the test
+                overrides = cfg.marker_overrides(item, config.rootpath)  # names the test
+                if "robot" in overrides or any(key in overrides for key in cfg.SPAWN_KEYS):
+                    settings = settings_of(config)
+                    cfg.check_spawn(settings.backend, cfg.effective_config(settings, overrides)[0], item.nodeid)
+                item.stash[OVERRIDES_KEY] = overrides
             except pytest.UsageError as exc:
                 if not hasattr(config, "workerinput"):
                     raise

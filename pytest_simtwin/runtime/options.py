@@ -31,6 +31,7 @@ from pytest_simtwin.backends.registry import BACKENDS, available_backends, backe
 from pytest_simtwin.backends.registry import DEFAULT_BACKEND as DEFAULT_BACKEND  # re-exported for the plugin
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.ros.domain_ids import DEFAULT_DOMAIN_RANGE, parse_domain_range
+from pytest_simtwin.runtime.spawn import SpawnPose, check_spawn_name, parse_spawn_pose
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 GROUP = "simtwin"
@@ -67,6 +68,19 @@ OPTIONS: list[Option] = [
     Option("backend", f"simulator backend: {', '.join(BACKENDS)} or an installed third-party one", default=DEFAULT_BACKEND),
     Option("world", "world file (SDF) for every test; default: the built-in arena", kind="path"),
     Option("robot", "robot file (SDF/URDF) added to the world; default: the built-in robot", kind="path"),
+    Option(
+        "spawn-name",
+        "model name of the --simtwin-robot as `ros_gz_sim create -name` gives it; frame ids (NAME/imu_link/imu) "
+        "and default gz topics follow it (default: the file's name)",
+        metavar="NAME",
+    ),
+    Option(
+        "spawn-pose",
+        "pose of the robot in the world as `ros_gz_sim create -x -y -z [-R -P] -Y` takes it: 'X Y Z', 'X Y Z YAW' "
+        "or 'X Y Z ROLL PITCH YAW' (m, rad; spaces or commas; a negative X needs the = form, "
+        "--simtwin-spawn-pose=-2,-0.5,0.01); ground truth starts there, odometry at zero",
+        metavar="POSE",
+    ),
     Option("rtf", "real-time factor (0 = as fast as possible)", kind="float", default=1.0),
     Option("seed", "random seed of the simulator (sensor noise)", kind="int", default=0),
     Option("domain-range", "ROS_DOMAIN_IDs the workers may lease", default=DEFAULT_DOMAIN_RANGE, metavar="RANGES"),
@@ -147,7 +161,7 @@ OPTIONS: list[Option] = [
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
 MARKER_KEYS = (
     "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
-    "robot_name",
+    "robot_name", "spawn_name", "spawn_pose",
 )  # fmt: skip
 
 
@@ -243,6 +257,25 @@ def _check_file(path: Path | None, what: str, source: str) -> Path | None:
     return path.resolve()
 
 
+def source_of(config: pytest.Config, name: str) -> str:
+    """Where the value of option ``name`` came from, for an error message: the flag or the ini key."""
+    option = _find(name)
+    if config.getoption(option.dest, default=None) is not None:
+        return option.flag
+    return f"ini option {option.ini} ({config.inipath})"
+
+
+def spawn_options(config: pytest.Config) -> tuple[str | None, SpawnPose | None]:
+    """``--simtwin-spawn-name`` / ``--simtwin-spawn-pose``, parsed; raises :class:`pytest.UsageError` naming the source."""
+    name = get_option(config, "spawn-name")
+    if name is not None:
+        name = check_spawn_name(name, source_of(config, "spawn-name"))
+    pose = get_option(config, "spawn-pose")
+    if pose is not None:
+        pose = parse_spawn_pose(pose, source_of(config, "spawn-pose"))
+    return name, pose
+
+
 def check(config: pytest.Config) -> None:
     """Validate every option without importing a backend or ROS; raises :class:`pytest.UsageError` on the first bad one.
 
@@ -268,6 +301,7 @@ def check(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--simtwin-domain-range: {exc}") from None
     _check_file(get_option(config, "world"), "world", "--simtwin-world")
     _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
+    spawn_options(config)  # the backend can place the robot: settings.check_spawn, at the first simulation test
     backend = get_option(config, "backend")
     if backend_target(backend) is None:
         choices = ", ".join(repr(name) for name in available_backends())
@@ -287,7 +321,9 @@ def check(config: pytest.Config) -> None:
 
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None): simulator configuration for a "
-    "test, class or module; the simulator restarts when it differs from the running one; faults: "
-    "pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot"
+    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None, spawn_name=None, spawn_pose=None): "
+    "simulator configuration for a test, class or module; the simulator restarts when it differs from the running "
+    "one; faults: pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot; spawn_name, "
+    "spawn_pose: the added robot's model name and (x, y, z[, yaw]) or (x, y, z, roll, pitch, yaw) as ros_gz_sim "
+    "create takes them"
 )

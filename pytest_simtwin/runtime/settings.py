@@ -32,6 +32,9 @@ from pytest_simtwin.runtime.options import add_option as add_option
 from pytest_simtwin.runtime.options import add_options as add_options
 from pytest_simtwin.runtime.options import check as check_options
 from pytest_simtwin.runtime.options import get_option as get_option
+from pytest_simtwin.runtime.options import spawn_options
+from pytest_simtwin.runtime.spawn import SPAWN_KEYS as SPAWN_KEYS  # re-exported for the plugin
+from pytest_simtwin.runtime.spawn import check_spawn_name, parse_spawn_pose
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ def load_settings(config: pytest.Config) -> Settings:
     domain_ids = tuple(parse_domain_range(get_option(config, "domain-range")))
     world = _resolved(get_option(config, "world"))
     robot = _resolved(get_option(config, "robot"))
+    spawn_name, spawn_pose = spawn_options(config)
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")
@@ -80,6 +84,8 @@ def load_settings(config: pytest.Config) -> Settings:
     sim = SimConfig(
         world=world,
         robot=robot,
+        spawn_name=spawn_name,
+        spawn_pose=spawn_pose,
         rtf=rtf,
         seed=seed,
         cmd_vel_type=get_option(config, "cmd-vel-type"),
@@ -92,6 +98,7 @@ def load_settings(config: pytest.Config) -> Settings:
         options={"fork_server": get_option(config, "fork-server") == "on"},
         sensors_off=tuple(n.strip() for n in (get_option(config, "sensors-off") or "").split(",") if n.strip()),
     )
+    check_spawn(backend, sim, "--simtwin-spawn-name / --simtwin-spawn-pose")
     return Settings(
         backend=backend,
         sim=sim,
@@ -154,6 +161,12 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if not isinstance(value, str) or not value:
             raise bad("a model name")
         return value
+    if key in SPAWN_KEYS and value is None:  # this test: the robot file's name / pose
+        return None
+    if key == "spawn_name":
+        return check_spawn_name(value, f"{where}: @pytest.mark.simtwin(spawn_name=...)")
+    if key == "spawn_pose":
+        return parse_spawn_pose(value, f"{where}: @pytest.mark.simtwin(spawn_pose=...)")
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")
@@ -199,3 +212,29 @@ def effective_config(settings: Settings, overrides: Mapping[str, Any]) -> tuple[
         changes["start_timeout"] = overrides["timeout"]
     sim = settings.sim.with_(**changes) if changes else settings.sim
     return sim, str(overrides.get("reset", settings.reset))
+
+
+def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
+    """The spawn name / pose of ``sim`` can be applied by ``backend``; raises :class:`pytest.UsageError`."""
+    if sim.spawn_name is None and sim.spawn_pose is None:
+        return
+    given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
+    if sim.spawn_name is not None and sim.robot is None:
+        raise pytest.UsageError(
+            f"{source}: spawn-name {sim.spawn_name!r} names the robot added with --simtwin-robot (or the marker's "
+            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
+        )
+    cls = backend_class(backend)
+    if not cls.spawns_robot:
+        why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""
+        raise pytest.UsageError(
+            f"{source}: {given} given, but the {backend} backend cannot place the robot{why}; expected the "
+            "embedded, docker or process backend (a command template with {spawn_name} {x} {y} {z} {yaw}), or "
+            "spawn it in that simulator yourself (ros_gz_sim create -name NAME -x X -y Y -z Z -Y YAW)"
+        )
+    options = {"command": sim.command, "attach-domain": sim.attach_domain, "docker-memory": sim.memory,
+               "spawn-name": sim.spawn_name, "spawn-pose": sim.spawn_pose}  # fmt: skip
+    try:
+        cls.check_options(options)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None

@@ -331,18 +331,21 @@ import pytest
 from pytest_simtwin.helpers.sensors import assert_depth_at_centre
 
 CAMERA_X = {camera_x!r}  # oakd_rgb_camera_frame ahead of base_link (m)
+NAME, SPAWN = {name!r}, {spawn!r}  # simulation.launch.py's robot_name and x_pose, y_pose, z_pose
 
 
-def test_drives_and_reads_gravity(robot):
-    assert robot.cmd_vel_topic == "/cmd_vel"
+def test_drives_and_reads_gravity(robot, sim):
+    assert robot.cmd_vel_topic == "/cmd_vel" and sim.robot_name() == NAME
     start = robot.ground_truth
+    assert (start.x, start.y) == (pytest.approx(SPAWN[0], abs=0.01), pytest.approx(SPAWN[1], abs=0.01))
+    assert math.hypot(robot.pose.x, robot.pose.y) < 0.005, "odometry starts at zero"
     robot.send_velocity(0.2, 0.0, 2.0)
     robot.stop()
     end = robot.ground_truth
     assert math.hypot(end.x - start.x, end.y - start.y) == pytest.approx(0.40, abs=0.06)
     robot.wait_for_imu()
     imu = robot.imu
-    assert imu.frame_id == "turtlebot4/imu_link/imu" and imu.linear_acceleration[2] == pytest.approx(9.81, abs=0.1)
+    assert imu.frame_id == NAME + "/imu_link/imu" and imu.linear_acceleration[2] == pytest.approx(9.81, abs=0.1)
 
 
 def test_its_oakd_sees_a_box(robot, sim):
@@ -357,11 +360,14 @@ def test_its_oakd_sees_a_box(robot, sim):
 
 
 def test_tb4_with_the_plugin_as_a_user_runs_it(pytester: pytest.Pytester, tb4_env: Path) -> None:
-    """`pytest -n 2 --simtwin-world=empty_world.world --simtwin-robot=turtlebot4.urdf.xacro`: the gz names of
-    the TurtleBot 4 are its ROS names, so it runs with the plugin's robot and sim fixtures unchanged."""
+    """`pytest -n 2 --simtwin-world=empty_world.world --simtwin-robot=turtlebot4.urdf.xacro`, named and placed
+    as simulation.launch.py spawns it (--simtwin-spawn-name / --simtwin-spawn-pose): the gz names of the
+    TurtleBot 4 are its ROS names, so it runs with the plugin's robot and sim fixtures unchanged."""
     camera_x = _robot(EMPTY).link("oakd_rgb_camera_frame").pose.x
-    pytester.makepyfile(test_tb4=PLUGIN_TESTS.format(camera_x=camera_x))
+    pytester.makepyfile(test_tb4=PLUGIN_TESTS.format(camera_x=camera_x, name=NAME, spawn=SPAWN))
+    x, y, z = SPAWN
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-n", "2", f"--simtwin-world={EMPTY}", f"--simtwin-robot={ROBOT}", timeout=300
-    )
+        "-p", "no:cacheprovider", "-n", "2", f"--simtwin-world={EMPTY}", f"--simtwin-robot={ROBOT}",
+        f"--simtwin-spawn-name={NAME}", f"--simtwin-spawn-pose={x} {y} {z}", timeout=300,
+    )  # fmt: skip
     result.assert_outcomes(passed=2)

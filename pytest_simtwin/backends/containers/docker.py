@@ -121,6 +121,7 @@ def simulator_arguments(backend: Backend) -> list[str]:
 class DockerBackend(Backend):
     name: ClassVar[str] = "docker"
     supports_control: ClassVar[bool] = True
+    spawns_robot: ClassVar[bool] = True  # our simulator's arguments (the Gazebo recipe image: see command_args)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -156,6 +157,12 @@ class DockerBackend(Backend):
                 raise BackendError(
                     f"the Gazebo image {self.image} needs a world: expected --simtwin-world (an SDF file with the "
                     f"robot), found none"
+                )
+            if self.config.spawn_name is not None or self.config.spawn_pose is not None:
+                raise BackendError(
+                    f"the Gazebo image {self.image} runs `gz sim` on the world as given: expected no "
+                    f"--simtwin-spawn-name / --simtwin-spawn-pose (found {self.config.spawn_name!r}, "
+                    f"{self.config.spawn_pose!r}); place the robot in the world file, or use our simulator's image"
                 )
             return [str(self.config.world)]
         return ["python", "-m", "pytest_simtwin.sim", *simulator_arguments(self)]
