@@ -13,15 +13,15 @@ import pytest
 
 from pytest_simtwin.backends.base import SimConfig
 from pytest_simtwin.backends.embedded import simulator_arguments
-from pytest_simtwin.runtime import spawn
+from pytest_simtwin.runtime import settings
 
 ROBOT = "<sdf version='1.9'><model name='r'/></sdf>"
 
 SHOW = """
-from pytest_simtwin.plugin.keys import SETTINGS_KEY
+from pytest_simtwin.plugin.hooks import settings_of
 
 def test_show(pytestconfig):
-    s = pytestconfig.stash[SETTINGS_KEY].sim
+    s = settings_of(pytestconfig).sim
     print("\\nSPAWN", s.spawn_name, ",".join(f"{v:g}" for v in s.spawn_pose or ()))
 """
 
@@ -123,14 +123,15 @@ def test_marker_spawn_values_reach_the_test_config(pytester: pytest.Pytester) ->
     pytester.makepyfile(
         """
 import pytest
-from pytest_simtwin.plugin.keys import OVERRIDES_KEY, SETTINGS_KEY
+from pytest_simtwin.plugin.hooks import settings_of
+from pytest_simtwin.plugin.keys import OVERRIDES_KEY
 from pytest_simtwin.runtime.settings import effective_config
 
 @pytest.mark.simtwin(robot="robot.sdf", spawn_name="other", spawn_pose=[1, -1, 0.05, 3.14])
 def test_marked(request, pytestconfig):
-    sim, _ = effective_config(pytestconfig.stash[SETTINGS_KEY], request.node.stash[OVERRIDES_KEY])
+    sim, _ = effective_config(settings_of(pytestconfig), request.node.stash[OVERRIDES_KEY])
     assert sim.spawn_name == "other" and sim.spawn_pose == (1.0, -1.0, 0.05, 0.0, 0.0, 3.14)
-    assert sim != pytestconfig.stash[SETTINGS_KEY].sim  # a different config: the session restarts its simulator
+    assert sim != settings_of(pytestconfig).sim  # a different config: the session restarts its simulator
 """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
@@ -160,7 +161,7 @@ def test_every_backend_running_our_simulator_gets_the_spawn_arguments(tmp_path: 
     assert EmbeddedBackend.spawns_robot and DockerBackend.spawns_robot and ProcessBackend.spawns_robot
     assert not AttachBackend.spawns_robot
     # the process backend fills its spawn placeholders as `ros_gz_sim create` takes them
-    spawn.check_spawn("process", config.with_(command="create -name {spawn_name} -x {x} -y {y} -Y {yaw}"), "t")
+    settings.check_spawn("process", config.with_(command="create -name {spawn_name} -x {x} -y {y} -Y {yaw}"), "t")
     backend = cast(ProcessBackend, SimpleNamespace(config=config, domain_id=3, env={}))  # values() reads only these
     values = ProcessBackend.values(backend)
     assert (values["spawn_name"], values["x"], values["z"], values["yaw"]) == ("my_bot", "-2.0", "0.01", "0.3")

@@ -301,7 +301,12 @@ def check(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--simtwin-domain-range: {exc}") from None
     _check_file(get_option(config, "world"), "world", "--simtwin-world")
     _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
-    spawn_options(config)  # the backend can place the robot: settings.check_spawn, at the first simulation test
+    spawn_name, _ = spawn_options(config)  # can the backend place it: settings.check_spawn, at activation
+    if spawn_name is not None and get_option(config, "robot") is None:
+        raise pytest.UsageError(
+            f"{source_of(config, 'spawn-name')}: spawn-name {spawn_name!r} names the robot added with "
+            "--simtwin-robot, found no robot file; a robot inside the world file keeps the name the world gives it"
+        )
     backend = get_option(config, "backend")
     if backend_target(backend) is None:
         choices = ", ".join(repr(name) for name in available_backends())
