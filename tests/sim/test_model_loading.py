@@ -379,6 +379,27 @@ def test_broken_xacro(tmp_path: Path) -> None:
     assert "wheel_radius_typo" in message
 
 
+def test_sdf_xacro_world_and_robot_expand_with_their_defaults(tmp_path: Path) -> None:
+    """``.sdf.xacro`` files (Nav2's minimal simulations ship them) are expanded like ``xacro FILE`` with the
+    arguments' defaults; a mistake inside names the line of that command's output."""
+    pytest.importorskip("xacro")
+    xmlns = 'xmlns:xacro="http://www.ros.org/wiki/xacro"'
+    robot = robot_with().replace('<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>\n<xacro:arg name="ns" default="/r1"/>')
+    robot = robot.replace("<wheel_radius>", "<topic>$(arg ns)/cmd_vel</topic><wheel_radius>")
+    world = world_with('<xacro:property name="g" value="-9.8"/><gravity>0 0 ${g}</gravity>')
+    world = world.replace('<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>')
+    spec = load_world(write(tmp_path, "w.sdf.xacro", world), write(tmp_path, "r.sdf.xacro", robot))
+    assert spec.gravity == (0.0, 0.0, -9.8)
+    assert spec.robot.diff_drive is not None and spec.robot.diff_drive.topic == "/r1/cmd_vel"
+
+    bad = write(tmp_path, "bad.sdf.xacro", robot.replace("<radius>0.05</radius>", "<radius>-1</radius>"))
+    import xacro
+
+    line = next(i for i, t in enumerate(xacro.process_file(str(bad)).toprettyxml(indent="  ").splitlines(), 1)
+                if "<sphere>" in t)  # fmt: skip
+    expect(f"{bad}:{line} (line of `xacro bad.sdf.xacro`'s output): sphere of collision 'c'", None, bad)
+
+
 def test_static_robot_is_refused(tmp_path: Path) -> None:
     text = robot_with().replace('<model name="r">', '<model name="r"><static>true</static>')
     expect("robot model 'r' is static or jointed to the world", None, write(tmp_path, "r.sdf", text))

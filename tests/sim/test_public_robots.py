@@ -10,7 +10,9 @@ once) run by default; the full 3 x 3 matrix is marked slow.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 from simproc import SimProcess
 from test_sim_process import command, latest_at, truth
 
-from pytest_simtwin.sim.world.model import Pose
+from pytest_simtwin.sim.world.model import ModelSpec, Pose
 from pytest_simtwin.sim.world.sdf import load_world
 
 TB3 = Path(__file__).resolve().parents[1] / "robots" / "turtlebot3" / "turtlebot3_gazebo"
@@ -35,60 +37,118 @@ def _tilt(pose: dict[str, float]) -> float:
     return max(abs(pose["roll"]), abs(pose["pitch"]))
 
 
+def drives_turns_and_stays_level(
+    sim: SimProcess, send: Callable[[float, float], None], odom: str = "/odom", odom_rate: float = 30.0
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Settle, drive 0.2 m/s for 2 s (``send(vx, wz)`` commands the robot): 0.40 m of ground truth, the
+    odometry agrees, the robot stays level. Returns the ground-truth poses before and after."""
+    sim.control.step(duration=0.3)  # settle on the ground
+    start = truth(sim)["pose"]
+    send(0.2, 0.0)
+    sim.control.step(duration=2.0)
+    send(0.0, 0.0)
+    st = sim.control.step(duration=1.0)
+    after_drive = truth(sim)["pose"]
+    distance = math.hypot(after_drive["x"] - start["x"], after_drive["y"] - start["y"])
+    # max_linear_acceleration 1.0 in these models: 0.2 m/s is reached after 0.2 s -> 0.38 m in 2 s
+    assert distance == pytest.approx(0.40, abs=0.06)
+    moved = latest_at(sim, odom, st, rate=odom_rate).pose.pose.position
+    assert math.hypot(moved.x, moved.y) == pytest.approx(distance, abs=0.02), "wheels grip: odometry = ground truth"
+    assert _tilt(after_drive) < 0.03, after_drive
+    return start, after_drive
+
+
+def turns_in_place(sim: SimProcess, send: Callable[[float, float], None], before: dict[str, float]) -> None:
+    """0.5 rad/s for 2 s turns 1.0 rad on the spot and the robot stays level."""
+    send(0.0, 0.5)
+    sim.control.step(duration=2.0)
+    send(0.0, 0.0)
+    sim.control.step(duration=1.0)
+    end = truth(sim)["pose"]
+    turned = math.remainder(end["yaw"] - before["yaw"], 2 * math.pi)
+    assert turned == pytest.approx(1.0, abs=0.15)
+    assert math.hypot(end["x"] - before["x"], end["y"] - before["y"]) < 0.03, "turns in place"
+    assert _tilt(end) < 0.03, end
+
+
+def sees_a_box_ahead(sim: SimProcess, robot: ModelSpec, at: dict[str, float], topic: str, frame_id: str) -> None:
+    """A box spawned 1 m straight ahead of the robot's (first) lidar shows at 1 m on ``topic``."""
+    from sensor_msgs.msg import LaserScan
+
+    lidar = robot.lidars[0]
+    sensor = robot.link(lidar.link).pose * lidar.pose
+    yaw = at["yaw"]
+    sx = at["x"] + sensor.x * math.cos(yaw) - sensor.y * math.sin(yaw)
+    sy = at["y"] + sensor.x * math.sin(yaw) + sensor.y * math.cos(yaw)
+    depth = 0.1
+    centre = 1.0 + depth / 2
+    pose = {"x": sx + centre * math.cos(yaw), "y": sy + centre * math.sin(yaw), "z": 0.25, "yaw": yaw}
+    sim.control.spawn("target", "box", [depth, 0.6, 0.5], pose)
+    st = sim.control.step(duration=2.5 / lidar.update_rate)  # two scan periods
+    scan = latest_at(sim, topic, st, LaserScan, rate=lidar.update_rate)
+    assert scan.header.frame_id == frame_id
+    ahead = round((0.0 - scan.angle_min) / scan.angle_increment)
+    assert scan.ranges[ahead] == pytest.approx(1.0, abs=0.05), scan.ranges[max(0, ahead - 1) : ahead + 2]
+    sim.control.delete("target")
+
+
 @pytest.mark.parametrize(("model", "world"), MATRIX)
 def test_turtlebot3_drives_turns_stays_level_and_sees_a_box(
     sim_factory: Any, monkeypatch: pytest.MonkeyPatch, model: str, world: str
 ) -> None:
-    from sensor_msgs.msg import LaserScan
-
     monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(TB3 / "models"))
     world_file, robot_file = TB3 / "worlds" / f"{world}.world", TB3 / "models" / f"turtlebot3_{model}" / "model.sdf"
     x, y = SPAWN[world]
     sim: SimProcess = sim_factory(
         str(world_file), "--robot", str(robot_file), f"--robot-pose={x},{y},0.01,0,0,0", "--paused"
     )
-    sim.control.step(duration=0.3)  # settle on the ground
-    start = truth(sim)["pose"]
+    send = functools.partial(command, sim)
+    start, after_drive = drives_turns_and_stays_level(sim, send)
     assert start["x"] == pytest.approx(x, abs=0.01) and start["y"] == pytest.approx(y, abs=0.01)
-
-    command(sim, 0.2)
-    sim.control.step(duration=2.0)
-    command(sim, 0.0)
-    st = sim.control.step(duration=1.0)
-    after_drive = truth(sim)["pose"]
-    distance = math.hypot(after_drive["x"] - start["x"], after_drive["y"] - start["y"])
-    # max_linear_acceleration 1.0 in the model: 0.2 m/s is reached after 0.2 s -> 0.38 m in 2 s
-    assert distance == pytest.approx(0.40, abs=0.06)
-    odom = latest_at(sim, "/odom", st)
-    assert odom.pose.pose.position.x == pytest.approx(distance, abs=0.02), "wheels grip: odometry = ground truth"
-    assert _tilt(after_drive) < 0.03, after_drive
-
-    # lidar (index 0 = straight ahead, min_angle 0): a box 1 m ahead of the sensor
+    # lidar (index 0 = straight ahead, min_angle 0)
     robot = load_world(world_file, robot_file, Pose(x, y, 0.01)).robot
-    lidar = robot.lidars[0]
-    sensor = robot.link(lidar.link).pose * lidar.pose
-    yaw = after_drive["yaw"]
-    sx = after_drive["x"] + sensor.x * math.cos(yaw) - sensor.y * math.sin(yaw)
-    sy = after_drive["y"] + sensor.x * math.sin(yaw) + sensor.y * math.cos(yaw)
-    depth = 0.1
-    centre = 1.0 + depth / 2
-    pose = {"x": sx + centre * math.cos(yaw), "y": sy + centre * math.sin(yaw), "z": 0.25, "yaw": yaw}
-    sim.control.spawn("target", "box", [depth, 0.6, 0.5], pose)
-    st = sim.control.step(duration=0.4)  # two scan periods at 5 Hz
-    scan = latest_at(sim, "/scan", st, LaserScan, rate=lidar.update_rate)
-    assert scan.header.frame_id == "base_scan"
-    assert scan.ranges[0] == pytest.approx(1.0, abs=0.05), scan.ranges[:3]
-    sim.control.delete("target")
+    sees_a_box_ahead(sim, robot, after_drive, "/scan", "base_scan")
+    turns_in_place(sim, send, after_drive)
 
-    command(sim, 0.0, 0.5)
-    sim.control.step(duration=2.0)
-    command(sim, 0.0, 0.0)
-    sim.control.step(duration=1.0)
-    end = truth(sim)["pose"]
-    turned = math.remainder(end["yaw"] - after_drive["yaw"], 2 * math.pi)
-    assert turned == pytest.approx(1.0, abs=0.15)
-    assert math.hypot(end["x"] - after_drive["x"], end["y"] - after_drive["y"]) < 0.03, "turns in place"
-    assert _tilt(end) < 0.03, end
+
+NAV2_TB3 = Path(__file__).resolve().parents[1] / "robots" / "nav2_minimal_tb3" / "nav2_minimal_tb3_sim"
+
+
+def test_nav2_minimal_tb3_sim_in_tb3_sandbox_as_its_launch_files_run_it(
+    sim_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nav2's minimal TurtleBot3 simulation as nav2_bringup's tb3_simulation_launch.py runs it: the
+    xacro world tb3_sandbox.sdf.xacro, the robot gz_waffle.sdf.xacro (both expanded with their default
+    arguments: headless, namespace ''), spawned at spawn_tb3.launch.py's pose (-2, -0.5, 0.01) with its
+    GZ_SIM_RESOURCE_PATH, topics as configs/turtlebot3_waffle_bridge.yaml names them."""
+    from sensor_msgs.msg import Imu, JointState
+
+    from pytest_simtwin.sim import msgbuild
+
+    msgbuild.ensure("tf2_msgs")  # not on PyPI: built from its .msg at first use (cached)
+    from tf2_msgs.msg import TFMessage
+
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", f"{NAV2_TB3 / 'models'}:{NAV2_TB3.parent}")
+    world_file, robot_file = NAV2_TB3 / "worlds" / "tb3_sandbox.sdf.xacro", NAV2_TB3 / "urdf" / "gz_waffle.sdf.xacro"
+    bridge = NAV2_TB3 / "configs" / "turtlebot3_waffle_bridge.yaml"
+    sim: SimProcess = sim_factory(
+        str(world_file), "--robot", str(robot_file), "--robot-pose=-2,-0.5,0.01,0,0,0", "--bridge", str(bridge),
+        "--paused",
+    )  # fmt: skip
+    assert {"turtlebot3_world", "ground_plane", "turtlebot3_waffle"} <= set(sim.control.entities())
+    imu, joints = sim.ros.subscribe("/imu", Imu), sim.ros.subscribe("/joint_states", JointState)
+    tf = sim.ros.subscribe("/tf", TFMessage)
+    send = functools.partial(command, sim)  # /cmd_vel, TwistStamped in the bridge file: both types are taken
+    start, after_drive = drives_turns_and_stays_level(sim, send)
+    assert (start["x"], start["y"]) == (pytest.approx(-2.0, abs=0.01), pytest.approx(-0.5, abs=0.01))
+    robot = load_world(world_file, robot_file, Pose(-2.0, -0.5, 0.01)).robot
+    sees_a_box_ahead(sim, robot, after_drive, "/scan", "base_scan")
+    turns_in_place(sim, send, after_drive)
+
+    assert imu.count > 0 and imu.latest().header.frame_id == "imu_link"
+    assert {"wheel_left_joint", "wheel_right_joint"} <= set(joints.latest().name)
+    frames = {(t.header.frame_id, t.child_frame_id) for m in tf.messages() for t in m.transforms}
+    assert ("odom", "base_footprint") in frames  # the DiffDrive's <tf_topic>/tf</tf_topic>, bridged as "tf"
 
 
 GZ_WORLDS = Path(__file__).resolve().parents[1] / "robots" / "gz_sim" / "examples" / "worlds"

@@ -8,8 +8,10 @@ from pytest_simtwin.sim.world.values import number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element
 
 LIDAR_TYPES = ("gpu_lidar", "lidar", "ray", "gpu_ray")
-#: World systems that pytest-simtwin provides itself: accepted without a warning.
-INFRASTRUCTURE_PLUGINS = ("physics", "scene-broadcaster", "user-commands", "sensors", "joint-state-publisher")
+#: World systems that pytest-simtwin provides itself: accepted without a warning (the IMU and NavSat
+#: systems are what make those sensors publish in gz-sim; the simulator publishes them itself).
+INFRASTRUCTURE_PLUGINS = ("physics", "scene-broadcaster", "user-commands", "sensors", "joint-state-publisher",
+                          "imu-system", "navsat-system")  # fmt: skip
 
 
 def plugin_kind(element: Element) -> str:

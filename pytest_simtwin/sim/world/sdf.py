@@ -5,7 +5,7 @@ links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, mesh: STL/O
 (rotated poses included), joints (revolute, continuous, prismatic, fixed, ball, universal/revolute2),
 poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``;
 ``<include merge="true">`` without a prefix), ``<include>`` of ``model://`` and Gazebo Fuel URIs (see
-:mod:`fuel`), the DiffDrive plugin and lidar sensors. Anything else that changes
+:mod:`fuel`), the DiffDrive plugin and lidar sensors; ``.sdf.xacro`` files expand with their defaults. Anything else that changes
 the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored silently.
 """
 
@@ -95,14 +95,13 @@ def load_world(path: Path | None = None, robot: Path | None = None, robot_pose: 
 
 
 def load_robot(path: Path, ctx: Context, pose: Pose | None) -> ModelSpec:
-    """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin."""
-    name = path.name.lower()
-    if name.endswith((".urdf", ".xacro")):
+    """A robot file: SDF model or URDF (either may be a ``.xacro``); must carry exactly one DiffDrive plugin."""
+    if path.name.lower().endswith(".urdf"):
         model: ModelSpec = load_urdf(path, ctx)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-            model = load_urdf(path, ctx)
+            model = load_urdf(path, ctx, root)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
             check_version(root, ctx.warnings)
@@ -202,7 +201,7 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     model_el = root.find("model") if root.tag == "sdf" else None
     if model_el is None:
         if root.tag == "robot":
-            model = load_urdf(path, ctx)
+            model = load_urdf(path, ctx, root)
         else:
             raise ModelError(f"{element.where}: included {path} has no <model>; expected an SDF model file.")
     else:
