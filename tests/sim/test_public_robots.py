@@ -58,8 +58,22 @@ def drives_turns_and_stays_level(
     return start, after_drive
 
 
-def turns_in_place(sim: SimProcess, send: Callable[[float, float], None], before: dict[str, float]) -> None:
-    """0.5 rad/s for 2 s turns 1.0 rad on the spot and the robot stays level."""
+def axle_centre(robot: ModelSpec) -> tuple[float, float]:
+    """The midpoint between the (first) left and right wheel joints in the model frame: what a
+    differential drive turns about."""
+    assert robot.diff_drive is not None
+    links = {link.name: link for link in robot.links}
+    joints = {j.name: j for j in robot.joints}
+    ends = [joints[names[0]] for names in (robot.diff_drive.left_joints, robot.diff_drive.right_joints)]
+    points = [links[j.child].pose * j.pose for j in ends]
+    return ((points[0].x + points[1].x) / 2, (points[0].y + points[1].y) / 2)
+
+
+def turns_in_place(
+    sim: SimProcess, send: Callable[[float, float], None], before: dict[str, float], axle: tuple[float, float] = (0, 0)
+) -> None:
+    """0.5 rad/s for 2 s turns 1.0 rad about the wheel axle's centre (``axle`` in the model frame) and
+    the robot stays level."""
     send(0.0, 0.5)
     sim.control.step(duration=2.0)
     send(0.0, 0.0)
@@ -67,7 +81,12 @@ def turns_in_place(sim: SimProcess, send: Callable[[float, float], None], before
     end = truth(sim)["pose"]
     turned = math.remainder(end["yaw"] - before["yaw"], 2 * math.pi)
     assert turned == pytest.approx(1.0, abs=0.15)
-    assert math.hypot(end["x"] - before["x"], end["y"] - before["y"]) < 0.03, "turns in place"
+
+    def centre(p: dict[str, float]) -> tuple[float, float]:
+        c, s = math.cos(p["yaw"]), math.sin(p["yaw"])
+        return (p["x"] + c * axle[0] - s * axle[1], p["y"] + s * axle[0] + c * axle[1])
+
+    assert math.dist(centre(end), centre(before)) < 0.03, "turns in place"
     assert _tilt(end) < 0.03, end
 
 
@@ -149,6 +168,30 @@ def test_nav2_minimal_tb3_sim_in_tb3_sandbox_as_its_launch_files_run_it(
     assert {"wheel_left_joint", "wheel_right_joint"} <= set(joints.latest().name)
     frames = {(t.header.frame_id, t.child_frame_id) for m in tf.messages() for t in m.transforms}
     assert ("odom", "base_footprint") in frames  # the DiffDrive's <tf_topic>/tf</tf_topic>, bridged as "tf"
+
+
+GZ_DEMOS = Path(__file__).resolve().parents[1] / "robots" / "ros_gz_sim_demos"
+
+
+def test_ros_gz_sim_demos_vehicle_with_its_merged_include(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ros_gz_sim_demos' worlds/vehicle.sdf as sdf_parser.launch.py runs it: model "vehicle" includes
+    package://ros_gz_sim_demos/models/vehicle with merge="true" (its links, joints and DiffDrive join
+    the outer model un-prefixed, as sdformat merges them), driven on /model/vehicle/cmd_vel with
+    odometry on /model/vehicle/odometry at the plugin's 1 Hz; its ball caster rolls."""
+    from sensor_msgs.msg import JointState
+
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(GZ_DEMOS))  # the package's hook: <share> on the path
+    world = GZ_DEMOS / "ros_gz_sim_demos" / "worlds" / "vehicle.sdf"
+    sim: SimProcess = sim_factory(str(world), "--paused", wait_topic="/model/vehicle/odometry")
+    assert set(sim.control.entities()) >= {"vehicle", "ground_plane"}
+    joints = sim.ros.subscribe("/joint_states", JointState)
+    send = functools.partial(_twist, sim, "/model/vehicle/cmd_vel")
+    _, after_drive = drives_turns_and_stays_level(sim, send, odom="/model/vehicle/odometry", odom_rate=1.0)
+    # the wheels are 0.55 m ahead of the model frame: the vehicle turns about them
+    turns_in_place(sim, send, after_drive, axle_centre(load_world(world).robot))
+    # the launch file bridges /world/demo/model/vehicle/joint_state to joint_states: merged names, no vehicle::
+    names = joints.latest().name
+    assert {"left_wheel_joint", "right_wheel_joint"} <= set(names) and not any("::" in n for n in names), names
 
 
 GZ_WORLDS = Path(__file__).resolve().parents[1] / "robots" / "gz_sim" / "examples" / "worlds"
