@@ -188,6 +188,24 @@ def test_classic_gazebo_ros_diff_drive_plugin(tmp_path: Path) -> None:
     dd = load_world(None, path).robot.diff_drive
     assert dd is not None
     assert (dd.wheel_radius, dd.topic, dd.odom_topic, dd.child_frame_id) == (0.1, "/tb3/cmd", "/tb3/odom", "base_link")
+    # the ROS 2 plugin's defaults: no odom transform, odometry_source 1 (the model's world pose)
+    assert (dd.odom_publish_frequency, dd.publish_tf, dd.odom_from_world) == (30.0, False, True)
+
+    # ROS 1's <updateRate> is not read (100 Hz); odometry_source 0 integrates the wheels
+    path.write_text(path.read_text().replace("<update_rate>30</update_rate>", "<updateRate>30</updateRate>"
+                    "<odometry_source>0</odometry_source><publish_odom_tf>true</publish_odom_tf>"))  # fmt: skip
+    world = load_world(None, path)
+    dd = world.robot.diff_drive
+    assert dd is not None and (dd.odom_publish_frequency, dd.publish_tf, dd.odom_from_world) == (100.0, True, False)
+    assert any("publish_odom is not true: Gazebo publishes no odometry" in w for w in world.warnings)
+
+    # odometry_source 1: the odometry is the model's pose in the world (spawn offset included)
+    path.write_text(path.read_text().replace("<odometry_source>0</odometry_source>", ""))
+    physics = Physics(load_world(None, path, Pose(1.0, 2.0, 0.0, yaw=0.5)))
+    physics.set_command(0.2, 0.0)
+    physics.step(500)
+    odom, truth = physics.odometry(), physics.ground_truth()
+    assert (odom.x, odom.y) == (truth.x, truth.y) and odom.x > 1.0 and odom.yaw == pytest.approx(0.5, abs=0.02)
 
 
 # -- bad inputs -----------------------------------------------------------------------------------
@@ -384,7 +402,9 @@ def test_sdf_xacro_world_and_robot_expand_with_their_defaults(tmp_path: Path) ->
     arguments' defaults; a mistake inside names the line of that command's output."""
     pytest.importorskip("xacro")
     xmlns = 'xmlns:xacro="http://www.ros.org/wiki/xacro"'
-    robot = robot_with().replace('<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>\n<xacro:arg name="ns" default="/r1"/>')
+    robot = robot_with().replace(
+        '<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>\n<xacro:arg name="ns" default="/r1"/>'
+    )
     robot = robot.replace("<wheel_radius>", "<topic>$(arg ns)/cmd_vel</topic><wheel_radius>")
     world = world_with('<xacro:property name="g" value="-9.8"/><gravity>0 0 ${g}</gravity>')
     world = world.replace('<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>')

@@ -194,6 +194,47 @@ def test_ros_gz_sim_demos_vehicle_with_its_merged_include(sim_factory: Any, monk
     assert {"left_wheel_joint", "right_wheel_joint"} <= set(names) and not any("::" in n for n in names), names
 
 
+LINOROBOT2 = Path(__file__).resolve().parents[1] / "robots" / "linorobot2" / "linorobot2_description"
+
+
+def ament_prefix(root: Path, packages: dict[str, Path]) -> Path:
+    """An install prefix as colcon lays it out (share/<pkg> and the ament index marker), so xacro's
+    ``$(find pkg)`` and ``package://pkg`` resolve as in a sourced workspace."""
+    index = root / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    for name, folder in packages.items():
+        (index / name).touch()
+        (root / "share" / name).symlink_to(folder)
+    return root
+
+
+def test_linorobot2_2wd_gazebo_classic_robot_as_its_launch_files_spawn_it(
+    sim_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """linorobot2's 2wd robot (LINOROBOT2_BASE=2wd) as linorobot2_gazebo's gazebo.launch.py spawns it at
+    the origin: urdf/robots/2wd.urdf.xacro through xacro with $(find linorobot2_description) from a
+    workspace, Gazebo classic plugins: gazebo_ros_diff_drive with <ros><remapping>odom:=odom/unfiltered,
+    the ray sensor's ~/out:=scan, fixed-joint casters with mu1 0.01 (ODE takes the smaller friction of
+    the two surfaces, so they slide), odometry from the plugin's default odometry_source (the world
+    pose) at its default 100 Hz. Its playground.world needs the classic online model database
+    (playground, pine_tree, asphalt_plane): the built-in arena stands in."""
+    from nav_msgs.msg import Odometry
+
+    monkeypatch.setenv(
+        "AMENT_PREFIX_PATH", str(ament_prefix(tmp_path / "install", {"linorobot2_description": LINOROBOT2}))
+    )
+    robot_file = LINOROBOT2 / "urdf" / "robots" / "2wd.urdf.xacro"
+    sim: SimProcess = sim_factory("--robot", str(robot_file), "--paused", wait_topic="/odom/unfiltered")
+    odom = sim.ros.subscribe("/odom/unfiltered", Odometry)
+    send = functools.partial(command, sim)
+    _, after_drive = drives_turns_and_stays_level(sim, send, odom="/odom/unfiltered", odom_rate=100.0)
+    assert (odom.latest().header.frame_id, odom.latest().child_frame_id) == ("odom", "base_footprint")
+    assert sim.control.features()["topics"]["tf"] is None  # publish_odom_tf false
+    robot = load_world(None, robot_file).robot
+    sees_a_box_ahead(sim, robot, after_drive, "/scan", "laser")
+    turns_in_place(sim, send, after_drive, axle_centre(robot))
+
+
 GZ_WORLDS = Path(__file__).resolve().parents[1] / "robots" / "gz_sim" / "examples" / "worlds"
 FUEL_CACHE = Path(__file__).resolve().parents[1] / "robots" / "fuel_cache"
 

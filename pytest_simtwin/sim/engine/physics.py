@@ -155,6 +155,7 @@ class Drive:
         self.half, self.radius = spec.wheel_separation / 2, spec.wheel_radius
         self.left_r, self.right_r = left_r, right_r
         self.open_loop = spec.open_loop
+        self.odom_from_world = spec.odom_from_world
         self.v = self.w = 0.0  # the limited command of the last step (open-loop odometry)
         self.target = (0.0, 0.0)
         self.v0 = self.v1 = (0.0, 0.0)
@@ -348,7 +349,12 @@ class Physics:
     # -- readings ---------------------------------------------------------------------------------
 
     def odometry(self, robot: str | None = None) -> Odom:
-        o = self._drive(robot).odom
+        drive = self._drive(robot)
+        if drive.odom_from_world:  # gazebo_ros_diff_drive's default odometry_source: the model's world pose
+            t = self.ground_truth(robot)
+            yaw = math.atan2(2 * (t.qw * t.qz + t.qx * t.qy), 1 - 2 * (t.qy * t.qy + t.qz * t.qz))
+            return Odom(t.x, t.y, yaw, math.cos(yaw) * t.vx + math.sin(yaw) * t.vy, t.wz)
+        o = drive.odom
         vx, wz = o.velocities()
         return Odom(o.x, o.y, o.yaw, vx, wz)
 

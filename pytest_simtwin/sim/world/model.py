@@ -226,6 +226,9 @@ class DiffDriveSpec:
     right_radius_multiplier: float = 1.0
     #: diff_drive_controller open_loop: odometry integrates the (limited) commands instead of the wheels.
     open_loop: bool = False
+    #: gazebo_ros_diff_drive odometry_source 1 (its default): odometry is the model's world pose and
+    #: velocity (ground truth), not integrated from the wheels.
+    odom_from_world: bool = False
 
 
 @dataclass
