@@ -420,6 +420,25 @@ def test_sdf_xacro_world_and_robot_expand_with_their_defaults(tmp_path: Path) ->
     expect(f"{bad}:{line} (line of `xacro bad.sdf.xacro`'s output): sphere of collision 'c'", None, bad)
 
 
+def test_gazebo_classic_stock_models_sun_and_ground_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gazebo classic's empty.world includes model://sun and model://ground_plane, which every classic
+    installation ships: built in when no resource folder has them, the user's folder when one does."""
+    body = "<include><uri>model://sun</uri></include><include><uri>model://ground_plane</uri></include>"
+    world = write(tmp_path, "empty.world", world_with(body))
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(tmp_path / "models"))
+    models = {m.name: m for m in load_world(world).models}
+    (plane,) = models["ground_plane"].links[0].collisions
+    assert plane.kind == "plane" and plane.friction == 100.0  # classic's ground_plane: mu 100
+    own = tmp_path / "models" / "ground_plane"
+    own.mkdir(parents=True)
+    (own / "model.sdf").write_text(world_with("").replace("<world name=\"w\">", "").replace("</world>", "")
+                                   .replace("</sdf>", "<model name='ground_plane'><static>true</static><link name='l'>"
+                                   "<collision name='c'><geometry><box><size>9 9 1</size></box></geometry></collision>"
+                                   "</link></model></sdf>"))  # fmt: skip
+    models = {m.name: m for m in load_world(world).models}
+    assert models["ground_plane"].links[0].collisions[0].kind == "box"
+
+
 def test_static_robot_is_refused(tmp_path: Path) -> None:
     text = robot_with().replace('<model name="r">', '<model name="r"><static>true</static>')
     expect("robot model 'r' is static or jointed to the world", None, write(tmp_path, "r.sdf", text))

@@ -189,8 +189,9 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     uri = text(element, "uri")
     if not uri:
         raise ModelError(f"{element.where}: <include> needs a <uri> (e.g. model://NAME).")
-    if fuel.is_fuel(uri):
-        found = fuel.resolve(uri, element)
+    classic = uri.strip()[len("model://") :].strip("/") if uri.strip().startswith("model://") else ""
+    if fuel.is_fuel(uri) or (classic in fuel.CLASSIC_BUILTIN and ctx.resolver.find_model(uri) is None):
+        found = fuel.resolve(uri, element) if fuel.is_fuel(uri) else fuel.CLASSIC_BUILTIN[classic]
         if found is None:
             return None
         folder = found
