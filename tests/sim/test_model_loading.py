@@ -208,6 +208,30 @@ def test_classic_gazebo_ros_diff_drive_plugin(tmp_path: Path) -> None:
     assert (odom.x, odom.y) == (truth.x, truth.y) and odom.x > 1.0 and odom.yaw == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.parametrize(("accel", "after_0_1s"), [(0.0, 0.2), (1.0, 0.1)])
+def test_gazebo_ros_diff_drive_ramps_wheels_by_max_wheel_acceleration(
+    tmp_path: Path, accel: float, after_0_1s: float
+) -> None:
+    """gazebo_ros_diff_drive sets the wheels at its update_rate, each rim speed moving towards its target
+    by at most max_wheel_acceleration (m/s^2) per second: 1.0 reaches 0.2 m/s after 0.2 s."""
+    text = (MODELS / "test_bot" / "model.sdf").read_text()
+    start, end = text.index('<plugin filename="gz-sim-diff'), text.index("</plugin>") + len("</plugin>")
+    classic = f"""<plugin name="diff_drive" filename="libgazebo_ros_diff_drive.so">
+      <left_joint>left_wheel_joint</left_joint><right_joint>right_wheel_joint</right_joint>
+      <wheel_separation>0.36</wheel_separation><wheel_diameter>0.2</wheel_diameter><publish_odom>true</publish_odom>
+      <max_wheel_acceleration>{accel}</max_wheel_acceleration>
+    </plugin>"""
+    path = tmp_path / "classic.sdf"
+    path.write_text(text[:start] + classic + text[end:])
+    physics = Physics(load_world(None, path))
+    physics.step(round(0.5 / physics.step_size))  # settle
+    physics.set_command(0.2, 0.0)
+    physics.step(round(0.1 / physics.step_size))
+    assert physics.ground_truth().vx == pytest.approx(after_0_1s, abs=0.03)
+    physics.step(round(0.4 / physics.step_size))
+    assert physics.ground_truth().vx == pytest.approx(0.2, abs=0.02)
+
+
 # -- bad inputs -----------------------------------------------------------------------------------
 
 

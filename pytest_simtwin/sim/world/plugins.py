@@ -93,9 +93,12 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             publish_tf=boolean(element, "publish_odom_tf", False),
             tf_topic="/tf",
             odom_from_world=int(number(element, "odometry_source", 1)) == 1,
+            max_wheel_acceleration=number(element, "max_wheel_acceleration", 0.0),
         )
-        if element.find("max_wheel_acceleration") is not None or element.find("max_wheel_torque") is not None:
-            warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_acceleration/torque are not simulated")
+        rate = number(element, "update_rate", 100.0)
+        spec.wheel_update_period = 1.0 / rate if rate > 0 else 0.0
+        if element.find("max_wheel_torque") is not None:
+            warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_torque is not simulated")
         if not boolean(element, "publish_odom", False):
             warn.append(
                 f"{element.where}: gazebo_ros_diff_drive publish_odom is not true: Gazebo publishes no odometry; "
