@@ -133,14 +133,22 @@ def test_turtlebot3_drives_turns_stays_level_and_sees_a_box(
 NAV2_TB3 = Path(__file__).resolve().parents[1] / "robots" / "nav2_minimal_tb3" / "nav2_minimal_tb3_sim"
 
 
-def test_nav2_minimal_tb3_sim_in_tb3_sandbox_as_its_launch_files_run_it(
-    sim_factory: Any, monkeypatch: pytest.MonkeyPatch
+NAV2_TB3_LAUNCHES = [
+    # nav2_bringup tb3_simulation_launch.py + spawn_tb3.launch.py
+    pytest.param("tb3_sandbox", "gz_waffle", "turtlebot3_waffle_bridge", "/imu", id="tb3_sandbox"),
+    # the GPS demo: spawn_tb3_gps.launch.py in tb3_empty_world (spherical coordinates, a navsat sensor)
+    pytest.param("tb3_empty_world", "gz_waffle_gps", "turtlebot3_waffle_gps_bridge", "/imu/data", id="gps"),
+]
+
+
+@pytest.mark.parametrize(("world", "robot", "bridge", "imu_topic"), NAV2_TB3_LAUNCHES)
+def test_nav2_minimal_tb3_sim_as_its_launch_files_run_it(
+    sim_factory: Any, monkeypatch: pytest.MonkeyPatch, world: str, robot: str, bridge: str, imu_topic: str
 ) -> None:
-    """Nav2's minimal TurtleBot3 simulation as nav2_bringup's tb3_simulation_launch.py runs it: the
-    xacro world tb3_sandbox.sdf.xacro, the robot gz_waffle.sdf.xacro (both expanded with their default
-    arguments: headless, namespace ''), spawned at spawn_tb3.launch.py's pose (-2, -0.5, 0.01) with its
-    GZ_SIM_RESOURCE_PATH, topics as configs/turtlebot3_waffle_bridge.yaml names them."""
-    from sensor_msgs.msg import Imu, JointState
+    """Nav2's minimal TurtleBot3 simulation as its launch files run it: the xacro world and robot
+    (expanded with their default arguments: headless, namespace ''), spawned at the launch pose
+    (-2, -0.5, 0.01) with its GZ_SIM_RESOURCE_PATH, topics as its bridge file names them."""
+    from sensor_msgs.msg import Imu, JointState, NavSatFix
 
     from pytest_simtwin.sim import msgbuild
 
@@ -148,26 +156,34 @@ def test_nav2_minimal_tb3_sim_in_tb3_sandbox_as_its_launch_files_run_it(
     from tf2_msgs.msg import TFMessage
 
     monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", f"{NAV2_TB3 / 'models'}:{NAV2_TB3.parent}")
-    world_file, robot_file = NAV2_TB3 / "worlds" / "tb3_sandbox.sdf.xacro", NAV2_TB3 / "urdf" / "gz_waffle.sdf.xacro"
-    bridge = NAV2_TB3 / "configs" / "turtlebot3_waffle_bridge.yaml"
+    world_file, robot_file = NAV2_TB3 / "worlds" / f"{world}.sdf.xacro", NAV2_TB3 / "urdf" / f"{robot}.sdf.xacro"
+    bridge_file = NAV2_TB3 / "configs" / f"{bridge}.yaml"
     sim: SimProcess = sim_factory(
-        str(world_file), "--robot", str(robot_file), "--robot-pose=-2,-0.5,0.01,0,0,0", "--bridge", str(bridge),
+        str(world_file), "--robot", str(robot_file), "--robot-pose=-2,-0.5,0.01,0,0,0", "--bridge", str(bridge_file),
         "--paused",
     )  # fmt: skip
-    assert {"turtlebot3_world", "ground_plane", "turtlebot3_waffle"} <= set(sim.control.entities())
-    imu, joints = sim.ros.subscribe("/imu", Imu), sim.ros.subscribe("/joint_states", JointState)
-    tf = sim.ros.subscribe("/tf", TFMessage)
+    assert {"ground_plane", "turtlebot3_waffle"} <= set(sim.control.entities())
+    imu, joints = sim.ros.subscribe(imu_topic, Imu), sim.ros.subscribe("/joint_states", JointState)
+    tf, gps = sim.ros.subscribe("/tf", TFMessage), sim.ros.subscribe("/gps/fix", NavSatFix)
     send = functools.partial(command, sim)  # /cmd_vel, TwistStamped in the bridge file: both types are taken
     start, after_drive = drives_turns_and_stays_level(sim, send)
     assert (start["x"], start["y"]) == (pytest.approx(-2.0, abs=0.01), pytest.approx(-0.5, abs=0.01))
-    robot = load_world(world_file, robot_file, Pose(-2.0, -0.5, 0.01)).robot
-    sees_a_box_ahead(sim, robot, after_drive, "/scan", "base_scan")
+    robot_spec = load_world(world_file, robot_file, Pose(-2.0, -0.5, 0.01)).robot
+    sees_a_box_ahead(sim, robot_spec, after_drive, "/scan", "base_scan")
     turns_in_place(sim, send, after_drive)
 
     assert imu.count > 0 and imu.latest().header.frame_id == "imu_link"
     assert {"wheel_left_joint", "wheel_right_joint"} <= set(joints.latest().name)
     frames = {(t.header.frame_id, t.child_frame_id) for m in tf.messages() for t in m.transforms}
     assert ("odom", "base_footprint") in frames  # the DiffDrive's <tf_topic>/tf</tf_topic>, bridged as "tf"
+    if robot == "gz_waffle_gps":  # 1 Hz fixes around the world origin (55.944831 N, 3.186998 W), ENU
+        fix, at = gps.latest(), truth(sim)["pose"]
+        lat = 55.944831 + math.degrees(at["y"] / 6378137.0)
+        lon = -3.186998 + math.degrees(at["x"] / (6378137.0 * math.cos(math.radians(55.944831))))
+        assert fix.header.frame_id == "gps_link"
+        assert (fix.latitude, fix.longitude) == (pytest.approx(lat, abs=5e-6), pytest.approx(lon, abs=5e-6))
+    else:
+        assert "turtlebot3_world" in sim.control.entities() and gps.count == 0
 
 
 GZ_DEMOS = Path(__file__).resolve().parents[1] / "robots" / "ros_gz_sim_demos"
