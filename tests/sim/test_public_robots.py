@@ -194,6 +194,7 @@ def test_ros_gz_sim_demos_vehicle_with_its_merged_include(sim_factory: Any, monk
     package://ros_gz_sim_demos/models/vehicle with merge="true" (its links, joints and DiffDrive join
     the outer model un-prefixed, as sdformat merges them), driven on /model/vehicle/cmd_vel with
     odometry on /model/vehicle/odometry at the plugin's 1 Hz; its ball caster rolls."""
+    from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
     monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(GZ_DEMOS))  # the package's hook: <share> on the path
@@ -201,8 +202,11 @@ def test_ros_gz_sim_demos_vehicle_with_its_merged_include(sim_factory: Any, monk
     sim: SimProcess = sim_factory(str(world), "--paused", wait_topic="/model/vehicle/odometry")
     assert set(sim.control.entities()) >= {"vehicle", "ground_plane"}
     joints = sim.ros.subscribe("/joint_states", JointState)
+    odom = sim.ros.subscribe("/model/vehicle/odometry", Odometry)
     send = functools.partial(_twist, sim, "/model/vehicle/cmd_vel")
     _, after_drive = drives_turns_and_stays_level(sim, send, odom="/model/vehicle/odometry", odom_rate=1.0)
+    # gz DiffDrive's default frames: <model>/odom -> <model>/<canonical link> (the merged chassis)
+    assert (odom.latest().header.frame_id, odom.latest().child_frame_id) == ("vehicle/odom", "vehicle/chassis")
     # the wheels are 0.55 m ahead of the model frame: the vehicle turns about them
     turns_in_place(sim, send, after_drive, axle_centre(load_world(world).robot))
     # the launch file bridges /world/demo/model/vehicle/joint_state to joint_states: merged names, no vehicle::
