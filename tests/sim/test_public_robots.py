@@ -6,6 +6,12 @@ The robot is placed as the turtlebot3_gazebo launch files spawn it (x -2.0, y -0
 turtlebot3_world and turtlebot3_house, the origin in empty_world), with GZ_SIM_RESOURCE_PATH on the
 package's models folder like those launch files set it. Three combinations (each model once, each world
 once) run by default; the full 3 x 3 matrix is marked slow.
+
+Also, each as its launch files run it (vendored under tests/robots/<name>, see their SOURCE.md): Nav2's
+minimal TurtleBot3 simulation (xacro world and robot, bridge file), ros_gz_sim_demos' vehicle
+(<include merge>), linorobot2's 2wd (Gazebo classic plugins), gz-sim's visualize_lidar.sdf and
+diff_drive.sdf. The checks (drive 0.40 m, turn 1.0 rad in place, level, a box seen at 1 m) are the
+shared helpers below.
 """
 
 from __future__ import annotations
