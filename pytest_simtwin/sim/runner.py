@@ -265,8 +265,7 @@ class Runner(ControlServices):
         now = time.monotonic()
         if now >= self._listeners_at:
             self._listeners_at = now + 0.05
-            pubs = self.node.all_publishers() + (self.sensors.publishers() if self.sensors is not None else [])
-            self._heard = {id(p): p.get_subscription_count() > 0 for p in pubs}
+            self._heard = {id(p): p.get_subscription_count() > 0 for p in self.node.all_publishers()}
         return self._heard
 
     def _publish_due(self) -> None:
@@ -288,7 +287,7 @@ class Runner(ControlServices):
                 if heard.get(id(node.scan_pubs[index][0]), True):
                     node.publish_scan(t, ranges, index)
         if self.sensors is not None:
-            self.sensors.publish_due(self.physics, s, t, heard)
+            self.sensors.publish_due(self.physics, s, t)
 
     def _publish_odom(self, t: float, robot: str | None = None, always: bool = False) -> None:
         # Serialising a message costs 10-25 µs even with nobody listening: skip unheard topics.

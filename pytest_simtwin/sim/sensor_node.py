@@ -99,7 +99,6 @@ class SensorPublishers:
         self.spherical = tuple(spherical) if spherical is not None else (0.0, 0.0, 0.0, 0.0)
         self.cameras = Cameras(seed)
         self._error_logged = bool(render_problem)  # the command line logged it already
-        self._cache: dict[int, bool] | None = None  # publish_due's listener snapshot
         if render_problem:
             self.cameras.error = render_problem
         self.sensors: list[_Sensor] = []
@@ -205,25 +204,16 @@ class SensorPublishers:
                 n = k
         return n
 
-    def publish_due(self, physics: Any, steps: int, t: float, heard: dict[int, bool] | None = None) -> None:
-        """Update the sensors due at ``steps``; ``heard``: id(publisher) -> has subscribers, as the runner
-        last read it (querying each publisher per update cost ~3 us, at 200 Hz per IMU)."""
-        self._cache = heard
-        try:
-            for s in self.sensors:
-                if steps % s.every:
-                    continue
-                try:
-                    self._update(s, physics, t)
-                except SimulatorError as exc:  # rendering unavailable: said once, the rest keeps running
-                    if not self._error_logged:
-                        log.error("sensor %s: %s", s.spec.name, exc)
-                        self._error_logged = True
-        finally:
-            self._cache = None
-
-    def publishers(self) -> list[Any]:
-        return [p for s in self.sensors for p in s.pubs.values() if p is not None]
+    def publish_due(self, physics: Any, steps: int, t: float) -> None:
+        for s in self.sensors:
+            if steps % s.every:
+                continue
+            try:
+                self._update(s, physics, t)
+            except SimulatorError as exc:  # rendering unavailable: said once, the rest keeps running
+                if not self._error_logged:
+                    log.error("sensor %s: %s", s.spec.name, exc)
+                    self._error_logged = True
 
     def topics(self) -> set[str]:
         """Every topic these sensors publish (what sensor faults may target besides the node's own)."""
@@ -245,13 +235,9 @@ class SensorPublishers:
                     self._update_camera(s, physics, float(physics.time))
 
     def _heard(self, s: _Sensor, *roles: str) -> bool:
-        cache = self._cache
         for role in roles:
             pub = s.pubs.get(role)
-            if pub is None:
-                continue
-            known = cache.get(id(pub)) if cache is not None else None
-            if known if known is not None else pub.get_subscription_count() > 0:
+            if pub is not None and pub.get_subscription_count() > 0:
                 return True
         return False
 

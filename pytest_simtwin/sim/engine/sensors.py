@@ -109,15 +109,6 @@ class Imu:
         self.rng = rng
         self.gyro = [Noise(n, rng) for n in spec.gyro_noise]
         self.accel = [Noise(n, rng) for n in spec.accel_noise]
-        axes = [*self.gyro, *self.accel]
-        # Plain white noise on all six axes (the common case): one draw of six standard normals, then
-        # mean + stddev * z per axis, the same numbers in the same order as six Noise.apply calls.
-        simple = len(axes) == 6 and all(
-            n.active and n.spec.stddev > 0 and n.spec.precision <= 0
-            and not (n.spec.dynamic_bias_stddev > 0 and n.spec.dynamic_bias_correlation_time > 0)
-            for n in axes
-        )  # fmt: skip
-        self._white = [(n.spec.mean, n.spec.stddev, n.bias) for n in axes] if simple else None
         self._adr: tuple[int, int, int] | None = None
         self._model: Any = None
         self._last_t: float | None = None
@@ -133,14 +124,8 @@ class Imu:
         s = data.sensordata
         dt = 0.0 if self._last_t is None else t - self._last_t
         self._last_t = t
-        if self._white is not None:
-            z = self.rng.standard_normal(6).tolist()
-            raw = [*s[g : g + 3].tolist(), *s[a : a + 3].tolist()]
-            out = [v + b + (mu + sd * zi) for v, (mu, sd, b), zi in zip(raw, self._white, z, strict=True)]
-            gyro, acc = out[:3], out[3:]
-        else:
-            gyro = [n.apply(float(s[g + i]), dt) for i, n in enumerate(self.gyro)]
-            acc = [n.apply(float(s[a + i]), dt) for i, n in enumerate(self.accel)]
+        gyro = [n.apply(float(s[g + i]), dt) for i, n in enumerate(self.gyro)]
+        acc = [n.apply(float(s[a + i]), dt) for i, n in enumerate(self.accel)]
         w, x, y, z = (float(v) for v in s[q : q + 4])
         if self.spec.relative_orientation:  # gazebo_ros: relative to the orientation at the first reading
             if self._q0 is None:
