@@ -3,8 +3,8 @@ start to first /odom with the fork server, and free-running real-time factor wit
 
 * plugin path: a fresh ``SimSession`` on the embedded backend (domain lease, private ROS context, the
   simulator forked from the warm fork server, its first odometry and control answered) with
-  ``--simtwin-world turtlebot3_world.world --simtwin-robot turtlebot3_waffle/model.sdf
-  --simtwin-robot-pose=-2,-0.5,0.01,0,0,0`` (the launch file's pose); target < 1 s. The processed-mesh cache is warmed by one untimed start, as any run after
+  ``--simtwin-world turtlebot3_world.world --simtwin-robot turtlebot3_waffle/model.sdf`` and the launch
+  file's pose; target < 1 s. The processed-mesh cache is warmed by one untimed start, as any run after
   the first finds it;
 * simulator alone: fork server spawn -> first /odom at an already running subscriber
   (``sim_benchmark.bench_startup``), for comparison with the built-in arena's 0.5 s target;
@@ -43,8 +43,7 @@ def plugin_starts(starts: int, tmp: Path) -> list[float]:
     from pytest_simtwin.backends.base import SimConfig
     from pytest_simtwin.runtime.session import SimSession, WorkerInfo
 
-    # what --simtwin-world/--simtwin-robot/--simtwin-robot-pose=-2,-0.5,0.01,0,0,0 configure
-    cfg = SimConfig(world=WORLD, robot=ROBOT, robot_pose=(-2.0, -0.5, 0.01, 0.0, 0.0, 0.0), rtf=1.0, start_timeout=60.0)
+    cfg = SimConfig(world=WORLD, robot=ROBOT, rtf=1.0, start_timeout=60.0, extra_args=(POSE,))
     times: list[float] = []
     for i in range(starts + 1):  # the first (untimed) one fills the processed-mesh cache
         t0 = time.monotonic()
