@@ -77,8 +77,6 @@ def test_ini_world_is_relative_to_the_ini_file(pytester: pytest.Pytester) -> Non
         (["--simtwin-backend", "attach"], "needs --simtwin-attach-domain"),
         (["--simtwin-backend", "attach", "--simtwin-attach-domain", "300"], "expected 0..232"),
         (["--simtwin-reset", "always"], "invalid choice: 'always'"),
-        (["--simtwin-robot-pose=-2,-0.5"], "--simtwin-robot-pose '-2,-0.5': expected 3 numbers X,Y,YAW or 6"),
-        (["--simtwin-robot-pose", "1,2,north"], "expected 3 numbers X,Y,YAW or 6 X,Y,Z,ROLL,PITCH,YAW"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], expected: str) -> None:
@@ -139,8 +137,6 @@ def test_marker_merges_module_class_and_function(pytester: pytest.Pytester) -> N
         ("simtwin(reset='sometimes')", "expected one of test, module, never"),
         ("simtwin(lockstep='yes')", "expected True or False"),
         ("simtwin('x.sdf')", "keyword arguments only"),
-        ("simtwin(robot_pose=(1, 2))", "robot_pose=...): expected 3 numbers (x, y, yaw) or 6"),
-        ("simtwin(robot_pose='1,2,3')", "robot_pose=...): expected 3 numbers"),
     ],
 )
 def test_bad_marker_is_a_usage_error_naming_the_test(pytester: pytest.Pytester, marker: str, expected: str) -> None:
@@ -162,11 +158,6 @@ def test_effective_config_applies_overrides(tmp_path: Path) -> None:
     assert cfg.effective_config(settings, {}) == (settings.sim, "test")
     # Equal configs compare equal: the session restarts only on a real difference.
     assert cfg.effective_config(settings, {"rtf": 1.0})[0] == settings.sim
-    posed, _ = cfg.effective_config(settings, {"robot_pose": (-2.0, -0.5, 0.01, 0.0, 0.0, 0.0)})
-    assert posed.robot_pose == (-2.0, -0.5, 0.01, 0.0, 0.0, 0.0) and posed != settings.sim
-    from pytest_simtwin.backends.embedded import simulator_arguments
-
-    assert "--robot-pose=-2,-0.5,0.01,0,0,0" in simulator_arguments(posed, parent_pid=None)
 
 
 def test_command_templates() -> None:

@@ -31,9 +31,6 @@ class SimConfig:
 
     world: Path | None = None  # None: the built-in arena
     robot: Path | None = None  # None: the built-in robot (or the robot the world includes)
-    #: where the robot is placed (x, y, yaw or x, y, z, roll, pitch, yaw; m, rad), as a launch file's
-    #: `ros_gz_sim create -x -y -z -R -P -Y` spawns it; None: the robot file's / world's own pose
-    robot_pose: tuple[float, ...] | None = None
     rtf: float = 1.0  # real-time factor; 0 = as fast as possible
     seed: int = 0
     paused: bool = False

@@ -83,8 +83,6 @@ def simulator_arguments(cfg: SimConfig, *, parent_pid: int | None) -> list[str]:
         argv.append(str(cfg.world))
     if cfg.robot is not None:
         argv += ["--robot", str(cfg.robot)]
-    if cfg.robot_pose is not None:  # "=" form: a negative first number is not taken for an option
-        argv.append("--robot-pose=" + ",".join(f"{v:g}" for v in cfg.robot_pose))
     if cfg.lockstep:
         argv.append("--lockstep")
     if cfg.paused:

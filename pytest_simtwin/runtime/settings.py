@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -76,12 +76,6 @@ OPTIONS: list[Option] = [
         choices=CMD_VEL_TYPES,
     ),
     Option("robot-name", "the world's robot that the robot fixture drives, when the world has several", metavar="NAME"),
-    Option(
-        "robot-pose",
-        "embedded/docker backends: place the robot at X,Y,YAW or X,Y,Z,ROLL,PITCH,YAW (m, rad), as a launch file "
-        "spawns it (marker: robot_pose=(x, y, z, roll, pitch, yaw)); default: the robot's own pose",
-        metavar="POSE",
-    ),
     Option(
         "reset",
         "when to reset the simulator: before each test, each module, or never",
@@ -151,7 +145,7 @@ OPTIONS: list[Option] = [
 #: Keywords of ``@pytest.mark.simtwin(...)`` -> the SimConfig field (or "reset") they set.
 MARKER_KEYS = (
     "world", "robot", "rtf", "reset", "lockstep", "seed", "cmd_vel_type", "paused", "timeout", "faults", "sensors_off",
-    "robot_name", "robot_pose",
+    "robot_name",
 )  # fmt: skip
 
 
@@ -286,15 +280,6 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--simtwin-domain-range: {exc}") from None
     world = _check_file(get_option(config, "world"), "world", "--simtwin-world")
     robot = _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
-    pose_text = get_option(config, "robot-pose")
-    robot_pose = None
-    if pose_text:
-        robot_pose = parse_pose(pose_text.split(","))
-        if robot_pose is None:
-            raise pytest.UsageError(
-                f"--simtwin-robot-pose {pose_text!r}: expected 3 numbers X,Y,YAW or 6 X,Y,Z,ROLL,PITCH,YAW "
-                "(metres, radians), e.g. -2.0,-0.5,0.01,0,0,0"
-            )
     command = get_option(config, "command")
     attach_domain = get_option(config, "attach-domain")
     image = get_option(config, "image")
@@ -316,7 +301,6 @@ def load_settings(config: pytest.Config) -> Settings:
     sim = SimConfig(
         world=world,
         robot=robot,
-        robot_pose=robot_pose,
         rtf=rtf,
         seed=seed,
         cmd_vel_type=get_option(config, "cmd-vel-type"),
@@ -341,24 +325,12 @@ def load_settings(config: pytest.Config) -> Settings:
     )
 
 
-def parse_pose(values: Sequence[Any]) -> tuple[float, ...] | None:
-    """3 (x, y, yaw) or 6 (x, y, z, roll, pitch, yaw) finite numbers (numbers or their text); None if not."""
-    if len(values) not in (3, 6) or any(isinstance(v, bool) for v in values):
-        return None
-    try:
-        pose = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        return None
-    return pose if all(math.isfinite(v) for v in pose) else None
-
-
 # -- marker ------------------------------------------------------------------------------------
 MARKER_HELP = (
     "simtwin(world=None, robot=None, rtf=None, reset=None, lockstep=None, seed=None, cmd_vel_type=None, "
-    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None, robot_pose=None): simulator "
-    "configuration for a test, class or module; the simulator restarts when it differs from the running one; "
-    "faults: pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot; robot_pose: "
-    "(x, y, yaw) or (x, y, z, roll, pitch, yaw) of the robot"
+    "paused=None, timeout=None, faults=None, sensors_off=None, robot_name=None): simulator configuration for a "
+    "test, class or module; the simulator restarts when it differs from the running one; faults: "
+    "pytest_simtwin.faults.* injected at set-up; robot_name: the robot fixture's robot"
 )
 
 
@@ -407,11 +379,6 @@ def _marker_value(key: str, value: Any, where: str, base_dirs: tuple[Path, ...])
         if not isinstance(value, str) or not value:
             raise bad("a model name")
         return value
-    if key == "robot_pose":
-        pose = parse_pose(value) if isinstance(value, (list, tuple)) else None
-        if pose is None:
-            raise bad("3 numbers (x, y, yaw) or 6 (x, y, z, roll, pitch, yaw), in metres and radians")
-        return pose
     if key == "cmd_vel_type":
         if value not in CMD_VEL_TYPES:
             raise bad(f"one of {', '.join(CMD_VEL_TYPES)}")

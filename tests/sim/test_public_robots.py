@@ -29,8 +29,6 @@ from test_sim_process import command, latest_at, truth
 from pytest_simtwin.sim.world.model import ModelSpec, Pose
 from pytest_simtwin.sim.world.sdf import load_world
 
-pytest_plugins = ["pytester"]
-
 TB3 = Path(__file__).resolve().parents[1] / "robots" / "turtlebot3" / "turtlebot3_gazebo"
 SPAWN = {"empty_world": (0.0, 0.0), "turtlebot3_world": (-2.0, -0.5), "turtlebot3_house": (-2.0, -0.5)}
 FAST = {("burger", "turtlebot3_world"), ("waffle", "turtlebot3_house"), ("waffle_pi", "empty_world")}
@@ -136,40 +134,6 @@ def test_turtlebot3_drives_turns_stays_level_and_sees_a_box(
     robot = load_world(world_file, robot_file, Pose(x, y, 0.01)).robot
     sees_a_box_ahead(sim, robot, after_drive, "/scan", "base_scan")
     turns_in_place(sim, send, after_drive)
-
-
-PLUGIN_TB3 = """
-import pytest
-
-def test_at_the_launch_pose(robot):  # --simtwin-robot-pose, as turtlebot3_world.launch.py spawns it
-    start = robot.ground_truth
-    assert (start.x, start.y) == (pytest.approx(-2.0, abs=0.01), pytest.approx(-0.5, abs=0.01))
-    robot.send_velocity(0.2, 0.0, 2.0)
-    assert robot.ground_truth.x - start.x == pytest.approx(0.40, abs=0.06)
-
-@pytest.mark.simtwin(robot_pose=(-0.55, -0.55, 0.01, 0.0, 0.0, 0.785))  # between four pillars, facing one
-def test_marker_pose(robot):
-    start = robot.ground_truth
-    assert (start.x, start.y, start.yaw) == (pytest.approx(-0.55, abs=0.01), pytest.approx(-0.55, abs=0.01),
-                                             pytest.approx(0.785, abs=0.01))
-    assert robot.min_range((-5, 5), scan=robot.wait_for_scan()) < 0.8  # the (0, 0) pillar ahead
-"""
-
-
-def test_the_plugin_places_a_robot_file_where_the_launch_file_spawns_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """pytest --simtwin-world turtlebot3_world.world --simtwin-robot .../model.sdf --simtwin-robot-pose
-    -2,-0.5,0.01,0,0,0: the waffle starts where ros_gz_sim create puts it (at the world origin it would be
-    inside the centre pillar); the marker's robot_pose moves it for one test."""
-    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(TB3 / "models"))
-    pytester.makepyfile(test_tb3=PLUGIN_TB3)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--simtwin-rtf=0", f"--simtwin-world={TB3 / 'worlds' / 'turtlebot3_world.world'}",
-        f"--simtwin-robot={TB3 / 'models' / 'turtlebot3_waffle' / 'model.sdf'}",
-        "--simtwin-robot-pose=-2,-0.5,0.01,0,0,0", timeout=240,
-    )  # fmt: skip
-    result.assert_outcomes(passed=2)
 
 
 NAV2_TB3 = Path(__file__).resolve().parents[1] / "robots" / "nav2_minimal_tb3" / "nav2_minimal_tb3_sim"
