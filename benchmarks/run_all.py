@@ -35,6 +35,7 @@ SCRIPTS = [
     "bench_rtf.py",
     "bench_pool.py",
     "bench_twin_hardware.py",
+    "bench_tb3_world.py",
 ]
 SCRIPT_TIMEOUT = 900.0
 
@@ -184,6 +185,9 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         " (pinned when the machine has more); CPU seconds per kind of process are sampled from /proc.",
         "* **RTF** (`bench_rtf.py`): free-running simulator on the built-in arena, robot with a 10 Hz lidar and"
         " the same robot without its sensor; twin validation = `twin_benchmark.py` on the 60 s recording.",
+        "* **TB3 waffle in turtlebot3_world** (`bench_tb3_world.py`): start to first /odom through the plugin"
+        " (SimSession, embedded backend, fork server, warm mesh cache) and fork -> first /odom of the simulator"
+        " alone, target < 1 s; free-running RTF with its 10 Hz lidar, target >= 50x.",
         "",
         "Per script: " + ", ".join(f"{d['script']} {d['elapsed_s']:.0f} s" for d in docs) + ".",
         "",

@@ -102,16 +102,23 @@ def bench_startup(
 
 
 def bench_rtf(
-    ros: RosSession, env: dict[str, str], robot: Path, seconds: float, subscribe: bool, log: Path
+    ros: RosSession,
+    env: dict[str, str],
+    robot: Path,
+    seconds: float,
+    subscribe: bool,
+    log: Path,
+    args: tuple[str, ...] = (),
 ) -> tuple[float, float]:
-    """(sim seconds per wall second, sim seconds per CPU second of the simulator process)."""
+    """(sim seconds per wall second, sim seconds per CPU second of the simulator process); ``args``: more
+    simulator arguments (a world, a pose)."""
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState, LaserScan
 
     with log.open("ab") as f:
         proc = subprocess.Popen(
-            sim_argv("--rtf", "0", "--robot", str(robot)), env=env, stdout=f, stderr=subprocess.STDOUT
+            sim_argv("--rtf", "0", "--robot", str(robot), *args), env=env, stdout=f, stderr=subprocess.STDOUT
         )
     try:
         # Ready through the control services: a topic subscription here would be a subscriber.

@@ -2,7 +2,7 @@
 
 For each world with the waffle: world load + MuJoCo compile with an empty processed-mesh cache and with
 a filled one (each in a fresh subprocess, with its peak RSS), and the free-running real-time factor of
-the physics with the lidar scanned at its 5 Hz (no ROS: the simulator's own ceiling).
+the physics with the lidar scanned at its update rate (10 Hz; no ROS: the simulator's own ceiling).
 
     python benchmarks/tb3_world_benchmark.py [--seconds 10]
 """

@@ -188,6 +188,48 @@ def test_classic_gazebo_ros_diff_drive_plugin(tmp_path: Path) -> None:
     dd = load_world(None, path).robot.diff_drive
     assert dd is not None
     assert (dd.wheel_radius, dd.topic, dd.odom_topic, dd.child_frame_id) == (0.1, "/tb3/cmd", "/tb3/odom", "base_link")
+    # the ROS 2 plugin's defaults: no odom transform, odometry_source 1 (the model's world pose)
+    assert (dd.odom_publish_frequency, dd.publish_tf, dd.odom_from_world) == (30.0, False, True)
+
+    # ROS 1's <updateRate> is not read (100 Hz); odometry_source 0 integrates the wheels
+    path.write_text(path.read_text().replace("<update_rate>30</update_rate>", "<updateRate>30</updateRate>"
+                    "<odometry_source>0</odometry_source><publish_odom_tf>true</publish_odom_tf>"))  # fmt: skip
+    world = load_world(None, path)
+    dd = world.robot.diff_drive
+    assert dd is not None and (dd.odom_publish_frequency, dd.publish_tf, dd.odom_from_world) == (100.0, True, False)
+    assert any("publish_odom is not true: Gazebo publishes no odometry" in w for w in world.warnings)
+
+    # odometry_source 1: the odometry is the model's pose in the world (spawn offset included)
+    path.write_text(path.read_text().replace("<odometry_source>0</odometry_source>", ""))
+    physics = Physics(load_world(None, path, Pose(1.0, 2.0, 0.0, yaw=0.5)))
+    physics.set_command(0.2, 0.0)
+    physics.step(500)
+    odom, truth = physics.odometry(), physics.ground_truth()
+    assert (odom.x, odom.y) == (truth.x, truth.y) and odom.x > 1.0 and odom.yaw == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize(("accel", "after_0_1s"), [(0.0, 0.2), (1.0, 0.1)])
+def test_gazebo_ros_diff_drive_ramps_wheels_by_max_wheel_acceleration(
+    tmp_path: Path, accel: float, after_0_1s: float
+) -> None:
+    """gazebo_ros_diff_drive sets the wheels at its update_rate, each rim speed moving towards its target
+    by at most max_wheel_acceleration (m/s^2) per second: 1.0 reaches 0.2 m/s after 0.2 s."""
+    text = (MODELS / "test_bot" / "model.sdf").read_text()
+    start, end = text.index('<plugin filename="gz-sim-diff'), text.index("</plugin>") + len("</plugin>")
+    classic = f"""<plugin name="diff_drive" filename="libgazebo_ros_diff_drive.so">
+      <left_joint>left_wheel_joint</left_joint><right_joint>right_wheel_joint</right_joint>
+      <wheel_separation>0.36</wheel_separation><wheel_diameter>0.2</wheel_diameter><publish_odom>true</publish_odom>
+      <max_wheel_acceleration>{accel}</max_wheel_acceleration>
+    </plugin>"""
+    path = tmp_path / "classic.sdf"
+    path.write_text(text[:start] + classic + text[end:])
+    physics = Physics(load_world(None, path))
+    physics.step(round(0.5 / physics.step_size))  # settle
+    physics.set_command(0.2, 0.0)
+    physics.step(round(0.1 / physics.step_size))
+    assert physics.ground_truth().vx == pytest.approx(after_0_1s, abs=0.03)
+    physics.step(round(0.4 / physics.step_size))
+    assert physics.ground_truth().vx == pytest.approx(0.2, abs=0.02)
 
 
 # -- bad inputs -----------------------------------------------------------------------------------
@@ -377,6 +419,48 @@ def test_broken_xacro(tmp_path: Path) -> None:
     path = write(tmp_path, "r.urdf.xacro", text)
     message = expect(f"{path}: xacro failed", None, path)
     assert "wheel_radius_typo" in message
+
+
+def test_sdf_xacro_world_and_robot_expand_with_their_defaults(tmp_path: Path) -> None:
+    """``.sdf.xacro`` files (Nav2's minimal simulations ship them) are expanded like ``xacro FILE`` with the
+    arguments' defaults; a mistake inside names the line of that command's output."""
+    pytest.importorskip("xacro")
+    xmlns = 'xmlns:xacro="http://www.ros.org/wiki/xacro"'
+    robot = robot_with().replace(
+        '<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>\n<xacro:arg name="ns" default="/r1"/>'
+    )
+    robot = robot.replace("<wheel_radius>", "<topic>$(arg ns)/cmd_vel</topic><wheel_radius>")
+    world = world_with('<xacro:property name="g" value="-9.8"/><gravity>0 0 ${g}</gravity>')
+    world = world.replace('<sdf version="1.9">', f'<sdf version="1.9" {xmlns}>')
+    spec = load_world(write(tmp_path, "w.sdf.xacro", world), write(tmp_path, "r.sdf.xacro", robot))
+    assert spec.gravity == (0.0, 0.0, -9.8)
+    assert spec.robot.diff_drive is not None and spec.robot.diff_drive.topic == "/r1/cmd_vel"
+
+    bad = write(tmp_path, "bad.sdf.xacro", robot.replace("<radius>0.05</radius>", "<radius>-1</radius>"))
+    import xacro
+
+    line = next(i for i, t in enumerate(xacro.process_file(str(bad)).toprettyxml(indent="  ").splitlines(), 1)
+                if "<sphere>" in t)  # fmt: skip
+    expect(f"{bad}:{line} (line of `xacro bad.sdf.xacro`'s output): sphere of collision 'c'", None, bad)
+
+
+def test_gazebo_classic_stock_models_sun_and_ground_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gazebo classic's empty.world includes model://sun and model://ground_plane, which every classic
+    installation ships: built in when no resource folder has them, the user's folder when one does."""
+    body = "<include><uri>model://sun</uri></include><include><uri>model://ground_plane</uri></include>"
+    world = write(tmp_path, "empty.world", world_with(body))
+    monkeypatch.setenv("GZ_SIM_RESOURCE_PATH", str(tmp_path / "models"))
+    models = {m.name: m for m in load_world(world).models}
+    (plane,) = models["ground_plane"].links[0].collisions
+    assert plane.kind == "plane" and plane.friction == 100.0  # classic's ground_plane: mu 100
+    own = tmp_path / "models" / "ground_plane"
+    own.mkdir(parents=True)
+    (own / "model.sdf").write_text(world_with("").replace("<world name=\"w\">", "").replace("</world>", "")
+                                   .replace("</sdf>", "<model name='ground_plane'><static>true</static><link name='l'>"
+                                   "<collision name='c'><geometry><box><size>9 9 1</size></box></geometry></collision>"
+                                   "</link></model></sdf>"))  # fmt: skip
+    models = {m.name: m for m in load_world(world).models}
+    assert models["ground_plane"].links[0].collisions[0].kind == "box"
 
 
 def test_static_robot_is_refused(tmp_path: Path) -> None:

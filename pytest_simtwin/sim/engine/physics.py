@@ -22,6 +22,7 @@ from pytest_simtwin.errors import ModelError, SimulatorError
 from pytest_simtwin.sim.engine import twin_model
 from pytest_simtwin.sim.engine.contacts import robot_contacts
 from pytest_simtwin.sim.engine.lidar import Lidar
+from pytest_simtwin.sim.engine.wheel_ramp import WheelRamp
 from pytest_simtwin.sim.world.mjcf import (
     DEFAULT_FRICTION,
     ENV_BITS,
@@ -155,6 +156,7 @@ class Drive:
         self.half, self.radius = spec.wheel_separation / 2, spec.wheel_radius
         self.left_r, self.right_r = left_r, right_r
         self.open_loop = spec.open_loop
+        self.odom_from_world = spec.odom_from_world
         self.v = self.w = 0.0  # the limited command of the last step (open-loop odometry)
         self.target = (0.0, 0.0)
         self.v0 = self.v1 = (0.0, 0.0)
@@ -163,6 +165,9 @@ class Drive:
         self.right_act: list[int] = []
         self.root = self.root_q = self.root_v = 0
         self.joints: list[tuple[str, int, int]] = []
+        # gazebo_ros_diff_drive: wheel commands at its update rate, ramped by max_wheel_acceleration
+        self.ramp = WheelRamp(spec.wheel_update_period, spec.max_wheel_acceleration, self.half, self.radius) \
+            if spec.wheel_update_period > 0 else None  # fmt: skip
 
     def bind(self, m: Any, lay: RobotLayout) -> None:
         self.left_q = m.joint(lay.left_joints[0]).qposadr[0]
@@ -173,6 +178,9 @@ class Drive:
         free = m.body_jntadr[self.root]
         self.root_q, self.root_v = m.jnt_qposadr[free], m.jnt_dofadr[free]
         self.joints = [(name, m.joint(j).qposadr[0], m.joint(j).dofadr[0]) for j, name in lay.joints]
+        if self.ramp is not None:
+            self.ramp.left_v = m.joint(lay.left_joints[0]).dofadr[0]
+            self.ramp.right_v = m.joint(lay.right_joints[0]).dofadr[0]
 
     def reset(self, qpos: Any) -> None:
         if self.twin is not None:
@@ -181,8 +189,10 @@ class Drive:
         self.v0 = self.v1 = (0.0, 0.0)
         self.v = self.w = 0.0
         self.odom.reset(float(qpos[self.left_q]), float(qpos[self.right_q]))
+        if self.ramp is not None:
+            self.ramp.reset()
 
-    def command(self, ctrl: Any, dt: float, t: float = 0.0) -> None:
+    def command(self, ctrl: Any, dt: float, t: float = 0.0, qvel: Any = None) -> None:
         """Limit the target for this step (through the twin's command path, if any) and set the wheel servos."""
         tv, tw = self.target if self.twin is None else self.twin.target(self.target, t)
         (v0, w0), (v1, w1) = self.v0, self.v1
@@ -195,7 +205,11 @@ class Drive:
         if self.twin is not None:
             v, w = self.twin.response(v, w, dt)
         self.v, self.w = v, w
-        left, right = (v - w * self.half) / self.left_r, (v + w * self.half) / self.right_r
+        if self.ramp is not None and qvel is not None:
+            rim_left, rim_right = self.ramp.rim_speeds(v, w, t, qvel)
+            left, right = rim_left / self.left_r, rim_right / self.right_r
+        else:
+            left, right = (v - w * self.half) / self.left_r, (v + w * self.half) / self.right_r
         for a in self.left_act:
             ctrl[a] = left
         for a in self.right_act:
@@ -326,7 +340,7 @@ class Physics:
         drives = self._drive_list
         for _ in range(n):
             for drive in drives:
-                drive.command(ctrl, dt, float(d.time))
+                drive.command(ctrl, dt, float(d.time), d.qvel)
             mj.mj_step(m, d)
             for drive in drives:
                 if drive.open_loop:
@@ -348,7 +362,12 @@ class Physics:
     # -- readings ---------------------------------------------------------------------------------
 
     def odometry(self, robot: str | None = None) -> Odom:
-        o = self._drive(robot).odom
+        drive = self._drive(robot)
+        if drive.odom_from_world:  # gazebo_ros_diff_drive's default odometry_source: the model's world pose
+            t = self.ground_truth(robot)
+            yaw = math.atan2(2 * (t.qw * t.qz + t.qx * t.qy), 1 - 2 * (t.qy * t.qy + t.qz * t.qz))
+            return Odom(t.x, t.y, yaw, math.cos(yaw) * t.vx + math.sin(yaw) * t.vy, t.wz)
+        o = drive.odom
         vx, wz = o.velocities()
         return Odom(o.x, o.y, o.yaw, vx, wz)
 

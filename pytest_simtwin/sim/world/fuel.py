@@ -1,7 +1,8 @@
 """Gazebo Fuel URIs (``https://fuel.gazebosim.org/1.0/OWNER/models/NAME[/VERSION][/files/PATH]``), offline.
 
 The well-known OpenRobotics "Ground Plane" maps to a built-in copy and "Sun" (a light) to nothing, so
-the stock worlds of turtlebot3_gazebo and gz-sim load without a network. Any other model comes from the
+the stock worlds of turtlebot3_gazebo and gz-sim load without a network; so do Gazebo classic's
+``model://ground_plane`` and ``model://sun`` (installed with Gazebo) when no resource folder has them. Any other model comes from the
 local Fuel cache exactly as ``gz fuel download`` lays it out (gz-fuel-tools ``ModelIdentifier``:
 ``<cache>/<server host>/<owner>/models/<name>/<version>/``, owner and name lowercased, cache root
 ``GZ_FUEL_CACHE_PATH`` or ``~/.gz/fuel``); a missing one is an error naming the download command.
@@ -23,6 +24,10 @@ BUILTIN: dict[tuple[str, str], Path | None] = {
     ("openrobotics", "ground plane"): DEFAULTS_MODELS / "fuel_ground_plane",
     ("openrobotics", "sun"): None,
 }
+
+#: Models every Gazebo classic installation ships (``/usr/share/gazebo-11/models``), named by the stock
+#: worlds as ``model://sun`` / ``model://ground_plane``: used when the resource path has no such folder.
+CLASSIC_BUILTIN: dict[str, Path | None] = {"ground_plane": DEFAULTS_MODELS / "fuel_ground_plane", "sun": None}
 
 
 @dataclass(frozen=True)

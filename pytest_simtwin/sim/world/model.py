@@ -226,6 +226,13 @@ class DiffDriveSpec:
     right_radius_multiplier: float = 1.0
     #: diff_drive_controller open_loop: odometry integrates the (limited) commands instead of the wheels.
     open_loop: bool = False
+    #: gazebo_ros_diff_drive odometry_source 1 (its default): odometry is the model's world pose and
+    #: velocity (ground truth), not integrated from the wheels.
+    odom_from_world: bool = False
+    #: gazebo_ros_diff_drive: wheel commands every 1/update_rate s (0: every step) ramped by
+    #: max_wheel_acceleration (m/s^2 at the wheel rim; 0: none), see sim/engine/wheel_ramp.py
+    wheel_update_period: float = 0.0
+    max_wheel_acceleration: float = 0.0
 
 
 @dataclass

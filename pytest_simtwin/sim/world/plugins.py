@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.model import INF, DiffDriveSpec, LidarSpec, ModelSpec
-from pytest_simtwin.sim.world.values import number, sdf_pose, text
+from pytest_simtwin.sim.world.values import boolean, number, sdf_pose, text
 from pytest_simtwin.sim.world.xmltree import Element
 
 LIDAR_TYPES = ("gpu_lidar", "lidar", "ray", "gpu_ray")
-#: Systems whose job the simulator does itself, accepted without a warning (the IMU and navsat systems
-#: update the sensors :mod:`sensors` parses; contacts have no standard ROS message, so that one warns).
+#: World systems that pytest-simtwin provides itself: accepted without a warning (the IMU and NavSat
+#: systems are what make those sensors publish in gz-sim; the simulator publishes them itself).
 INFRASTRUCTURE_PLUGINS = ("physics", "scene-broadcaster", "user-commands", "sensors", "joint-state-publisher",
                           "imu-system", "navsat-system")  # fmt: skip
 
@@ -85,14 +85,25 @@ def parse_diff_drive(element: Element, model: ModelSpec, warn: list[str]) -> Dif
             odom_topic=_classic_topic(element, "odom", text(element, "odometry_topic", "odom")),
             frame_id=text(element, "odometry_frame", "odom"),
             child_frame_id=text(element, "robot_base_frame", "base_footprint"),
-            odom_publish_frequency=number(element, "update_rate", number(element, "publish_rate", 50.0)),
+            # gazebo_ros_diff_drive (ROS 2): update_rate 100 Hz (ROS 1's updateRate is not read), no odom
+            # transform unless publish_odom_tf, odometry_source 1 (WORLD: ground truth) unless 0 (ENCODER)
+            odom_publish_frequency=number(element, "update_rate", 100.0),
             origin=element.where,
             kind="gazebo_ros_diff_drive",
-            publish_tf=text(element, "publish_odom_tf", "true").strip().lower() in ("true", "1"),
+            publish_tf=boolean(element, "publish_odom_tf", False),
             tf_topic="/tf",
+            odom_from_world=int(number(element, "odometry_source", 1)) == 1,
+            max_wheel_acceleration=number(element, "max_wheel_acceleration", 0.0),
         )
-        if element.find("max_wheel_acceleration") is not None or element.find("max_wheel_torque") is not None:
-            warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_acceleration/torque are not simulated")
+        rate = number(element, "update_rate", 100.0)
+        spec.wheel_update_period = 1.0 / rate if rate > 0 else 0.0
+        if element.find("max_wheel_torque") is not None:
+            warn.append(f"{element.where}: gazebo_ros_diff_drive max_wheel_torque is not simulated")
+        if not boolean(element, "publish_odom", False):
+            warn.append(
+                f"{element.where}: gazebo_ros_diff_drive publish_odom is not true: Gazebo publishes no odometry; "
+                f"the simulator publishes it on /{spec.odom_topic.lstrip('/')} anyway (set <publish_odom>true</publish_odom>)"
+            )
     else:
         spec = DiffDriveSpec(
             left_joints=left,

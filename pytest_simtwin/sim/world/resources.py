@@ -48,11 +48,10 @@ class Resolver:
             return found
         if uri.startswith("model://"):
             rest = uri[len("model://") :]
+            found = self.find_model(uri)
+            if found is not None:
+                return found
             searched = self.search_path()
-            for root in searched:
-                candidate = root / rest
-                if candidate.exists():
-                    return candidate
             listed = "\n".join(f"    {p}" for p in searched) or "    (none)"
             raise ModelError(
                 f"{element.where}: cannot resolve <uri>{uri}</uri>; expected a folder {rest.split('/')[0]!r} "
@@ -69,6 +68,15 @@ class Resolver:
         if not path.exists():
             raise ModelError(f"{element.where}: {uri!r} does not exist (looked for {path}); fix the path or URI.")
         return path
+
+    def find_model(self, uri: str) -> Path | None:
+        """The path of a ``model://NAME[/...]`` URI in the search path, None when no folder has it."""
+        rest = uri.strip()[len("model://") :]
+        for root in self.search_path():
+            candidate = root / rest
+            if candidate.exists():
+                return candidate
+        return None
 
     def _package(self, uri: str, base: Path | None, element: Element) -> Path:
         package, _, rest = uri[len("package://") :].partition("/")

@@ -5,7 +5,7 @@ links, collisions (box, cylinder, sphere, capsule, ellipsoid, plane, mesh: STL/O
 (rotated poses included), joints (revolute, continuous, prismatic, fixed, ball, universal/revolute2),
 poses with ``relative_to`` (links, joints, frames, models), nested models (flattened as ``a::b``;
 ``<include merge="true">`` without a prefix), ``<include>`` of ``model://`` and Gazebo Fuel URIs (see
-:mod:`fuel`), the DiffDrive plugin and lidar sensors. Anything else that changes
+:mod:`fuel`), the DiffDrive plugin and lidar sensors; ``.sdf.xacro`` files expand with their defaults. Anything else that changes
 the simulation is reported once in ``WorldSpec.warnings``; visuals are ignored silently.
 """
 
@@ -98,14 +98,14 @@ def load_world(
 
 
 def load_robot(path: Path, ctx: Context, pose: Pose | None, name: str | None = None) -> ModelSpec:
-    """A robot file: SDF model, URDF or ``.urdf.xacro``; must carry exactly one DiffDrive plugin.
+    """A robot file: SDF model or URDF (either may be a ``.xacro``); must carry exactly one DiffDrive plugin.
     ``name`` replaces the file's model name (a spawn name)."""
-    if path.name.lower().endswith((".urdf", ".xacro")):
-        model: ModelSpec = load_urdf(path, ctx, name)
+    if path.name.lower().endswith(".urdf"):
+        model: ModelSpec = load_urdf(path, ctx, name=name)
     else:
         root = parse_file(path)
         if root.tag == "robot":
-            model = load_urdf(path, ctx, name)
+            model = load_urdf(path, ctx, root, name)
         else:
             model_el = root.find("model") if root.tag == "sdf" else None
             check_version(root, ctx.warnings)
@@ -198,8 +198,9 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     uri = text(element, "uri")
     if not uri:
         raise ModelError(f"{element.where}: <include> needs a <uri> (e.g. model://NAME).")
-    if fuel.is_fuel(uri):
-        found = fuel.resolve(uri, element)
+    classic = uri.strip()[len("model://") :].strip("/") if uri.strip().startswith("model://") else ""
+    if fuel.is_fuel(uri) or (classic in fuel.CLASSIC_BUILTIN and ctx.resolver.find_model(uri) is None):
+        found = fuel.resolve(uri, element) if fuel.is_fuel(uri) else fuel.CLASSIC_BUILTIN[classic]
         if found is None:
             return None
         folder = found
@@ -210,7 +211,7 @@ def _include(element: Element, ctx: Context, base: Path) -> tuple[ModelSpec, str
     model_el = root.find("model") if root.tag == "sdf" else None
     if model_el is None:
         if root.tag == "robot":
-            model = load_urdf(path, ctx)
+            model = load_urdf(path, ctx, root)
         else:
             raise ModelError(f"{element.where}: included {path} has no <model>; expected an SDF model file.")
     else:

@@ -20,51 +20,19 @@ from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.values import floats
-from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
+from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 _KNOWN_ROBOT = {"link", "joint", "gazebo", "material", "ros2_control"}
 _JOINT_KINDS = {"revolute": "revolute", "continuous": "continuous", "prismatic": "prismatic", "fixed": "fixed"}
 
 
-def expand_xacro(path: Path) -> str:
-    """Run xacro on ``path``; errors name the file and what to install or fix."""
-    try:
-        import xacro
-    except ImportError:
-        raise ModelError(
-            f"{path} is a xacro file but the `xacro` package is not installed; install it with "
-            "`pip install xacro` (or pytest-simtwin[xacro]), or pass the expanded URDF."
-        ) from None
-    try:
-        document = xacro.process_file(str(path))
-    except Exception as exc:  # xacro raises its own XacroException, NameError, ... on bad input
-        raise ModelError(
-            f"{path}: xacro failed: {exc}. Expected a xacro file that expands on its own; $(find pkg) needs the "
-            "package on AMENT_PREFIX_PATH (source your workspace) and arguments need defaults."
-        ) from None
-    # As the xacro command prints it (what robot_description holds): errors then name a line of that output.
-    return str(document.toprettyxml(indent="  "))
-
-
-def load_urdf(path: Path, ctx: Context, name: str | None = None) -> ModelSpec:
-    """A URDF robot (``name``: the model name instead of ``<robot name>``); xacro files are expanded first."""
-    if path.name.lower().endswith(".xacro"):
-        if not path.exists():
-            raise ModelError(f"robot file {path} does not exist; fix the path.")
-        root = parse_string(expand_xacro(path), path)
-        note = f" (line of `xacro {path.name}` output)"
-    else:
-        root = parse_file(path)
-        note = ""
+def load_urdf(path: Path, ctx: Context, root: Element | None = None, name: str | None = None) -> ModelSpec:
+    """A URDF robot (``root``: its already parsed document; ``name``: the model name instead of
+    ``<robot name>``); xacro files are expanded first (:func:`~pytest_simtwin.sim.world.xmltree.parse_file`)."""
+    root = root if root is not None else parse_file(path)
     if root.tag != "robot":
-        raise ModelError(f"{root.where}: expected a URDF <robot> element; found <{root.tag}>{note}.")
-    try:
-        return _robot(root, path, ctx, name)
-    except ModelError as exc:
-        if note:
-            exc.message += note
-            exc.args = (exc.message,)
-        raise
+        raise ModelError(f"{root.where}: expected a URDF <robot> element; found <{root.tag}>.")
+    return _robot(root, path, ctx, name)
 
 
 def _origin(element: Element | None) -> Pose:

@@ -1,4 +1,9 @@
-"""A small XML tree that remembers file and line of every element (ElementTree drops line numbers)."""
+"""A small XML tree that remembers file and line of every element (ElementTree drops line numbers).
+
+``*.xacro`` files (``.urdf.xacro``, ``.sdf.xacro``) are expanded with their arguments' defaults first, as
+the launch files that run ``xacro`` on them without arguments do; their lines are then those of the
+``xacro FILE`` command's output, and messages say so.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ class Element:
     @property
     def where(self) -> str:
         """``file:line`` for messages."""
+        if self.file is not None and is_xacro(self.file):
+            return f"{self.file}:{self.line} (line of `xacro {self.file.name}`'s output)"
         return f"{self.file or '<string>'}:{self.line}"
 
     def find(self, tag: str) -> Element | None:
@@ -117,17 +124,43 @@ def parse_string(text: str | bytes, file: Path | None = None) -> Element:
     return root[0]
 
 
+def is_xacro(path: Path) -> bool:
+    return path.name.lower().endswith(".xacro")
+
+
+def expand_xacro(path: Path) -> str:
+    """Run xacro on ``path`` with its arguments' defaults; errors name the file and what to install or fix."""
+    try:
+        import xacro
+    except ImportError:
+        raise ModelError(
+            f"{path} is a xacro file but the `xacro` package is not installed; install it with "
+            "`pip install xacro` (or pytest-simtwin[xacro]), or pass the expanded URDF/SDF."
+        ) from None
+    try:
+        document = xacro.process_file(str(path))
+    except Exception as exc:  # xacro raises its own XacroException, NameError, ... on bad input
+        raise ModelError(
+            f"{path}: xacro failed: {exc}. Expected a xacro file that expands on its own; $(find pkg) needs the "
+            "package on AMENT_PREFIX_PATH (source your workspace) and arguments need defaults."
+        ) from None
+    return str(document.toprettyxml(indent="  "))  # as the xacro command prints it: the lines users can look up
+
+
 def parse_file(path: Path) -> Element:
-    """Read and parse ``path``; a missing or unreadable file is a ModelError."""
+    """Read and parse ``path`` (xacro-expanded if it is a ``.xacro``); a missing or unreadable file is a
+    ModelError."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ModelError(
             f"model file {path} does not exist; expected an SDF (.sdf/.world), URDF (.urdf) or "
-            f".urdf.xacro file. Check the path (relative paths are relative to {Path.cwd()})."
+            f"xacro (.urdf.xacro/.sdf.xacro) file. Check the path (relative paths are relative to {Path.cwd()})."
         ) from None
     except IsADirectoryError:
         raise ModelError(f"{path} is a directory; expected an SDF or URDF file inside it.") from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc.strerror}; check its permissions.") from None
+    if is_xacro(path):
+        return parse_string(expand_xacro(path), path)
     return parse_string(data, path)
