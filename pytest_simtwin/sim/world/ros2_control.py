@@ -84,12 +84,25 @@ def load_parameters(files: list[tuple[Path, Element]]) -> dict[str, dict[str, An
             raise ModelError(
                 f"{el.where}: controller file {path}: expected a mapping of node names, found {data!r:.80}"
             )
-        for node, body in data.items():
-            params = body.get("ros__parameters") if isinstance(body, Mapping) else None
-            if isinstance(params, Mapping):
-                name = str(node).strip("/").split("/")[-1] or "/**"
-                _merge(nodes.setdefault(name, {}), params)
+        for node, params in _node_bodies(data):
+            name = node.strip("/").split("/")[-1] or "/**"
+            _merge(nodes.setdefault(name, {}), params)
     return nodes
+
+
+def _node_bodies(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Mapping[str, Any]]]:
+    """(node path, ros__parameters) pairs; rcl_yaml_param_parser nests namespace keys until
+    ``ros__parameters`` (``/**: {controller_manager: {ros__parameters: ...}}`` is ``/**/controller_manager``)."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for key, body in data.items():
+        if not isinstance(body, Mapping):
+            continue
+        path = f"{prefix}/{str(key).strip('/')}" if prefix else str(key)
+        params = body.get("ros__parameters")
+        if isinstance(params, Mapping):
+            found.append((path, params))
+        found += _node_bodies({k: v for k, v in body.items() if k != "ros__parameters"}, path)
+    return found
 
 
 def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

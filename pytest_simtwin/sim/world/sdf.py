@@ -35,7 +35,7 @@ from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.sensors import nested as nested_sensor
 from pytest_simtwin.sim.world.urdf import load_urdf
-from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
+from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, surface_friction, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 #: Link children that do not change what we simulate.
@@ -369,7 +369,7 @@ def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkS
         if geom is not None:
             pose, _ = sdf_pose(collision.find("pose"))
             geom.pose = pose * geom.pose  # a plane's normal is a rotation inside the collision frame
-            geom.friction = _friction(collision)
+            geom.friction = surface_friction(collision, ctx.warnings)
             link.collisions.append(geom)
     link.rgba = visual_rgba(element)
     for sensor in element.findall("sensor"):
@@ -396,19 +396,6 @@ def _inertial(element: Element) -> InertialSpec:
             number(tensor, k, d) for k, d in zip(("ixx", "iyy", "izz", "ixy", "ixz", "iyz"), values, strict=True)
         )  # type: ignore[assignment]
     return InertialSpec(mass=mass, pose=pose, inertia=values, origin=element.where)
-
-
-def _friction(collision: Element) -> float | None:
-    friction = collision.path("surface", "friction")
-    if friction is None:
-        return None
-    for engine in ("ode", "bullet"):
-        node = friction.find(engine)
-        if node is not None and node.find("mu") is not None:
-            return number(node, "mu")
-        if node is not None and node.find("friction") is not None:
-            return number(node, "friction")
-    return None
 
 
 def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> GeomSpec | None:

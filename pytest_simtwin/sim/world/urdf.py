@@ -2,7 +2,8 @@
 
 Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
 ``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction
-(element text or ``value=`` attribute, as sdformat's URDF parser reads both).
+(element text or ``value=`` attribute, as sdformat's URDF parser reads both), and a ``<collision>``
+block's ``<surface>``, which sdformat copies into every collision of the link.
 URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
 """
 
@@ -19,7 +20,7 @@ from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff
 from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
-from pytest_simtwin.sim.world.values import floats
+from pytest_simtwin.sim.world.values import floats, surface_friction
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
 
 _KNOWN_ROBOT = {"link", "joint", "gazebo", "material", "ros2_control"}
@@ -251,6 +252,16 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
             lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
             if lidar is not None:
                 link.sensors.append(lidar)
+        elif child.tag == "collision" and link is not None:
+            # sdformat's URDF parser copies the children of <gazebo reference="LINK"><collision> into every
+            # collision of the link (parser_urdf.cc collision_blobs): a <surface> there replaces theirs
+            mu = surface_friction(child, ctx.warnings)
+            unknown = [c.tag for c in child.children if c.tag != "surface"]
+            if unknown:
+                ctx.warn(f"{child.where}: <gazebo> <collision> elements {', '.join(unknown)} are not simulated")
+            if mu is not None and gz.find("mu1") is None:  # sdformat applies <mu1> after the blobs
+                for geom in link.collisions:
+                    geom.friction = mu
         elif child.tag == "mu1" and link is not None:
             # sdformat's URDF parser reads <mu1>0.5</mu1> and <mu1 value="0.5"/> alike
             mu = floats(child, text=child.text or child.attrib.get("value", ""), count=1)[0]
