@@ -9,6 +9,9 @@ stays level, sees a spawned box with each of its lidars and publishes what its b
 * Husarion ROSbot 2R (husarion/rosbot_ros + ros_components_description), a four-wheel skid-steer robot on
   gz_ros2_control's diff_drive_controller, xacro'd with spawn.launch.py's arguments, its bridge file
   `gz_remappings.yaml`; four 1-ray ToF sensors and an RPLidar A2 (mounted facing backwards).
+* iRobot Create 3 (iRobotEducation/create3_sim): gz_ros2_control diff_drive_controller (its YAML nests
+  `/**: controller_manager:` as rcl allows), a bumper collision mesh, 4 cliff and 7 IR intensity
+  ray sensors (resolution 1.0 m on a 0.2 m range, not quantised, as gz-sensors).
 * gazebosim/docs (Harmonic): the tutorial worlds `moving_robot.sdf` and `sensor_tutorial.sdf`, run as
   `gz sim FILE`; `building_robot.sdf` has no drive (a clear error, not a robot added silently).
 """
@@ -34,6 +37,7 @@ TEMPLATE = ROBOTS / "ros_gz_project_template"
 TUTORIALS = ROBOTS / "gazebo_docs_tutorials"
 ROSBOT = ROBOTS / "rosbot"
 EMPTY = ROBOTS / "turtlebot3" / "turtlebot3_gazebo" / "worlds" / "empty_world.world"
+CREATE3 = ROBOTS / "create3"
 ROSBOT_PACKAGES = ("rosbot_description", "rosbot_controller", "rosbot_gazebo", "ros_components_description")
 
 
@@ -170,3 +174,29 @@ def test_a_gazebo_collision_block_gives_every_collision_of_its_link_the_surface(
     assert len(notes) == 4 and all("rosbot.urdf:" in w and "<mu2> 0, <fdir1>" in w for w in notes), notes
     urdf.write_text(urdf.read_text().replace("<mu>1.0</mu>", "<mu>0.4</mu>"))
     assert [g.friction for g in load_world(EMPTY, urdf).robot.link("fl_wheel_link").collisions] == [0.4]
+
+
+def test_create3_drives_turns_and_its_ir_sensors_see_a_box(
+    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nav_msgs.msg import Odometry
+
+    pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the Create 3 description")
+    ament_prefix(tmp_path, CREATE3, ("irobot_create_description", "irobot_create_control"), monkeypatch)
+    urdf = run_xacro(
+        CREATE3 / "irobot_create_description" / "urdf" / "create3.urdf.xacro", tmp_path / "create3.urdf",
+        gazebo="ignition", namespace="", visualize_rays="false",
+    )  # fmt: skip
+    world = load_world(EMPTY, urdf, Pose(), robot_name="create3")
+    dd = world.robot.diff_drive
+    assert dd is not None and (dd.wheel_separation, dd.wheel_radius) == (0.233, 0.03575)
+    sim: SimProcess = sim_factory(
+        str(EMPTY), "--robot", str(urdf), "--robot-name", "create3", "--paused", wait_topic="/odom"
+    )
+    cmd = "/diffdrive_controller/cmd_vel_unstamped"  # use_stamped_vel: false
+    out = drive_turn_and_look(sim, world, "create3", cmd)
+    ir = {t for t in out.ranges if "ir_intensity" in t}
+    assert len(ir) == 7 and len(out.ranges) == 7, out.ranges  # the 4 cliff sensors look down: skipped
+    st = sim.control.step(duration=0.2)
+    odom = latest_at(sim, "/odom", st, Odometry, rate=62.0)
+    assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
