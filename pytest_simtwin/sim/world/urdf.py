@@ -16,7 +16,14 @@ from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
-from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
+from pytest_simtwin.sim.world.plugins import (
+    check_diff_drive_joints,
+    other_drive,
+    other_drive_error,
+    parse_diff_drive,
+    parse_lidar,
+    plugin_kind,
+)
 from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
@@ -243,6 +250,9 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
                 else:
                     model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
             elif kind != "infrastructure":
+                what = other_drive(child)
+                if what is not None:
+                    ctx.other_drives.setdefault(model.name, other_drive_error(child.where, child, model.name, what))
                 ctx.warn(
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
