@@ -93,6 +93,7 @@ def drive_turn_and_look(
     turn: float | None = 1.0,
     turn_tolerance: float = 0.15,
     settle: float = 0.5,
+    lidars: bool = True,
 ) -> Outcome:
     """The issue-15 checks on robot ``name`` (commands on ``cmd``); ``turn`` None: only measured."""
     out = Outcome()
@@ -108,7 +109,8 @@ def drive_turn_and_look(
     assert out.distance == pytest.approx(0.40, abs=0.06), (start, moved)
     assert out.tilt < 0.03, moved
 
-    out.ranges = see_boxes(sim, world, name, bridge)
+    if lidars:
+        out.ranges = see_boxes(sim, world, name, bridge)
 
     send(sim, cmd, 0.0, 0.5, stamped=stamped)
     sim.control.step(duration=2.0)

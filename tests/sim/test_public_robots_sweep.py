@@ -290,3 +290,26 @@ def test_rosbot_xl_skid_steer_drives_turns_and_its_lidar_sees_a_box(
     out = drive_turn_and_look(sim, world, "rosbot_xl", "/cmd_vel", bridge=load_bridge(bridge), turn=None)
     assert 0.9 < out.turned < 1.4, out
     assert set(out.ranges) == {"/scan"}
+
+
+def test_controller_yaml_dotted_and_namespace_nested_forms_read_as_ros_does(tmp_path: Path) -> None:
+    """ROS 2 parameter files may dot names (Clearpath: `platform_velocity_controller.type: ...`) and nest
+    node names under namespaces (Create 3: `/**: controller_manager: ros__parameters:`)."""
+    from test_ros2_control import URDF, YAML, _empty
+
+    folder = tmp_path / "gz_ros2_control_demos"
+    (folder / "urdf").mkdir(parents=True)
+    (folder / "config").mkdir()
+    (folder / "urdf" / URDF.name).write_text(URDF.read_text())
+    text = YAML.read_text()
+    edited = text.replace(
+        "    joint_state_broadcaster:\n      type: joint_state_broadcaster/JointStateBroadcaster\n",
+        "    joint_state_broadcaster.type: joint_state_broadcaster/JointStateBroadcaster\n"
+        "    diff_drive_base_controller.type: diff_drive_controller/DiffDriveController\n",
+    ).replace("    type: diff_drive_controller/DiffDriveController\n", "", 1)
+    assert edited.count("diff_drive_controller/DiffDriveController") == 1 and ".type:" in edited
+    nested = "/**:\n" + "".join(f"  {line}\n" if line else "\n" for line in edited.splitlines())
+    for variant in (edited, nested):
+        (folder / "config" / YAML.name).write_text(variant)
+        dd = load_world(_empty(tmp_path), robot=folder / "urdf" / URDF.name).robot.diff_drive
+        assert dd is not None and (dd.wheel_separation, dd.wheel_radius) == (1.25, 0.3)

@@ -120,10 +120,10 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def controllers(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """controller name -> type, from controller_manager's list (or the controller's own ``type``)."""
     out: dict[str, str] = {}
-    manager = nodes.get("controller_manager", {})
-    for name, body in manager.items():
-        if isinstance(body, Mapping) and "type" in body:
-            out[str(name)] = str(body["type"])
+    # nested (``diff_cont: {type: ...}``) or dotted (``diff_cont.type: ...``, Clearpath): one ROS parameter
+    for key, value in _flat(nodes.get("controller_manager", {})).items():
+        if key.endswith(".type") and isinstance(value, str):
+            out[key[: -len(".type")]] = value
     for name, params in nodes.items():
         if name != "controller_manager" and isinstance(params.get("type"), str):
             out.setdefault(name, str(params["type"]))

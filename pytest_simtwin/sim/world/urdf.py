@@ -280,6 +280,7 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
         elif child.tag not in (
             "material",
             "mu2",
+            "fdir1",  # the direction of <mu2>: sliding friction is isotropic here (values.surface_friction)
             "kp",
             "kd",
             "selfCollide",
