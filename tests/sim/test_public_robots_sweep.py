@@ -13,6 +13,8 @@ stays level, sees a spawned box with each of its lidars and publishes what its b
 * iRobot Create 3 (iRobotEducation/create3_sim): gz_ros2_control diff_drive_controller (its YAML nests
   `/**: controller_manager:` as rcl allows), a bumper collision mesh, 4 cliff and 7 IR intensity
   ray sensors (resolution 1.0 m on a 0.2 m range, not quantised, as gz-sensors).
+* Clearpath Jackal (J100): clearpath_config's `j100_dual_laser.yaml` sample through clearpath's description
+  generator (output vendored), ros2_control diff_drive_controller, two Hokuyo UST lidars.
 * AgileX LIMO (agilexrobotics/limo_ros2) in its four-wheel differential (skid-steer) form: Gazebo classic
   gazebo_ros_diff_drive with num_wheel_pairs 2; its Ackermann form is a clear "not yet".
 * gazebosim/docs (Harmonic): the tutorial worlds `moving_robot.sdf` and `sensor_tutorial.sdf`, run as
@@ -42,6 +44,7 @@ ROSBOT = ROBOTS / "rosbot"
 EMPTY = ROBOTS / "turtlebot3" / "turtlebot3_gazebo" / "worlds" / "empty_world.world"
 CREATE3 = ROBOTS / "create3"
 LIMO = ROBOTS / "limo"
+JACKAL = ROBOTS / "clearpath_j100"
 ROSBOT_XL = ROBOTS / "rosbot_xl"
 ROSBOT_PACKAGES = ("rosbot_description", "rosbot_controller", "rosbot_gazebo", "ros_components_description")
 
@@ -313,3 +316,22 @@ def test_controller_yaml_dotted_and_namespace_nested_forms_read_as_ros_does(tmp_
         (folder / "config" / YAML.name).write_text(variant)
         dd = load_world(_empty(tmp_path), robot=folder / "urdf" / URDF.name).robot.diff_drive
         assert dd is not None and (dd.wheel_separation, dd.wheel_radius) == (1.25, 0.3)
+
+
+def test_clearpath_jackal_from_its_robot_yaml_drives_and_both_lidars_see_a_box(
+    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the Jackal description")
+    packages = ("clearpath_platform_description", "clearpath_sensors_description", "clearpath_control")
+    ament_prefix(tmp_path, JACKAL, packages, monkeypatch)
+    urdf = run_xacro(
+        JACKAL / "setup" / "robot.urdf.xacro", tmp_path / "robot.urdf", is_sim="true", namespace="j100_0000"
+    )
+    name = "j100-0000"  # the generated <robot name> (serial_number)
+    world = load_world(EMPTY, urdf, Pose(), robot_name=name)
+    sim: SimProcess = sim_factory(
+        str(EMPTY), "--robot", str(urdf), "--robot-name", name, "--paused", wait_topic="/j100_0000/platform/odom"
+    )
+    # four wheels, wheel_separation_multiplier 1.5 (skid steer): measured 1.06 rad, centre 0.06 m off
+    out = drive_turn_and_look(sim, world, name, "/j100_0000/platform/cmd_vel_unstamped")
+    assert set(out.ranges) == {"/j100_0000/sensors/lidar2d_0/scan", "/j100_0000/sensors/lidar2d_1/scan"}
