@@ -104,6 +104,8 @@ def drive_turn_and_look_no_lidar(sim: SimProcess, name: str, cmd: str) -> None:
     assert math.hypot(moved["x"] - start["x"], moved["y"] - start["y"]) == pytest.approx(0.40, abs=0.06)
     assert math.remainder(end["yaw"] - moved["yaw"], 2 * math.pi) == pytest.approx(1.0, abs=0.15)
     assert max(abs(end["roll"]), abs(end["pitch"])) < 0.03, end
+    print(f"{name}: drove {math.hypot(moved['x'] - start['x'], moved['y'] - start['y']):.3f} m, turned "
+          f"{math.remainder(end['yaw'] - moved['yaw'], 2 * math.pi):.3f} rad")  # fmt: skip
 
 
 def test_gazebo_tutorial_sensor_world_drives_and_its_lidar_sees_a_box(sim_factory: Any) -> None:
