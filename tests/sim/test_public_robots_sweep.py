@@ -337,3 +337,33 @@ def test_clearpath_jackal_from_its_robot_yaml_drives_and_both_lidars_see_a_box(
     # four wheels, wheel_separation_multiplier 1.5 (skid steer): measured 1.06 rad, centre 0.06 m off
     out = drive_turn_and_look(sim, world, name, "/j100_0000/platform/cmd_vel_unstamped")
     assert set(out.ranges) == {"/j100_0000/sensors/lidar2d_0/scan", "/j100_0000/sensors/lidar2d_1/scan"}
+
+
+@pytest.mark.parametrize("order", ["ros2_control_first", "diff_drive_first"])
+def test_a_ros2_control_plugin_without_a_drive_next_to_a_diff_drive_plugin_is_not_an_error(
+    tmp_path: Path, order: str
+) -> None:
+    """The TurtleBot3 + OpenMANIPULATOR-X: gazebo_ros_diff_drive drives the base, a gazebo_ros2_control
+    plugin runs the arm's controllers (not simulated: reported). Alone, such a plugin still errors."""
+    from test_ros2_control import URDF, YAML, _empty
+
+    folder = tmp_path / "gz_ros2_control_demos"
+    (folder / "urdf").mkdir(parents=True)
+    (folder / "config").mkdir()
+    arm = "controller_manager:\n  ros__parameters:\n    arm_controller:\n      type: joint_trajectory_controller/JointTrajectoryController\n"
+    (folder / "config" / YAML.name).write_text(arm)
+    classic = (
+        '<gazebo><plugin name="diff_drive" filename="libgazebo_ros_diff_drive.so"><left_joint>left_wheel_joint'
+        "</left_joint><right_joint>right_wheel_joint</right_joint><wheel_separation>1.25</wheel_separation>"
+        "<wheel_diameter>0.6</wheel_diameter></plugin></gazebo>"
+    )
+    text = URDF.read_text()
+    at = text.index("  <gazebo>") if order == "diff_drive_first" else text.rindex("</robot>")
+    robot = folder / "urdf" / URDF.name
+    robot.write_text(text[:at] + classic + "\n" + text[at:])
+    world = load_world(_empty(tmp_path), robot=robot)
+    assert world.robot.diff_drive is not None and world.robot.diff_drive.kind == "gazebo_ros_diff_drive"
+    assert any("drives no wheels" in w and "arm_controller (joint_trajectory_controller" in w for w in world.warnings)
+    robot.write_text(text)
+    with pytest.raises(ModelError, match=r"no diff_drive_controller/DiffDriveController .*arm_controller"):
+        load_world(_empty(tmp_path), robot=robot)

@@ -194,6 +194,15 @@ def _limit(params: Mapping[str, Any], axis: str, quantity: str, where: str) -> t
     return lo, hi
 
 
+def drives_nothing(plugin: Element, resolver: Resolver, base: Path | None) -> list[str]:
+    """The controllers of a ros2_control plugin whose files hold no drive controller (an arm's plugin next
+    to a gazebo_ros_diff_drive base, the TurtleBot3 + OpenMANIPULATOR-X), "name (type)" each; [] otherwise."""
+    found = controllers(load_parameters(parameter_files(plugin, resolver, base)))
+    if any(t == DIFF_DRIVE or t in UNSUPPORTED_DRIVES for t in found.values()):
+        return []
+    return [f"{n} ({t})" for n, t in found.items()] or ["no controllers"]
+
+
 def parse_ros2_control(
     plugin: Element,
     model: ModelSpec,

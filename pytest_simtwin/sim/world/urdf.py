@@ -25,7 +25,7 @@ from pytest_simtwin.sim.world.plugins import (
     plugin_kind,
 )
 from pytest_simtwin.sim.world.resources import check_mesh
-from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
+from pytest_simtwin.sim.world.ros2_control import drives_nothing, parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.values import floats, surface_friction
 from pytest_simtwin.sim.world.xmltree import Element, parse_file, parse_string
@@ -127,8 +127,20 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     for link in model.links:
         link.pose = pose_of(link.name)
     ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
+    arms: list[Element] = []  # ros2_control plugins without a drive controller
     for gz in root.findall("gazebo"):
-        _gazebo(gz, model, ctx)
+        _gazebo(gz, model, ctx, arms)
+    for plugin in arms:
+        if model.diff_drive is None:  # the only drive candidate: its error says what the YAML lacks
+            base = model.source.parent if model.source else None
+            model.diff_drive = parse_ros2_control(
+                plugin, model, ctx.resolver, base, ctx.warnings, ctx.ros2_control_blocks
+            )
+        else:
+            found = ", ".join(drives_nothing(plugin, ctx.resolver, model.source.parent if model.source else None))
+            ctx.warn(
+                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; its controllers are not simulated: {found}"
+            )
     if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
         ctx.warn(
             f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
@@ -229,7 +241,7 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
                      damping, friction, origin=el.where)  # fmt: skip
 
 
-def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
+def _gazebo(gz: Element, model: ModelSpec, ctx: Context, arms: list[Element]) -> None:
     reference = gz.attrib.get("reference")
     link = None
     if reference:
@@ -240,11 +252,14 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
     for child in gz.children:
         if child.tag == "plugin":
             kind = plugin_kind(child)
+            base = model.source.parent if model.source else None
+            if kind == "ros2_control" and drives_nothing(child, ctx.resolver, base):
+                arms.append(child)  # decided once every <gazebo> is read: another plugin may drive the base
+                continue
             if kind in ("diff_drive", "classic_diff_drive", "ros2_control"):
                 if model.diff_drive is not None:
                     raise ModelError(f"{child.where}: a second DiffDrive plugin in {model.name!r}; expected one.")
                 if kind == "ros2_control":
-                    base = model.source.parent if model.source else None
                     blocks = ctx.ros2_control_blocks
                     model.diff_drive = parse_ros2_control(child, model, ctx.resolver, base, ctx.warnings, blocks)
                 else:
