@@ -16,8 +16,9 @@ class Lidar:
     """Casts ``spec.samples`` rays in the sensor's xy plane from a MuJoCo site.
 
     Ranges follow REP-117: no hit or beyond ``range_max`` -> +inf, closer than ``range_min`` -> -inf.
-    Hits get gaussian noise (from the caller's seeded generator), are clamped to the valid range and
-    quantised to ``range_resolution``.
+    Hits get gaussian noise (from the caller's seeded generator) and are clamped to the valid range.
+    ``<range><resolution>`` is not applied: gz-sensors only reports it (``Lidar::RangeResolution``), so
+    the iRobot Create 3's IR sensors (resolution 1.0 on a 0.2 m range) read their obstacles.
     """
 
     def __init__(self, spec: LidarSpec, site_id: int, own_group: int = ROBOT_GROUP) -> None:
@@ -48,9 +49,6 @@ class Lidar:
         true = self._dist
         noise = rng.normal(spec.noise_mean, spec.noise_stddev, n) if spec.noise_stddev > 0 else spec.noise_mean
         ranges = np.clip(true + noise, spec.range_min, spec.range_max)
-        if spec.range_resolution > 0:
-            ranges = np.round(ranges / spec.range_resolution) * spec.range_resolution
-            ranges = np.clip(ranges, spec.range_min, spec.range_max)
         ranges[(true < 0) | (true > spec.range_max)] = math.inf
         ranges[(true >= 0) & (true < spec.range_min)] = -math.inf
         out = array("f")

@@ -18,6 +18,9 @@ class Context:
     #: the URDF's <ros2_control> blocks, read with its ros2_control plugin
     ros2_control_blocks: list[Element] = field(default_factory=list)
 
+    #: drive plugins that are not differential drives: model name -> the "not yet" message of the first
+    other_drives: dict[str, str] = field(default_factory=dict)
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)

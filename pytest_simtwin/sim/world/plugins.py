@@ -29,6 +29,32 @@ def plugin_kind(element: Element) -> str:
     return "other"
 
 
+#: drive plugins that are not differential drives (file name or name fragment -> what they are)
+OTHER_DRIVES = (
+    ("ackerman", "an Ackermann steering drive"),  # gz AckermannSteering, gazebo_ros_ackermann_drive, ROS 1 ackerman
+    ("mecanum", "a mecanum drive"),
+    ("skid_steer", "a Gazebo classic ROS 1 skid-steer drive"),
+    ("planar_move", "a planar-move (holonomic) drive"),
+    ("tricycle", "a tricycle drive"),
+)
+
+
+def other_drive(element: Element) -> str | None:
+    """What a drive plugin that is not a differential drive is ("an Ackermann steering drive"), else None."""
+    text = (element.attrib.get("filename", "") + " " + element.attrib.get("name", "")).lower()
+    return next((what for key, what in OTHER_DRIVES if key in text), None)
+
+
+def other_drive_error(where: str, element: Element, model: str, what: str) -> str:
+    """The "not yet" message for a robot driven only by ``element`` (a drive that is not differential)."""
+    return (
+        f"{where}: robot model {model!r} is driven by plugin {element.attrib.get('filename', '')!r}, {what}; "
+        "not yet supported: the simulator drives differential-drive robots (gz-sim DiffDrive, "
+        "gazebo_ros_diff_drive with num_wheel_pairs for skid steer, ros2_control diff_drive_controller). "
+        "Test this robot with the gazebo backend, or give it a differential drive for the test."
+    )
+
+
 def _limits(element: Element, spec: DiffDriveSpec) -> None:
     # Gazebo: the un-prefixed forms set both axes, the per-axis forms override them.
     for quantity in ("velocity", "acceleration", "jerk"):

@@ -84,12 +84,25 @@ def load_parameters(files: list[tuple[Path, Element]]) -> dict[str, dict[str, An
             raise ModelError(
                 f"{el.where}: controller file {path}: expected a mapping of node names, found {data!r:.80}"
             )
-        for node, body in data.items():
-            params = body.get("ros__parameters") if isinstance(body, Mapping) else None
-            if isinstance(params, Mapping):
-                name = str(node).strip("/").split("/")[-1] or "/**"
-                _merge(nodes.setdefault(name, {}), params)
+        for node, params in _node_bodies(data):
+            name = node.strip("/").split("/")[-1] or "/**"
+            _merge(nodes.setdefault(name, {}), params)
     return nodes
+
+
+def _node_bodies(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Mapping[str, Any]]]:
+    """(node path, ros__parameters) pairs; rcl_yaml_param_parser nests namespace keys until
+    ``ros__parameters`` (``/**: {controller_manager: {ros__parameters: ...}}`` is ``/**/controller_manager``)."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for key, body in data.items():
+        if not isinstance(body, Mapping):
+            continue
+        path = f"{prefix}/{str(key).strip('/')}" if prefix else str(key)
+        params = body.get("ros__parameters")
+        if isinstance(params, Mapping):
+            found.append((path, params))
+        found += _node_bodies({k: v for k, v in body.items() if k != "ros__parameters"}, path)
+    return found
 
 
 def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -107,10 +120,10 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def controllers(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """controller name -> type, from controller_manager's list (or the controller's own ``type``)."""
     out: dict[str, str] = {}
-    manager = nodes.get("controller_manager", {})
-    for name, body in manager.items():
-        if isinstance(body, Mapping) and "type" in body:
-            out[str(name)] = str(body["type"])
+    # nested (``diff_cont: {type: ...}``) or dotted (``diff_cont.type: ...``, Clearpath): one ROS parameter
+    for key, value in _flat(nodes.get("controller_manager", {})).items():
+        if key.endswith(".type") and isinstance(value, str):
+            out[key[: -len(".type")]] = value
     for name, params in nodes.items():
         if name != "controller_manager" and isinstance(params.get("type"), str):
             out.setdefault(name, str(params["type"]))
@@ -179,6 +192,15 @@ def _limit(params: Mapping[str, Any], axis: str, quantity: str, where: str) -> t
     if lo > hi:
         raise ModelError(f"{where}: diff_drive_controller {prefix}: min {lo} is above max {hi}; expected min <= max.")
     return lo, hi
+
+
+def drives_nothing(plugin: Element, resolver: Resolver, base: Path | None) -> list[str]:
+    """The controllers of a ros2_control plugin whose files hold no drive controller (an arm's plugin next
+    to a gazebo_ros_diff_drive base, the TurtleBot3 + OpenMANIPULATOR-X), "name (type)" each; [] otherwise."""
+    found = controllers(load_parameters(parameter_files(plugin, resolver, base)))
+    if any(t == DIFF_DRIVE or t in UNSUPPORTED_DRIVES for t in found.values()):
+        return []
+    return [f"{n} ({t})" for n, t in found.items()] or ["no controllers"]
 
 
 def parse_ros2_control(

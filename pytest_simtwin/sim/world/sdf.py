@@ -26,6 +26,8 @@ from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, Li
 from pytest_simtwin.sim.world.plugins import (
     ROS2_CONTROL_HINT,
     check_diff_drive_joints,
+    other_drive,
+    other_drive_error,
     parse_diff_drive,
     parse_lidar,
     plugin_kind,
@@ -35,7 +37,7 @@ from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
 from pytest_simtwin.sim.world.sensors import nested as nested_sensor
 from pytest_simtwin.sim.world.urdf import load_urdf
-from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, text
+from pytest_simtwin.sim.world.values import boolean, floats, number, sdf_pose, surface_friction, text
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 #: Link children that do not change what we simulate.
@@ -86,6 +88,8 @@ def load_world(
         if ctx.ros2_control:  # the user's robot is in the world: the built-in one would be a silent stand-in
             name, where = next(iter(ctx.ros2_control.items()))
             raise ModelError(f"{where}: model {name!r} {ROS2_CONTROL_HINT}")
+        if ctx.other_drives:  # a world robot with an Ackermann / mecanum / ... drive: say so, not "no robot"
+            raise ModelError(next(iter(ctx.other_drives.values())))
         check_no_user_robot(world, path)
         robots = [load_robot(DEFAULT_ROBOT, ctx, robot_pose)]
     elif robot_pose is not None:
@@ -115,6 +119,8 @@ def load_robot(path: Path, ctx: Context, pose: Pose | None, name: str | None = N
             model = parse_model(model_el, ctx, path.parent, name=name)
     if model.diff_drive is None and model.name in ctx.ros2_control:
         raise ModelError(f"{ctx.ros2_control[model.name]}: robot model {model.name!r} {ROS2_CONTROL_HINT}")
+    if model.diff_drive is None and model.name in ctx.other_drives:
+        raise ModelError(ctx.other_drives[model.name])
     if model.diff_drive is None:
         raise ModelError(
             f"{path}: robot model {model.name!r} has no DiffDrive plugin; expected <plugin "
@@ -355,6 +361,9 @@ def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:
         else:
             model.diff_drive = parse_diff_drive(plugin, model, ctx.warnings)
     elif kind != "infrastructure" and plugin.attrib.get("name") != "simtwin::TwinModel":  # sim/engine/twin_model.py
+        what = other_drive(plugin)
+        if what is not None:
+            ctx.other_drives.setdefault(model.name, other_drive_error(plugin.where, plugin, model.name, what))
         ctx.warn(f"{plugin.where}: plugin {plugin.attrib.get('filename', '')!r} of {model.name!r} is not simulated")
 
 
@@ -370,7 +379,7 @@ def _link(element: Element, model: ModelSpec, ctx: Context, base: Path) -> LinkS
         if geom is not None:
             pose, _ = sdf_pose(collision.find("pose"))
             geom.pose = pose * geom.pose  # a plane's normal is a rotation inside the collision frame
-            geom.friction = _friction(collision)
+            geom.friction = surface_friction(collision, ctx.warnings)
             link.collisions.append(geom)
     link.rgba = visual_rgba(element)
     for sensor in element.findall("sensor"):
@@ -397,19 +406,6 @@ def _inertial(element: Element) -> InertialSpec:
             number(tensor, k, d) for k, d in zip(("ixx", "iyy", "izz", "ixy", "ixz", "iyz"), values, strict=True)
         )  # type: ignore[assignment]
     return InertialSpec(mass=mass, pose=pose, inertia=values, origin=element.where)
-
-
-def _friction(collision: Element) -> float | None:
-    friction = collision.path("surface", "friction")
-    if friction is None:
-        return None
-    for engine in ("ode", "bullet"):
-        node = friction.find(engine)
-        if node is not None and node.find("mu") is not None:
-            return number(node, "mu")
-        if node is not None and node.find("friction") is not None:
-            return number(node, "friction")
-    return None
 
 
 def parse_geometry(collision: Element, name: str, ctx: Context, base: Path) -> GeomSpec | None:

@@ -2,7 +2,8 @@
 
 Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
 ``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction
-(element text or ``value=`` attribute, as sdformat's URDF parser reads both).
+(element text or ``value=`` attribute, as sdformat's URDF parser reads both), and a ``<collision>``
+block's ``<surface>``, which sdformat copies into every collision of the link.
 URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
 """
 
@@ -15,11 +16,18 @@ from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
-from pytest_simtwin.sim.world.plugins import check_diff_drive_joints, parse_diff_drive, parse_lidar, plugin_kind
+from pytest_simtwin.sim.world.plugins import (
+    check_diff_drive_joints,
+    other_drive,
+    other_drive_error,
+    parse_diff_drive,
+    parse_lidar,
+    plugin_kind,
+)
 from pytest_simtwin.sim.world.resources import check_mesh
-from pytest_simtwin.sim.world.ros2_control import parse_ros2_control
+from pytest_simtwin.sim.world.ros2_control import drives_nothing, parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
-from pytest_simtwin.sim.world.values import floats
+from pytest_simtwin.sim.world.values import floats, surface_friction
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 _KNOWN_ROBOT = {"link", "joint", "gazebo", "material", "ros2_control"}
@@ -87,8 +95,20 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     for link in model.links:
         link.pose = pose_of(link.name)
     ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
+    arms: list[Element] = []  # ros2_control plugins without a drive controller
     for gz in root.findall("gazebo"):
-        _gazebo(gz, model, ctx)
+        _gazebo(gz, model, ctx, arms)
+    for plugin in arms:
+        if model.diff_drive is None:  # the only drive candidate: its error says what the YAML lacks
+            base = model.source.parent if model.source else None
+            model.diff_drive = parse_ros2_control(
+                plugin, model, ctx.resolver, base, ctx.warnings, ctx.ros2_control_blocks
+            )
+        else:
+            found = ", ".join(drives_nothing(plugin, ctx.resolver, model.source.parent if model.source else None))
+            ctx.warn(
+                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; its controllers are not simulated: {found}"
+            )
     if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
         ctx.warn(
             f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
@@ -189,7 +209,7 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
                      damping, friction, origin=el.where)  # fmt: skip
 
 
-def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
+def _gazebo(gz: Element, model: ModelSpec, ctx: Context, arms: list[Element]) -> None:
     reference = gz.attrib.get("reference")
     link = None
     if reference:
@@ -200,16 +220,22 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
     for child in gz.children:
         if child.tag == "plugin":
             kind = plugin_kind(child)
+            base = model.source.parent if model.source else None
+            if kind == "ros2_control" and drives_nothing(child, ctx.resolver, base):
+                arms.append(child)  # decided once every <gazebo> is read: another plugin may drive the base
+                continue
             if kind in ("diff_drive", "classic_diff_drive", "ros2_control"):
                 if model.diff_drive is not None:
                     raise ModelError(f"{child.where}: a second DiffDrive plugin in {model.name!r}; expected one.")
                 if kind == "ros2_control":
-                    base = model.source.parent if model.source else None
                     blocks = ctx.ros2_control_blocks
                     model.diff_drive = parse_ros2_control(child, model, ctx.resolver, base, ctx.warnings, blocks)
                 else:
                     model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
             elif kind != "infrastructure":
+                what = other_drive(child)
+                if what is not None:
+                    ctx.other_drives.setdefault(model.name, other_drive_error(child.where, child, model.name, what))
                 ctx.warn(
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
@@ -219,6 +245,16 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
             lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
             if lidar is not None:
                 link.sensors.append(lidar)
+        elif child.tag == "collision" and link is not None:
+            # sdformat's URDF parser copies the children of <gazebo reference="LINK"><collision> into every
+            # collision of the link (parser_urdf.cc collision_blobs): a <surface> there replaces theirs
+            mu = surface_friction(child, ctx.warnings)
+            unknown = [c.tag for c in child.children if c.tag != "surface"]
+            if unknown:
+                ctx.warn(f"{child.where}: <gazebo> <collision> elements {', '.join(unknown)} are not simulated")
+            if mu is not None and gz.find("mu1") is None:  # sdformat applies <mu1> after the blobs
+                for geom in link.collisions:
+                    geom.friction = mu
         elif child.tag == "mu1" and link is not None:
             # sdformat's URDF parser reads <mu1>0.5</mu1> and <mu1 value="0.5"/> alike
             mu = floats(child, text=child.text or child.attrib.get("value", ""), count=1)[0]
@@ -227,6 +263,7 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context) -> None:
         elif child.tag not in (
             "material",
             "mu2",
+            "fdir1",  # the direction of <mu2>: sliding friction is isotropic here (values.surface_friction)
             "kp",
             "kd",
             "selfCollide",

@@ -84,3 +84,30 @@ def sdf_pose(element: Element | None) -> tuple[Pose, str | None]:
     if element.attrib.get("degrees", "false").lower() in ("true", "1"):
         roll, pitch, yaw = (math.radians(v) for v in (roll, pitch, yaw))
     return Pose(x, y, z, roll, pitch, yaw), relative_to
+
+
+def surface_friction(collision: Element, warnings: list[str]) -> float | None:
+    """A collision's ``<surface><friction>`` coefficient (ode ``<mu>``, bullet ``<friction>``), None if unset.
+
+    Gazebo (gz-physics dartsim) applies ``<mu2>`` across ``<fdir1>``; MuJoCo's sliding friction is
+    isotropic, so an ``<fdir1>`` or a ``<mu2>`` that lets one direction slip is reported, and ``<mu>``
+    applies in every direction."""
+    friction = collision.path("surface", "friction")
+    if friction is None:
+        return None
+    ode = friction.find("ode")
+    if ode is not None and ode.find("mu") is not None:
+        mu = number(ode, "mu")
+        mu2 = number(ode, "mu2") if ode.find("mu2") is not None else mu
+        # both >= 1 (the usual ground plane: 100 / 50) grip either way: only a slipping direction matters
+        if ode.find("fdir1") is not None or (mu2 != mu and min(mu, mu2) < 1.0):
+            warnings.append(
+                f"{ode.where}: anisotropic friction (<mu> {mu:g}, <mu2> {mu2:g}"
+                f"{', <fdir1>' if ode.find('fdir1') is not None else ''}) is not simulated: <mu> {mu:g} applies in "
+                "every direction (a skid-steer robot may turn differently than in Gazebo)"
+            )
+        return mu
+    bullet = friction.find("bullet")
+    if bullet is not None and bullet.find("friction") is not None:
+        return number(bullet, "friction")
+    return None
