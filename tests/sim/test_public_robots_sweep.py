@@ -237,7 +237,7 @@ def test_limo_ackermann_form_is_a_clear_not_yet(tmp_path: Path, monkeypatch: pyt
     ament_prefix(tmp_path, LIMO, ("limo_description",), monkeypatch)
     with pytest.raises(
         ModelError,
-        match=r"limo_ackerman\.xacro:\d+: .*'libgazebo_ros_ackerman\.so', an Ackermann steering drive; not yet supported",
+        match=r"limo_ackerman\.xacro:\d+ \(line of `xacro limo_ackerman\.xacro`'s output\): .*'libgazebo_ros_ackerman\.so', an Ackermann steering drive; not yet supported",
     ):
         load_world(EMPTY, LIMO / "limo_description" / "urdf" / "limo_ackerman.xacro")
 
