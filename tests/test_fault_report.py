@@ -18,6 +18,8 @@ needs_chromium = pytest.mark.skipif(
 )
 
 SUITE = '''
+import time
+
 import pytest
 from pytest_simtwin import faults
 
@@ -31,8 +33,11 @@ def test_slippery_wheel(robot):
 
 def test_node_killed_mid_drive(robot, launch_node, tmp_path):
     script = tmp_path / "sleeper.py"
-    script.write_text("import time\\nwhile True: time.sleep(0.1)\\n")
+    script.write_text("import itertools, time\\nfor i in itertools.count(): print('tick', i, flush=True); time.sleep(0.05)\\n")
     node = launch_node(script)
+    deadline = time.monotonic() + 20
+    while "tick 2" not in node.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # wall time: the node's own output, not the simulation
     robot.send_velocity(0.2, 0.0, 0.5, stop=False)
     node.kill()
     robot.send_velocity(0.2, 0.0, 0.5)
@@ -85,6 +90,12 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
     assert killed["data-kind"] == "node_kill" and killed["data-start"] == killed["data-end"]
     assert float(killed["data-start"]) == pytest.approx(node_fault["at"], abs=1e-3)
     assert "fault node_kill on sleeper: at " in killed["hover"]
+    # the node's log around the kill: its last lines, then the fault's line
+    (log,) = re.findall(r'<details class="simtwin-node-log"[^>]*>(.*?)</details>', blocks["t-test-f-py--test-node-killed-mid-drive"], re.S)
+    assert "log of node sleeper around its node_kill at t=" in log
+    before, marker = log.split("-----")[0], log.split("-----")[1]
+    assert "tick 2" in before and "node_kill of node sleeper" in marker
+    assert node_fault["log_before"].splitlines()[-1].startswith("tick ")
     # the dashboard's card of the failing test shows the same plots, markers included
     assert len(_faults(dom.split('class="simtwin" id=')[0])) == 6
     blind = records["test_f.py::test_blind_lidar_for_a_while"]["faults"]
@@ -103,7 +114,7 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
     assert ">odometry</text>" in trajectory and ">ground truth</text>" in trajectory
     assert "stroke-dasharray" in trajectory  # the dashed ground-truth path
     # the block lists the faults, and the failing test's PNG figures are there as a fallback
-    assert "fault wheel_friction on wheel_left_joint" in dom.split('class="simtwin-faults"')[1]
+    assert "fault wheel_friction on wheel_left_joint" in blocks["t-test-f-py--test-slippery-wheel"].split('class="simtwin-faults"')[1]
     assert 'alt="trajectory"' in dom and 'alt="velocity"' in dom
 
 

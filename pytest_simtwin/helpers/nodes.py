@@ -217,6 +217,18 @@ class NodeProcess:
         return f"<NodeProcess {self.name} pid {self._proc.pid} {state}>"
 
 
+def log_excerpt(path: Path, offset: int, lines: int = 12, span: int = 8192) -> tuple[str, str]:
+    """The last ``lines`` lines of ``path`` before byte ``offset`` and the first ``lines`` after it."""
+    with path.open("rb") as f:
+        start = max(0, offset - span)
+        f.seek(start)
+        before = f.read(offset - start).decode(errors="replace").splitlines()
+        after = f.read(span).decode(errors="replace").splitlines()
+    if start > 0 and before:
+        before = before[1:]  # a partial first line
+    return "\n".join(before[-lines:]), "\n".join(after[:lines])
+
+
 class NodeLauncher:
     """The ``launch_node`` fixture: ``launch_node(cmd, ...) -> NodeProcess``; stops every node on close."""
 
@@ -305,8 +317,8 @@ class NodeLauncher:
         )
 
     def close(self) -> None:
-        """Stop every node this launcher started (newest first); never raises."""
-        import time
+        """Stop every node this launcher started (newest first), then put each node fault's log excerpt
+        into the test's record (the report shows the log around the fault); never raises."""
         import warnings
 
         for node in reversed(self.nodes):
@@ -323,6 +335,10 @@ class NodeLauncher:
                         f"Its log: {node.log_path}",
                         stacklevel=2,
                     )
+        for event in self.record.faults if self.record is not None else ():
+            if "log_offset" in event and "log_before" not in event:
+                with contextlib.suppress(OSError, ValueError):
+                    event["log_before"], event["log_after"] = log_excerpt(Path(event["log"]), int(event["log_offset"]))
 
     def __enter__(self) -> NodeLauncher:
         return self

@@ -115,7 +115,25 @@ def faults_list(rec: TestRecord) -> str:
     lines = [f.hover for f in drawn]
     lines += [f"fault {f.get('kind')} on {f.get('target')}" for f in rec.faults if f.get("at") is None]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return f'<div class="simtwin-faults" style="color:#6a3d9a"><b>faults</b><ul style="margin:0">{items}</ul></div>'
+    logs = "".join(_node_log(f) for f in rec.faults if "log_before" in f)
+    return (
+        f'<div class="simtwin-faults" style="color:#6a3d9a"><b>faults</b><ul style="margin:0">{items}</ul>{logs}</div>'
+    )
+
+
+def _node_log(fault: Mapping[str, Any]) -> str:
+    """A node fault's log around it: the lines before, a marker line, the lines after."""
+    when = f" at t={fault['at']:.2f} s" if isinstance(fault.get("at"), (int, float)) else ""
+    label = f"{fault.get('kind')} of node {fault.get('target')}{when}"
+    before, after = str(fault.get("log_before") or ""), str(fault.get("log_after") or "")
+    return (
+        f'<details class="simtwin-node-log" open><summary>log of node {html.escape(str(fault.get("target")))} '
+        f"around its {html.escape(str(fault.get('kind')))}{html.escape(when)}</summary>"
+        '<pre style="color:#333;background:#f7f7f7;padding:4px;max-height:20em;overflow:auto;white-space:pre-wrap">'
+        f"{html.escape(before)}\n"
+        f'<b style="color:#6a3d9a">----- {html.escape(label)} -----</b>\n'
+        f"{html.escape(after)}</pre></details>"
+    )
 
 
 def test_block(
