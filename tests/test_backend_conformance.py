@@ -199,3 +199,9 @@ def test_process_backend_without_control_says_so(domain: Domain, tmp_path: Path)
         session.check_health()
         with pytest.raises(ControlError, match="has no control"):
             Sim(session).step(steps=1)
+        from pytest_simtwin import faults
+        from pytest_simtwin.errors import ConfigError
+
+        with pytest.raises(ConfigError, match=r"fault blackout: the process simulator .* cannot apply simulator "
+                           r"faults \(blackout, .*node faults \(launch_node's node.kill\(\)"):
+            Sim(session).inject(faults.sensor_blackout("/scan"))

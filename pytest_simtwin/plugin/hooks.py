@@ -276,7 +276,7 @@ def faults(sim: Sim) -> FaultInjector:
     """``faults.inject(faults.sensor_blackout("/scan", at=2.0))``: faults on demand; cleared after the test."""
     from pytest_simtwin.control.faults import FaultInjector  # lazy: see the module docstring
 
-    return FaultInjector(sim.control, sim.record.faults if sim.record is not None else None)
+    return FaultInjector(sim.fault_control("the faults fixture"), sim.record.faults if sim.record is not None else None)
 
 
 @pytest.fixture

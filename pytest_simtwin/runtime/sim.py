@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from pytest_simtwin.control.faults import Fault, FaultHandle, clear_all
 from pytest_simtwin.control.faults import inject as inject_fault
-from pytest_simtwin.control.protocol import EntityState, Features, Pose, SimState
+from pytest_simtwin.control.protocol import FAULT_KINDS, NAMESPACE, EntityState, Features, Pose, SimState
+from pytest_simtwin.errors import ConfigError
 
 if TYPE_CHECKING:
     from pytest_simtwin.backends.base import SimConfig
@@ -137,11 +138,27 @@ class Sim:
     # -- faults ----------------------------------------------------------------------------------
     def inject(self, fault: Fault) -> FaultHandle:
         """Inject a fault (``pytest_simtwin.faults.*``) now or at ``fault.at``; returns a handle to clear it."""
-        return inject_fault(self.control, fault, self._record.faults if self._record is not None else None)
+        control = self.fault_control(f"fault {fault.kind}")
+        return inject_fault(control, fault, self._record.faults if self._record is not None else None)
 
     def clear_faults(self) -> None:
         """Remove every fault the simulator holds."""
-        clear_all(self.control, self._record.faults if self._record is not None else None)
+        clear_all(self.fault_control("clearing faults"), self._record.faults if self._record is not None else None)
+
+    def fault_control(self, what: str) -> ControlClient:
+        """The control client that applies simulator faults; a clear error on a backend that cannot."""
+        client = self._session.control_or_none()
+        if client is None:
+            backend = self._session.backend
+            name = backend.describe() if backend is not None else "simulator (not started)"
+            raise ConfigError(
+                f"{what}: the {name} cannot apply simulator faults ({', '.join(FAULT_KINDS)}); they are applied "
+                "inside pytest-simtwin's own simulator, which this backend does not run (it does not answer the "
+                f"{NAMESPACE}/* services). Expected --simtwin-backend embedded or docker (or attach to a running "
+                "simtwin-sim); node faults (launch_node's node.kill(), pause(), resume(), restart()) work with "
+                "every backend."
+            )
+        return client
 
     def spawn_obstacle(
         self,
