@@ -88,3 +88,4 @@ def test_spawn_pose_reaches_the_simulator_in_its_container(sim_image: str, tmp_p
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert "1 passed" in out, out[-4000:]
+
