@@ -403,14 +403,7 @@ class Robot(ContactObserver):
     def wait_for_scan(self, timeout: float = 5.0) -> Any:
         """Wait (sim seconds) for a LaserScan newer than now and return it."""
         buf = self._scan_buffer()
-        before = buf.count
-        self.wait_for_condition(
-            lambda: buf.count > before,
-            timeout,
-            what=f"a LaserScan on {buf.topic}",
-            describe=lambda: self._describe_topic(buf),
-        )
-        return buf.latest()
+        return self._wait_newer(buf, timeout, f"a LaserScan on {buf.topic}")
 
     @hide_frames
     def min_range(self, sector: tuple[float, float] = (-180.0, 180.0), scan: Any = None) -> float:

@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 STEP_CHUNK = 0.05  # sim seconds per step while waiting for a condition in a paused simulator
 
 
+def _latest_stamped(buf: TopicBuffer, lo: float, hi: float) -> Callable[[], bool]:
+    """A probe: the latest message on ``buf`` is stamped within [lo, hi] sim seconds."""
+
+    def probe() -> bool:
+        msg = buf.latest()
+        return msg is not None and lo <= stamp_seconds(msg.header.stamp) <= hi
+
+    return probe
+
+
 class RobotObserver:
     """Odometry, ground truth, clock and sim-time waits of one simulated robot (see ``Robot``)."""
 
@@ -161,14 +171,7 @@ class RobotObserver:
     @hide_frames
     def wait_for_odom(self, timeout: float = 5.0) -> Any:
         """Wait (sim seconds, stepping a paused simulator) for an odometry message newer than now."""
-        before = self._odom.count
-        self.wait_for_condition(
-            lambda: self._odom.count > before,
-            timeout,
-            what=f"odometry on {self._odom.topic}",
-            describe=lambda: self._describe_topic(self._odom),
-        )
-        return self._odom.latest()
+        return self._wait_newer(self._odom, timeout, f"odometry on {self._odom.topic}")
 
     def _odom_or_wait(self) -> Any:
         msg = self._odom.latest()
@@ -182,13 +185,8 @@ class RobotObserver:
             # The simulator names the stamp of its last odometry message: wait for exactly that one
             # (an older message of the same step may arrive later than the reply). Deterministic.
             target = float(exact)
-
-            def published() -> bool:
-                msg = self._odom.latest()
-                return msg is not None and target - 1e-9 <= stamp_seconds(msg.header.stamp) <= sim_t + 1e-9
-
             self._wait(
-                published,
+                _latest_stamped(self._odom, target - 1e-9, sim_t + 1e-9),
                 5.0,
                 f"the odometry message stamped {target:.3f} s on {self._odom.topic} (published during the step)",
                 describe=lambda: self._describe_topic(self._odom),
@@ -200,12 +198,8 @@ class RobotObserver:
         gaps = [b - a for a, b in itertools.pairwise(stamps) if b - a > 1e-6]
         period = min(min(gaps), 0.5) if gaps else 0.1
         for _attempt in range(3):
-
-            def fresh(target: float = sim_t - period - 1e-6, limit: float = sim_t + 1e-6) -> bool:
-                # Bounded on both sides: after a reset rewound the clock, older messages carry later stamps.
-                msg = self._odom.latest()
-                return msg is not None and target <= stamp_seconds(msg.header.stamp) <= limit
-
+            # Bounded on both sides: after a reset rewound the clock, older messages carry later stamps.
+            fresh = _latest_stamped(self._odom, sim_t - period - 1e-6, sim_t + 1e-6)
             with contextlib.suppress(WaitTimeout):
                 self._wait(fresh, 2.0, "odometry")
                 return
@@ -378,6 +372,12 @@ class RobotObserver:
             f"{buf.count} message(s) on {buf.topic} since the session started{last}; "
             f"publishers on {buf.topic}: {self.ros.count_publishers(buf.topic)}"
         )
+
+    def _wait_newer(self, buf: TopicBuffer, timeout: float, what: str) -> Any:
+        """Wait (sim seconds, stepping a paused simulator) for a message on ``buf`` received after now; the latest."""
+        before = buf.count
+        self.wait_for_condition(lambda: buf.count > before, timeout, what=what, describe=lambda: self._describe_topic(buf))
+        return buf.latest()
 
     def _describe_clock(self) -> str:
         if self.control is not None and self._clock_buf is None:

@@ -151,14 +151,6 @@ class SensorObserver(RobotObserver):
         wanted = f"sensor {name!r} with a {what}" if name else f"a sensor with a {what}"
         raise ConfigError(f"expected {wanted}; the simulator lists: {listed}. Pass the sensor name or a topic name.")
 
-    def _wait_newer(self, topic: str, msg_type: type, timeout: float, what: str) -> Any:
-        buf = self.ros.subscribe(topic, msg_type)
-        before = buf.count
-        self.wait_for_condition(
-            lambda: buf.count > before, timeout, what=f"{what} on {topic}", describe=lambda: self._describe_topic(buf)
-        )
-        return buf.latest()
-
     @hide_frames
     def wait_for_image(self, camera: str | None = None, *, depth: bool = False, timeout: float = 5.0) -> CameraImage:
         """Wait (sim seconds) for a new image of ``camera`` (sensor name or topic; None = the first
@@ -167,7 +159,8 @@ class SensorObserver(RobotObserver):
 
         roles = ("depth",) if depth else ("image",)
         topic = self._sensor_topic(camera, roles, "depth image" if depth else "colour image")
-        msg = self._wait_newer(topic, Image, timeout, "a depth image" if depth else "an image")
+        what = "a depth image" if depth else "an image"
+        msg = self._wait_newer(self.ros.subscribe(topic, Image), timeout, f"{what} on {topic}")
         return CameraImage(image_array(msg), stamp_seconds(msg.header.stamp), msg.header.frame_id, msg.encoding, msg)
 
     @hide_frames
@@ -181,7 +174,7 @@ class SensorObserver(RobotObserver):
 
         topic = self._sensor_topic(camera, ("camera_info", "depth_camera_info"), "camera_info topic")
         buf = self.ros.subscribe(topic, CameraInfo)
-        return buf.latest() or self._wait_newer(topic, CameraInfo, timeout, "camera info")
+        return buf.latest() or self._wait_newer(buf, timeout, f"camera info on {topic}")
 
     @hide_frames
     def wait_for_imu(self, name: str | None = None, timeout: float = 5.0) -> ImuReading:
@@ -189,7 +182,7 @@ class SensorObserver(RobotObserver):
         from sensor_msgs.msg import Imu
 
         topic = self._sensor_topic(name, ("imu",), "imu topic")
-        return imu_reading(self._wait_newer(topic, Imu, timeout, "an IMU reading"))
+        return imu_reading(self._wait_newer(self.ros.subscribe(topic, Imu), timeout, f"an IMU reading on {topic}"))
 
     @property
     def imu(self) -> ImuReading:

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from pytest_simtwin.sim.engine.physics import Physics, SpeedLimiter
+from pytest_simtwin.sim.engine.drive import SpeedLimiter
+from pytest_simtwin.sim.engine.physics import Physics
 from pytest_simtwin.sim.world.model import Pose
 from pytest_simtwin.sim.world.sdf import load_world
 

@@ -460,6 +460,9 @@ def test_sensor_faults_reach_the_imu(sim_factory: Callable[..., SimProcess]) -> 
     sim = sim_factory(WORLD, "--paused", "--seed", "7", "--no-sensor", "camera")
     imu = sim.ros.subscribe("/imu", Imu)
     _stepped(sim, imu, imu.count + 5)
+    # _stepped returns at the 5th message of a 0.1 s chunk: the chunk's other messages, sent before the
+    # fault, can still be in flight (seen under load: 25 == 20). Paused, the simulator sends no more.
+    time.sleep(0.5)
     fault = sim.control.inject_fault({"kind": "blackout", "target": "/imu", "params": {}})
     before = imu.count
     sim.control.step(duration=0.5)  # 0.5 s at the IMU's rate would be dozens of messages
