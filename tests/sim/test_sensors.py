@@ -14,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -460,15 +459,16 @@ def test_sensor_faults_reach_the_imu(sim_factory: Callable[..., SimProcess]) -> 
     sim = sim_factory(WORLD, "--paused", "--seed", "7", "--no-sensor", "camera")
     imu = sim.ros.subscribe("/imu", Imu)
     _stepped(sim, imu, imu.count + 5)
-    # _stepped returns at the 5th message of a 0.1 s chunk: the chunk's other messages, sent before the
-    # fault, can still be in flight (seen under load: 25 == 20). Paused, the simulator sends no more.
-    time.sleep(0.5)
+    t_fault = float(sim.control.state()["sim_time"])
     fault = sim.control.inject_fault({"kind": "blackout", "target": "/imu", "params": {}})
-    before = imu.count
     sim.control.step(duration=0.5)  # 0.5 s at the IMU's rate would be dozens of messages
-    time.sleep(0.5)
-    assert imu.count == before
+    t_end = float(sim.control.state()["sim_time"])
     sim.control.clear_fault(fault["id"])
-    _stepped(sim, imu, before + 5)
+    _stepped(sim, imu, imu.count + 5)
+    # By stamp, not by count at a moment: messages of the chunk before the fault may still be in flight
+    # when it is injected; the ones after the clear arrive after any sent during it (one reliable writer).
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in imu.messages()]
+    assert not [t for t in stamps if t_fault + 1e-6 < t <= t_end], (t_fault, t_end, stamps[-40:])
+    assert max(stamps) > t_end
     with pytest.raises(ControlError, match="no simulated sensor topic '/nope'"):
         sim.control.inject_fault({"kind": "blackout", "target": "/nope", "params": {}})
