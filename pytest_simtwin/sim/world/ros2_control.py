@@ -6,7 +6,7 @@ named like the controller, in the controller manager's namespace (the plugin's `
 and subscribes ``~/cmd_vel`` (TwistStamped; ``~/cmd_vel_unstamped`` Twist with Humble's
 ``use_stamped_vel: false``), publishes ``~/odom`` and the odom -> base transform on ``/tf``. The
 plugin's ``<ros><remapping>`` (e.g. ``/diff_drive_controller/cmd_vel:=/cmd_vel``) renames them.
-Simulated as the DiffDrive of :mod:`pytest_simtwin.sim.engine.physics`: same kinematics, limits and
+Simulated as the DiffDrive of :mod:`pytest_simtwin.sim.engine.drive`: same kinematics, limits and
 odometry; ``cmd_vel_timeout`` is not simulated (a stepping test sends one command per step request).
 """
 
