@@ -213,6 +213,28 @@ def test_importing_the_plugin_loads_no_heavy_library() -> None:
     assert out.strip() == ""
 
 
+def test_a_workers_message_support_skips_the_message_generator() -> None:
+    """Every worker loads ROS message type supports; the rosidl code generator (lark, empy: ~18 ms of CPU
+    per worker, and lark's sre_parse DeprecationWarnings) is not imported, yet stays importable on demand."""
+    code = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('error')\n"
+        "from pytest_simtwin.ros.session import quiet_message_support\n"
+        "quiet_message_support()\n"
+        "from nav_msgs.msg import Odometry\n"
+        "Odometry.__class__.__import_type_support__()\n"
+        "assert Odometry.__class__._TYPE_SUPPORT is not None\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('lark', 'em', 'rosidl_parser.parser'))))\n"
+        "print('rosidl_generator_py.generate_py_impl' in sys.modules)\n"
+        "from rosidl_generator_py import generate_py\n"
+        "import rosidl_generator_py.generate_py_impl as impl\n"
+        "print(generate_py is impl.generate_py)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["", "False", "True"], res.stdout
+
+
 #: What a pytest run whose tests use nothing of the plugin imports of it (the option table and its checks).
 LIGHT_MODULES = {
     NAME,
