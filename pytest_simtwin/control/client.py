@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pytest_simtwin._internal.waiting import wait_until
@@ -109,18 +109,26 @@ class ControlClient:
         return cast(protocol.SimState, self.call("set_simulation_state", state="quitting"))
 
     def step(
-        self, steps: int | None = None, duration: float | None = None, *, until_rest: protocol.UntilRest | None = None
+        self,
+        steps: int | None = None,
+        duration: float | None = None,
+        *,
+        until_rest: protocol.UntilRest | None = None,
+        listened: Sequence[str] = (),
     ) -> protocol.SimState:
         """Advance exactly ``steps`` physics steps or ``duration`` sim seconds (only while paused).
 
         ``until_rest`` (``{"name", "linear", "angular", "chunk"}``, feature "until_rest"): at most
-        that long, stopping once the entity is at rest; the reply adds ``at_rest``.
+        that long, stopping once the entity is at rest; the reply adds ``at_rest``. ``listened``
+        (feature "listened"): topics we just subscribed to; the simulator first waits (bounded) until
+        its publishers matched our subscriptions, so lazy sensors publish this step's messages to us.
         """
         if (steps is None) == (duration is None):
             raise ValueError("give exactly one of steps= or duration=")
         # The reply comes when the steps are done: allow for a slow (CPU-starved) simulator.
-        timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001
-        reply = self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest)
+        timeout = self.timeout + (duration or 0.0) + (steps or 0) * 0.001 + (3.0 if listened else 0.0)
+        reply = self.call("step_simulation", timeout=timeout, steps=steps, duration=duration, until_rest=until_rest,
+                          listened=list(listened) or None)  # fmt: skip
         return cast(protocol.SimState, reply)
 
     def reset(self, scope: str = "all", seed: int | None = None) -> protocol.SimState:

@@ -24,6 +24,10 @@ step_simulation            {"steps": int} or {"duration": sec}                  
                            entity is slower than both, and for the robot its
                            last odometry message too (checked before each
                            chunk: at rest already, nothing is stepped)
+                           may add "listened": [topic, ..]: first waits (<= 3 s
+                           wall) until the simulator's publisher of each has
+                           matched a subscriber (a client that just subscribed
+                           to a lazy sensor gets this step's messages)
 reset_simulation           {"scope": "all"|"time"|"state"|"spawned",            STATE
                             "seed"?: int (scope all: re-seed the sensor noise)}
 get_entities               {}                                                   {"entities": [name, ..]}
@@ -42,6 +46,7 @@ STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": 
 "rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool,
 "odom_stamp": s, "scan_stamp": s (stamps of the last odometry/scan messages: after a step, wait for these),
 "dropped": {topic: int} (messages the DDS writer refused because a subscriber fell behind),
+"sensor_stamps": {topic: s} (the last IMU/camera/contact/... message of each sensor topic),
 "contacts": [entity names touching the robot now, the ground excluded]}
 POSE  = {"x", "y", "z", "roll", "pitch", "yaw"} (metres, radians; omitted keys keep their value)
 TWIST = {"vx", "vy", "vz", "wx", "wy", "wz"} in the world frame.
@@ -160,6 +165,7 @@ class SimState(TypedDict, total=False):
     lockstep: bool
     odom_stamp: float | None
     scan_stamp: float | None
+    sensor_stamps: dict[str, float]  # per sensor topic (IMU, camera, contact, ...): the last message's stamp
     dropped: dict[str, int]
     camera_frames: dict[str, Any]  # camera name -> frames rendered (sim/sensor_node.py)
     contacts: list[str]  # entities touching the robot now, the ground excluded

@@ -10,6 +10,8 @@ what the sensor touches now.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ import numpy.typing as npt
 
 from pytest_simtwin._internal.tracebacks import hide_frames
 from pytest_simtwin.backends.messages import contacts_type
+from pytest_simtwin.errors import WaitTimeout
 from pytest_simtwin.helpers.sensors import SensorObserver
 from pytest_simtwin.ros.messages import stamp_seconds
 
@@ -110,9 +113,22 @@ class ContactObserver(SensorObserver):
     def contacts(self) -> ContactReading:
         """What the first contact sensor touches now: its latest message if it is from the last 0.1 s of sim
         time, else an empty reading (gz publishes only while touching). Subscribes at first use."""
-        buf = self.ros.subscribe(self._contact_topic(None), contacts_type())
+        topic = self._contact_topic(None)
+        buf = self.ros.subscribe(topic, contacts_type())
+        st = self.control.state() if self.control is not None else None
+        now = float(st["sim_time"]) if st is not None else self.sim_time()
+        sent = (st.get("sensor_stamps") or {}).get(topic) if st is not None else None
+        if sent is not None and now is not None and sent >= now - 0.1:
+            # The simulator says what it sent last: wait for that message, it can arrive after the reply
+            # of the step that published it (reading the latest one then saw "not touching").
+            with contextlib.suppress(WaitTimeout):
+                self._wait(lambda: _newest_stamp(buf) >= sent - 1e-9, 2.0, f"the contact message stamped {sent:.3f} s")
         msg = buf.latest()
-        now = self.sim_time()
         if msg is None or (now is not None and stamp_seconds(msg.header.stamp) < now - 0.1):
             return ContactReading(now or 0.0, [], None)
         return contact_reading(msg)
+
+
+def _newest_stamp(buf: Any) -> float:
+    msg = buf.latest()
+    return stamp_seconds(msg.header.stamp) if msg is not None else -math.inf

@@ -180,10 +180,10 @@ class Robot(ContactObserver):
             rest: UntilRest = {
                 "name": self._entity_name(), "linear": REST_LINEAR, "angular": REST_ANGULAR, "chunk": STEP_CHUNK
             }
-            return self.control.step(duration=SETTLE_LIMIT, until_rest=rest)
+            return self._step(duration=SETTLE_LIMIT, until_rest=rest)
         settled = 0.0
         while settled < SETTLE_LIMIT and not self._at_rest():
-            st = self.control.step(duration=STEP_CHUNK)
+            st = self._step(duration=STEP_CHUNK)
             settled += STEP_CHUNK
         return st
 
@@ -196,7 +196,7 @@ class Robot(ContactObserver):
         try:
             st = self._confirm_command(vx, wz, st)
             if duration > 0:
-                st = self.control.step(duration=duration)
+                st = self._step(duration=duration)
             if stop:
                 st = self._settle(self._confirm_command(0.0, 0.0, st))
             self._await_odom_at(st)
@@ -283,7 +283,7 @@ class Robot(ContactObserver):
         self._pause_latency = max(0.8 * self._pause_latency, time.monotonic() - sent, 0.02)
         dt = float(st.get("step_size") or 0.001)
         while end - float(st["sim_time"]) > dt / 2:
-            st = control.step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
+            st = self._step(duration=min(STEP_CHUNK, end - float(st["sim_time"])))
 
     def _drive_streamed(self, vx: float, wz: float, duration: float, stop: bool, topic: str, type_name: str) -> None:
         """Stream the command to ``topic`` (e.g. a node under test) while the simulator runs ``duration``.

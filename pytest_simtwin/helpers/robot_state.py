@@ -151,6 +151,16 @@ class RobotObserver:
     def _wall_budget(self, sim_seconds: float) -> float:
         return sim_seconds / max(self.real_time_factor(), 0.05) * 1.5 + 5.0
 
+    def _step(self, **request: Any) -> protocol.SimState:
+        """Step the paused simulator; the first step after we subscribed to topics waits for their match.
+
+        Lazy publishers (cameras, contacts, IMUs, unheard scans and ground truth) send only to the
+        subscribers the simulator has matched, and on a loaded machine DDS discovery takes longer than
+        a short step: without the wait, what the step publishes never reaches a new subscription.
+        """
+        assert self.control is not None
+        return self.control.step(listened=self.ros.take_fresh(), **request)
+
     def _paused(self) -> bool:
         return self.control is not None and self.control.state().get("state") == "paused"
 
@@ -208,7 +218,7 @@ class RobotObserver:
             # Samples can be lost on a loaded host and a paused simulator publishes no more: step
             # one odometry period (the robot is at rest here) to get a new one.
             assert self.control is not None
-            sim_t = float(self.control.step(duration=period)["sim_time"])
+            sim_t = float(self._step(duration=period)["sim_time"])
         latest = self._odom.latest()
         raise self._error(
             f"no odometry stamped at sim time >= {sim_t - period:.3f} s arrived on {self._odom.topic} after "
@@ -336,7 +346,7 @@ class RobotObserver:
             elapsed = 0.0
             while elapsed < timeout - 1e-9:
                 chunk = min(STEP_CHUNK, timeout - elapsed)
-                st = self.control.step(duration=chunk)
+                st = self._step(duration=chunk)
                 elapsed += chunk
                 self._await_odom_at(st)
                 if probe():
@@ -393,7 +403,7 @@ class RobotObserver:
             return
         if self._paused():
             assert self.control is not None
-            st = self.control.step(duration=seconds)
+            st = self._step(duration=seconds)
             self._await_odom_at(st)
             return
         with contextlib.suppress(WaitTimeout):

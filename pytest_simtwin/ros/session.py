@@ -159,6 +159,7 @@ class RosSession:
         self._stopping = threading.Event()
         self._stop_guard: Any = None
         self._buffers: dict[tuple[str, str], TopicBuffer] = {}
+        self._fresh: list[str] = []  # topics subscribed since the last take_fresh()
         self._publishers: dict[tuple[str, str], Any] = {}
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()
@@ -263,7 +264,14 @@ class RosSession:
                     msg_type, topic, buf._callback, qos if qos is not None else sensor_qos()
                 )
                 self._buffers[key] = buf
+                self._fresh.append(topic)
             return buf
+
+    def take_fresh(self) -> list[str]:
+        """Topics subscribed since the last call (a stepping client asks the simulator to match them first)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        return fresh
 
     def buffers(self) -> list[TopicBuffer]:
         """Every subscription's buffer (a copy of the list)."""

@@ -88,7 +88,8 @@ class Sim:
         return float(self.state()["rtf_measured"])
 
     def step(self, steps: int | None = None, duration: float | None = None) -> SimState:
-        return self.control.step(steps=steps, duration=duration)
+        # the simulator first matches what this worker just subscribed to (lazy sensors, see Robot._step)
+        return self.control.step(steps=steps, duration=duration, listened=self.ros.take_fresh())
 
     def pause(self) -> SimState:
         return self.control.pause()

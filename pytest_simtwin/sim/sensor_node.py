@@ -122,6 +122,7 @@ class SensorPublishers:
         if render_problem:
             self.cameras.error = render_problem
         self.sensors: list[_Sensor] = []
+        self.stamps: dict[str, float] = {}  # topic -> sim time stamp of the last message published
         self.skipped: list[str] = []
         bridge = bridge or {}
         for spec in devices:
@@ -261,6 +262,15 @@ class SensorPublishers:
                 n = k
         return n
 
+    def forget_listeners(self) -> None:
+        """Re-read who listens at the next update (a step request: its client may have just subscribed)."""
+        for s in self.sensors:
+            s.heard_at = 0.0
+
+    def publishers(self) -> list[Any]:
+        """Every publisher of these sensors."""
+        return [p for s in self.sensors for p in s.pubs.values() if p is not None]
+
     def publish_due(self, physics: Any, steps: int, t: float) -> None:
         for s in self.sensors:
             if steps % s.every:
@@ -299,7 +309,10 @@ class SensorPublishers:
         return False
 
     def _send(self, s: _Sensor, role: str) -> None:
-        self._publish(s.pubs[role], s.msgs[role])
+        msg = s.msgs[role]
+        self._publish(s.pubs[role], msg)
+        # for get_simulation_state: a client reading "what the sensor says now" waits for exactly this one
+        self.stamps[s.topics[role]] = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
     def _update(self, s: _Sensor, physics: Any, t: float) -> None:
         kind = s.spec.kind

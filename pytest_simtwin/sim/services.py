@@ -12,6 +12,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("simtwin.sim")
 
 VERSION = "0.1.0"
+#: Longest wait (wall s) of a step for the subscriptions it names in "listened" to be matched (DDS discovery).
+LISTENER_WAIT = 3.0
 FEATURES = [
     "step_simulation",
     "reset_simulation",
@@ -40,6 +43,7 @@ FEATURES = [
     "real_time_factor",
     "pause_at",  # set_simulation_state playing with {"pause_at": t}: pauses itself at sim time t
     "until_rest",  # step_simulation with {"until_rest": {...}}: stops stepping once an entity is at rest
+    "listened",  # step_simulation with {"listened": [topic]}: first waits for those subscriptions to match
     "faults",  # inject_fault / clear_fault / get_faults (sim/faults.py)
 ]
 
@@ -141,6 +145,9 @@ class ControlServices:
             "lockstep": self.lockstep,
             "dropped": dict(self.node.dropped),  # topic -> messages a slow subscriber made the writer refuse
             "camera_frames": self.sensors.frames() if self.sensors is not None else {},
+            # topic -> stamp of the last IMU/camera/contact/... message sent (contacts: only while touching)
+            "sensor_stamps": {t: st for t, st in ((t, self.node.sent_stamp(t, st)) for t, st in
+                              (self.sensors.stamps.items() if self.sensors is not None else ())) if st is not None},
             "contacts": self.physics.contacts(),  # entities touching the robot now (not the ground)
         }
 
@@ -192,12 +199,32 @@ class ControlServices:
         self._pause_at_step = None
         self._republish_at = []
 
+    def _await_listeners(self, topics: Any) -> None:
+        """Wait (bounded) until our writer on each of ``topics`` has matched a subscription.
+
+        Lazy sensors (cameras, contacts, IMUs, unheard scans) publish only to matched subscribers; a
+        client that subscribed just before stepping is matched here only after DDS discovery, which
+        takes longer than a short step on a loaded machine: the step's messages would be lost.
+        """
+        if topics is None:
+            return
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ValueError(f"listened must be a list of topic names, found {topics!r}")
+        pubs = list(self.node.all_publishers()) + (self.sensors.publishers() if self.sensors is not None else [])
+        wanted = [p for p in pubs if p is not None and str(p.topic_name) in topics]
+        deadline = time.monotonic() + LISTENER_WAIT
+        while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in wanted):
+            time.sleep(0.002)
+
     def _srv_step_simulation(self, p: dict[str, Any]) -> protocol.SimState:
         if not self.paused:
             raise ValueError("the simulation is playing; pause it first (set_simulation_state paused), then step")
         # A client that subscribed just before this request waits for the step's last messages:
         # re-read who listens now rather than trusting the 50 ms cache.
+        self._await_listeners(p.get("listened"))
         self._listeners_at = 0.0
+        if self.sensors is not None:
+            self.sensors.forget_listeners()
         dt = float(self.physics.step_size)
         if "steps" in p and p["steps"] is not None:
             steps = p["steps"]
@@ -272,6 +299,8 @@ class ControlServices:
             self.sensors.reset(int(self.physics.seed))
         self.faults.now = float(self.physics.time)  # sim time may have gone back: delays count from here
         self.node.forget_sent()
+        if self.sensors is not None:
+            self.sensors.stamps.clear()  # sim time may have gone back
         if scope in ("all", "state"):
             self.node.take_commands()  # a command sent before the reset must not move the reset robot
         self._anchor = None

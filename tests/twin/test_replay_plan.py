@@ -36,3 +36,32 @@ def test_plan_needs_commands() -> None:
     run = _run(0.0, [], [], 5.0)
     with pytest.raises(DataError, match="/cmd_vel"):
         command_plan(run)
+
+
+def _pose(stamp: float, x: float) -> object:
+    from nav_msgs.msg import Odometry
+
+    m = Odometry()
+    m.header.stamp.sec, m.header.stamp.nanosec = int(stamp), round((stamp - int(stamp)) * 1e9)
+    m.pose.pose.position.x = x
+    return m
+
+
+def test_poses_from_before_the_reset_and_resent_copies_stay_out_of_the_replay() -> None:
+    """On a loaded machine an earlier run's last poses arrive after the reset (sim time went back, so
+    their stamps fall inside the new run) and a paused simulator re-sends its last pose for late
+    subscribers: neither may become a sample of the replayed trajectory."""
+    from pytest_simtwin.ros.session import TopicBuffer
+    from pytest_simtwin.twin.replay import _in_time_order, _reset_pose_arrival
+
+    buf = TopicBuffer("/simtwin/ground_truth", object)
+    for stamp, x in ((0.4, 2.0), (0.5, 2.1)):  # the previous run's tail, 2 m away
+        buf._callback(_pose(stamp, x))
+    buf._callback(_pose(0.0, 0.0))  # the reset's own pose
+    mark = _reset_pose_arrival(buf, 0.0, timeout=0.5)
+    for stamp, x in ((0.1, 0.01), (0.2, 0.02), (0.1, 0.01), (0.3, 0.03)):  # a re-sent copy of the 0.1 s pose
+        buf._callback(_pose(stamp, x))
+    poses = _in_time_order(r.msg for r in buf.since(mark))
+    assert [round(p.pose.pose.position.x, 3) for p in poses] == [0.0, 0.01, 0.02, 0.03]  # type: ignore[attr-defined]
+    # the reset's pose never came: everything since the clear is kept, as before
+    assert _reset_pose_arrival(TopicBuffer("/odom", object), 0.0, timeout=0.1) == 0.0
