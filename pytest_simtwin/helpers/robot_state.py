@@ -64,7 +64,10 @@ class RobotObserver:
         self.cmd_vel_type = cmd_vel_type or str(self.topics.get("cmd_vel_type") or "twist")
         twist_type(self.cmd_vel_type)  # validate early
         self.frame_id = str(self.topics.get("child_frame_id") or "base_link")
-        self._odom = ros.subscribe(str(self.topics.get("odom") or protocol.ODOM), Odometry)
+        odom_topic = str(self.topics.get("odom") or protocol.ODOM)
+        # Subscribed after this test's reset: nothing it receives is from before it (see _current_odom).
+        self._odom_fresh = not ros.is_subscribed(odom_topic, Odometry)
+        self._odom = ros.subscribe(odom_topic, Odometry)
         self._clock_topic = str(self.topics.get("clock") or protocol.CLOCK)
         self._clock_buf: TopicBuffer | None = None
         if control is None:
@@ -282,10 +285,13 @@ class RobotObserver:
         if self.control is not None:
             with contextlib.suppress(Exception):
                 target = self.control.state().get("odom_stamp")
+        fresh, self._odom_fresh = self._odom_fresh, False
         if target is not None:
             stamp = float(target)
 
             def exact(msg: Any) -> bool:
+                if fresh:  # matched after that message was sent: the next one describes now as well
+                    return stamp_seconds(msg.header.stamp) >= stamp - 1e-9
                 return abs(stamp_seconds(msg.header.stamp) - stamp) < 1e-9
 
             found = self._find_odom(exact)

@@ -267,6 +267,11 @@ class RosSession:
                 self._fresh.append(topic)
             return buf
 
+    def is_subscribed(self, topic: str, msg_type: type) -> bool:
+        """Whether :meth:`subscribe` already holds a subscription for (topic, type)."""
+        with self._lock:
+            return (topic, f"{msg_type.__module__}.{msg_type.__name__}") in self._buffers
+
     def take_fresh(self) -> list[str]:
         """Topics subscribed since the last call (a stepping client asks the simulator to match them first)."""
         with self._lock:
