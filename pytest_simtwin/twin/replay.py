@@ -77,22 +77,6 @@ def _await_stamp(buf: Any, sim_t: float, timeout: float = 1.0) -> None:
         )
 
 
-def _reset_pose_arrival(buf: Any, sim_start: float, timeout: float = 2.0) -> float:
-    """Wall time at which the reset's pose (stamped ``sim_start``) arrived in the freshly cleared ``buf``;
-    0 (keep all) if it does not come (a late subscription gets the paused simulator's re-sent copy, or none)."""
-    found: list[float] = []
-
-    def arrived() -> bool:  # the buffer was cleared after the reset: all it holds came since
-        found[:] = [r.t for r in buf.since(0.0) if abs(_stamp(r.msg) - sim_start) < 1e-6][-1:]
-        return bool(found)
-
-    with contextlib.suppress(Exception):
-        wait_until(arrived, timeout, what=f"the reset's pose stamped {sim_start:.3f} s")
-    # the last copy seen: a paused simulator re-sends it for late joiners, nothing older follows it
-    arrived()
-    return found[0] if found else 0.0
-
-
 def _in_time_order(msgs: Any) -> list[Any]:
     """Poses sorted by stamp, one per stamp (the last received): a paused simulator re-sends its last
     pose for late subscribers, and a copy arriving after newer poses must not fold the trajectory back."""
@@ -157,11 +141,6 @@ def replay(
     count = int(state["cmd_count"])
     wall0 = time.monotonic()
     odom_buf.clear()
-    # Poses published before the reset (an earlier run's tail, late on a loaded machine) can still arrive
-    # after clear(), stamped inside this run's time range (sim time went back): a stray pose in the
-    # replay. One writer's reliable samples arrive in order, so everything received before the reset's own
-    # pose (stamped sim_start) is older; keep only what arrived from it on.
-    mark = _reset_pose_arrival(odom_buf, sim_start)
     if joint_buf is not None:
         joint_buf.clear()
     total = sum(d for d, _, _ in plan)
@@ -228,7 +207,7 @@ def replay(
     finally:
         with contextlib.suppress(Exception):
             control.pause()
-    odom = _in_time_order(r.msg for r in odom_buf.since(mark))
+    odom = _in_time_order(odom_buf.messages())
     odom = [m for m in odom if sim_start - 1e-6 <= _stamp(m) <= sim_t + 1e-6]
     if len(odom) < 3:
         raise SimulatorError(
