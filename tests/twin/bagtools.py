@@ -90,7 +90,13 @@ def write_bag(
         (round(traj.joint_t[i] * 1e9) + 1_000_000, joint_topic, joint(i), "sensor_msgs/msg/JointState")
         for i in range(traj.joint_t.size)
     ]
-    events.sort(key=lambda e: e[0])
+    return write_events(path, events, kind=kind, ros1=ros1, store=store)
+
+
+def write_events(path: Path, events: list[tuple[int, str, Any, str]], *, kind: str, ros1: bool, store: Any) -> Path:
+    """Write ``(receive time ns, topic, message, type)`` events in time order as a ROS 1 bag or a rosbag2
+    (``kind``: "mcap" or "sqlite3")."""
+    events = sorted(events, key=lambda e: e[0])
     if ros1:
         from rosbags.rosbag1 import Writer as Writer1
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .bagtools import write_events
+
 MODELS = {
     # radius, separation, cmd clamp lin/ang, motor rpm (no load), ticks/rev
     "burger": (0.033, 0.160, 0.22, 2.84, 61.0),
@@ -277,17 +279,7 @@ def write(rec: Recording, path: Path, kind: str, *, stamped_cmd: bool = False, c
     cmd_type = "geometry_msgs/msg/TwistStamped" if stamped_cmd else "geometry_msgs/msg/Twist"
     events = [(round(rcv * 1e9), "/odom", odom(st, pl), "nav_msgs/msg/Odometry") for st, rcv, pl in rec.odom]
     events += [(round(rcv * 1e9), cmd_topic, cmd(st, pl), cmd_type) for st, rcv, pl in rec.cmd]
-    events.sort(key=lambda e: e[0])
-    if ros1:
-        from rosbags.rosbag1 import Writer as Writer1
-
-        with Writer1(path) as w1:
-            conns: dict[str, Any] = {}
-            for ns, topic, msg, typ in events:
-                if topic not in conns:
-                    conns[topic] = w1.add_connection(topic, typ, typestore=store)
-                w1.write(conns[topic], ns, store.serialize_ros1(msg, typ))
-        return path
+    return write_events(path, events, kind=kind, ros1=ros1, store=store)
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     plugin = StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3
