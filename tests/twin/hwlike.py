@@ -280,13 +280,3 @@ def write(rec: Recording, path: Path, kind: str, *, stamped_cmd: bool = False, c
     events = [(round(rcv * 1e9), "/odom", odom(st, pl), "nav_msgs/msg/Odometry") for st, rcv, pl in rec.odom]
     events += [(round(rcv * 1e9), cmd_topic, cmd(st, pl), cmd_type) for st, rcv, pl in rec.cmd]
     return write_events(path, events, kind=kind, ros1=ros1, store=store)
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    plugin = StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3
-    with Writer(path, version=9, storage_plugin=plugin) as w2:
-        conns = {}
-        for ns, topic, msg, typ in events:
-            if topic not in conns:
-                conns[topic] = w2.add_connection(topic, typ, typestore=store)
-            w2.write(conns[topic], ns, store.serialize_cdr(msg, typ))
-    return path
