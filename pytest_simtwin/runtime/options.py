@@ -31,7 +31,7 @@ from pytest_simtwin.backends.registry import BACKENDS, available_backends, backe
 from pytest_simtwin.backends.registry import DEFAULT_BACKEND as DEFAULT_BACKEND  # re-exported for the plugin
 from pytest_simtwin.errors import ConfigError
 from pytest_simtwin.ros.domain_ids import DEFAULT_DOMAIN_RANGE, parse_domain_range
-from pytest_simtwin.runtime.spawn import SpawnPose, check_spawn_name, parse_spawn_pose
+from pytest_simtwin.runtime.spawn import SpawnPose, check_name_has_robot, check_spawn_name, parse_spawn_pose
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 GROUP = "simtwin"
@@ -302,11 +302,7 @@ def check(config: pytest.Config) -> None:
     _check_file(get_option(config, "world"), "world", "--simtwin-world")
     _check_file(get_option(config, "robot"), "robot", "--simtwin-robot")
     spawn_name, _ = spawn_options(config)  # can the backend place it: settings.check_spawn, at activation
-    if spawn_name is not None and get_option(config, "robot") is None:
-        raise pytest.UsageError(
-            f"{source_of(config, 'spawn-name')}: spawn-name {spawn_name!r} names the robot added with "
-            "--simtwin-robot, found no robot file; a robot inside the world file keeps the name the world gives it"
-        )
+    check_name_has_robot(spawn_name, get_option(config, "robot"), source_of(config, "spawn-name"))
     backend = get_option(config, "backend")
     if backend_target(backend) is None:
         choices = ", ".join(repr(name) for name in available_backends())

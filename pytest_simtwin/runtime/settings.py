@@ -34,7 +34,7 @@ from pytest_simtwin.runtime.options import check as check_options
 from pytest_simtwin.runtime.options import get_option as get_option
 from pytest_simtwin.runtime.options import spawn_options
 from pytest_simtwin.runtime.spawn import SPAWN_KEYS as SPAWN_KEYS  # re-exported for the plugin
-from pytest_simtwin.runtime.spawn import check_spawn_name, parse_spawn_pose
+from pytest_simtwin.runtime.spawn import check_name_has_robot, check_spawn_name, parse_spawn_pose
 
 
 @dataclass(frozen=True)
@@ -219,11 +219,7 @@ def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
     if sim.spawn_name is None and sim.spawn_pose is None:
         return
     given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
-    if sim.spawn_name is not None and sim.robot is None:
-        raise pytest.UsageError(
-            f"{source}: spawn-name {sim.spawn_name!r} names the robot added with --simtwin-robot (or the marker's "
-            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
-        )
+    check_name_has_robot(sim.spawn_name, sim.robot, source)
     cls = backend_class(backend)
     if not cls.spawns_robot:
         why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""

@@ -47,3 +47,12 @@ def check_spawn_name(value: Any, source: str) -> str:
             f"{source}: expected a model name without spaces or '/' (as `ros_gz_sim create -name`), found {value!r}"
         )
     return value
+
+
+def check_name_has_robot(name: str | None, robot: object, source: str) -> None:
+    """A spawn name names the robot file's robot: without one it is a :class:`pytest.UsageError`."""
+    if name is not None and robot is None:
+        raise pytest.UsageError(
+            f"{source}: spawn-name {name!r} names the robot added with --simtwin-robot (or the marker's "
+            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
+        )
