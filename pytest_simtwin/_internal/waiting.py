@@ -1,5 +1,8 @@
 """The one polling wait helper: every ``wait_for_*`` in pytest-simtwin goes through :func:`wait_until`.
 
+Between polls a wait sleeps on :data:`arrivals`, which every received message pulses
+(:func:`notify_arrival`): a wait for a message ends when it arrives, not at the next poll (the
+backed-off interval reaches 50 ms; a start-up wait lost ~35 ms to it).
 :class:`Background` runs one wait beside another (a control probe while the first message is awaited).
 """
 
@@ -13,6 +16,33 @@ from typing import Generic, TypeVar
 from pytest_simtwin.errors import WaitTimeout
 
 T = TypeVar("T")
+
+
+class Arrivals:
+    """A pulse: :meth:`notify` wakes every :meth:`wait` that started before it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+
+    def mark(self) -> int:
+        """Take before checking a condition; pass to :meth:`wait`, so a pulse in between is not missed."""
+        return self._count
+
+    def notify(self) -> None:
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    def wait(self, mark: int, timeout: float) -> None:
+        """Return at the first pulse after ``mark`` or after ``timeout`` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._count != mark, timeout)
+
+
+#: Pulsed by every message the plugin's subscriptions receive (ros/session.py's TopicBuffer).
+arrivals = Arrivals()
+notify_arrival = arrivals.notify
 
 
 def wait_until(
@@ -35,6 +65,7 @@ def wait_until(
     deadline = time.monotonic() + timeout
     delay = interval
     while True:
+        mark = arrivals.mark()
         value = probe()
         if value is not None and value is not False:
             return value
@@ -46,7 +77,7 @@ def wait_until(
         if now >= deadline:
             seen = f"; {describe()}" if describe is not None else ""
             raise (error or WaitTimeout)(f"timed out after {timeout:.2f} s waiting for {what}{seen}")
-        time.sleep(min(delay, max(deadline - now, 0.0)))
+        arrivals.wait(mark, min(delay, max(deadline - now, 0.0)))
         delay = min(delay * 1.5, max_interval)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pytest_simtwin._internal.waiting import wait_until
+from pytest_simtwin._internal.waiting import notify_arrival, wait_until
 from pytest_simtwin.errors import ControlError, WaitTimeout
 from pytest_simtwin.ros.environment import apply_environment
 
@@ -99,6 +99,7 @@ class TopicBuffer:
         with self._lock:
             self._items.append(Received(msg, time.monotonic()))
             self.count += 1
+        notify_arrival()  # wakes the waits polling for it (wait_until)
 
     def latest(self) -> Any | None:
         with self._lock:

@@ -22,6 +22,7 @@ from pytest_simtwin.control import protocol
 from pytest_simtwin.sim import transforms as transforms_mod
 from pytest_simtwin.sim.commands import Commands
 from pytest_simtwin.sim.faults import FaultSet
+from pytest_simtwin.sim.matching import Matches
 from pytest_simtwin.sim.publishing import Publishing
 from pytest_simtwin.sim.robot_io import RobotIO, make_robot_io, scan_message
 from pytest_simtwin.sim.topics import Topics
@@ -68,6 +69,7 @@ class SimNode(Commands, Publishing):
         self._sent: dict[str, float] = {}  # topic -> stamp of the last message sent while faults were active
         self._type_errors: set[tuple[str, str, str]] = set()
         self._wake: Callable[[], None] | None = None
+        self.matches = Matches()  # subscribers joining our publishers wake the runner
         self._spinners: list[tuple[Any, Any, Any, threading.Thread | None]] = []  # (context, node, executor, thread)
         self.robots: dict[str, RobotIO] = {}
         self.scan_pubs: list[tuple[Any, Any]] = []  # by physics lidar index: (publisher, message)
@@ -141,7 +143,7 @@ class SimNode(Commands, Publishing):
 
         node = self.node
         # Reliable with a deep history (see _robot_entities).
-        self.pub_clock = node.create_publisher(Clock, self.topics.clock, 100)
+        self.pub_clock = self.matches.publisher(node, Clock, self.topics.clock, 100)
         self.msg_clock = Clock()
         for t in self.topics.robots:
             self.robots[t.robot or "robot"] = self._robot_entities(t)
@@ -155,7 +157,8 @@ class SimNode(Commands, Publishing):
         self.scan_pubs = []
         for scan in scans:
             spec = lidars[scan.index] if scan.index < len(lidars) else None
-            self.scan_pubs.append((node.create_publisher(LaserScan, scan.topic, 100), scan_message(scan, spec)))
+            pub = self.matches.publisher(node, LaserScan, scan.topic, 100)
+            self.scan_pubs.append((pub, scan_message(scan, spec)))
         main = next((s for s in self.topics.scans if s.topic == self.topics.scan), None)
         self.pub_scan = self.scan_pubs[main.index][0] if main is not None else None
         self.msg_scan = self.scan_pubs[main.index][1] if main is not None else LaserScan()
@@ -178,7 +181,7 @@ class SimNode(Commands, Publishing):
     def _robot_entities(self, t: Topics) -> RobotIO:
         from geometry_msgs.msg import Twist, TwistStamped
 
-        io = make_robot_io(self.node, t, self._tf_type, self._tf_pubs)
+        io = make_robot_io(self.publisher, t, self._tf_type, self._tf_pubs)
         classes = {"twist": Twist, "twist_stamped": TwistStamped}
         for i, kind in enumerate(t.cmd_vel_types):
             if i >= len(self._spinners):  # the second type needs a participant of its own
@@ -255,6 +258,11 @@ class SimNode(Commands, Publishing):
 
     def set_waker(self, fn: Callable[[], None]) -> None:
         self._wake = fn
+        self.matches.set_waker(fn)
+
+    def publisher(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        """A publisher on the main node whose subscribers joining wake the runner (sim/matching.py)."""
+        return self.matches.publisher(self.node, msg_type, topic, qos)
 
     # -- shutdown ---------------------------------------------------------------------------------
     def close(self) -> None:

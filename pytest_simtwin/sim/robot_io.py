@@ -6,7 +6,7 @@ costs more than the physics step. The command subscriptions are :mod:`pytest_sim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_simtwin.sim import transforms as transforms_mod
@@ -43,8 +43,11 @@ class RobotIO:
         self.msg_tf: Any = None
 
 
-def make_robot_io(node: Any, t: Topics, tf_type: Any, tf_pubs: dict[str, Any]) -> RobotIO:
-    """The publishers and reusable messages of the robot ``t`` names on ``node``; ``tf_pubs`` shares /tf."""
+def make_robot_io(
+    create_publisher: Callable[[Any, str, Any], Any], t: Topics, tf_type: Any, tf_pubs: dict[str, Any]
+) -> RobotIO:
+    """The publishers (``create_publisher(type, topic, qos)``) and reusable messages of the robot ``t``
+    names; ``tf_pubs`` shares /tf."""
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
 
@@ -54,9 +57,9 @@ def make_robot_io(node: Any, t: Topics, tf_type: Any, tf_pubs: dict[str, Any]) -
     # 2 s of sim time) faster than a loaded reader acknowledges; with depth 10 the writer drops
     # unacknowledged samples of the burst (recordings and trajectories then miss them).
     depth = 100
-    io.pub_odom = node.create_publisher(Odometry, t.odom, depth)
-    io.pub_truth = node.create_publisher(Odometry, t.ground_truth, depth)
-    io.pub_joints = node.create_publisher(JointState, t.joint_states, depth)
+    io.pub_odom = create_publisher(Odometry, t.odom, depth)
+    io.pub_truth = create_publisher(Odometry, t.ground_truth, depth)
+    io.pub_joints = create_publisher(JointState, t.joint_states, depth)
     io.msg_odom = Odometry()
     io.msg_odom.header.frame_id = t.frame_id
     io.msg_odom.child_frame_id = t.child_frame_id
@@ -68,7 +71,7 @@ def make_robot_io(node: Any, t: Topics, tf_type: Any, tf_pubs: dict[str, Any]) -
     io.msg_joints = JointState()
     if t.tf and tf_type is not None:
         if t.tf not in tf_pubs:  # robots share /tf
-            tf_pubs[t.tf] = node.create_publisher(tf_type, t.tf, depth)
+            tf_pubs[t.tf] = create_publisher(tf_type, t.tf, depth)
         io.pub_tf = tf_pubs[t.tf]
         io.msg_tf = transforms_mod.odom_message(tf_type, t.frame_id, t.child_frame_id)
     return io

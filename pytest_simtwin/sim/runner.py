@@ -109,6 +109,7 @@ class Runner(ControlServices):
         self._anchor: tuple[float, float] | None = None  # (wall, sim) where real-time pacing started
         self._sub_counts: tuple[int, ...] = ()
         self._republish_at: list[float] = []
+        self._joined_seen = 0  # node.matches.joined when the runner last looked
         self._pause_at_step: int | None = None  # play until this physics step, then pause (pause_at)
         wheels = [j for m in world.robots if m.diff_drive for j in (*m.diff_drive.left_joints, *m.diff_drive.right_joints)]
         self.faults = FaultSet(seed, topics=self._fault_topics, wheels=lambda: list(wheels))
@@ -176,6 +177,8 @@ class Runner(ControlServices):
                     )
             if self._wake.is_set() or (self.paused and not self.node.requests.empty()):
                 self._wake.clear()  # before draining: a request arriving meanwhile sets it again
+                if self.node.matches.joined != self._joined_seen:
+                    self._subscriber_joined(now)
                 self._drain_requests()
                 if self.stop_reason is not None:
                     break
@@ -362,6 +365,20 @@ class Runner(ControlServices):
             ranges = self._last_scans[index]
             assert ranges is not None
             self.node.publish_scan(t, ranges, index)
+
+    def _subscriber_joined(self, now: float) -> None:
+        """A subscription matched one of our publishers: publish to it now, not after the 50 ms re-read.
+
+        Playing, the next event reaches it; paused, the current state is re-sent at once and again a
+        little later (the reader side may match after the writer side; see _housekeeping).
+        """
+        self._joined_seen = self.node.matches.joined
+        self._listeners_at = 0.0
+        if self.sensors is not None:
+            self.sensors.forget_listeners()
+        if self.paused:
+            self.republish_last()
+            self._republish_at = [now + 0.05, now + 0.3, now + 1.0]
 
     def _housekeeping(self, now: float) -> None:
         if self.parent_pid is not None and not _alive(self.parent_pid):

@@ -109,10 +109,13 @@ class SensorPublishers:
         magnetic_field: Sequence[float] = (5.5645e-6, 22.8758e-6, -42.3884e-6),
         render_problem: str | None = None,
         send: Callable[[Any, Any], None] | None = None,
+        create_publisher: Callable[[Any, str, Any], Any] | None = None,
     ) -> None:
         """``node``: the rclpy node; ``bridge``: gz topic -> (ROS topic, ros_type_name); ``spherical``:
-        (lat, lon, elevation, heading); ``send(pub, msg)`` publishes (SimNode._send counts refused writes)."""
+        (lat, lon, elevation, heading); ``send(pub, msg)`` publishes (SimNode._send counts refused writes);
+        ``create_publisher(type, topic, qos)`` makes the publishers (default ``node.create_publisher``)."""
         self.node = node
+        self._create_publisher = create_publisher or node.create_publisher
         self._publish: Callable[[Any, Any], None] = send or (lambda pub, msg: pub.publish(msg))
         self.seed = seed
         self.spherical = tuple(spherical) if spherical is not None else (0.0, 0.0, 0.0, 0.0)
@@ -174,7 +177,7 @@ class SensorPublishers:
             for role, topic in s.topics.items():
                 # Depth 5 for images (big messages, only the newest matters), 100 for IMU bursts during steps.
                 depth = 5 if role in ("image", "depth", "points") else 100
-                s.pubs[role] = self.node.create_publisher(types[role], topic, depth)
+                s.pubs[role] = self._create_publisher(types[role], topic, depth)
                 msg = types[role]()
                 # ros_gz_bridge's Contacts carry no frame (positions are in the world frame)
                 msg.header.frame_id = "" if role == "contact" else spec.frame_id

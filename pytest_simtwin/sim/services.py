@@ -12,7 +12,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -212,9 +211,7 @@ class ControlServices:
             raise ValueError(f"listened must be a list of topic names, found {topics!r}")
         pubs = list(self.node.all_publishers()) + (self.sensors.publishers() if self.sensors is not None else [])
         wanted = [p for p in pubs if p is not None and str(p.topic_name) in topics]
-        deadline = time.monotonic() + LISTENER_WAIT
-        while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in wanted):
-            time.sleep(0.002)
+        self.node.matches.wait(lambda: all(p.get_subscription_count() > 0 for p in wanted), LISTENER_WAIT)
 
     def _srv_step_simulation(self, p: dict[str, Any]) -> protocol.SimState:
         if not self.paused:
