@@ -255,3 +255,16 @@ def test_worker_identity_comes_from_xdist_not_the_inherited_environment(monkeypa
     assert WorkerInfo.from_config(SimpleNamespace()) == WorkerInfo("master", 0, 1)
     worker = SimpleNamespace(workerinput={"workerid": "gw3", "workercount": 8})
     assert WorkerInfo.from_config(worker) == WorkerInfo("gw3", 3, 8)
+
+
+def test_the_health_check_counts_the_clock_from_the_tests_reset(embedded: SimSession) -> None:
+    cfg = embedded.settings.sim
+    embedded.ensure(cfg)
+    reset_at = embedded.reset(cfg)
+    assert reset_at is not None and reset_at < 0.1  # the reply's state: the world's start
+    embedded.check_health(advanced_from=reset_at)  # playing since the reset: advanced
+    # A clock that never gets past the given time is unhealthy, whatever the simulator answers.
+    with pytest.raises(SimulatorError, match="does not advance"):
+        embedded.check_health(timeout=1.0, advanced_from=1e9)
+    embedded.ensure(cfg)  # the unhealthy simulator was stopped: a fresh one starts
+    embedded.check_health()

@@ -60,10 +60,14 @@ class HealthChecks:
     def stop_simulator(self, grace: float | None = None) -> None:
         raise NotImplementedError
 
-    def check_health(self, timeout: float | None = None, since: float | None = None) -> None:
+    def check_health(
+        self, timeout: float | None = None, since: float | None = None, advanced_from: float | None = None
+    ) -> None:
         """Raise :class:`SimulatorError` unless the simulator is alive, its clock advances and it publishes.
 
         ``since`` (monotonic): ready-topic messages received from then on count (default: now).
+        ``advanced_from``: a simulation time it reported earlier (the test's reset): a clock already past
+        it has advanced, with no wait for its next step (up to a paced chunk, ~15 ms at rtf 1).
         """
         backend, ros = self.backend, self._require_ros()
         if backend is None:
@@ -90,7 +94,9 @@ class HealthChecks:
             # Its own clock, asked: a /clock subscription here would stay for the whole session and
             # make the simulator serialise, and this process deserialise, every clock message
             # (~80 per sim second) while tests step it.
-            self._wait_state_advances(limit, float(state["sim_time"]))
+            now = float(state["sim_time"])
+            if advanced_from is None or now <= advanced_from:
+                self._wait_state_advances(limit, now if advanced_from is None else advanced_from)
         elif ros.count_publishers(protocol.CLOCK) > 0:
             self._wait_clock_advances(limit, since)
         try:

@@ -252,9 +252,10 @@ class SimSession(HealthChecks):
         idled, self._idle_paused = self._idle_paused, False
         if idled and not started and not resets and not (config.paused or config.lockstep):
             self._resume()  # paused by end_test; a reset sets the wanted state itself
+        reset_at: float | None = None
         if resets:
             try:
-                self.reset(config)
+                reset_at = self.reset(config)
             except SimulatorDiedError:
                 raise
             except ControlError as exc:
@@ -265,7 +266,7 @@ class SimSession(HealthChecks):
         if not started:
             # A simulator started just now has answered its control services and published its
             # first message (await_ready): checking again would only cost another message period.
-            self.check_health(since=since)
+            self.check_health(since=since, advanced_from=reset_at)
 
     def end_test(self) -> None:
         """After a test: pause the simulator (ours, with control) so an idle worker costs no CPU.
@@ -433,15 +434,18 @@ class SimSession(HealthChecks):
             )
         return client
 
-    def reset(self, config: SimConfig) -> None:
-        """Bring the simulator back to the world's initial state (restart when it has no control)."""
+    def reset(self, config: SimConfig) -> float | None:
+        """Bring the simulator back to the world's initial state (restart when it has no control).
+
+        Returns the simulation time right after the reset (None when not known).
+        """
         client = self.control_or_none()
         if client is None:
             if not self.settings.backend_class.owns_simulator:
-                return  # cannot restart what we do not own (attach); documented
+                return None  # cannot restart what we do not own (attach); documented
             self.stop_simulator()
             self.ensure(config)
-            return
+            return None
         limit = min(HEALTH_TIMEOUT, self.settings.timeout)
         state = self._call_retrying("reset_simulation", limit, scope="all")  # idempotent: safe to retry
         if "state" not in state:  # the reply is the state after the reset (protocol); older ones: ask
@@ -449,6 +453,7 @@ class SimSession(HealthChecks):
         want = "paused" if (config.paused or config.lockstep) else "playing"
         if state.get("state") != want:
             client.play() if want == "playing" else client.pause()
+        return float(state["sim_time"]) if "sim_time" in state else None
 
 
 
