@@ -415,8 +415,13 @@ class SensorPublishers:
         want_depth = self._heard(s, "depth", "points")
         if not (want_rgb or want_depth or self._heard(s, "camera_info", "depth_camera_info")):
             return  # lazy: nobody listens, nothing is rendered
-        # mj_step leaves body poses at the start of the step; refresh them for this instant.
-        physics._mj.mj_kinematics(physics.model, physics.data)
+        # mj_step leaves body poses at the start of the step; refresh them for this instant, and the
+        # cameras' poses too (mj_camlight: kinematics alone leaves them stale, and on a simulator not
+        # stepped yet they are the compiled model's, so a paused one rendered its first frame off-pose).
+        mj = physics._mj
+        mj.mj_kinematics(physics.model, physics.data)
+        mj.mj_comPos(physics.model, physics.data)
+        mj.mj_camlight(physics.model, physics.data)
         rgb = self.cameras.render(s.spec, physics.model, physics.data, depth=False) if want_rgb else None
         depth = self.cameras.render(s.spec, physics.model, physics.data, depth=True) if want_depth else None
         for role in ("camera_info", "depth_camera_info"):

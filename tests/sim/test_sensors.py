@@ -233,6 +233,20 @@ def test_rgb_camera_sees_the_box_colour_where_the_box_is(sim_factory: Callable[.
     assert not red[:, :90].any() and not red[:, 230:].any()  # ground and sky around it are not red
 
 
+def test_a_paused_simulators_first_frame_is_seen_from_the_camera(sim_factory: Callable[..., SimProcess]) -> None:
+    """Never stepped: the frame a late joiner gets is rendered from the camera's pose, not the compiled model's."""
+    from sensor_msgs.msg import Image
+
+    sim = sim_factory(WORLD, "--paused")
+    buf = sim.ros.subscribe("/front_camera/image", Image)
+    wait_until(lambda: buf.count > 0, 10.0, what="the re-sent frame of the paused simulator")
+    msg = buf.messages()[0]
+    assert msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0  # no step: the t = 0 state
+    img = _image(msg).astype(int)
+    _rows, cols = np.nonzero((img[..., 0] > 150) & (img[..., 1] < 60) & (img[..., 2] < 60))
+    assert 100 <= cols.min() <= 110 and 210 <= cols.max() <= 220, (cols.min(), cols.max())  # as after a step
+
+
 def test_cameras_render_only_while_someone_listens(sim_factory: Callable[..., SimProcess]) -> None:
     from sensor_msgs.msg import Image
 
