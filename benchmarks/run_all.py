@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_overhead.py",  # first: the shortest, and the most sensitive to a busy machine
     "bench_startup.py",
+    "bench_fixture_path.py",
     "bench_tutorial.py",
     "bench_scaling.py",
     "bench_rtf.py",
@@ -176,6 +177,10 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         "* **start to first test** (`bench_startup.py`): hand-made flow = `simtwin-sim &` then `sleep 10`;"
         " plugin flow = a fresh worker session (domain lease, ROS context, simulator start, first /odom,"
         " control answered). Ratio = how many times sooner a test can start.",
+        "* **fixture path** (`bench_fixture_path.py`): the steps around every test in a warm worker (simulator"
+        " start -> ready, a new subscriber's first message while playing and paused, the next test's reset +"
+        " health check, stop), each against the same step with the package before this issue's 2026-12-04"
+        " changes (commit 3e87ebe): before / now.",
         "* **TestBasicMotion** (`bench_tutorial.py`): tests/sim/tutorial/test_basic_motion_tutorial.py unmodified"
         " (raw rclpy, wall-clock loops) after `simtwin-sim` + `sleep 10`, against one `pytest` process running the"
         " same three tests with the `robot` fixture in simulated time. Both must pass.",
