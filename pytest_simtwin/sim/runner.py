@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from array import array
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -314,40 +315,52 @@ class Runner(ControlServices):
         if truth is not None:
             node.publish_truth(t, truth, robot=robot)
 
-    def republish_last(self) -> None:
+    def republish_last(self, only: Collection[int] | None = None) -> None:
         """Re-send the last odometry/joints/truth/scan (same stamps and content) for late joiners.
 
         Publishing the state *now* instead would add a message whose timing depends on when a
-        subscriber matched, and make what a stepping client reads non-deterministic.
+        subscriber matched, and make what a stepping client reads non-deterministic. ``only``: ids of
+        the publishers to re-send on (default: all, cameras included).
         """
         node = self.node
+
+        def wanted(pub: Any) -> bool:
+            return pub is not None and (only is None or id(pub) in only)
+
         if self._odom_stamp is None:
-            self.publish_all()
+            if only is None:
+                self.publish_all()
             return
-        node.publish_clock(float(self.physics.time))
+        if wanted(node.pub_clock):
+            node.publish_clock(float(self.physics.time))
         for robot in self._robots:
             t, odom, joints, truth = self._odom_snapshots[robot]
+            io = node.robots[robot]
             if odom is None:
                 continue
-            node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz, robot=robot)
-            node.publish_tf(t, odom.x, odom.y, odom.yaw, robot=robot)
+            if wanted(io.pub_odom):
+                node.publish_odom(t, odom.x, odom.y, odom.yaw, odom.vx, odom.wz, robot=robot)
+            if wanted(io.pub_tf):
+                node.publish_tf(t, odom.x, odom.y, odom.yaw, robot=robot)
             # Joints and truth of that instant exist only if someone listened then; else the current
             # state is the best a new listener can get (nobody steps on these stamps).
-            if joints is None:
-                joints, t_joints = self.physics.joint_states(robot), float(self.physics.time)
-            else:
-                t_joints = t
-            node.publish_joints(t_joints, joints[1], joints[2], robot=robot)
-            if truth is None:
-                truth, t_truth = self.physics.ground_truth(robot), float(self.physics.time)
-            else:
-                t_truth = t
-            node.publish_truth(t_truth, truth, robot=robot)
+            if wanted(io.pub_joints):
+                if joints is None:
+                    joints, t_joints = self.physics.joint_states(robot), float(self.physics.time)
+                else:
+                    t_joints = t
+                node.publish_joints(t_joints, joints[1], joints[2], robot=robot)
+            if wanted(io.pub_truth):
+                if truth is None:
+                    truth, t_truth = self.physics.ground_truth(robot), float(self.physics.time)
+                else:
+                    t_truth = t
+                node.publish_truth(t_truth, truth, robot=robot)
         for index, ranges in enumerate(self._last_scans):
             stamp = self._scan_stamps[index]
-            if ranges is not None and stamp is not None:
+            if ranges is not None and stamp is not None and wanted(node.scan_pubs[index][0]):
                 node.publish_scan(stamp, ranges, index)
-        if self.sensors is not None:
+        if self.sensors is not None and only is None:
             self.sensors.republish(self.physics)
 
     def publish_all(self, *, scan: bool = False) -> None:
@@ -369,16 +382,25 @@ class Runner(ControlServices):
     def _subscriber_joined(self, now: float) -> None:
         """A subscription matched one of our publishers: publish to it now, not after the 50 ms re-read.
 
-        Playing, the next event reaches it; paused, the current state is re-sent at once and again a
-        little later (the reader side may match after the writer side; see _housekeeping).
+        Paused, the current state is re-sent at once and again a little later (the reader side may
+        match after the writer side; see _housekeeping). Playing, a topic nobody heard gets its last
+        sample at once (nobody else receives it twice) instead of at its next period (a scan: up to
+        0.2 s); the rest is published as it falls due.
         """
         self._joined_seen = self.node.matches.joined
+        before = self._heard
         self._listeners_at = 0.0
         if self.sensors is not None:
             self.sensors.forget_listeners()
         if self.paused:
             self.republish_last()
             self._republish_at = [now + 0.05, now + 0.3, now + 1.0]
+            return
+        heard = self._refresh_listeners()
+        # Unknown before (no re-read yet) counts as heard: that is how it was published.
+        newly = {pub for pub, listened in heard.items() if listened and not before.get(pub, True)}
+        if newly:
+            self.republish_last(only=newly)
 
     def _housekeeping(self, now: float) -> None:
         if self.parent_pid is not None and not _alive(self.parent_pid):

@@ -283,6 +283,18 @@ def test_late_subscriber_sees_the_state_while_paused(sim: SimProcess) -> None:
     assert sim.control.state()["steps"] == st["steps"]  # nothing was stepped to produce it
 
 
+def test_a_new_subscriber_of_a_playing_simulator_gets_the_last_scan_at_once(sim_factory: Any) -> None:
+    from sensor_msgs.msg import LaserScan
+
+    sim = sim_factory("--rtf=1")
+    wait_until(lambda: sim.control.state()["sim_time"] > 0.3, 10.0, what="a few scan periods of sim time")
+    joined_at = float(sim.control.state()["sim_time"])
+    msg = sim.ros.wait_for_message("/scan", LaserScan, timeout=5.0, since=0.0)
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    # The scan computed before it subscribed (nobody else heard it: no one gets it twice), not the next one.
+    assert 0.0 < stamp <= joined_at, (stamp, joined_at)
+
+
 def test_bad_world_file_exits_2_with_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken.sdf"
     bad.write_text('<?xml version="1.0"?>\n<sdf version="1.9">\n  <world name="w">\n    <model name="m">\n</sdf>\n')
