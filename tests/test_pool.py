@@ -110,3 +110,16 @@ def test_cli_probe_reports_a_missing_topic() -> None:
     )
     assert proc.returncode == 1
     assert "not ready" in proc.stderr and "/nobody" in proc.stderr
+
+
+def test_cli_pool_refuses_a_spawn_name_without_a_robot(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_simtwin.cli", "pool", "1", "--spawn-name", "bot", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "simtwin pool: error: SimPool: spawn-name 'bot' names the robot added with robot=..." in proc.stderr
+    assert proc.stdout == ""  # refused before any simulator starts

@@ -10,6 +10,10 @@ path; a SIGKILLed pool leaves leases whose children the next pool (or pytest ses
     with SimPool(n=8, world="worlds/arena.sdf") as pool:
         for sim in pool:
             sim.control.set_entity_state(...)
+
+``spawn_name`` / ``spawn_pose`` name and place the robot file's robot in every member, as
+``--simtwin-spawn-name`` / ``--simtwin-spawn-pose`` do in a test run (``ros_gz_sim create``'s -name and
+-x -y -z [-R -P] -Y), checked by the same functions (:mod:`pytest_simtwin.runtime.spawn`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from pytest_simtwin.backends.base import SimConfig, backend_class
 from pytest_simtwin.errors import ConfigError, SimTwinError
 from pytest_simtwin.helpers.robot import Robot
 from pytest_simtwin.ros.domains import DEFAULT_DOMAIN_RANGE, parse_domain_range, reap_leftovers
 from pytest_simtwin.runtime.session import SimSession
-from pytest_simtwin.runtime.settings import Settings
+from pytest_simtwin.runtime.settings import Settings, check_spawn
+from pytest_simtwin.runtime.spawn import check_spawn_name, parse_spawn_pose
 from pytest_simtwin.runtime.workers import WorkerInfo
 
 if TYPE_CHECKING:
@@ -109,6 +116,15 @@ class PoolMember:
         }
 
 
+@contextlib.contextmanager
+def _as_config_error() -> Iterator[None]:
+    """The option checks raise :class:`pytest.UsageError` (a usage error of pytest); a pool is no pytest run."""
+    try:
+        yield
+    except pytest.UsageError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class SimPool:
     """``with SimPool(n=8, world=..., backend="embedded") as pool:`` gives N ready, isolated simulators."""
 
@@ -118,6 +134,8 @@ class SimPool:
         *,
         world: str | Path | None = None,
         robot: str | Path | None = None,
+        spawn_name: str | None = None,
+        spawn_pose: str | Sequence[float] | None = None,
         backend: str = "embedded",
         rtf: float = 1.0,  # like `simtwin pool` and the plugin; 0 runs each as fast as it can
         seed: int = 0,
@@ -148,6 +166,9 @@ class SimPool:
         for what, path in (("world", world_path), ("robot", robot_path)):
             if path is not None and not path.is_file():
                 raise ConfigError(f"SimPool: the {what} file {path} does not exist; expected an SDF/URDF file")
+        with _as_config_error():  # the plugin's checks, raised as what a library caller catches
+            name = None if spawn_name is None else check_spawn_name(spawn_name, "SimPool(spawn_name=...)")
+            pose = None if spawn_pose is None else parse_spawn_pose(spawn_pose, "SimPool(spawn_pose=...)")
         self.n = n
         self.backend = backend
         self.timeout = timeout
@@ -155,6 +176,8 @@ class SimPool:
         self.config = SimConfig(
             world=world_path,
             robot=robot_path,
+            spawn_name=name,
+            spawn_pose=pose,
             rtf=rtf,
             seed=seed,
             paused=paused,
@@ -164,6 +187,8 @@ class SimPool:
             command=command,
             image=image,
         )
+        with _as_config_error():
+            check_spawn(backend, self.config, "SimPool", robot_from="robot=...")
         self._domain_ids = tuple(ids)
         self._artifacts = Path(artifacts) if artifacts is not None else Path.cwd() / "simtwin-artifacts" / "pool"
         self._stack: contextlib.ExitStack | None = None

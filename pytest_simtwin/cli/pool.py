@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
     pool.add_argument("n", type=int, help="number of simulators")
     pool.add_argument("--world", help="SDF world file (default: the built-in arena)")
     pool.add_argument("--robot", help="robot SDF/URDF file (default: the world's or the built-in robot)")
+    pool.add_argument("--spawn-name", help="name of the --robot robot in every simulator (ros_gz_sim create -name)")
+    pool.add_argument("--spawn-pose", help="where it starts: 'X Y Z', 'X Y Z YAW' or 'X Y Z ROLL PITCH YAW' (m, rad)")
     pool.add_argument("--backend", default="embedded", choices=("embedded", "process", "docker"))
     pool.add_argument("--rtf", type=float, default=1.0, help="real-time factor (0 = as fast as possible)")
     pool.add_argument("--seed", type=int, default=0, help="seed of the first simulator (simulator i gets seed+i)")
@@ -34,7 +36,7 @@ def register(sub: Any) -> None:
     pool.add_argument("--domain-range", default=DEFAULT_DOMAIN_RANGE, help="ROS_DOMAIN_IDs to lease from")
     pool.add_argument("--timeout", type=float, default=60.0, help="seconds each simulator may take to be ready")
     pool.add_argument("--image", help="docker backend: simulator image")
-    pool.add_argument("--command", help="process backend: command template")
+    pool.add_argument("--command", dest="sim_command", help="process backend: command template")  # not `command`: the sub-command's name
     pool.add_argument("--duration", type=float, help="stop after this many seconds instead of waiting for Ctrl-C")
     pool.add_argument("--json", action="store_true", help="print one JSON document (for scripts) instead of a table")
     pool.set_defaults(func=run_pool)
@@ -87,6 +89,8 @@ def run_pool(args: argparse.Namespace) -> int:
         args.n,
         world=args.world,
         robot=args.robot,
+        spawn_name=args.spawn_name,
+        spawn_pose=args.spawn_pose,
         backend=args.backend,
         rtf=args.rtf,
         seed=args.seed,
@@ -94,7 +98,7 @@ def run_pool(args: argparse.Namespace) -> int:
         domain_range=args.domain_range,
         timeout=args.timeout,
         image=args.image,
-        command=args.command,
+        command=args.sim_command,
         on_ready=on_ready,
     )
     with pool:

@@ -33,8 +33,8 @@ from pytest_simtwin.runtime.options import add_options as add_options
 from pytest_simtwin.runtime.options import check as check_options
 from pytest_simtwin.runtime.options import get_option as get_option
 from pytest_simtwin.runtime.options import spawn_options
+from pytest_simtwin.runtime.spawn import ROBOT_FROM, check_name_has_robot, check_spawn_name, parse_spawn_pose
 from pytest_simtwin.runtime.spawn import SPAWN_KEYS as SPAWN_KEYS  # re-exported for the plugin
-from pytest_simtwin.runtime.spawn import check_name_has_robot, check_spawn_name, parse_spawn_pose
 
 
 @dataclass(frozen=True)
@@ -214,12 +214,12 @@ def effective_config(settings: Settings, overrides: Mapping[str, Any]) -> tuple[
     return sim, str(overrides.get("reset", settings.reset))
 
 
-def check_spawn(backend: str, sim: SimConfig, source: str) -> None:
+def check_spawn(backend: str, sim: SimConfig, source: str, robot_from: str = ROBOT_FROM) -> None:
     """The spawn name / pose of ``sim`` can be applied by ``backend``; raises :class:`pytest.UsageError`."""
     if sim.spawn_name is None and sim.spawn_pose is None:
         return
     given = " / ".join(f for f, v in (("spawn-name", sim.spawn_name), ("spawn-pose", sim.spawn_pose)) if v is not None)
-    check_name_has_robot(sim.spawn_name, sim.robot, source)
+    check_name_has_robot(sim.spawn_name, sim.robot, source, robot_from)
     cls = backend_class(backend)
     if not cls.spawns_robot:
         why = " (it talks to a simulator that already runs, its robot already spawned)" if not cls.owns_simulator else ""

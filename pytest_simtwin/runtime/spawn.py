@@ -49,10 +49,15 @@ def check_spawn_name(value: Any, source: str) -> str:
     return value
 
 
-def check_name_has_robot(name: str | None, robot: object, source: str) -> None:
-    """A spawn name names the robot file's robot: without one it is a :class:`pytest.UsageError`."""
+ROBOT_FROM = "--simtwin-robot (or the marker's robot=...)"
+
+
+def check_name_has_robot(name: str | None, robot: object, source: str, robot_from: str = ROBOT_FROM) -> None:
+    """A spawn name names the robot file's robot: without one it is a :class:`pytest.UsageError`.
+
+    ``robot_from`` says where the caller gives the robot file (the plugin's option, SimPool's argument)."""
     if name is not None and robot is None:
         raise pytest.UsageError(
-            f"{source}: spawn-name {name!r} names the robot added with --simtwin-robot (or the marker's "
-            "robot=...), found no robot file; a robot inside the world file keeps the name the world gives it"
+            f"{source}: spawn-name {name!r} names the robot added with {robot_from}, found no robot file; "
+            "a robot inside the world file keeps the name the world gives it"
         )

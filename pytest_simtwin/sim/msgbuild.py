@@ -8,15 +8,18 @@ neither tf2_msgs nor ros_gz_interfaces. This runs what ``rosidl_generate_interfa
 generators, then compiles the generated C with the system C compiler (``cc``) into a package folder
 under the cache directory, which is then put on ``sys.path``. Keyed by the .msg contents and the
 rosidl version, so it builds once per machine (~10-20 s).
+
+The generators run in a child Python process (:func:`_generate`): they import ``lark`` (through
+rosidl_parser), which imports the deprecated ``sre_parse``/``sre_constants``. In the process that asked
+for the package (a user's test process) that is two DeprecationWarnings in their summary, an error under
+``-W error``; the child's output is shown only when it fails.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import importlib
-import io
 import json
 import logging
 import os
@@ -74,8 +77,7 @@ def ensure(package: str, deps: tuple[str, ...] = ("geometry_msgs", "std_msgs", "
     prefix = _prefix()
     target = cache_dir() / f"{package}-{_key(package, prefix)}"
     if not (target / package / "__init__.py").exists():
-        with contextlib.redirect_stdout(io.StringIO()):  # the generators print every file they write
-            _build(package, deps, prefix, target)
+        _build(package, deps, prefix, target)
     sys.path.insert(0, str(target))
     # rosidl's type support dispatch dlopens the package's libraries by bare name; the dynamic loader
     # reads LD_LIBRARY_PATH only at process start, but finds libraries already loaded (by soname).
@@ -95,6 +97,25 @@ def import_type(module: str, cls: str) -> bool:
     except (ImportError, AttributeError):
         return False
     return True
+
+
+def _generate(package: str, deps: tuple[str, ...], prefix: Path, work: Path) -> Path:
+    """:func:`_run_generators` in a child process: rosidl's generators and their imports (lark, empy)
+    stay out of this one, and so do the warnings and the lines they print."""
+    root = str(Path(__file__).resolve().parents[2])  # this package, however the caller found it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+    code = "import sys; from pytest_simtwin.sim.msgbuild import _run_generators_main; _run_generators_main(sys.argv[1:])"
+    res = subprocess.run([sys.executable, "-c", code, package, ",".join(deps), str(prefix), str(work)],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    if res.returncode != 0:
+        raise SimulatorError(f"generating the {package} message package failed (rosidl generators):\n{res.stderr[-3000:]}")
+    return work / "gen"
+
+
+def _run_generators_main(argv: list[str]) -> None:
+    """The child of :func:`_generate`: ``PACKAGE DEP,DEP PREFIX WORK``."""
+    package, deps, prefix, work = argv
+    _run_generators(package, tuple(d for d in deps.split(",") if d), Path(prefix), Path(work))
 
 
 def _run_generators(package: str, deps: tuple[str, ...], prefix: Path, work: Path) -> Path:
@@ -184,7 +205,7 @@ def _build(package: str, deps: tuple[str, ...], prefix: Path, target: Path) -> N
     log.info("building the %s message package into %s (first use)", package, target)
     with tempfile.TemporaryDirectory(prefix=f"simtwin-{package}-") as tmp:
         work = Path(tmp)
-        gen = _run_generators(package, deps, prefix, work)
+        gen = _generate(package, deps, prefix, work)
         lib = work / "out" / "lib"
         lib.mkdir(parents=True)
         inc = prefix / "include"
