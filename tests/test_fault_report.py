@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -96,8 +97,10 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
     before, marker = log.split("-----")[0], log.split("-----")[1]
     assert "tick 2" in before and "node_kill of node sleeper" in marker
     assert node_fault["log_before"].splitlines()[-1].startswith("tick ")
-    # the dashboard's card of the failing test shows the same plots, markers included
-    assert len(_faults(dom.split('class="simtwin" id=')[0])) == 6
+    # the dashboard's card of the failing test shows the same plots, markers included (its gallery: below)
+    dashboard = dom.split('class="simtwin" id=')[0]
+    assert len(_faults(dashboard.split('class="st-gallery"')[0])) == 6
+    assert len(_faults(dashboard.split('class="st-gallery"')[1])) == 4  # one per fault, on each thumbnail
     blind = records["test_f.py::test_blind_lidar_for_a_while"]["faults"]
     sector, push = blind
     lidar = [m for m in marks if m["data-kind"] == "lidar_sector"]
@@ -116,6 +119,74 @@ def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester
     # the block lists the faults, and the failing test's PNG figures are there as a fallback
     assert "fault wheel_friction on wheel_left_joint" in blocks["t-test-f-py--test-slippery-wheel"].split('class="simtwin-faults"')[1]
     assert 'alt="trajectory"' in dom and 'alt="velocity"' in dom
+
+
+GALLERY_SUITE = '''
+import pytest
+from pytest_simtwin import faults
+
+pytestmark = pytest.mark.simtwin(paused=True)
+
+
+def test_pushed_sideways(robot, sim):
+    t0 = sim.state()["sim_time"]
+    sim.inject(faults.push(fy=30.0, at=t0 + 0.5, duration=0.8))
+    robot.send_velocity(0.3, 0.0, 2.0)
+
+
+def test_plain_drive(robot):
+    robot.send_velocity(0.3, 0.0, 2.0)
+'''
+
+_PURPLE = (0x94, 0x67, 0xBD)  # faultmarks.FAULT_COLOUR, drawn opaque in the start marker and the label
+
+
+def _purple_pixels(chromium: str, svg: str, folder: Path) -> int:
+    """How many pixels of one thumbnail, as Chromium paints it, are the fault colour."""
+    from PIL import Image
+
+    page, shot = folder / "thumb.html", folder / "thumb.png"
+    page.write_text(f'<!doctype html><body style="margin:0;background:#fff">{svg}</body>')
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-background-networking"]
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=160,120", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20) or []
+    return sum(n for n, c in colours if max(abs(a - b) for a, b in zip(c, _PURPLE, strict=True)) < 24)
+
+
+@needs_chromium
+def test_the_gallery_thumbnail_of_a_faulted_test_shows_its_fault(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_g=GALLERY_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json", "--html=out/report.html",
+        "--self-contained-html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert CHROMIUM is not None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", (pytester.path / "out" / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    (gallery,) = re.findall(r'<div class="st-gallery">(.*?)</div>', dom, re.S)
+    thumbs = {m.group(1).split(" (")[0]: (m.group(1), m.group(2)) for m in
+              re.finditer(r'<a [^>]*title="([^"]*)">(<svg.*?</svg>)', gallery, re.S)}  # fmt: skip
+    assert set(thumbs) == {"test_g.py::test_pushed_sideways", "test_g.py::test_plain_drive"}, thumbs.keys()
+    records = {r["nodeid"]: r for r in json.loads((pytester.path / "m.json").read_text())["tests"]}
+    (push,) = records["test_g.py::test_pushed_sideways"]["faults"]
+    title, svg = thumbs["test_g.py::test_pushed_sideways"]
+    (mark,) = _faults(svg)  # the same marker group as the report's trajectory plot
+    assert mark["data-kind"] == "push"
+    assert float(mark["data-start"]) == pytest.approx(push["at"], abs=1e-3)
+    assert float(mark["data-end"]) == pytest.approx(push["at"] + 0.8, abs=1e-3)
+    assert mark["hover"].startswith("fault push: ") and "fy=30" in mark["hover"]
+    group = svg.split('class="st-fault"')[1].split("</g>")[0]
+    assert "<polyline" in group and "<polygon" in group  # the stretch driven under the fault, the start diamond
+    assert re.search(r'<text class="st-fault-label"[^>]*>push<title>fault push: ', svg)  # its name, hover: details
+    assert "faults: push" in title  # the link's tooltip names it too
+    plain_title, plain = thumbs["test_g.py::test_plain_drive"]
+    assert "st-fault" not in plain and "faults:" not in plain_title and "<polyline" in plain
+    # as a person sees it: the fault colour painted in the faulted thumbnail only
+    assert _purple_pixels(CHROMIUM, svg, pytester.path) > 20
+    assert _purple_pixels(CHROMIUM, plain, pytester.path) == 0
 
 
 def test_fault_spans_end_at_their_duration_their_clearing_or_the_recording() -> None:

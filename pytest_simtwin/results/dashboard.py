@@ -289,9 +289,12 @@ def gallery(records: Sequence[TestRecord]) -> str:
         if not rec.trajectory:
             continue
         cls = {"failed": "st-bad", "error": "st-bad", INFRA: "st-inf"}.get(category(rec), "")
+        kinds = sorted({str(f.get("kind")) for f in rec.faults})
+        faulted = f", faults: {', '.join(kinds)}" if kinds else ""
         items.append(
             f'<a class="{cls}" href="#{anchor(rec.nodeid)}" title="{html.escape(rec.nodeid, quote=True)} '
-            f'({category(rec)})">{svgplot.thumbnail_svg(rec)}<br>{html.escape(rec.nodeid.split("::")[-1])}</a>'
+            f'({category(rec)}{html.escape(faulted, quote=True)})">{svgplot.thumbnail_svg(rec)}<br>'
+            f'{html.escape(rec.nodeid.split("::")[-1])}</a>'
         )
     return f'<div class="st-gallery">{"".join(items)}</div>' if items else '<p class="st-none">no trajectories</p>'
 

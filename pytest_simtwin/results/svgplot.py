@@ -146,13 +146,18 @@ def _fault_attrs(f: FaultSpan) -> str:
     )
 
 
-def _fault_on_path(f: FaultSpan, t: Sequence[float], xs: Sequence[float], ys: Sequence[float], dot: float) -> str:
+def _fault_on_path(
+    f: FaultSpan, t: Sequence[float], xs: Sequence[float], ys: Sequence[float], dot: float, width: float = 6
+) -> str:
     """The stretch of the path driven under the fault (wide, translucent) and a diamond where it began."""
-    inside = [(x, y) for ti, x, y in zip(t, xs, ys, strict=False) if f.start <= ti <= f.end]
     begin = position_at(t, xs, ys, f.start)
+    inside = [(x, y) for ti, x, y in zip(t, xs, ys, strict=False) if f.start < ti < f.end]
+    if f.end > f.start and begin is not None:  # from the exact start to the exact end, whatever the sampling
+        end = position_at(t, xs, ys, f.end)
+        inside = [begin, *inside, *([end] if end is not None else [])]
     parts = [f"<title>{html.escape(f.hover)}</title>"]
     if len(inside) > 1:
-        parts.append(_polyline([p[0] for p in inside], [p[1] for p in inside], FAULT_COLOUR, 6, 'opacity="0.35"'))
+        parts.append(_polyline([p[0] for p in inside], [p[1] for p in inside], FAULT_COLOUR, width, 'opacity="0.35"'))
     if begin is not None:
         bx, by, d = begin[0], begin[1], dot * 1.6
         pts = f"{_r(bx)},{_r(by + d)} {_r(bx + d)},{_r(by)} {_r(bx)},{_r(by - d)} {_r(bx - d)},{_r(by)}"
@@ -276,18 +281,40 @@ def _fault_band(f: FaultSpan, box: tuple[float, float, float, float]) -> str:
 
 
 def thumbnail_svg(rec: TestRecord, size: tuple[int, int] = (120, 90)) -> str:
-    """A small static picture of the path (no hover, no data): the gallery's link to the test."""
-    xs, ys = _xy(downsample(rec.trajectory, THUMB_POINTS))
+    """A small static picture of the path (no hover data): the gallery's link to the test.
+
+    Faults are drawn as on the trajectory plot (:func:`_fault_on_path`: the stretch driven under the
+    fault, a diamond where it began, the details on hover) with their kind written in the corner.
+    """
+    traj = downsample(rec.trajectory, THUMB_POINTS)
+    xs, ys = _xy(traj)
     w, h = size
     if not xs:
         return f'<svg width="{w}" height="{h}"><text x="8" y="{h // 2}" font-size="10" fill="#888">no trajectory</text></svg>'
     x0, y0, x1, y1 = _bounds([(xs, ys)], margin=0.1)
     span = x1 - x0
-    pts = " ".join(f"{_r(x, 3)},{_r(-y, 3)}" for x, y in zip(xs, ys, strict=True))
+    t = _finite(traj.get("t", []))
+    faults = spans(rec.faults, t[-1] if t else None)
+    # data space -> pixels ("meet", y up): one group, so the fault shapes are the report's, unchanged
+    s = min(w / span, h / (y1 - y0))
+    ox, oy = (w - span * s) / 2, (h - (y1 - y0) * s) / 2
+    shapes = [_polyline(xs, ys, _ODOM, 2)]
+    shapes += [_fault_on_path(f, t, xs, ys, span / 30, width=4) for f in faults]
+    shapes.append(f'<circle cx="{_r(xs[-1], 3)}" cy="{_r(ys[-1], 3)}" r="{_r(span / 25, 3)}" fill="#d62728"/>')
+    shown = faults[:2]  # room for two lines in 90 px; the rest are counted
+    labels = [
+        f'<text class="st-fault-label" x="3" y="{h - 4 - 10 * i}" font-size="9" fill="{FAULT_COLOUR}" '
+        f'data-kind="{html.escape(f.kind)}">{html.escape(f.kind)}<title>{html.escape(f.hover)}</title></text>'
+        for i, f in enumerate(reversed(shown))
+    ]
+    if len(faults) > len(shown):
+        labels.append(f'<text x="{w - 3}" y="{h - 4}" font-size="9" fill="{FAULT_COLOUR}" text-anchor="end">'
+                      f"+{len(faults) - len(shown)}</text>")  # fmt: skip
+    title = f"<title>{html.escape('; '.join(f.hover for f in faults))}</title>" if faults else ""
     return (
-        f'<svg width="{w}" height="{h}" viewBox="{_r(x0, 3)} {_r(-y1, 3)} {_r(span, 3)} {_r(y1 - y0, 3)}">'
-        f'<polyline points="{pts}" fill="none" stroke="{_ODOM}" stroke-width="2" vector-effect="non-scaling-stroke"/>'
-        f'<circle cx="{_r(xs[-1], 3)}" cy="{_r(-ys[-1], 3)}" r="{_r(span / 25, 3)}" fill="#d62728"/></svg>'
+        f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">{title}'
+        f'<g transform="translate({_r(ox, 2)} {_r(h - oy, 2)}) scale({_r(s, 4)} {_r(-s, 4)}) '
+        f'translate({_r(-x0, 4)} {_r(-y0, 4)})">{"".join(shapes)}</g>{"".join(labels)}</svg>'
     )
 
 

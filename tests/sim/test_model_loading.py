@@ -105,7 +105,8 @@ def test_robot_from_an_included_world_model_uses_gazebo_defaults(resources: Path
     assert (dd.max_linear_acceleration, dd.min_angular_acceleration) == (2.0, -2.0)
     (lidar,) = robot.lidars
     assert lidar.topic == "/world/include_test/model/test_bot/link/chassis/sensor/front_lidar/scan"
-    assert lidar.frame_id == "chassis" and lidar.samples == 181 and lidar.noise_stddev == 0.0
+    assert lidar.frame_id == "test_bot/chassis/front_lidar"  # gz-sensors' default: the sensor's scoped name
+    assert lidar.samples == 181 and lidar.noise_stddev == 0.0
     joint = next(j for j in robot.joints if j.name == "left_wheel_joint")
     assert joint.axis == pytest.approx((0, 0, 1)) and joint.limits is None
 
@@ -146,7 +147,9 @@ def test_urdf_and_xacro_robots(robot_file: Path) -> None:
     assert robot.link("left_wheel").pose == Pose(0.05, 0.15, 0.05)
     assert robot.link("left_wheel").collisions[0].friction == 1.2 and robot.link("caster").collisions[0].friction == 0
     (lidar,) = robot.lidars
-    assert (lidar.link, lidar.frame_id, lidar.topic, lidar.samples) == ("laser", "laser", "/scan", 720)
+    # laser -> base_link -> base_footprint are fixed joints: Gazebo lumps the lidar into base_footprint
+    assert (lidar.link, lidar.frame_id, lidar.topic, lidar.samples) == ("base_footprint", "laser", "/scan", 720)
+    assert (lidar.pose.x, lidar.pose.y, lidar.pose.z) == pytest.approx((0.1, 0.0, 0.15))  # the joints' origins
     assert any("ros2_control" in w for w in world.warnings)
     p = Physics(world)
     drive(p, 0.5, 0.0, 2.0)

@@ -307,6 +307,7 @@ def test_gz_sim_visualize_lidar_world_loads_its_fuel_playground_from_the_cache_a
     sim.control.spawn("target", "box", [0.2, 1.0, 1.5], {"x": lidar_x + 2.0 + 0.1, "y": moved["y"], "z": 0.75})
     st = sim.control.step(duration=0.3)
     scan = latest_at(sim, "/lidar2", st, LaserScan, rate=10.0)
+    assert scan.header.frame_id == "vehicle_blue/lidar_link/gpu_lidar"  # no <frame_id>: gz-sensors' scoped name
     ahead = round((0.0 - scan.angle_min) / scan.angle_increment)
     assert scan.ranges[ahead] == pytest.approx(2.0, abs=0.05)
     sim.control.delete("target")

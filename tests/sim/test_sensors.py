@@ -379,14 +379,17 @@ def test_urdf_gazebo_reference_camera_and_imu_plugins(tmp_path: Path) -> None:
     world = load_world(None, robot=path)
     devices = {d.name: d for d in world.robot.devices}
     camera, imu = devices["front"], devices["imu"]
-    assert camera.link == "camera_link" and camera.frame_id == "camera_optical" and camera.update_rate == 15
+    # camera_link -> base_link -> base_footprint are fixed joints: Gazebo lumps the sensors into base_footprint
+    assert camera.link == "base_footprint" and camera.frame_id == "camera_optical" and camera.update_rate == 15
+    assert (camera.pose.x, camera.pose.y, camera.pose.z) == pytest.approx((0.1, 0.0, 0.1))
     assert camera.topics == {"image": "/diffbot/front/image_raw", "camera_info": "/diffbot/front/camera_info"}
     assert (camera.width, camera.height, camera.near, camera.far) == (64, 48, 0.1, 100.0)  # sdformat clip defaults
-    assert imu.topics == {"imu": "/imu/data"} and imu.frame_id == "camera_link" and imu.relative_orientation
+    # gazebo_ros' default frame_name: the sensor's parent link, the one it is lumped into
+    assert imu.topics == {"imu": "/imu/data"} and imu.frame_id == "base_footprint" and imu.relative_orientation
     xml, layout = to_mjcf(world)
-    site = layout.device_sites[f"{world.robot.name}/camera_link/front"]
+    site = layout.device_sites[f"{world.robot.name}/base_footprint/front"]
     assert f'<camera name="{site}"' in xml and 'rgba="0.0 0.0 1.0 1.0"' in xml
-    assert f'<accelerometer name="{layout.device_sites[f"{world.robot.name}/camera_link/imu"]}::acc"' in xml
+    assert f'<accelerometer name="{layout.device_sites[f"{world.robot.name}/base_footprint/imu"]}::acc"' in xml
 
 
 def test_an_unknown_no_sensor_name_is_a_usage_error() -> None:

@@ -242,11 +242,14 @@ def parse_lidar(sensor: Element, link: str, model: str, world: str, warn: list[s
             warn.append(f"{noise.where}: lidar noise type {noise_type!r} is simulated as gaussian")
         mean, stddev = number(noise, "mean", 0.0), number(noise, "stddev", 0.0)
     topic = text(sensor, "topic", f"/world/{world}/model/{model}/link/{link}/sensor/{name}/scan")
-    frame = text(sensor, "gz_frame_id", text(sensor, "frame_id", link))
+    # gz-sensors Sensor.cc PopulateFromSDF: //sensor/frame_id, else the deprecated gz_frame_id, else the
+    # sensor's name, which gz-sim sets to its scoped name model::link::sensor ("/" through ros_gz_bridge)
+    explicit = text(sensor, "frame_id", text(sensor, "gz_frame_id", text(sensor, "ignition_frame_id", "")))
+    frame = explicit or f"{model}/{link}/{name}"
     for plugin in sensor.findall("plugin"):  # classic gazebo_ros_ray_sensor: publishes ~/out of its node
         if "ray_sensor" in plugin.attrib.get("filename", ""):
             topic = _classic_topic(plugin, "out", "~/out", plugin.attrib.get("name", "gazebo_ros_ray_sensor"))
-            frame = text(plugin, "frame_name", frame)
+            frame = text(plugin, "frame_name", explicit or link)  # gazebo_ros SensorFrameID: the parent link
             output = text(plugin, "output_type", "sensor_msgs/LaserScan")
             if output.replace("/msg/", "/") != "sensor_msgs/LaserScan":
                 warn.append(

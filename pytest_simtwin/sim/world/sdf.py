@@ -21,7 +21,7 @@ from pytest_simtwin.sim.world import fuel
 from pytest_simtwin.sim.world.checks import check_no_user_robot, check_version, check_world, lift_robot
 from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.geometry import parse_geometry, parse_inertial
-from pytest_simtwin.sim.world.model import JointSpec, LinkSpec, ModelSpec, Pose, WorldSpec
+from pytest_simtwin.sim.world.model import JointSpec, LidarSpec, LinkSpec, ModelSpec, Pose, WorldSpec
 from pytest_simtwin.sim.world.plugins import (
     ROS2_CONTROL_HINT,
     check_diff_drive_joints,
@@ -330,7 +330,7 @@ def parse_model(element: Element, ctx: Context, base: Path, name: str | None = N
 def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
     prefix = "" if merge else f"{nested.name}::"
     for link in nested.links:
-        sensors = [replace(s, link=prefix + s.link) for s in link.sensors]
+        sensors = [_nested_lidar(s, outer.name, nested.name, prefix) for s in link.sensors]
         devices = [nested_sensor(d, outer.name) for d in link.devices]
         outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors,
                                    devices=devices))  # fmt: skip
@@ -344,6 +344,14 @@ def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
         outer.diff_drive = replace(
             dd, left_joints=[prefix + j for j in dd.left_joints], right_joints=[prefix + j for j in dd.right_joints]
         )
+
+
+def _nested_lidar(lidar: LidarSpec, outer: str, inner: str, prefix: str) -> LidarSpec:
+    """A nested model's lidar on the flattened link; its default frame id gz-sim's scoped name in ``outer``."""
+    frame = lidar.frame_id
+    if frame == f"{inner}/{lidar.link}/{lidar.name}":
+        frame = f"{outer}/{prefix.replace('::', '/')}{lidar.link}/{lidar.name}"
+    return replace(lidar, link=prefix + lidar.link, frame_id=frame)
 
 
 def _model_plugin(plugin: Element, model: ModelSpec, ctx: Context) -> None:

@@ -27,7 +27,7 @@ from pytest_simtwin.sim.world.plugins import (
 from pytest_simtwin.sim.world.resources import check_mesh
 from pytest_simtwin.sim.world.ros2_control import drives_nothing, parse_ros2_control
 from pytest_simtwin.sim.world.sensors import add_sensor, visual_rgba
-from pytest_simtwin.sim.world.values import floats, surface_friction
+from pytest_simtwin.sim.world.values import floats, sdf_pose, surface_friction
 from pytest_simtwin.sim.world.xmltree import Element, parse_file
 
 _KNOWN_ROBOT = {"link", "joint", "gazebo", "material", "ros2_control"}
@@ -70,6 +70,7 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
             ctx.warn(f"{child.where}: URDF element <{child.tag}> of {name!r} is not simulated")
     origins: dict[str, Pose] = {}
     parents: dict[str, str] = {}
+    fixed: dict[str, str] = {}  # child link -> its joint, for URDF type "fixed" only (what sdformat lumps)
     for el in root.findall("link"):
         model.links.append(_link(el, path, ctx))
     links = {link.name for link in model.links}
@@ -78,6 +79,8 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
         if joint.child in parents:
             raise ModelError(f"{el.where}: link {joint.child!r} has two parent joints; URDF must be a tree.")
         parents[joint.child] = joint.parent
+        if el.attrib.get("type") == "fixed":
+            fixed[joint.child] = joint.name
         origins[joint.child] = _origin(el.find("origin"))
         model.joints.append(joint)
     roots = [link.name for link in model.links if link.name not in parents]
@@ -96,8 +99,10 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
         link.pose = pose_of(link.name)
     ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
     arms: list[Element] = []  # ros2_control plugins without a drive controller
+    kept = _kept_fixed_joints(root)
+    lumps = {link.name: _lumped_into(link.name, parents, origins, fixed, kept) for link in model.links}
     for gz in root.findall("gazebo"):
-        _gazebo(gz, model, ctx, arms)
+        _gazebo(gz, model, ctx, arms, lumps)
     for plugin in arms:
         if model.diff_drive is None:  # the only drive candidate: its error says what the YAML lacks
             base = model.source.parent if model.source else None
@@ -209,7 +214,36 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
                      damping, friction, origin=el.where)  # fmt: skip
 
 
-def _gazebo(gz: Element, model: ModelSpec, ctx: Context, arms: list[Element]) -> None:
+def _kept_fixed_joints(root: Element) -> set[str]:
+    """Joints whose ``<gazebo reference>`` sets ``preserveFixedJoint`` / ``disableFixedJointLumping`` true."""
+    out = set()
+    for gz in root.findall("gazebo"):
+        for tag in _KEEP_FIXED:
+            el = gz.find(tag)
+            if el is not None and (el.text or "").strip().lower() in ("true", "1"):
+                out.add(gz.attrib.get("reference", ""))
+    return out
+
+
+def _lumped_into(
+    link: str, parents: dict[str, str], origins: dict[str, Pose], fixed: dict[str, str], kept: set[str]
+) -> tuple[str, Pose]:
+    """The link sdformat's URDF->SDF conversion merges ``link`` into, and ``link``'s frame in it.
+
+    parser_urdf.cc ReduceFixedJoints: the child of a fixed joint (not kept) goes into its parent,
+    recursively; ReduceSDFExtensionToParent moves its ``<gazebo reference>`` sensors along, their
+    ``<pose>`` pre-multiplied by the joint origin (ReduceSDFExtensionElementTransformReduction).
+    """
+    pose = Pose()
+    while link in parents and fixed.get(link) not in (None, *kept):
+        pose = origins[link] * pose
+        link = parents[link]
+    return link, pose
+
+
+def _gazebo(
+    gz: Element, model: ModelSpec, ctx: Context, arms: list[Element], lumps: dict[str, tuple[str, Pose]]
+) -> None:
     reference = gz.attrib.get("reference")
     link = None
     if reference:
@@ -240,11 +274,7 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context, arms: list[Element]) ->
                     f"{child.where}: plugin {child.attrib.get('filename', '')!r} of {model.name!r} is not simulated"
                 )
         elif child.tag == "sensor" and link is not None:
-            if add_sensor(child, link, model.name, ctx.world, ctx.warnings):
-                continue
-            lidar = parse_lidar(child, link.name, model.name, ctx.world, ctx.warnings)
-            if lidar is not None:
-                link.sensors.append(lidar)
+            _sensor(child, link, model, ctx, lumps[link.name])
         elif child.tag == "collision" and link is not None:
             # sdformat's URDF parser copies the children of <gazebo reference="LINK"><collision> into every
             # collision of the link (parser_urdf.cc collision_blobs): a <surface> there replaces theirs
@@ -274,8 +304,30 @@ def _gazebo(gz: Element, model: ModelSpec, ctx: Context, arms: list[Element]) ->
             ctx.warn(f"{child.where}: <gazebo> element <{child.tag}> is not simulated")
 
 
+def _sensor(el: Element, link: LinkSpec, model: ModelSpec, ctx: Context, lump: tuple[str, Pose]) -> None:
+    """A ``<sensor>`` of ``link``, on the link Gazebo gives it: the one it is lumped into (named in the
+    default topic and frame id, gz-sim's scoped name), its pose composed; see :func:`_lumped_into`."""
+    name, reduction = lump
+    owner = next(lk for lk in model.links if lk.name == name)
+    _, relative_to = sdf_pose(el.find("pose"))
+    if relative_to is not None:  # sdformat leaves such a pose alone; so do we (a frame name is not resolved here)
+        owner, reduction = link, Pose()
+    if el.attrib.get("type", "").strip().lower() == "contact":
+        # its <collision> names the lumped link's collision, which stays on that link here (sdformat renames it)
+        owner, reduction = link, Pose()
+    count = len(owner.devices)
+    if add_sensor(el, owner, model.name, ctx.world, ctx.warnings):
+        spec = owner.devices[count]
+        spec.pose = reduction * spec.pose
+        return
+    lidar = parse_lidar(el, owner.name, model.name, ctx.world, ctx.warnings)
+    if lidar is not None:
+        lidar.pose = reduction * lidar.pose
+        owner.sensors.append(lidar)
+
+
 #: sdformat's URDF parser: a fixed joint's child is lumped into its parent unless one of these is true.
-#: Links stay links here (MuJoCo welds them), which is what both ask for.
+#: Links stay links here (MuJoCo welds them); only their sensors move as Gazebo moves them (:func:`_sensor`).
 _KEEP_FIXED = ("preserveFixedJoint", "disableFixedJointLumping")
 
 
