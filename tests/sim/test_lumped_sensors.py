@@ -62,6 +62,11 @@ def test_a_lumped_sensor_moves_to_the_parent_link_with_its_pose_composed(create3
     assert (ir.link, ir.frame_id) == ("ir_intensity_front_left", "create3/ir_intensity_front_left/ir_intensity_front_left")
     imu = next(d for d in world.robot.devices if d.kind == "imu")  # preserved too
     assert (imu.link, imu.frame_id) == ("imu_link", "create3/imu_link/imu")
+    # the bumper (preserved) has sdformat's collision name LINK_collision, the one its contact sensor names
+    bumper = next(d for d in world.robot.devices if d.kind == "contact")
+    assert (bumper.link, bumper.collisions) == ("bumper", ["bumper_collision"])
+    assert [g.name for g in world.robot.link("bumper").collisions] == ["bumper_collision"]
+    assert not [w for w in world.warnings if "bumper_contact_sensor" in w]
 
 
 def test_a_lumped_cliff_sensor_publishes_its_gazebo_frame_and_sees_the_floor(

@@ -250,7 +250,7 @@ class _Builder:
             for link in model.links:
                 self.rgba = link.rgba
                 for geom in link.collisions:
-                    gname = f"{model.name}::{link.name}::{geom.name}"
+                    gname = f"{model.name}::{geom.link or link.name}::{geom.name}"
                     self._geom(body, geom, link.pose * geom.pose, gname, is_robot, False, static=True)
             self.layout.entities[model.name] = EntityLayout(model.name, model.name, True)
             return
@@ -306,7 +306,7 @@ class _Builder:
         massive = [g for g in link.collisions if g.kind != "plane"]
         self.rgba = link.rgba
         for geom in link.collisions:
-            gname = f"{model.name}::{name}::{geom.name}"
+            gname = f"{model.name}::{geom.link or name}::{geom.name}"  # Gazebo's scoped name (lumping)
             self._geom(body, geom, geom.pose, gname, robot, wheel)
             if link.inertial is None and geom.kind != "plane":
                 body[-1].set("mass", repr(1.0 / len(massive)))

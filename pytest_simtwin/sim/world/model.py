@@ -109,6 +109,9 @@ class GeomSpec:
     friction: float | None = None
     #: (file, line) of the defining element, for messages.
     origin: str = ""
+    #: the link Gazebo reports it on when that is not the link it is on: a URDF fixed-joint child's
+    #: collision belongs to the link sdformat lumps it into (``sim.world.lumping``); "" = its own link.
+    link: str = ""
 
 
 @dataclass

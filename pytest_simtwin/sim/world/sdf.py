@@ -332,8 +332,9 @@ def _flatten(outer: ModelSpec, nested: ModelSpec, merge: bool = False) -> None:
     for link in nested.links:
         sensors = [_nested_lidar(s, outer.name, nested.name, prefix) for s in link.sensors]
         devices = [nested_sensor(d, outer.name) for d in link.devices]
+        collisions = [replace(g, link=prefix + g.link) if g.link else g for g in link.collisions]
         outer.links.append(replace(link, name=prefix + link.name, pose=nested.pose * link.pose, sensors=sensors,
-                                   devices=devices))  # fmt: skip
+                                   devices=devices, collisions=collisions))  # fmt: skip
     for joint in nested.joints:
         parent = joint.parent if joint.parent == "world" else prefix + joint.parent
         outer.joints.append(replace(joint, name=prefix + joint.name, parent=parent, child=prefix + joint.child))

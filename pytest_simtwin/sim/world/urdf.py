@@ -3,7 +3,8 @@
 Gazebo extensions come from ``<gazebo>`` tags as Gazebo reads them: a plugin in a reference-less
 ``<gazebo>`` (the DiffDrive system), ``<sensor>`` in ``<gazebo reference="LINK">``, ``<mu1>`` friction
 (element text or ``value=`` attribute, as sdformat's URDF parser reads both), and a ``<collision>``
-block's ``<surface>``, which sdformat copies into every collision of the link.
+block's ``<surface>``, which sdformat copies into every collision of the link. Collision names and the
+lumping of fixed-joint links are sdformat's (:mod:`~pytest_simtwin.sim.world.lumping`).
 URDF link frames coincide with their parent joint's frame, so link poses are the chained joint origins.
 """
 
@@ -14,6 +15,13 @@ from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
+from pytest_simtwin.sim.world.lumping import (
+    KEEP_FIXED,
+    kept_fixed_joints,
+    lumped_into,
+    name_collisions,
+    takes_extension,
+)
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import (
@@ -71,14 +79,17 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     origins: dict[str, Pose] = {}
     parents: dict[str, str] = {}
     fixed: dict[str, str] = {}  # child link -> its joint, for URDF type "fixed" only (what sdformat lumps)
+    joint_of: dict[str, str] = {}  # child link -> its joint
+    urdf_names: dict[int, str] = {}  # id(geom) -> its URDF <collision name> ("" when absent)
     for el in root.findall("link"):
-        model.links.append(_link(el, path, ctx))
+        model.links.append(_link(el, path, ctx, urdf_names))
     links = {link.name for link in model.links}
     for el in root.findall("joint"):
         joint = _joint(el, links, ctx)
         if joint.child in parents:
             raise ModelError(f"{el.where}: link {joint.child!r} has two parent joints; URDF must be a tree.")
         parents[joint.child] = joint.parent
+        joint_of[joint.child] = joint.name
         if el.attrib.get("type") == "fixed":
             fixed[joint.child] = joint.name
         origins[joint.child] = _origin(el.find("origin"))
@@ -99,8 +110,9 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
         link.pose = pose_of(link.name)
     ctx.ros2_control_blocks = root.findall("ros2_control")  # read with the ros2_control plugin
     arms: list[Element] = []  # ros2_control plugins without a drive controller
-    kept = _kept_fixed_joints(root)
-    lumps = {link.name: _lumped_into(link.name, parents, origins, fixed, kept) for link in model.links}
+    kept = kept_fixed_joints(root)
+    lumps = {link.name: lumped_into(link.name, parents, origins, fixed, kept) for link in model.links}
+    name_collisions(model.links, urdf_names, parents, joint_of, lumps)
     for gz in root.findall("gazebo"):
         _gazebo(gz, model, ctx, arms, lumps)
     for plugin in arms:
@@ -126,7 +138,7 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     return model
 
 
-def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
+def _link(el: Element, path: Path, ctx: Context, urdf_names: dict[int, str]) -> LinkSpec:
     link = LinkSpec(name=el.attrib.get("name", ""), origin=el.where)
     if not link.name:
         raise ModelError(f"{el.where}: <link> needs a name attribute.")
@@ -140,11 +152,12 @@ def _link(el: Element, path: Path, ctx: Context) -> LinkSpec:
         values = tuple(_attr_float(tensor, k, 0.0) for k in keys) if tensor is not None else (0.0,) * 6
         if mass > 0:
             link.inertial = InertialSpec(mass, _origin(inertial.find("origin")), values, inertial.where)  # type: ignore[arg-type]
-    for index, col in enumerate(el.findall("collision")):
-        geom = _geometry(col, col.attrib.get("name", f"collision_{index}"), path, ctx)
+    for col in el.findall("collision"):
+        geom = _geometry(col, col.attrib.get("name") or link.name, path, ctx)  # renamed as sdformat (lumping.py)
         if geom is not None:
             geom.pose = _origin(col.find("origin"))
             link.collisions.append(geom)
+            urdf_names[id(geom)] = col.attrib.get("name", "")
     return link
 
 
@@ -214,33 +227,6 @@ def _joint(el: Element, links: set[str], ctx: Context) -> JointSpec:
                      damping, friction, origin=el.where)  # fmt: skip
 
 
-def _kept_fixed_joints(root: Element) -> set[str]:
-    """Joints whose ``<gazebo reference>`` sets ``preserveFixedJoint`` / ``disableFixedJointLumping`` true."""
-    out = set()
-    for gz in root.findall("gazebo"):
-        for tag in _KEEP_FIXED:
-            el = gz.find(tag)
-            if el is not None and (el.text or "").strip().lower() in ("true", "1"):
-                out.add(gz.attrib.get("reference", ""))
-    return out
-
-
-def _lumped_into(
-    link: str, parents: dict[str, str], origins: dict[str, Pose], fixed: dict[str, str], kept: set[str]
-) -> tuple[str, Pose]:
-    """The link sdformat's URDF->SDF conversion merges ``link`` into, and ``link``'s frame in it.
-
-    parser_urdf.cc ReduceFixedJoints: the child of a fixed joint (not kept) goes into its parent,
-    recursively; ReduceSDFExtensionToParent moves its ``<gazebo reference>`` sensors along, their
-    ``<pose>`` pre-multiplied by the joint origin (ReduceSDFExtensionElementTransformReduction).
-    """
-    pose = Pose()
-    while link in parents and fixed.get(link) not in (None, *kept):
-        pose = origins[link] * pose
-        link = parents[link]
-    return link, pose
-
-
 def _gazebo(
     gz: Element, model: ModelSpec, ctx: Context, arms: list[Element], lumps: dict[str, tuple[str, Pose]]
 ) -> None:
@@ -275,60 +261,102 @@ def _gazebo(
                 )
         elif child.tag == "sensor" and link is not None:
             _sensor(child, link, model, ctx, lumps[link.name])
-        elif child.tag == "collision" and link is not None:
-            # sdformat's URDF parser copies the children of <gazebo reference="LINK"><collision> into every
-            # collision of the link (parser_urdf.cc collision_blobs): a <surface> there replaces theirs
-            mu = surface_friction(child, ctx.warnings)
-            unknown = [c.tag for c in child.children if c.tag != "surface"]
-            if unknown:
-                ctx.warn(f"{child.where}: <gazebo> <collision> elements {', '.join(unknown)} are not simulated")
-            if mu is not None and gz.find("mu1") is None:  # sdformat applies <mu1> after the blobs
-                for geom in link.collisions:
-                    geom.friction = mu
-        elif child.tag == "mu1" and link is not None:
-            # sdformat's URDF parser reads <mu1>0.5</mu1> and <mu1 value="0.5"/> alike
-            mu = floats(child, text=child.text or child.attrib.get("value", ""), count=1)[0]
-            for geom in link.collisions:
-                geom.friction = mu
-        elif child.tag not in (
-            "material",
-            "mu2",
-            "fdir1",  # the direction of <mu2>: sliding friction is isotropic here (values.surface_friction)
-            "kp",
-            "kd",
-            "selfCollide",
-            "self_collide",
-            "visual",
-            "turnGravityOff",
-        ):
+        elif link is not None:
+            _link_extension(child, gz, link.name, model, ctx, lumps)
+        else:
             ctx.warn(f"{child.where}: <gazebo> element <{child.tag}> is not simulated")
+
+
+#: contact parameters sdformat writes into <surface><contact><ode> (kp, kd, max_vel, min_depth) or the
+#: collision (max_contacts, laser_retro): MuJoCo's contact model (solref/solimp) is not tuned from them.
+_CONTACT_PARAMS = ("kp", "kd", "maxVel", "minDepth", "maxContacts", "laserRetro")
+
+
+def _link_extension(
+    child: Element, gz: Element, reference: str, model: ModelSpec, ctx: Context, lumps: dict[str, tuple[str, Pose]]
+) -> None:
+    """One child of ``<gazebo reference="LINK">``, applied where sdformat applies it: a lumped link's
+    surface settings to the collisions it gave the link it is lumped into (lumping.takes_extension),
+    its link settings (gravity, self-collision) to that link."""
+    owner = lumps[reference][0]
+    geoms = [g for lk in model.links for g in lk.collisions if (g.link or lk.name) == owner]
+    geoms = [g for g in geoms if takes_extension(g, owner, reference)]
+    where = f"<gazebo reference={reference!r}>" + (f" (lumped into {owner!r})" if owner != reference else "")
+    if child.tag == "collision":
+        # parser_urdf.cc collision_blobs: the children go into each of those collisions; a <surface>
+        # replaces theirs, and a <mu1> of the same extension is applied after it
+        mu = surface_friction(child, ctx.warnings)
+        unknown = [c.tag for c in child.children if c.tag != "surface"]
+        if unknown:
+            ctx.warn(f"{child.where}: {where} <collision> elements {', '.join(unknown)} are not simulated")
+        if mu is not None and gz.find("mu1") is None:
+            for geom in geoms:
+                geom.friction = mu
+    elif child.tag == "mu1":
+        # sdformat's URDF parser reads <mu1>0.5</mu1> and <mu1 value="0.5"/> alike
+        mu = _value(child)
+        for geom in geoms:
+            geom.friction = mu
+        mu2 = gz.find("mu2")
+        second = _value(mu2) if mu2 is not None else mu
+        fdir = gz.find("fdir1")
+        if fdir is not None or (second != mu and min(mu, second) < 1.0):  # as values.surface_friction
+            ctx.warn(
+                f"{child.where}: {where} anisotropic friction (<mu1> {mu:g}, <mu2> {second:g}"
+                f"{', <fdir1>' if fdir is not None else ''}) is not simulated: <mu1> {mu:g} applies in every "
+                "direction"
+            )
+    elif child.tag in ("mu2", "fdir1", "canonicalBody"):
+        pass  # read with <mu1> (MuJoCo's sliding friction is isotropic); canonicalBody: sdformat ignores it
+    elif child.tag in _CONTACT_PARAMS:
+        if child is next(c for c in gz.children if c.tag in _CONTACT_PARAMS):  # one warning per block
+            found = ", ".join(c.tag for c in gz.children if c.tag in _CONTACT_PARAMS)
+            ctx.warn(f"{child.where}: {where} contact parameters {found} are not simulated (MuJoCo's soft contacts)")
+    elif child.tag in ("selfCollide", "self_collide", "turnGravityOff"):
+        # InsertSDFExtensionLink: on the link Gazebo builds, the one this link is lumped into
+        value = (child.text or child.attrib.get("value", "")).strip().lower()
+        if value in ("true", "yes", "1"):
+            what = "gravity off" if child.tag == "turnGravityOff" else "self-collision"
+            ctx.warn(f"{child.where}: {where} <{child.tag}> ({what} of link {owner!r}) is not simulated")
+    elif child.tag == "material":
+        ctx.warn(
+            f"{child.where}: {where} Gazebo material {(child.text or '').strip()!r} is not rendered: cameras paint "
+            "the URDF <visual> colour"
+        )
+    elif child.tag != "visual":  # <visual> blobs: materials only change what a camera renders
+        ctx.warn(f"{child.where}: {where} element <{child.tag}> is not simulated")
+
+
+def _value(el: Element) -> float:
+    return floats(el, text=el.text or el.attrib.get("value", ""), count=1)[0]
 
 
 def _sensor(el: Element, link: LinkSpec, model: ModelSpec, ctx: Context, lump: tuple[str, Pose]) -> None:
     """A ``<sensor>`` of ``link``, on the link Gazebo gives it: the one it is lumped into (named in the
-    default topic and frame id, gz-sim's scoped name), its pose composed; see :func:`_lumped_into`."""
+    default topic and frame id, gz-sim's scoped name), its pose composed (lumping.lumped_into); contact
+    sensors too: sdformat moves them and leaves their ``<collision>`` names as written."""
     name, reduction = lump
     owner = next(lk for lk in model.links if lk.name == name)
     _, relative_to = sdf_pose(el.find("pose"))
     if relative_to is not None:  # sdformat leaves such a pose alone; so do we (a frame name is not resolved here)
         owner, reduction = link, Pose()
-    if el.attrib.get("type", "").strip().lower() == "contact":
-        # its <collision> names the lumped link's collision, which stays on that link here (sdformat renames it)
-        owner, reduction = link, Pose()
     count = len(owner.devices)
     if add_sensor(el, owner, model.name, ctx.world, ctx.warnings):
         spec = owner.devices[count]
         spec.pose = reduction * spec.pose
+        if spec.kind == "contact":  # gz-sim Contact.cc: its <collision> names a collision of the sensor's link
+            have = [g.name for lk in model.links for g in lk.collisions if (g.link or lk.name) == owner.name]
+            for missing in (c for c in spec.collisions if c not in have):
+                ctx.warn(
+                    f"{el.where}: contact sensor {spec.name!r} on link {owner.name!r} (as Gazebo lumps it) names "
+                    f"collision {missing!r}, which that link does not have: Gazebo reports nothing for it; its "
+                    f"collisions are {', '.join(have) or 'none'}"
+                )
         return
     lidar = parse_lidar(el, owner.name, model.name, ctx.world, ctx.warnings)
     if lidar is not None:
         lidar.pose = reduction * lidar.pose
         owner.sensors.append(lidar)
-
-
-#: sdformat's URDF parser: a fixed joint's child is lumped into its parent unless one of these is true.
-#: Links stay links here (MuJoCo welds them); only their sensors move as Gazebo moves them (:func:`_sensor`).
-_KEEP_FIXED = ("preserveFixedJoint", "disableFixedJointLumping")
 
 
 def _joint_extension(gz: Element, reference: str, model: ModelSpec, ctx: Context) -> None:
@@ -337,5 +365,5 @@ def _joint_extension(gz: Element, reference: str, model: ModelSpec, ctx: Context
         ctx.warn(f"{gz.where}: <gazebo reference={reference!r}> names no link or joint of {model.name!r}")
         return
     for child in gz.children:
-        if child.tag not in _KEEP_FIXED:
+        if child.tag not in KEEP_FIXED:
             ctx.warn(f"{child.where}: <gazebo reference={reference!r}> element <{child.tag}> (joint) is not simulated")
