@@ -67,6 +67,10 @@ def test_lumped_collisions_get_sdformat_names_and_their_own_links_friction(urdf:
     assert f'name="{FRONT_CASTER}"' in xml
     line = next(part for part in xml.split("<geom") if f'name="{FRONT_CASTER}"' in part)
     assert 'friction="0.01 ' in line
+    # base.urdf.xacro's <gazebo reference="base_link"><visual><material><diffuse> replaces the URDF colour
+    assert world.robot.link("base_link").rgba == (0.8392, 0.6314, 0.0, 1.0)
+    base = next(part for part in xml.split("<geom") if f"{LUMP}base_link_collision" in part)
+    assert 'rgba="0.8392 0.6314 0.0 1.0"' in base
     assert not [w for w in world.warnings if "mu1" in w or "caster" in w], world.warnings
 
 

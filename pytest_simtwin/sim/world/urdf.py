@@ -323,7 +323,17 @@ def _link_extension(
             f"{child.where}: {where} Gazebo material {(child.text or '').strip()!r} is not rendered: cameras paint "
             "the URDF <visual> colour"
         )
-    elif child.tag != "visual":  # <visual> blobs: materials only change what a camera renders
+    elif child.tag == "visual":
+        # visual_blobs go into the link's visuals (InsertSDFExtensionVisual); a <material> with a colour
+        # replaces the URDF one (CreateVisual uses the URDF colour only without diffuse/ambient): the
+        # colour cameras paint this link's collision shapes with (they stay on its own body)
+        rgba = visual_rgba(gz)
+        if rgba is not None:
+            next(lk for lk in model.links if lk.name == reference).rgba = rgba
+        unknown = [c.tag for c in child.children if c.tag != "material"]
+        if unknown:
+            ctx.warn(f"{child.where}: {where} <visual> elements {', '.join(unknown)} are not simulated")
+    else:
         ctx.warn(f"{child.where}: {where} element <{child.tag}> is not simulated")
 
 
