@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
+from pytest_simtwin.sim.world.joint_controllers import parse_from_plugin
 from pytest_simtwin.sim.world.meshes import MESH_SUFFIXES
 from pytest_simtwin.sim.world.model import GeomSpec, InertialSpec, JointSpec, LinkSpec, ModelSpec, Pose
 from pytest_simtwin.sim.world.plugins import (
@@ -101,6 +102,8 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     arms: list[Element] = []  # ros2_control plugins without a drive controller
     kept = _kept_fixed_joints(root)
     lumps = {link.name: _lumped_into(link.name, parents, origins, fixed, kept) for link in model.links}
+    for link in model.links:
+        link.lumped = lumps[link.name][0] != link.name
     for gz in root.findall("gazebo"):
         _gazebo(gz, model, ctx, arms, lumps)
     for plugin in arms:
@@ -110,10 +113,13 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
                 plugin, model, ctx.resolver, base, ctx.warnings, ctx.ros2_control_blocks
             )
         else:
-            found = ", ".join(drives_nothing(plugin, ctx.resolver, model.source.parent if model.source else None))
+            base = model.source.parent if model.source else None
+            found = ", ".join(drives_nothing(plugin, ctx.resolver, base))
             ctx.warn(
-                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; its controllers are not simulated: {found}"
+                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; of its controllers ({found}) "
+                "only position-commanded joints are simulated"
             )
+            parse_from_plugin(plugin, model, ctx.resolver, base, ctx.ros2_control_blocks, ctx.warnings)
     if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
         ctx.warn(
             f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
@@ -264,6 +270,7 @@ def _gazebo(
                 if kind == "ros2_control":
                     blocks = ctx.ros2_control_blocks
                     model.diff_drive = parse_ros2_control(child, model, ctx.resolver, base, ctx.warnings, blocks)
+                    parse_from_plugin(child, model, ctx.resolver, base, blocks, ctx.warnings)
                 else:
                     model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
             elif kind != "infrastructure":
