@@ -43,7 +43,8 @@ get_faults                 {}                                                   
 =========================  ===================================================  ============================
 
 STATE = {"state": "playing"|"paused", "sim_time": s, "steps": int, "step_size": s, "rtf_target": x,
-"rtf_measured": x, "cmd_count": int, "world": str, "robot": str, "seed": int, "lockstep": bool,
+"rtf_measured": x, "cmd_count": int, "joint_command_count": int (position-controller commands received),
+"world": str, "robot": str, "seed": int, "lockstep": bool,
 "odom_stamp": s, "scan_stamp": s (stamps of the last odometry/scan messages: after a step, wait for these),
 "dropped": {topic: int} (messages the DDS writer refused because a subscriber fell behind),
 "sensor_stamps": {topic: s} (the last IMU/camera/contact/... message of each sensor topic),
@@ -156,6 +157,7 @@ class SimState(TypedDict, total=False):
     rtf_target: float
     rtf_measured: float
     cmd_count: int
+    joint_command_count: int  # JointTrajectory / Float64MultiArray commands received (position controllers)
     world: str
     robot: str  # the first (or only) robot
     robots: list[str]

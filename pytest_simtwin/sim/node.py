@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_simtwin.control import protocol
+from pytest_simtwin.sim import joint_commands
 from pytest_simtwin.sim import transforms as transforms_mod
 from pytest_simtwin.sim.commands import Commands
 from pytest_simtwin.sim.faults import FaultSet
+from pytest_simtwin.sim.joint_commands import JointCommandQueue
 from pytest_simtwin.sim.matching import Matches
 from pytest_simtwin.sim.publishing import Publishing
 from pytest_simtwin.sim.robot_io import RobotIO, make_robot_io, scan_message
@@ -69,6 +71,8 @@ class SimNode(Commands, Publishing):
         self._sent: dict[str, float] = {}  # topic -> stamp of the last message sent while faults were active
         self._type_errors: set[tuple[str, str, str]] = set()
         self._wake: Callable[[], None] | None = None
+        #: position-controller commands (JointTrajectory, Float64MultiArray) for the runner
+        self.joint_commands = JointCommandQueue()
         self.matches = Matches()  # subscribers joining our publishers wake the runner
         self._spinners: list[tuple[Any, Any, Any, threading.Thread | None]] = []  # (context, node, executor, thread)
         self.robots: dict[str, RobotIO] = {}
@@ -188,7 +192,12 @@ class SimNode(Commands, Publishing):
                 self._context_node(f"simtwin_sim_{kind}")
             sub_node = self._spinners[i][1]
             sub_node.create_subscription(classes[kind], t.cmd_vel, self._cmd_callback(io), 10)
+        joint_commands.subscribe(self._spinners[0][1], t, self.joint_commands, self._wake_runner)
         return io
+
+    def _wake_runner(self) -> None:
+        if self._wake is not None:
+            self._wake()
 
     def _spin(self, executor: Any) -> None:
         from rclpy.executors import ExternalShutdownException

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_simtwin.sim import joint_commands
 from pytest_simtwin.sim.faults import FaultSet
 from pytest_simtwin.sim.services import ControlServices
 
@@ -132,6 +133,7 @@ class Runner(ControlServices):
     def _apply_commands(self) -> None:
         for robot, cmd in self.node.take_commands().items():
             self.physics.set_command(*cmd, robot=robot)
+        joint_commands.apply(self.physics, self.node.joint_commands)
 
     # -- public ---------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:

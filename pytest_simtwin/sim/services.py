@@ -128,6 +128,7 @@ class ControlServices:
             "rtf_target": self.rtf,
             "rtf_measured": round(self._rtf(), 3),
             "cmd_count": self.node.cmd_count,
+            "joint_command_count": self.node.joint_commands.count,
             # Sim time stamps of the last odometry and scan messages: after a step, wait for exactly
             # these (an older message can arrive later than the step's reply).
             "odom_stamp": self.node.sent_stamp(self.node.topics.odom, self._odom_stamp),

@@ -138,6 +138,8 @@ class Topics:
     #: the description's fixed joints (robot_state_publisher's /tf_static), frames prefixed with this
     tf_static: str | None = None
     frame_prefix: str = ""
+    #: ros2_control position controllers: (controller, "trajectory" | "group", command topic).
+    position_controllers: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def robots(self) -> list[Topics]:
@@ -281,6 +283,7 @@ def resolve_topics(
                 tf=tf,
                 tf_static="/tf_static",
                 frame_prefix=prefix,
+                position_controllers=[(c.name, c.kind, c.topic) for c in robot.position_controllers],
             )
         )
     seen: dict[str, str] = {}

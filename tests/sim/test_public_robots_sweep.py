@@ -290,10 +290,11 @@ def test_rosbot_xl_skid_steer_drives_turns_and_its_lidar_sees_a_box(
         str(EMPTY), "--robot", str(urdf), "--robot-name", "rosbot_xl", "--bridge", str(bridge), "--paused",
         wait_topic="/rosbot_xl_base_controller/odom",
     )  # fmt: skip
-    # skid steer: its wheel_separation_multiplier over-corrects on mu-1 wheels here (measured 1.20 rad, the
-    # rotation centre 0.09 m off the base_link); documented in docs/robots-and-topics.md
+    # skid steer on mu-1 wheels: the turn depends on the mass the wheels carry. Measured 0.82 rad with its
+    # 3.9 kg (antenna_link and camera_mount_*_link have no <inertial> and are lumped into their parents,
+    # adding no mass as in sdformat; at 1 kg each it over-turned 1.20); docs/robots-and-topics.md
     out = drive_turn_and_look(sim, world, "rosbot_xl", "/cmd_vel", bridge=load_bridge(bridge), turn=None)
-    assert 0.9 < out.turned < 1.4, out
+    assert 0.7 < out.turned < 1.4, out
     assert set(out.ranges) == {"/scan"}
 
 
@@ -344,7 +345,8 @@ def test_a_ros2_control_plugin_without_a_drive_next_to_a_diff_drive_plugin_is_no
     tmp_path: Path, order: str
 ) -> None:
     """The TurtleBot3 + OpenMANIPULATOR-X: gazebo_ros_diff_drive drives the base, a gazebo_ros2_control
-    plugin runs the arm's controllers (not simulated: reported). Alone, such a plugin still errors."""
+    plugin runs the arm's controllers (reported; position joints are held, tests/sim/test_turtlebot3_manipulation.py).
+    Alone, such a plugin still errors."""
     from test_ros2_control import URDF, YAML, _empty
 
     folder = tmp_path / "gz_ros2_control_demos"

@@ -21,6 +21,7 @@ from pytest_simtwin.sim.engine import twin_model
 from pytest_simtwin.sim.engine.contacts import robot_contacts
 from pytest_simtwin.sim.engine.drive import Drive, twin_path
 from pytest_simtwin.sim.engine.lidar import Lidar
+from pytest_simtwin.sim.engine.servos import Servos
 from pytest_simtwin.sim.world.mjcf import (
     DEFAULT_FRICTION,
     ENV_BITS,
@@ -128,6 +129,8 @@ class Physics:
         self.drives = {m.name: Drive(m.diff_drive, twin_path(m)) for m in world.robots if m.diff_drive is not None}
         self._drive_list = list(self.drives.values())
         self._primary = self._drive_list[0]
+        #: position-servoed joints (ros2_control position command interfaces) of the robots that have them.
+        self.servos = {m.name: Servos(m) for m in world.robots if m.servos}
         self._spawned: dict[str, Any] = {}  # name -> MjsBody
         self._static_poses = {
             e.body: (tuple(self.model.body(e.body).pos), tuple(self.model.body(e.body).quat))
@@ -147,6 +150,8 @@ class Physics:
         lay: Layout = self.layout
         for name, drive in self.drives.items():
             drive.bind(m, lay.robots[name])
+        for name, servos in self.servos.items():
+            servos.bind(m, lay.robots[name])
         self._diverged = int(self.data.warning[self._badqacc].number)
         #: every robot's lidars, robot by robot in world order; ``lidar_robots[i]`` owns ``lidars[i]``.
         self.lidars = []
@@ -160,6 +165,8 @@ class Physics:
     def _reset_controller(self) -> None:
         for drive in self._drive_list:
             drive.reset(self.data.qpos)
+        for servos in self.servos.values():
+            servos.reset(self.data.qpos)
         self.rng = np.random.default_rng(self.seed)
 
     # -- stepping ---------------------------------------------------------------------------------
@@ -182,13 +189,28 @@ class Physics:
             raise ValueError(f"velocity command must be finite; got vx={vx}, wz={wz}")
         self._drive(robot).target = (float(vx), float(wz))
 
+    def joint_command(self, robot: str, controller: str, command: dict[str, Any]) -> None:
+        """A position controller's command (``{"values": [...]}`` or ``{"names", "points", "start"}``; start
+        None = now). ValueError names what is wrong; the joints then keep their command."""
+        servos = self.servos.get(robot)
+        if servos is None:
+            raise ValueError(f"robot {robot!r} has no position-commanded joints")
+        if "values" in command:
+            servos.set_group(controller, command["values"])
+        else:
+            start = command.get("start")
+            servos.set_trajectory(controller, command["names"], command["points"],
+                                  self.time if start is None else float(start))  # fmt: skip
+
     def step(self, n: int = 1) -> None:
         mj, m, d, dt = self._mj, self.model, self.data, self.step_size
         ctrl, qpos = d.ctrl, d.qpos
-        drives = self._drive_list
+        drives, servos = self._drive_list, list(self.servos.values())
         for _ in range(n):
             for drive in drives:
                 drive.command(ctrl, dt, float(d.time), d.qvel)
+            for servo in servos:
+                servo.command(ctrl, qpos, float(d.time))
             mj.mj_step(m, d)
             for drive in drives:
                 if drive.open_loop:

@@ -99,7 +99,7 @@ def check_world(world: WorldSpec) -> None:
         if model.static:
             continue
         for link in model.links:
-            if link.inertial is None and any(g.kind != "plane" for g in link.collisions):
+            if link.inertial is None and not link.lumped and any(g.kind != "plane" for g in link.collisions):
                 world.warn(
                     f"{model.source or model.name}: link {model.name}/{link.name} has no <inertial>; using the "
                     "SDF default mass 1 kg with inertia from its collision shapes"

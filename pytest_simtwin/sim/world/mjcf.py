@@ -51,6 +51,9 @@ PYRAMIDAL_MAX_MU = 2.0
 #: tracks within 1 % like Gazebo's exact velocity commands, changes nothing measurable for the
 #: built-in robot, and the discrete integrator treats the gain implicitly, so it stays stable.
 KV_REF, MR2_REF = 3.0, 1.0 * 0.033**2
+#: velocity servo of a position-commanded joint per kg it moves (N m s/rad/kg): with the default 100/s
+#: position gain an arm holding 0.6 N m against gravity sags 0.6 / (kv * 100) rad (< 1 mrad for 1 kg).
+SERVO_KV = 20.0
 
 
 @dataclass
@@ -75,6 +78,8 @@ class RobotLayout:
     right_actuators: list[str] = field(default_factory=list)
     joints: list[tuple[str, str]] = field(default_factory=list)
     lidar_sites: list[str] = field(default_factory=list)
+    #: position-servoed joints (ros2_control position command interfaces): (MJCF joint, actuator).
+    servos: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -309,7 +314,7 @@ class _Builder:
             gname = f"{model.name}::{geom.link or name}::{geom.name}"  # Gazebo's scoped name (lumping)
             self._geom(body, geom, geom.pose, gname, robot, wheel)
             if link.inertial is None and geom.kind != "plane":
-                body[-1].set("mass", repr(1.0 / len(massive)))
+                body[-1].set("mass", "0" if link.lumped else repr(1.0 / len(massive)))
         for lidar in link.sensors:
             site = ET.SubElement(body, "site", name=f"{model.name}::{name}::{lidar.name}", group=str(SITE_GROUP))
             _place(site, lidar.pose)
@@ -375,7 +380,7 @@ class _Builder:
         lay = RobotLayout(model.name, body_name(model.name, root), ROBOT_GROUPS[self.robot_index % len(ROBOT_GROUPS)])
         lay.joints = self._robot_joints
         # Massless frame links count nothing; links without <inertial> get the SDF default 1 kg.
-        total = sum(link.mass if link.inertial else (1.0 if link.collisions else 0.0) for link in model.links)
+        total = sum(link.mass if link.inertial or link.lumped else (1.0 if link.collisions else 0.0) for link in model.links)
         per_side = max(len(dd.left_joints), len(dd.right_joints))
         # kv scales with m r^2 so every robot gets the same servo time constant.
         # No torque limit: Gazebo's DiffDrive sets wheel velocities as unlimited joint velocity commands,
@@ -388,6 +393,13 @@ class _Builder:
                 ET.SubElement(self.actuators, "velocity", name=act, joint=f"{model.name}::{joint}", kv=repr(kv))
                 acts.append(act)
                 (lay.left_joints if side == "left" else lay.right_joints).append(f"{model.name}::{joint}")
+        for servo in model.servos:
+            # gz_ros2_control commands the joint's velocity (DART holds it like a stiff velocity motor):
+            # a velocity servo as stiff as the wheels' per kg carried; the discrete integrator keeps it stable.
+            act = f"{model.name}::{servo.joint}::position_servo"
+            kv = SERVO_KV * max(_subtree_mass(model, servo.joint), 0.05)
+            ET.SubElement(self.actuators, "velocity", name=act, joint=f"{model.name}::{servo.joint}", kv=repr(kv))
+            lay.servos.append((f"{model.name}::{servo.joint}", act))
         lay.lidar_sites = [f"{model.name}::{lidar.link}::{lidar.name}" for lidar in model.lidars]
         self.layout.robots[model.name] = lay
         if len(self.layout.robots) == 1:  # the first robot also fills the single-robot fields
@@ -396,6 +408,19 @@ class _Builder:
             first.left_joints, first.right_joints = lay.left_joints, lay.right_joints
             first.left_actuators, first.right_actuators = lay.left_actuators, lay.right_actuators
             first.lidar_sites = lay.lidar_sites
+
+
+def _subtree_mass(model: ModelSpec, joint: str) -> float:
+    """Mass moved by ``joint``: its child link and everything below it."""
+    spec = next(j for j in model.joints if j.name == joint)
+    below, frontier = {spec.child}, [spec.child]
+    while frontier:
+        parent = frontier.pop()
+        for j in model.joints:
+            if j.parent == parent and j.child not in below:
+                below.add(j.child)
+                frontier.append(j.child)
+    return sum(link.mass for link in model.links if link.name in below)
 
 
 def to_mjcf(world: WorldSpec) -> tuple[str, Layout]:

@@ -167,6 +167,9 @@ class LinkSpec:
     devices: list[SensorSpec] = field(default_factory=list)
     #: colour of the link's visuals (RGBA 0-1), painted on its collision shapes for cameras.
     rgba: tuple[float, float, float, float] | None = None
+    #: a URDF link sdformat lumps into its parent (fixed joint): without <inertial> it adds no mass
+    #: (parser_urdf.cc ReduceInertialToParent moves only an inertial it has); its collisions stay.
+    lumped: bool = False
 
     @property
     def mass(self) -> float:
@@ -239,6 +242,35 @@ class DiffDriveSpec:
 
 
 @dataclass
+class ServoSpec:
+    """A joint held by a ros2_control position command interface (gz_ros2_control's position loop)."""
+
+    joint: str
+    #: where it starts and is held until a command: the state interface's ``initial_value`` (else 0).
+    initial: float
+    #: the controller that claims it ("arm_controller"), for messages.
+    controller: str
+    #: (lower, upper) a command is clamped to: the joint limits and the command interface min/max.
+    limits: tuple[float, float] = (-INF, INF)
+    #: a ros2_control ``mimic`` joint: (leader joint, multiplier); its target follows the leader's.
+    mimic: tuple[str, float] | None = None
+
+
+@dataclass
+class PositionControllerSpec:
+    """A JointTrajectoryController (``kind`` "trajectory") or JointGroupPositionController ("group")."""
+
+    name: str
+    kind: str
+    joints: list[str]
+    #: ``~/joint_trajectory`` (trajectory_msgs/JointTrajectory) or ``~/commands`` (Float64MultiArray), resolved.
+    topic: str
+    origin: str = ""
+    #: JointTrajectoryController allow_partial_joints_goal: a trajectory may name a subset of the joints.
+    allow_partial: bool = False
+
+
+@dataclass
 class ModelSpec:
     name: str
     pose: Pose = field(default_factory=Pose)
@@ -246,6 +278,12 @@ class ModelSpec:
     links: list[LinkSpec] = field(default_factory=list)
     joints: list[JointSpec] = field(default_factory=list)
     diff_drive: DiffDriveSpec | None = None
+    #: joints held by position servos, and the controllers that command them (see world/joint_controllers.py).
+    servos: list[ServoSpec] = field(default_factory=list)
+    position_controllers: list[PositionControllerSpec] = field(default_factory=list)
+    #: gz_ros2_control's position loop: velocity command = gain * (target - position), gain in 1/s
+    #: (its position_proportional_gain times the controller manager's update_rate).
+    servo_gain: float = 100.0
     lidars: list[LidarSpec] = field(default_factory=list)
     #: every link's IMU/camera/navsat/contact sensors, collected after parsing.
     devices: list[SensorSpec] = field(default_factory=list)

@@ -8,6 +8,7 @@ and subscribes ``~/cmd_vel`` (TwistStamped; ``~/cmd_vel_unstamped`` Twist with H
 plugin's ``<ros><remapping>`` (e.g. ``/diff_drive_controller/cmd_vel:=/cmd_vel``) renames them.
 Simulated as the DiffDrive of :mod:`pytest_simtwin.sim.engine.drive`: same kinematics, limits and
 odometry; ``cmd_vel_timeout`` is not simulated (a stepping test sends one command per step request).
+Position controllers of the same files (arms, grippers) are read by :mod:`.joint_controllers`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ UNSUPPORTED_DRIVES = (
     "swerve_drive_controller/SwerveDriveController",
 )
 #: Controllers whose topics the simulator serves anyway (JointState on /joint_states) or that change no motion.
-KNOWN_OTHERS = ("joint_state_broadcaster/JointStateBroadcaster",)
+KNOWN_OTHERS = (
+    "joint_state_broadcaster/JointStateBroadcaster",
+    # position-commanded joints: held and commanded by world/joint_controllers.py
+    "joint_trajectory_controller/JointTrajectoryController",
+    "position_controllers/JointGroupPositionController",
+    "forward_command_controller/ForwardCommandController",
+    "position_controllers/GripperActionController",
+    "parallel_gripper_action_controller/GripperActionController",
+)
 
 
 def parameter_files(plugin: Element, resolver: Resolver, base: Path | None) -> list[tuple[Path, Element]]:
@@ -166,6 +175,16 @@ def _resolve(topic: str, namespace: str, node: str, rules: list[tuple[str, str]]
                 else (f"{private}/{dst[2:]}" if dst.startswith("~/") else f"{namespace}/{dst}")
             )
     return full
+
+
+def ros_rules(plugin: Element) -> tuple[str, list[tuple[str, str]]]:
+    """Public name of :func:`_ros_rules` (world/joint_controllers.py resolves its topics the same way)."""
+    return _ros_rules(plugin)
+
+
+def resolve_topic(topic: str, namespace: str, node: str, rules: list[tuple[str, str]]) -> str:
+    """Public name of :func:`_resolve`."""
+    return _resolve(topic, namespace, node, rules)
 
 
 def _number(params: Mapping[str, Any], key: str, default: float, where: str) -> float:

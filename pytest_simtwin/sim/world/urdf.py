@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
+from pytest_simtwin.sim.world.joint_controllers import parse_from_plugin
 from pytest_simtwin.sim.world.lumping import (
     KEEP_FIXED,
     kept_fixed_joints,
@@ -113,6 +114,8 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
     kept = kept_fixed_joints(root)
     lumps = {link.name: lumped_into(link.name, parents, origins, fixed, kept) for link in model.links}
     name_collisions(model.links, urdf_names, parents, joint_of, lumps)
+    for link in model.links:
+        link.lumped = lumps[link.name][0] != link.name
     for gz in root.findall("gazebo"):
         _gazebo(gz, model, ctx, arms, lumps)
     for plugin in arms:
@@ -122,10 +125,13 @@ def _robot(root: Element, path: Path, ctx: Context, spawn_name: str | None) -> M
                 plugin, model, ctx.resolver, base, ctx.warnings, ctx.ros2_control_blocks
             )
         else:
-            found = ", ".join(drives_nothing(plugin, ctx.resolver, model.source.parent if model.source else None))
+            base = model.source.parent if model.source else None
+            found = ", ".join(drives_nothing(plugin, ctx.resolver, base))
             ctx.warn(
-                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; its controllers are not simulated: {found}"
+                f"{plugin.where}: ros2_control plugin of {name!r} drives no wheels; of its controllers ({found}) "
+                "only position-commanded joints are simulated"
             )
+            parse_from_plugin(plugin, model, ctx.resolver, base, ctx.ros2_control_blocks, ctx.warnings)
     if ctx.ros2_control_blocks and (model.diff_drive is None or not model.diff_drive.kind.startswith("diff_drive_c")):
         ctx.warn(
             f"{ctx.ros2_control_blocks[0].where}: <ros2_control> of {name!r} is not simulated (no ros2_control plugin)"
@@ -250,6 +256,7 @@ def _gazebo(
                 if kind == "ros2_control":
                     blocks = ctx.ros2_control_blocks
                     model.diff_drive = parse_ros2_control(child, model, ctx.resolver, base, ctx.warnings, blocks)
+                    parse_from_plugin(child, model, ctx.resolver, base, blocks, ctx.warnings)
                 else:
                     model.diff_drive = parse_diff_drive(child, model, ctx.warnings)
             elif kind != "infrastructure":
