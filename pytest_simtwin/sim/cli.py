@@ -12,19 +12,18 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType, SimpleNamespace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin.control import protocol
 from pytest_simtwin.errors import ConfigError, ModelError, SimTwinError
+from pytest_simtwin.sim.stopping import StopSignals
 
 if TYPE_CHECKING:
-    from pytest_simtwin.sim.runner import Runner
     from pytest_simtwin.sim.world.model import Pose, WorldSpec
 
 log = logging.getLogger("simtwin.sim")
@@ -171,49 +170,6 @@ def _setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-
-
-class _Stop:
-    """Signal state shared by start-up and the runner: a signal before the runner exists still stops cleanly.
-
-    The handler only sets a flag (a lock taken in a signal handler can deadlock), which a paused
-    runner would see at its next 0.1 s wait; a thread reading the signal wake-up fd wakes it at
-    once, so a stopped simulator exits in milliseconds (every test session's teardown waits for it).
-    """
-
-    STOPPING = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self.runner: Runner | None = None
-
-    def install(self) -> None:
-        """Install the handlers and the wake-up thread (main thread only, before anything else)."""
-        for sig in self.STOPPING:
-            signal.signal(sig, self.handler)
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(write_fd, False)  # a full pipe must never block the interpreter's C handler
-        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        threading.Thread(target=self._watch, args=(read_fd,), name="simtwin-signals", daemon=True).start()
-
-    def handler(self, signum: int, _frame: FrameType | None) -> None:
-        self.reason = f"signal {signal.Signals(signum).name}"
-        if self.runner is not None:
-            self.runner.signal_stop(self.reason)  # never take a lock in a signal handler
-
-    def _watch(self, read_fd: int) -> None:
-        numbers = {int(sig) for sig in self.STOPPING}
-        while True:
-            try:
-                data = os.read(read_fd, 16)  # the signal numbers, written before the handler runs
-            except OSError:
-                return
-            if not data:
-                return
-            for number in data:
-                runner = self.runner
-                if number in numbers and runner is not None:
-                    runner.request_stop(f"signal {signal.Signals(number).name}")
 
 
 def _load(args: argparse.Namespace) -> WorldSpec:
@@ -409,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    stop = _Stop()
+    stop = StopSignals()
     # Handlers first: a SIGTERM during start-up must still end in an orderly exit 0.
     stop.install()
     t0 = time.monotonic()
