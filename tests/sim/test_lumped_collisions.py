@@ -176,7 +176,8 @@ def test_names_and_friction_follow_sdformats_own_lumping_test(tmp_path: Path) ->
     )
     path = tmp_path / "lumping_test.urdf"
     path.write_text(f'<robot name="lumping_test">{links}{joints}{gazebo}</robot>')
-    model = load_urdf(path, Context())  # the model as the URDF reader gives it (no drive plugin needed)
+    ctx = Context()
+    model = load_urdf(path, ctx)  # the model as the URDF reader gives it (no drive plugin needed)
     got = {g.name: (lk.name, g.link, g.friction) for lk in model.links for g in lk.collisions}
     lump = "base_link_fixed_joint_lump__"
     assert got == {
@@ -186,3 +187,22 @@ def test_names_and_friction_follow_sdformats_own_lumping_test(tmp_path: Path) ->
         f"{lump}child_link_1a_collision_3": ("child_link_1a", "base_link", 0.6),
         "arm_fixed_joint_lump__grip_collision": ("arm", "", None),  # parser_urdf.cc CreateCollision's prefix
     }
+    # Gazebo drops the arm's <mu1> without a word; here it is said, with the file and what to do.
+    (warning,) = [w for w in ctx.warnings if "reaches none" in w]
+    assert "lumping_test.urdf:" in warning and "<gazebo reference='arm'> <mu1>" in warning
+    assert "arm_fixed_joint_lump__grip_collision" in warning and "Drop the name= attributes" in warning
+
+
+def test_a_lumped_links_friction_that_reaches_no_collision_is_reported(tmp_path: Path) -> None:
+    """The example project's mistake once: a named caster on a lumped base_link keeps mu 1 in Gazebo."""
+    links = _link("base_footprint", 0.02) + _link("base_link", 0.012, collision_name="caster")
+    gazebo = '<gazebo reference="base_link"><mu1>0.0</mu1><mu2>0.0</mu2></gazebo>'
+    path = tmp_path / "named_caster.urdf"
+    path.write_text(f'<robot name="bot">{links}{_fixed("base_joint", "base_footprint", "base_link")}{gazebo}</robot>')
+    ctx = Context()
+    model = load_urdf(path, ctx)
+    (caster,) = [g for lk in model.links if lk.name == "base_link" for g in lk.collisions]
+    assert caster.friction is None  # the default, as sdformat leaves it
+    (warning,) = [w for w in ctx.warnings if "reaches none" in w]
+    assert "(lumped into 'base_footprint')" in warning and "base_footprint_fixed_joint_lump__caster_collision" in warning
+    assert "'base_footprint_fixed_joint_lump__base_link_collision[_N]'" in warning and "preserveFixedJoint" in warning

@@ -17,7 +17,9 @@ from pytest_simtwin.errors import ModelError
 from pytest_simtwin.sim.world.context import Context
 from pytest_simtwin.sim.world.joint_controllers import parse_from_plugin
 from pytest_simtwin.sim.world.lumping import (
+    COLLISION,
     KEEP_FIXED,
+    LUMP,
     kept_fixed_joints,
     lumped_into,
     name_collisions,
@@ -279,6 +281,24 @@ def _gazebo(
 _CONTACT_PARAMS = ("kp", "kd", "maxVel", "minDepth", "maxContacts", "laserRetro")
 
 
+def _warn_unmatched_surface(
+    child: Element, where: str, reference: str, owner: str, model: ModelSpec, ctx: Context
+) -> None:
+    """Gazebo drops such settings silently: sdformat matches a link's extension by collision name."""
+    own = [g.name for lk in model.links if lk.name == reference for g in lk.collisions]
+    if not own:
+        return
+    named = f"{owner}{LUMP}{reference}{COLLISION}[_N]" if owner != reference else f"{reference}{COLLISION}[_N]"
+    keep = "" if owner == reference else (
+        ", or keep the joint (<gazebo reference=\"JOINT\"><preserveFixedJoint>true</preserveFixedJoint></gazebo>)"
+    )
+    ctx.warn(
+        f"{child.where}: {where} <{child.tag}> reaches none of {reference!r}'s collisions ({', '.join(own)}): "
+        f"sdformat applies it only to collisions named '{named}', and a URDF collision with a name= attribute is "
+        f"named after that attribute; as in Gazebo they keep the default friction. Drop the name= attributes{keep}"
+    )
+
+
 def _link_extension(
     child: Element, gz: Element, reference: str, model: ModelSpec, ctx: Context, lumps: dict[str, tuple[str, Pose]]
 ) -> None:
@@ -289,6 +309,8 @@ def _link_extension(
     geoms = [g for lk in model.links for g in lk.collisions if (g.link or lk.name) == owner]
     geoms = [g for g in geoms if takes_extension(g, owner, reference)]
     where = f"<gazebo reference={reference!r}>" + (f" (lumped into {owner!r})" if owner != reference else "")
+    if child.tag in ("collision", "mu1") and not geoms:
+        _warn_unmatched_surface(child, where, reference, owner, model, ctx)
     if child.tag == "collision":
         # parser_urdf.cc collision_blobs: the children go into each of those collisions; a <surface>
         # replaces theirs, and a <mu1> of the same extension is applied after it
