@@ -28,8 +28,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PYTHON, ROOT, Ratio, arg_parser, emit, progress
 
-sys.path.insert(0, str(ROOT / "tests" / "twin"))
-from hwlike import Hardware, generate, write  # the test-data generator (tests/twin), not a package module
+sys.path.insert(0, str(ROOT / "tests"))
+from twin.hwlike import Hardware, generate, write  # the test-data generator (tests/twin), not a package module
 
 CASES: list[tuple[str, float, str, bool, Hardware]] = [
     ("burger ROS 1 bag, Twist", 60.0, "ros1", False, Hardware(seed=60)),

@@ -67,9 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
     opts.check(config)  # pytest.UsageError on a bad option, before collection
     if opts.get_option(config, "shard") or opts.get_option(config, "shard-durations"):
         # --simtwin-shard K/N: keep one deterministic slice of the selected tests (plugin/sharding.py).
-        from pytest_simtwin.plugin.sharding import ShardPlugin
+        from pytest_simtwin.plugin.sharding import ShardPlugin, hand_out_singly
 
         config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
+        if opts.get_option(config, "shard-durations"):
+            hand_out_singly(config)
+    if opts.get_option(config, "shard-durations") or opts.get_option(config, "store-durations"):
+        # keep the durations file current: --simtwin-store-durations, a note when it lacks tests
+        from pytest_simtwin.plugin.durations import DurationsPlugin
+
+        config.pluginmanager.register(DurationsPlugin(config), "simtwin-durations")
     controller_of_workers = not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
     if opts.get_option(config, "backend") != opts.DEFAULT_BACKEND or controller_of_workers:
         # Another backend checks its own options (a process command, an attach domain) and may act at

@@ -139,6 +139,12 @@ OPTIONS: list[Option] = [
         "duration (every shard must use the same file); under -n, tests are also handed out longest first",
         kind="path",
     ),
+    Option(
+        "store-durations",
+        "after the run, write its per-test durations into the --simtwin-shard-durations file "
+        "(a {nodeid: seconds} map, created if missing; other tests' entries are kept)",
+        kind="bool",
+    ),
     # plugin/reporting.py, results/: results, baselines, recordings
     Option(
         "metrics-json",
