@@ -154,7 +154,28 @@ def machine_facts() -> dict[str, Any]:
         "pytest_simtwin": _version("pytest-simtwin"),
         "loadavg": os.getloadavg(),
         "bytecode_flag_removed": BYTECODE_FLAG_REMOVED,
+        **speed_reference(),
     }
+
+
+def speed_reference() -> dict[str, float]:
+    """Two fixed workloads that tell machines of one kind apart (their speed differs ~3x on these VMs).
+
+    ``python_loop_ms``: best of 3 of summing ``range(5_000_000)`` in this process; ``python_start_ms``:
+    median of 5 ``python -c pass`` in the venv (the ROS wheels' .pth re-executes Python once).
+    """
+    loops = []
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(5_000_000):
+            total += i
+        loops.append(time.perf_counter() - t0)
+    starts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        subprocess.run([PYTHON, "-c", "pass"], check=False, capture_output=True)
+        starts.append(time.perf_counter() - t0)
+    return {"python_loop_ms": round(min(loops) * 1000), "python_start_ms": round(statistics.median(starts) * 1000)}
 
 
 def settings(backend: str, sim: Any, artifacts: Path, timeout: float = 60.0) -> Any:

@@ -118,6 +118,9 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         f"* OS: {facts['os']} (kernel {facts['kernel']}), Python {facts['python']}",
         f"* mujoco {facts['mujoco']}, rclpy (ros-kilted-rclpy) {facts['rclpy']}, pytest {facts['pytest']}, "
         f"pytest-xdist {facts['pytest_xdist']}, pytest-simtwin {facts['pytest_simtwin']}",
+        f"* speed reference: a pure-Python loop of 5 M additions {facts['python_loop_ms']} ms, `python -c pass` "
+        f"{facts['python_start_ms']} ms (the wall-clock ratios against fixed sleeps scale with these; "
+        "machines of this kind have measured 2-3x apart)",
         f"* load average at start: {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f} (1/5/15 min); at the end "
         f"{os.getloadavg()[0]:.2f}"
         + ("  **(busy machine: numbers inflated)**" if load0[0] > 1.5 * facts["cores"] else ""),
@@ -173,7 +176,9 @@ def write_markdown(path: Path, facts: dict[str, Any], docs: list[dict[str, Any]]
         "## What each ratio measures",
         "",
         "* **no-simulator overhead** (`bench_overhead.py`): a one-test pytest run in fresh processes, with the"
-        " plugin and with `-p no:simtwin`, alternately (A/B pairs); the median of the per-pair differences in ms.",
+        " plugin and with `-p no:simtwin`: the extra instructions (callgrind, one run each: repeatable) times"
+        " the wall time of the plain run, in ms; the wall-time A/B pairs (order alternating) and A/A pairs of"
+        " identical runs (the noise floor) are in the details.",
         "* **start to first test** (`bench_startup.py`): hand-made flow = `simtwin-sim &` then `sleep 10`;"
         " plugin flow = a fresh worker session (domain lease, ROS context, simulator start, first /odom,"
         " control answered). Ratio = how many times sooner a test can start.",

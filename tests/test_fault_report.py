@@ -64,13 +64,18 @@ def _faults(dom: str) -> list[dict[str, str]]:
     return out
 
 
-@needs_chromium
-def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_f=SUITE)
-    result = pytester.runpytest_subprocess(
+def _report_run(pytester: pytest.Pytester) -> pytest.RunResult:
+    """The suite under -n 2 with a metrics file and a self-contained pytest-html report in out/."""
+    return pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json", "--html=out/report.html",
         "--self-contained-html",
     )  # fmt: skip
+
+
+@needs_chromium
+def test_faults_are_marked_on_the_plots_in_the_browser(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_f=SUITE)
+    result = _report_run(pytester)
     result.assert_outcomes(passed=2, failed=1)
     page = pytester.path / "out" / "report.html"
     assert CHROMIUM is not None
@@ -157,10 +162,7 @@ def _purple_pixels(chromium: str, svg: str, folder: Path) -> int:
 @needs_chromium
 def test_the_gallery_thumbnail_of_a_faulted_test_shows_its_fault(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_g=GALLERY_SUITE)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-n", "2", "--simtwin-metrics-json=m.json", "--html=out/report.html",
-        "--self-contained-html",
-    )  # fmt: skip
+    result = _report_run(pytester)
     result.assert_outcomes(passed=2)
     assert CHROMIUM is not None
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

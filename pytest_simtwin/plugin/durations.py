@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from pytest_simtwin.errors import ConfigError
+from pytest_simtwin.plugin.sharding import load_durations
+from pytest_simtwin.results.records import atomic_write_text
 from pytest_simtwin.runtime.options import get_option
 
 _PHASES = ("setup", "call", "teardown")
@@ -75,8 +77,6 @@ class DurationsPlugin:
                     "point --simtwin-shard-durations at a file of its own to store durations in"
                 )
                 return
-            from pytest_simtwin.results.records import atomic_write_text
-
             atomic_write_text(self.path, merged(old, self.measured))
             self.note = f"simtwin durations: stored {len(self.measured)} tests' durations in {self.path}"
             return
@@ -95,8 +95,6 @@ class DurationsPlugin:
 
 
 def _known(path: Path) -> dict[str, float]:
-    from pytest_simtwin.plugin.sharding import load_durations
-
     try:
         return load_durations(path)
     except ConfigError:

@@ -146,3 +146,16 @@ def run_xacro(path: Path, out: Path, **mappings: str) -> Path:
 
     out.write_text(xacro.process_file(str(path), mappings=mappings).toprettyxml(indent="  "))
     return out
+
+
+CREATE3 = Path(__file__).resolve().parents[1] / "robots" / "create3"  # vendored iRobot Create 3 description
+
+
+def create3_urdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Create 3 description expanded as its Gazebo (ignition) launch does, without a namespace."""
+    pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the Create 3 description")
+    ament_prefix(tmp_path, CREATE3, ("irobot_create_description", "irobot_create_control"), monkeypatch)
+    return run_xacro(
+        CREATE3 / "irobot_create_description" / "urdf" / "create3.urdf.xacro", tmp_path / "create3.urdf",
+        gazebo="ignition", namespace="", visualize_rays="false",
+    )  # fmt: skip

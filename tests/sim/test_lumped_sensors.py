@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from public_robot_checks import ament_prefix, run_xacro
+from public_robot_checks import create3_urdf
 from simproc import SimProcess
 from test_multi_robot import pose
 from test_sim_process import latest_at
@@ -28,19 +28,13 @@ from pytest_simtwin.sim.world.model import Pose, WorldSpec
 from pytest_simtwin.sim.world.sdf import load_world
 
 ROBOTS = Path(__file__).resolve().parents[1] / "robots"
-CREATE3 = ROBOTS / "create3"
 EMPTY = ROBOTS / "turtlebot3" / "turtlebot3_gazebo" / "worlds" / "empty_world.world"  # <world name="default">
 CM = 0.01
 
 
 @pytest.fixture
 def create3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, WorldSpec]:
-    pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the Create 3 description")
-    ament_prefix(tmp_path, CREATE3, ("irobot_create_description", "irobot_create_control"), monkeypatch)
-    urdf = run_xacro(
-        CREATE3 / "irobot_create_description" / "urdf" / "create3.urdf.xacro", tmp_path / "create3.urdf",
-        gazebo="ignition", namespace="", visualize_rays="false",
-    )  # fmt: skip
+    urdf = create3_urdf(tmp_path, monkeypatch)
     return urdf, load_world(EMPTY, urdf, Pose(), robot_name="create3")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from public_robot_checks import ament_prefix, drive_turn_and_look, run_xacro
+from public_robot_checks import ament_prefix, create3_urdf, drive_turn_and_look, run_xacro
 from simproc import SimProcess
 from test_sim_process import latest_at
 
@@ -42,7 +42,6 @@ TEMPLATE = ROBOTS / "ros_gz_project_template"
 TUTORIALS = ROBOTS / "gazebo_docs_tutorials"
 ROSBOT = ROBOTS / "rosbot"
 EMPTY = ROBOTS / "turtlebot3" / "turtlebot3_gazebo" / "worlds" / "empty_world.world"
-CREATE3 = ROBOTS / "create3"
 LIMO = ROBOTS / "limo"
 JACKAL = ROBOTS / "clearpath_j100"
 ROSBOT_XL = ROBOTS / "rosbot_xl"
@@ -191,12 +190,7 @@ def test_create3_drives_turns_and_its_ir_sensors_see_a_box(
 ) -> None:
     from nav_msgs.msg import Odometry
 
-    pytest.importorskip("xacro", reason="pip install xacro (dev extras) to expand the Create 3 description")
-    ament_prefix(tmp_path, CREATE3, ("irobot_create_description", "irobot_create_control"), monkeypatch)
-    urdf = run_xacro(
-        CREATE3 / "irobot_create_description" / "urdf" / "create3.urdf.xacro", tmp_path / "create3.urdf",
-        gazebo="ignition", namespace="", visualize_rays="false",
-    )  # fmt: skip
+    urdf = create3_urdf(tmp_path, monkeypatch)
     world = load_world(EMPTY, urdf, Pose(), robot_name="create3")
     dd = world.robot.diff_drive
     assert dd is not None and (dd.wheel_separation, dd.wheel_radius) == (0.233, 0.03575)
