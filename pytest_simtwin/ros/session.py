@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_simtwin._internal.waiting import notify_arrival, wait_until
 from pytest_simtwin.errors import ControlError, WaitTimeout
+from pytest_simtwin.ros.deadlock import deadlock_watchdog
 from pytest_simtwin.ros.environment import apply_environment
 
 if TYPE_CHECKING:
@@ -212,25 +213,27 @@ class RosSession:
         if self.context is None:
             return
         ctx, self.context = self.context, None
-        self._stopping.set()
-        with contextlib.suppress(Exception):
-            self._stop_guard.trigger()  # end the current wait now rather than after its 0.1 s
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout=2.0)
-        if thread is not None and thread.is_alive():
-            # A callback still runs: let the context shutdown wake and end the loop (bounded).
+        # Bounded: a Fast DDS deadlock (eProsima/Fast-DDS#6502) would otherwise hang here for good.
+        with deadlock_watchdog():
+            self._stopping.set()
             with contextlib.suppress(Exception):
-                ctx.shutdown()
-            thread.join(timeout=5.0)
-        with contextlib.suppress(Exception):
-            self._executor.shutdown(timeout_sec=1.0)
-        with contextlib.suppress(Exception):
-            if self.node is not None:
-                self.node.destroy_node()
-        with contextlib.suppress(Exception):
-            if ctx.ok():
-                ctx.shutdown()
+                self._stop_guard.trigger()  # end the current wait now rather than after its 0.1 s
+            thread = self._thread
+            if thread is not None:
+                thread.join(timeout=2.0)
+            if thread is not None and thread.is_alive():
+                # A callback still runs: let the context shutdown wake and end the loop (bounded).
+                with contextlib.suppress(Exception):
+                    ctx.shutdown()
+                thread.join(timeout=5.0)
+            with contextlib.suppress(Exception):
+                self._executor.shutdown(timeout_sec=1.0)
+            with contextlib.suppress(Exception):
+                if self.node is not None:
+                    self.node.destroy_node()
+            with contextlib.suppress(Exception):
+                if ctx.ok():
+                    ctx.shutdown()
         self.node = None
         self._buffers.clear()
         self._publishers.clear()
