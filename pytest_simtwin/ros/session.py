@@ -236,6 +236,7 @@ class RosSession:
                     ctx.shutdown()
         self.node = None
         self._buffers.clear()
+        self._fresh.clear()
         self._publishers.clear()
         self._clients.clear()
 

@@ -313,6 +313,11 @@ class SimSession(HealthChecks):
         self._control, self._control_checked, self._topics = None, False, None
         if backend is not None:
             was_alive = backend.is_alive()
+            if was_alive and self.ros is not None and self.ros.active and self.settings.backend_class.owns_simulator:
+                # As in close(): our participant goes first (re-created for the next simulator,
+                # ~0.1-0.4 s), so a Fast DDS deadlock on the departure (eProsima/Fast-DDS#6502)
+                # can only strike the simulator being stopped, never this worker's session.
+                self.ros.close()
             if grace is not None and isinstance(backend, SubprocessBackend):
                 backend.stop(grace=grace)
             else:
