@@ -154,6 +154,27 @@ def test_changed_config_restarts_the_simulator(embedded: SimSession) -> None:
     embedded.ensure(cfg)
 
 
+def test_a_restart_closes_our_participant_before_the_old_simulator_leaves(
+    embedded: SimSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A departing participant can deadlock the one that stays (eProsima/Fast-DDS#6502): ours goes first."""
+    cfg = embedded.settings.sim
+    embedded.ensure(cfg)
+    assert embedded.ros is not None and embedded.ros.active
+    old_context, backend = embedded.ros.context, embedded.backend
+    assert backend is not None
+    seen: list[bool] = []
+    original = type(backend).stop
+    monkeypatch.setattr(
+        backend, "stop", lambda *a, **k: (seen.append(embedded.ros.active), original(backend, *a, **k))[1]
+    )  # type: ignore[union-attr]
+    assert embedded.ensure(cfg.with_(seed=6)) is True
+    assert seen == [False]  # our ROS side was closed when the old simulator was told to stop
+    assert embedded.ros.active and embedded.ros.context is not old_context  # a new participant ...
+    assert Sim(embedded).state()["seed"] == 6  # ... that talks to the new simulator
+    embedded.ensure(cfg)
+
+
 def test_killed_simulator_is_reported_and_replaced(embedded: SimSession) -> None:
     cfg = embedded.settings.sim
     embedded.ensure(cfg)
