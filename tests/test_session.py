@@ -164,10 +164,13 @@ def test_a_restart_closes_our_participant_before_the_old_simulator_leaves(
     old_context, backend = embedded.ros.context, embedded.backend
     assert backend is not None
     seen: list[bool] = []
-    original = type(backend).stop
-    monkeypatch.setattr(
-        backend, "stop", lambda *a, **k: (seen.append(embedded.ros.active), original(backend, *a, **k))[1]
-    )  # type: ignore[union-attr]
+    stop = backend.stop
+
+    def recording_stop(*args: Any, **kwargs: Any) -> None:
+        seen.append(embedded.ros is not None and embedded.ros.active)
+        stop(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "stop", recording_stop)
     assert embedded.ensure(cfg.with_(seed=6)) is True
     assert seen == [False]  # our ROS side was closed when the old simulator was told to stop
     assert embedded.ros.active and embedded.ros.context is not old_context  # a new participant ...

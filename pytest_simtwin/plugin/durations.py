@@ -69,8 +69,8 @@ class DurationsPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(session.config, "workerinput") or self.path is None or not self.measured:
             return  # an xdist worker: its controller has every report
-        old = read_map(self.path)
         if self.store:
+            old = read_map(self.path)
             if old is None:
                 self.note = (
                     f"simtwin durations: not stored: {self.path} is not a {{nodeid: seconds}} map (a metrics JSON?); "
@@ -80,7 +80,7 @@ class DurationsPlugin:
             atomic_write_text(self.path, merged(old, self.measured))
             self.note = f"simtwin durations: stored {len(self.measured)} tests' durations in {self.path}"
             return
-        known = old if old is not None else _known(self.path)
+        known = _known(self.path)  # any format --simtwin-shard-durations reads
         missing = sorted(n for n in self.measured if n not in known)
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

@@ -65,14 +65,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", opts.MARKER_HELP)
     opts.check(config)  # pytest.UsageError on a bad option, before collection
-    if opts.get_option(config, "shard") or opts.get_option(config, "shard-durations"):
+    durations = opts.get_option(config, "shard-durations")
+    if opts.get_option(config, "shard") or durations:
         # --simtwin-shard K/N: keep one deterministic slice of the selected tests (plugin/sharding.py).
         from pytest_simtwin.plugin.sharding import ShardPlugin, hand_out_singly
 
         config.pluginmanager.register(ShardPlugin(), "simtwin-shard")
-        if opts.get_option(config, "shard-durations"):
+        if durations:
             hand_out_singly(config)
-    if opts.get_option(config, "shard-durations") or opts.get_option(config, "store-durations"):
+    if durations or opts.get_option(config, "store-durations"):
         # keep the durations file current: --simtwin-store-durations, a note when it lacks tests
         from pytest_simtwin.plugin.durations import DurationsPlugin
 
